@@ -1,0 +1,3 @@
+from pagealloc.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""The ``pagealloc`` command line.
+
+Each subcommand lives in its own module under ``pagealloc/commands/`` and
+exposes ``register(subparsers)``, which adds its parser and sets
+``func=run``.  ``main`` turns every UserError (and argument misuse) into one
+line on stderr, ``pagealloc: error: ...``, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from pagealloc.errors import UserError
+
+# Subcommand modules, in the order ``--help`` lists them.
+COMMANDS = [
+    "selfcheck",
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one ``pagealloc: error:`` line."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        prog = self.prog.replace(" ", " ")
+        raise UserError(f"{prog}: {message}" if prog != "pagealloc" else message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pagealloc", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"pagealloc.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"pagealloc: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pagealloc: error: interrupted", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,1 @@
+"""Subcommands of the ``pagealloc`` CLI, one module each (see pagealloc/cli.py)."""

@@ -1,0 +1,11 @@
+"""User-facing errors.
+
+Anything the user can cause (a bad file, a bad flag, a trace that is
+inconsistent) raises UserError; the CLI prints it as one line,
+``pagealloc: error: ...``, and exits with status 2.  Anything else is a bug
+in pagealloc and is allowed to show a traceback.
+"""
+
+
+class UserError(Exception):
+    """A problem with the user's input, reported without a traceback."""

@@ -1,0 +1,104 @@
+"""Invariant checks over the page allocator model (used by --check and the tests).
+
+Not a Go file: Go checks these piecemeal with throw(); here they are gathered
+so the test suite and ``--check`` can assert them after any operation.  Call
+with the heap lock free or held by the caller; nothing is modified except the
+lazily maintained summaries, which are brought up to date first.
+"""
+
+from __future__ import annotations
+
+from pagealloc.malloc import PAGE_SIZE
+from pagealloc.mpagealloc import LEAF, merge_summaries, pack_palloc_sum
+from pagealloc.mpagealloc_64bit import (
+    LEVEL_BITS,
+    LEVEL_LOG_PAGES,
+    MAX_SEARCH_ADDR,
+    PALLOC_CHUNK_PAGES,
+    chunk_base,
+    chunk_index,
+    chunk_page_index,
+    linear,
+)
+from pagealloc.mpallocbits import CHUNK_MASK, summarize
+
+
+class InvariantError(AssertionError):
+    """The model's state is inconsistent: a bug in pagealloc."""
+
+
+def recompute_summaries(p) -> list[dict[int, int]]:
+    """Every summary level rebuilt from scratch from the chunk bitmaps."""
+    levels = [dict() for _ in range(LEAF + 1)]
+    for ci, chunk in p.chunks.items():
+        levels[LEAF][ci] = pack_palloc_sum(*summarize(chunk.bits))
+    for level in range(LEAF - 1, -1, -1):
+        bits = LEVEL_BITS[level + 1]
+        for parent in {i >> bits for i in levels[level + 1]}:
+            kids = [levels[level + 1].get((parent << bits) + k, 0) for k in range(1 << bits)]
+            levels[level][parent] = merge_summaries(kids, LEVEL_LOG_PAGES[level + 1])
+    return levels
+
+
+def check_page_alloc(p) -> None:
+    """Raise InvariantError unless p's summaries, bitmaps and addresses agree."""
+    p.sync_summaries()
+    want = recompute_summaries(p)
+    for level, (have, expect) in enumerate(zip(p.summary, want)):
+        for idx in set(have) | set(expect):
+            if have.get(idx, 0) != expect.get(idx, 0):
+                raise InvariantError(
+                    f"summary level {level} entry {idx:#x}: stored {have.get(idx, 0):#x}, "
+                    f"recomputed {expect.get(idx, 0):#x}"
+                )
+    for ci, chunk in p.chunks.items():
+        if chunk.bits & ~CHUNK_MASK or chunk.scavenged & ~CHUNK_MASK:
+            raise InvariantError(f"chunk {ci:#x} has bits beyond page {PALLOC_CHUNK_PAGES - 1}")
+        if chunk.bits & chunk.scavenged:
+            raise InvariantError(f"chunk {ci:#x}: scavenged pages that are allocated: {chunk.bits & chunk.scavenged:#x}")
+        if not p.in_use_ranges.contains(chunk_base(ci)):
+            raise InvariantError(f"chunk {ci:#x} is not covered by the in-use ranges")
+    for r in p.in_use_ranges.ranges:
+        for ci in range(chunk_index(r.base), chunk_index(r.limit - 1) + 1):
+            if ci not in p.chunks:
+                raise InvariantError(f"in-use range [{r.base:#x}, {r.limit:#x}) covers missing chunk {ci:#x}")
+    if p.chunks:
+        if p.start != min(p.chunks) or p.end != max(p.chunks) + 1:
+            raise InvariantError(f"bounds ({p.start:#x}, {p.end:#x}) do not match the chunks")
+    # Every page below searchAddr is allocated (what makes first fit from searchAddr correct).
+    if p.search_addr != MAX_SEARCH_ADDR:
+        s_ci, s_pi = chunk_index(p.search_addr), chunk_page_index(p.search_addr)
+        for ci, chunk in p.chunks.items():
+            below = CHUNK_MASK if ci < s_ci else ((1 << s_pi) - 1 if ci == s_ci else 0)
+            if ~chunk.bits & below:
+                raise InvariantError(
+                    f"free page below searchAddr {p.search_addr:#x} in chunk {ci:#x}"
+                )
+    else:
+        for ci, chunk in p.chunks.items():
+            if chunk.bits != CHUNK_MASK:
+                raise InvariantError(f"searchAddr says the heap is full but chunk {ci:#x} has free pages")
+
+
+def naive_first_fit(p, npages: int) -> int:
+    """Address of the lowest run of npages free pages over all chunks, or 0."""
+    run_base, run_len = None, 0
+    prev_ci = None
+    for ci in sorted(p.chunks):
+        if prev_ci is not None and ci != prev_ci + 1:
+            run_len = 0  # a gap in the address space breaks the run
+        prev_ci = ci
+        bits = p.chunks[ci].bits
+        for i in range(PALLOC_CHUNK_PAGES):
+            if bits >> i & 1:
+                run_len = 0
+                continue
+            if run_len == 0:
+                run_base = chunk_base(ci) + i * PAGE_SIZE
+            run_len += 1
+            if run_len >= npages:
+                return run_base
+    return 0
+
+
+__all__ = ["InvariantError", "check_page_alloc", "naive_first_fit", "recompute_summaries", "linear"]
