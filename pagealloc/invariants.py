@@ -65,6 +65,11 @@ def check_page_alloc(p) -> None:
     if p.chunks:
         if p.start != min(p.chunks) or p.end != max(p.chunks) + 1:
             raise InvariantError(f"bounds ({p.start:#x}, {p.end:#x}) do not match the chunks")
+    # The radix tree finds what the leaf scan finds (Go's find vs ours).
+    for npages in (1, 3, 16, 64, 65, 300, 512, 513, 1500):
+        fast, radix = p.find(npages)[0], p.find_radix(npages)[0]
+        if fast != radix:
+            raise InvariantError(f"find({npages}) = {fast:#x} but Go's radix walk gives {radix:#x}")
     # Every page below searchAddr is allocated (what makes first fit from searchAddr correct).
     if p.search_addr != MAX_SEARCH_ADDR:
         s_ci, s_pi = chunk_index(p.search_addr), chunk_page_index(p.search_addr)

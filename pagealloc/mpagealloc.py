@@ -25,8 +25,10 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 
+from pagealloc.fitindex import MAX_INDEXED, FitIndex
 from pagealloc.lock_futex import HeapLock
 from pagealloc.malloc import (
+    PAGE_SHIFT,
     ARENA_BASE_OFFSET,
     HEAP_ADDR_BITS,
     MASK64,
@@ -41,6 +43,7 @@ from pagealloc.mpagealloc_64bit import (
     LEVEL_LOG_PAGES,
     LEVEL_SHIFT,
     LOG_MAX_PACKED_VALUE,
+    LOG_PALLOC_CHUNK_BYTES,
     MAX_PACKED_VALUE,
     MAX_SEARCH_ADDR,
     MIN_SCAV_ADDR,
@@ -158,7 +161,12 @@ class PageAlloc(Scavenger, PageCacheAllocator):
         # Level-0 entries that cover grown memory, sorted: find's root scan
         # visits these instead of all 2**14 entries (the others are all 0).
         self._l0_keys: list[int] = []
-        self._dirty: set[int] = set()
+        # Lazily maintained summaries: each chunk's unpacked leaf summary with
+        # the bitmap it was computed from (recomputed when the bitmap is no
+        # longer that value), and leaves whose ancestors in self.summary are stale.
+        self._leaf: dict[int, tuple[int, tuple[int, int, int]]] = {}
+        self._stale_parents: set[int] = set()
+        self._fit = FitIndex(self.chunks)  # see find
         # sysUnused hook: called as sys_unused(addr, nbytes) when memory is
         # returned to the OS (not in test mode).  The heap model accounts it.
         self.sys_unused = None
@@ -199,61 +207,80 @@ class PageAlloc(Scavenger, PageCacheAllocator):
             i = bisect_left(self._l0_keys, l0)
             if i == len(self._l0_keys) or self._l0_keys[i] != l0:
                 insort(self._l0_keys, l0)
+        self._fit.rebuild()
         self.update(base, (limit - base) // PAGE_SIZE, True, False)
 
     def update(self, base: int, npages: int, contig: bool, alloc: bool) -> None:
         """Note that the bitmaps of [base, base+npages) changed.  Go: pageAlloc.update.
 
-        Go recomputes the summaries here; this model marks the chunks and
-        recomputes on the next read (sync_summaries), which yields the same
-        values.  contig/alloc are Go's optimisation hints and are not needed.
+        Go recomputes the summaries here.  This model recomputes a chunk's
+        summary when it is next read and its bitmap has changed (leaf,
+        sync_summaries), which yields the same values, so the only work left
+        here is raising the FitIndex bounds after a free (alloc=False).
         """
         sc = chunk_index(base)
         ec = chunk_index(base + npages * PAGE_SIZE - 1)
-        if sc == ec:
-            self._dirty.add(sc)
-        else:
-            self._dirty.update(range(sc, ec + 1))
+        if not alloc:
+            for ci in range(sc, ec + 1):
+                self._fit.touched(ci)
+
+    def _note_freed(self, ci: int, si: int, ei: int) -> None:
+        """Pages [si, ei] of chunk ci were just freed: tell the FitIndex how long their free run is."""
+        bits = self.chunks[ci].bits
+        lo = (bits & ((1 << si) - 1)).bit_length()  # first page of the run
+        above = bits >> (ei + 1)
+        hi = ei + 1 + (above & -above).bit_length() - 1 if above else PALLOC_CHUNK_PAGES
+        self._fit.freed(ci, lo, hi)
+
+    def leaf(self, ci: int) -> tuple[int, int, int]:
+        """Unpacked (start, max, end) summary of grown chunk ci.  Go: s.summary[len-1][ci]."""
+        bits = self.chunks[ci].bits
+        cached = self._leaf.get(ci)
+        if cached is not None and cached[0] == bits:
+            return cached[1]
+        t = summarize(bits)
+        self._leaf[ci] = (bits, t)
+        if cached is None or cached[1] != t:
+            self._stale_parents.add(ci)
+        return t
 
     def sync_summaries(self) -> None:
-        """Recompute the summaries of changed chunks and their ancestors."""
-        if not self._dirty:
+        """Bring every level of the packed radix tree (self.summary) up to date."""
+        for ci in self.chunks:
+            self.leaf(ci)
+        if not self._stale_parents:
             return
-        leaf = self.summary[LEAF]
-        chunks = self.chunks
-        changed = set()
-        for ci in self._dirty:
-            s = pack_palloc_sum(*summarize(chunks[ci].bits))
-            if leaf.get(ci, 0) != s:
-                leaf[ci] = s
-                changed.add(ci)
-        self._dirty.clear()
+        changed = self._stale_parents
+        self._stale_parents = set()
+        leaf_level = self.summary[LEAF]
+        for ci in changed:
+            leaf_level[ci] = pack_palloc_sum(*self._leaf[ci][1])
         for level in range(LEAF - 1, -1, -1):
-            if not changed:
-                break
             child_bits = LEVEL_BITS[level + 1]
             children_level = self.summary[level + 1]
             log_pages = LEVEL_LOG_PAGES[level + 1]
             this_level = self.summary[level]
             parents = {i >> child_bits for i in changed}
             changed = set()
-            for p in parents:
-                first = p << child_bits
+            for parent in parents:
+                first = parent << child_bits
                 kids = [children_level.get(first + k, 0) for k in range(1 << child_bits)]
                 merged = merge_summaries(kids, log_pages)
-                if this_level.get(p, 0) != merged:
-                    this_level[p] = merged
-                    changed.add(p)
+                if this_level.get(parent, 0) != merged:
+                    this_level[parent] = merged
+                    changed.add(parent)
+            if not changed:
+                break
 
     def leaf_summary(self, ci: int) -> int:
-        """The packed summary of chunk ci (0 when it was never grown)."""
-        if ci in self._dirty:
-            self.sync_summaries()
-        return self.summary[LEAF].get(ci, 0)
+        """The packed summary of chunk ci (0 when it was never grown).  Go: s.summary[len-1][ci]."""
+        if ci not in self.chunks:
+            return 0
+        return pack_palloc_sum(*self.leaf(ci))
 
     def leaf_max(self, ci: int) -> int:
         """Longest free run of chunk ci per its summary.  Go: s.summary[len-1][ci].max()."""
-        return sum_max(self.leaf_summary(ci))
+        return self.leaf(ci)[1] if ci in self.chunks else 0
 
     # -- allocation --
 
@@ -263,8 +290,10 @@ class PageAlloc(Scavenger, PageCacheAllocator):
         Go: pageAlloc.allocRange.  Heap lock must be held.
         """
         limit = base + npages * PAGE_SIZE - 1
-        sc, ec = chunk_index(base), chunk_index(limit)
-        si, ei = chunk_page_index(base), chunk_page_index(limit)
+        sc = ((base + ARENA_BASE_OFFSET) & MASK64) >> LOG_PALLOC_CHUNK_BYTES
+        ec = ((limit + ARENA_BASE_OFFSET) & MASK64) >> LOG_PALLOC_CHUNK_BYTES
+        si = (base % PALLOC_CHUNK_BYTES) >> PAGE_SHIFT
+        ei = (limit % PALLOC_CHUNK_BYTES) >> PAGE_SHIFT
         chunks = self.chunks
         if sc == ec:
             chunk = chunks[sc]
@@ -272,7 +301,6 @@ class PageAlloc(Scavenger, PageCacheAllocator):
             scav = (chunk.scavenged & mask).bit_count()
             chunk.bits |= mask
             chunk.scavenged &= ~mask
-            self._dirty.add(sc)
         else:
             chunk = chunks[sc]
             scav = (chunk.scavenged >> si).bit_count()
@@ -284,14 +312,70 @@ class PageAlloc(Scavenger, PageCacheAllocator):
             chunk = chunks[ec]
             scav += (chunk.scavenged & range_mask(0, ei + 1)).bit_count()
             chunk.alloc_range(0, ei + 1)
-            self._dirty.update(range(sc, ec + 1))
         return scav * PAGE_SIZE
 
     def find(self, npages: int) -> tuple[int, int]:
-        """First-fit search of the radix tree.  Go: pageAlloc.find.
+        """Address-ordered first fit for npages at or above searchAddr.  Go: pageAlloc.find.
 
         Returns (addr, new_search_addr); addr is 0 when nothing fits.  Heap
         lock must be held.
+
+        Go walks its radix tree from the root because a native scan of
+        millions of possible chunks would be slow.  Here the same first-fit
+        rule is applied to the leaf summaries of the grown chunks in address
+        order — the leaf level of Go's walk, with runs carried across
+        adjacent chunks and broken by gaps — which is faster in Python for
+        the heaps we replay.  The address is the one Go returns (the tests
+        and the differential runs against the real runtime check this, and
+        find_radix is Go's walk kept as a cross-check).  The new search
+        address is the first free page seen: never above it, so, like Go's
+        (which may be lower), it keeps every page below searchAddr allocated;
+        searchAddr is only a hint and no result depends on its exact value.
+
+        Requests of up to 255 pages ask the FitIndex (pagealloc/fitindex.py),
+        which skips chunks that cannot hold the run at C speed; larger ones
+        scan the leaf summaries.
+        """
+        search_ci = chunk_index(self.search_addr)
+        # New searchAddr: the first free page of searchAddr's chunk, which is
+        # at or above searchAddr; if that chunk is full, leave it unchanged.
+        search_bits = self.chunks[search_ci].bits if search_ci in self.chunks else CHUNK_MASK
+        if search_bits == CHUNK_MASK:
+            new_search = self.search_addr
+        else:
+            lowest_free = ~search_bits & (search_bits + 1)
+            new_search = chunk_base(search_ci) + (lowest_free.bit_length() - 1) * PAGE_SIZE
+        if npages <= MAX_INDEXED:
+            addr = self._fit.first_fit(npages, search_ci)
+            return (addr, new_search) if addr else (0, MAX_SEARCH_ADDR)
+        # Larger runs: scan the leaf summaries, Go's leaf-level rule, jumping
+        # over chunks that the FitIndex shows cannot start such a run.
+        order = self._fit.order
+        carry = 0  # free pages at the top of the previous, adjacent chunk
+        k = bisect_left(order, search_ci)
+        while k < len(order):
+            if carry == 0:
+                k = self._fit.next_large_candidate(k)
+                if k is None:
+                    break
+            ci = order[k]
+            start, max_, end = self.leaf(ci)
+            if carry + start >= npages:
+                return chunk_base(ci) - carry * PAGE_SIZE, new_search
+            if max_ >= npages:
+                return chunk_base(ci) + find(self.chunks[ci].bits, npages, 0)[0] * PAGE_SIZE, new_search
+            carry = carry + PALLOC_CHUNK_PAGES if start == PALLOC_CHUNK_PAGES else end
+            k += 1
+            if k < len(order) and order[k] != ci + 1:
+                carry = 0  # a gap in the address space breaks the run
+        return 0, MAX_SEARCH_ADDR
+
+    def find_radix(self, npages: int) -> tuple[int, int]:
+        """Go's pageAlloc.find, line for line: first fit by walking the radix tree.
+
+        Returns (addr, new_search_addr) exactly as Go computes them.  Not on
+        the allocation path (see find); the invariant checker and the tests
+        use it to prove the summary tree finds what find finds.
         """
         self.sync_summaries()
         summary = self.summary
@@ -377,16 +461,18 @@ class PageAlloc(Scavenger, PageCacheAllocator):
         are always allocated.
         """
         search_addr = self.search_addr
-        ci = chunk_index(search_addr)
+        ci = ((search_addr + ARENA_BASE_OFFSET) & MASK64) >> LOG_PALLOC_CHUNK_BYTES
         if ci >= self.end:
             return 0, 0
-        new_search = 0
-        page_idx = chunk_page_index(search_addr)
         addr = 0
+        page_idx = (search_addr % PALLOC_CHUNK_BYTES) >> PAGE_SHIFT
         if PALLOC_CHUNK_PAGES - page_idx >= npages:
-            chunk = self.chunks.get(ci)
-            if chunk is not None:
-                j, sidx = find(chunk.bits, npages, page_idx)
+            # Go reads the chunk's summary max here; the FitIndex bound is the
+            # cheap stand-in (an upper bound, so no fit is ever skipped).
+            k = self._fit.pos.get(ci)
+            bound = self._fit.bounds[2 * k + 1] if k is not None else 0
+            if bound >= npages or bound == MAX_INDEXED:
+                j, sidx = find(self.chunks[ci].bits, npages, page_idx)
                 if j != NOT_FOUND:
                     base = chunk_base(ci)
                     addr = base + j * PAGE_SIZE
@@ -399,18 +485,19 @@ class PageAlloc(Scavenger, PageCacheAllocator):
                     self.search_addr = MAX_SEARCH_ADDR
                 return 0, 0
         scav = self.alloc_range(addr, npages)
-        if self.compare_search_addr_to(new_search) > 0:
-            self.search_addr = new_search
+        if (new_search + ARENA_BASE_OFFSET) & MASK64 > (self.search_addr + ARENA_BASE_OFFSET) & MASK64:
+            self.search_addr = new_search  # Go: compareSearchAddrTo(searchAddr) > 0
         return addr, scav
 
     def free(self, base: int, npages: int) -> None:
         """Return [base, base+npages) to the heap.  Go: pageAlloc.free.  Heap lock must be held."""
-        if self.compare_search_addr_to(base) < 0:
-            self.search_addr = base
+        if (base + ARENA_BASE_OFFSET) & MASK64 < (self.search_addr + ARENA_BASE_OFFSET) & MASK64:
+            self.search_addr = base  # Go: compareSearchAddrTo(base) < 0
         if npages == 1:
-            ci = chunk_index(base)
-            self.chunks[ci].bits &= ~(1 << chunk_page_index(base))
-            self._dirty.add(ci)
+            ci = ((base + ARENA_BASE_OFFSET) & MASK64) >> LOG_PALLOC_CHUNK_BYTES
+            pi = (base % PALLOC_CHUNK_BYTES) >> PAGE_SHIFT
+            self.chunks[ci].bits &= ~(1 << pi)
+            self._note_freed(ci, pi, pi)
             return
         limit = base + npages * PAGE_SIZE - 1
         sc, ec = chunk_index(base), chunk_index(limit)
@@ -418,13 +505,14 @@ class PageAlloc(Scavenger, PageCacheAllocator):
         chunks = self.chunks
         if sc == ec:
             chunks[sc].bits &= ~range_mask(si, ei + 1 - si)
-            self._dirty.add(sc)
+            self._note_freed(sc, si, ei)
             return
         chunks[sc].free(si, PALLOC_CHUNK_PAGES - si)
         for c in range(sc + 1, ec):
             chunks[c].free_all()
         chunks[ec].free(0, ei + 1)
-        self._dirty.update(range(sc, ec + 1))
+        for c in range(sc, ec + 1):
+            self._fit.touched(c)
 
     # -- test-facing API (Go: export_test.go) --
 

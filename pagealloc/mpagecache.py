@@ -84,7 +84,7 @@ class PageCacheAllocator:
             return PageCache()
         ci = chunk_index(self.search_addr)
         chunk = self.chunks.get(ci)
-        if chunk is not None and self.leaf_summary(ci) != 0:
+        if chunk is not None and self.leaf_max(ci) != 0:
             j, _ = find(chunk.bits, 1, chunk_page_index(self.search_addr))
             if j == NOT_FOUND:
                 raise RuntimeError("bad summary data")

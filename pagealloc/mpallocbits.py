@@ -41,7 +41,7 @@ def run_starts(free: int, n: int) -> int:
     """Bit i set iff bits [i, i+n) of ``free`` are all set (n >= 1)."""
     covered = 1
     while covered < n and free:
-        step = min(covered, n - covered)
+        step = n - covered if n - covered < covered else covered
         free &= free >> step
         covered += step
     return free
