@@ -1,0 +1,95 @@
+"""Shared helpers for the ports of Go 1.14's page allocator tests.
+
+The helpers are handed to tests as fixtures (not imported), so that test
+modules in other folders may have their own conftest without clashing.
+
+Go's ``BitRange{I, N}`` is written here as the tuple ``(i, n)``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pagealloc.invariants import check_page_alloc as check_invariants
+
+
+def make_bits(ranges) -> int:
+    """A 512-bit int with bits [i, i+n) set for each (i, n).  Go: makePallocBits."""
+    bits = 0
+    for i, n in ranges:
+        bits |= ((1 << n) - 1) << i
+    return bits
+
+
+def diff_ranges(a: int, b: int) -> list[tuple[int, int]]:
+    """Bit ranges (i, n) where a and b differ.  Go: DiffPallocBits."""
+    out, x, i = [], a ^ b, 0
+    while x >> i:
+        rest = x >> i
+        i += (rest & -rest).bit_length() - 1  # first differing bit
+        same = ~(x >> i)  # its lowest set bit ends the differing run
+        n = (same & -same).bit_length() - 1
+        out.append((i, n))
+        i += n
+    return out
+
+
+def bits_str(b: int, i: int, n: int) -> str:
+    """Bits [i, i+n) of b as '0'/'1' characters, lowest first.  Go: StringifyPallocBits."""
+    return "".join("1" if b >> j & 1 else "0" for j in range(i, i + n))
+
+
+def bits_mismatch(got: int, want: int) -> str:
+    """'' when equal, else a description of every differing range.  Go: checkPallocBits."""
+    d = diff_ranges(got, want)
+    if not d:
+        return ""
+    lines = [f"{len(d)} range(s) different"]
+    for i, n in d:
+        lines += [f"  @ bit index {i}", f"  |  got: {bits_str(got, i, n)}", f"  | want: {bits_str(want, i, n)}"]
+    return "\n".join(lines)
+
+
+def assert_bits(got: int, want: int, what: str = "") -> None:
+    msg = bits_mismatch(got, want)
+    assert not msg, f"{what}\n{msg}" if what else msg
+
+
+def assert_page_alloc(want, got) -> None:
+    """Go: checkPageAlloc, plus what Go leaves as a TODO (the summaries).
+
+    Go walks every chunk index in [start, end); a chunk that neither
+    allocator grew reads as None in both, so walking the grown chunks of
+    either one checks the same thing without a million lookups on the
+    sparse layouts.  The in-use ranges are compared too, and ``got`` must
+    pass the model's invariant check.
+    """
+    assert got.bounds() == want.bounds(), f"bounds: got {got.bounds()}, want {want.bounds()}"
+    start, end = got.bounds()
+    errors = []
+    for ci in sorted(set(got.chunks) | set(want.chunks)):
+        assert start <= ci < end, f"chunk {ci:#x} outside bounds [{start:#x}, {end:#x})"
+        gb, wb = got.chunk_bits(ci), want.chunk_bits(ci)
+        if (gb is None) != (wb is None):
+            errors.append(f"chunk {ci:#x} nilness mismatch: got {gb is not None}, want {wb is not None}")
+            continue
+        for label, g, w in (("mallocBits", gb[0], wb[0]), ("scavenged", gb[1], wb[1])):
+            msg = bits_mismatch(g, w)
+            if msg:
+                errors.append(f"in chunk {ci:#x} ({label}):\n{msg}")
+    assert not errors, "\n".join(errors)
+    assert got.in_use() == want.in_use()
+    check_invariants(got)
+
+
+class GoHelpers:
+    """The helpers above, as one fixture: ``def test_x(go): go.make_bits(...)``."""
+
+    make_bits = staticmethod(make_bits)
+    assert_bits = staticmethod(assert_bits)
+    assert_page_alloc = staticmethod(assert_page_alloc)
+
+
+@pytest.fixture
+def go() -> GoHelpers:
+    return GoHelpers()
