@@ -17,9 +17,10 @@ import pytest
 from pagealloc import BASE_CHUNK_IDX as B
 from pagealloc import PAGE_SIZE as PS
 from pagealloc import PALLOC_CHUNK_PAGES as P
-from pagealloc import PHYS_PAGE_SIZE, SCAVENGE_ALL, LockError, PageAlloc
+from pagealloc import PHYS_PAGE_SIZE, SCAVENGE_ALL, LockError, PageAlloc, page_base
 from pagealloc.malloc import PHYS_HUGE_PAGE_SIZE
-from pagealloc.mgcscavenge import fill_aligned, find_scavenge_candidate
+from pagealloc.mgcscavenge import LOCK, UNLOCKED, fill_aligned, find_scavenge_candidate
+from pagealloc.mpagealloc_64bit import MIN_SCAV_ADDR
 from pagealloc.mpallocbits import PallocData
 
 W = (1 << 64) - 1
@@ -241,3 +242,43 @@ def test_scavenge_lock_contract():
     with b.heap_lock, pytest.raises(LockError):
         b.scavenge(PS, locked=False)
     assert not b.heap_lock.held
+
+
+def _run_to(steps, want_point):
+    """Advance a scavenge_one_steps generator to its next yield, which must be want_point."""
+    assert next(steps) == want_point
+
+
+@pytest.mark.parametrize("taken", [P, P - 100], ids=["FooledWholeChunk", "FooledPartly"])
+def test_scavenge_one_unlocked_fooled_by_mutator(taken):
+    """Not a Go test: Go 1.14's slow path sees a candidate without the lock, and the
+    mutator allocates it before the scavenger locks to take it."""
+    b = PageAlloc.for_test({B: [], B + 1: [(0, P)]}, {B: [], B + 1: []})
+    lock = b.heap_lock
+    steps = b.scavenge_one_steps(P * PS, locked=False)
+    _run_to(steps, LOCK)  # fast path: chunk B+1 is full
+    _run_to(steps, UNLOCKED)  # slow path lets go of the lock
+    _run_to(steps, LOCK)  # it saw chunk B's free pages and is about to lock
+    with lock:
+        assert b.alloc(taken) == (page_base(B, 0), 0)
+    with pytest.raises(StopIteration) as done:
+        while True:
+            assert next(steps) in (LOCK, UNLOCKED)
+    left = P - taken
+    assert done.value.value == left * PS
+    assert not lock.held
+    if left == 0:
+        assert b.stats_scav_fooled == 1
+        assert b.scav_addr == MIN_SCAV_ADDR
+    else:
+        assert b.chunk_bits(B) == ((1 << taken) - 1, ((1 << left) - 1) << taken)
+        assert b.scav_addr == page_base(B, taken) - 1
+
+
+def test_scavenge_one_locked_has_no_lock_points():
+    b = PageAlloc.for_test({B: [], B + 2: []})
+    with b.heap_lock:
+        steps = b.scavenge_one_steps(SCAVENGE_ALL, locked=True)
+        with pytest.raises(StopIteration) as done:
+            next(steps)
+    assert done.value.value == P * PS  # one run: the top chunk
