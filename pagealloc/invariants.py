@@ -107,3 +107,55 @@ def naive_first_fit(p, npages: int) -> int:
 
 
 __all__ = ["InvariantError", "check_page_alloc", "naive_first_fit", "recompute_summaries", "linear"]
+
+
+def check_heap(heap, live_spans: dict) -> None:
+    """Raise InvariantError unless the heap model (pagealloc.mheap.MHeap) is consistent.
+
+    live_spans maps span id -> (base, npages), as the replay keeps them.
+    Checks the page allocator (check_page_alloc), then that heap_inuse,
+    heap_sys and heap_released equal a recount from the bitmaps, the live
+    spans, the page caches and the unused arena tail; that cached pages are
+    allocated in the bitmap and disjoint from each other; that the heap lock
+    is free and retained is not negative.
+    """
+    from pagealloc.malloc import HEAP_ARENA_BYTES
+
+    p = heap.pages
+    check_page_alloc(p)
+    if heap.lock.held:
+        raise InvariantError(f"heap lock still held by {heap.lock.holder}")
+    inuse = sum(n for _, n in live_spans.values()) * PAGE_SIZE
+    if heap.heap_inuse != inuse:
+        raise InvariantError(f"heap_inuse {heap.heap_inuse} != {inuse} bytes of live spans")
+    if heap.heap_sys != heap.arenas * HEAP_ARENA_BYTES:
+        raise InvariantError(f"heap_sys {heap.heap_sys} != {heap.arenas} arenas")
+    cached_free = cached_scav = 0
+    seen: dict[int, int] = {}
+    for pid, c in heap.pcache.items():
+        if c.empty():
+            continue
+        ci, pi = chunk_index(c.base), chunk_page_index(c.base)
+        bits = (c.cache << pi)
+        if ~p.chunks[ci].bits & bits:
+            raise InvariantError(f"P {pid}'s page cache holds pages that are free in the bitmap")
+        if seen.get(ci, 0) & bits:
+            raise InvariantError(f"page caches overlap in chunk {ci:#x}")
+        seen[ci] = seen.get(ci, 0) | bits
+        if c.scav & ~c.cache:
+            raise InvariantError(f"P {pid}'s page cache has scavenged bits for pages it does not hold")
+        cached_free += c.cache.bit_count()
+        cached_scav += c.scav.bit_count()
+    allocated = sum(c.bits.bit_count() for c in p.chunks.values()) * PAGE_SIZE
+    if allocated != inuse + cached_free * PAGE_SIZE:
+        raise InvariantError(
+            f"allocated pages ({allocated} bytes) != live spans ({inuse}) + cached free pages ({cached_free * PAGE_SIZE})"
+        )
+    scavenged = sum(c.scavenged.bit_count() for c in p.chunks.values()) + cached_scav
+    released = scavenged * PAGE_SIZE + (heap.cur_arena_end - heap.cur_arena_base)
+    if heap.heap_released != released:
+        raise InvariantError(
+            f"heap_released {heap.heap_released} != scavenged pages + unused arena tail ({released} bytes)"
+        )
+    if heap.heap_retained() < 0:
+        raise InvariantError(f"retained is negative: {heap.heap_retained()}")

@@ -279,3 +279,68 @@ class Scavenger:
             return
         if self.sys_unused is not None:
             self.sys_unused(addr, npages * PAGE_SIZE)
+
+
+# --- the background scavenger goroutine --------------------------------------
+
+SLEEP = "sleep"  # (SLEEP, ns): sleep; the engine sends back the ns actually slept
+PARK = "park"  # park until woken (by a GC's pacing update)
+
+SCAVENGE_PERCENT = 1  # of one CPU
+APPROX_CRIT_NS_PER_PHYSICAL_PAGE = 10_000
+MAX_CRIT_NS = 10_000_000
+MIN_FRACTION = 1 / 1000
+EWMA_ALPHA = 0.5
+
+
+def bgscavenge(heap, locked: bool):
+    """The background scavenger's loop, as a generator.  Go: bgscavenge.
+
+    heap is a pagealloc.mheap.MHeap; heap.now is the virtual time, kept
+    current by the replay engine each time it resumes this generator.
+    Yields LOCK / UNLOCKED around heap-lock critical sections, (SLEEP, ns)
+    and PARK; the engine sends the ns actually slept back for SLEEP.
+
+    Each iteration releases one physical page (more when a free huge page
+    can go whole), timing it as crit, then sleeps so that crit is 1% of a
+    CPU, corrected by an EWMA of the fraction achieved (Go's pacing,
+    including the 10 us-per-page fallback when crit reads 0 and the 10 ms cap).
+
+    locked=False is Go 1.14: scavenge_one(physPageSize, false) takes and
+    drops the lock itself.  locked=True is the comparison mode: the
+    scavenger holds the lock around a locked scavenge_one.
+    """
+    lock, pages = heap.lock, heap.pages
+    ideal_fraction = SCAVENGE_PERCENT / 100.0
+    ewma = ideal_fraction
+    yield PARK  # started parked, woken by the first pacing update
+    while True:
+        yield LOCK
+        lock.lock()
+        if heap.heap_retained() <= heap.scavenge_goal:
+            lock.unlock()
+            yield UNLOCKED
+            yield PARK
+            continue
+        lock.unlock()
+        yield UNLOCKED
+        start = heap.now
+        if locked:
+            yield LOCK
+            lock.lock()
+            released = pages.scavenge_one(heap.phys_page_size, True)
+            lock.unlock()
+            yield UNLOCKED
+        else:
+            released = yield from pages.scavenge_one_steps(heap.phys_page_size, False)
+        crit = float(heap.now - start)
+        if released == 0:
+            yield PARK
+            continue
+        if crit <= 0:
+            crit = APPROX_CRIT_NS_PER_PHYSICAL_PAGE * (released // heap.phys_page_size)
+        crit = min(crit, MAX_CRIT_NS)
+        adjust = ewma / ideal_fraction
+        slept = yield (SLEEP, int(adjust * crit / (SCAVENGE_PERCENT / 100.0)))
+        fraction = max(crit / (crit + slept), MIN_FRACTION)
+        ewma = EWMA_ALPHA * fraction + (1 - EWMA_ALPHA) * ewma

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pagealloc.malloc import PAGE_SIZE
 from pagealloc.mpagealloc_64bit import MAX_SEARCH_ADDR, chunk_base, chunk_index, chunk_page_index
-from pagealloc.mpallocbits import NOT_FOUND, find, find_bit_range64, lowest_set, pages64
+from pagealloc.mpallocbits import CHUNK_MASK, NOT_FOUND, find, find_bit_range64, lowest_set, pages64
 
 PAGE_CACHE_PAGES = 64  # Go: pageCachePages, the bits of one uint64
 _WORD = (1 << 64) - 1
@@ -80,11 +80,13 @@ class PageCacheAllocator:
         Go: pageAlloc.allocToCache.  Heap lock must be held.  Returns an empty
         PageCache when the heap has no free page.
         """
-        if chunk_index(self.search_addr) >= self.end:
-            return PageCache()
         ci = chunk_index(self.search_addr)
+        if ci >= self.end:
+            return PageCache()
         chunk = self.chunks.get(ci)
-        if chunk is not None and self.leaf_max(ci) != 0:
+        # Go tests the chunk's summary for non-zero; a summary is zero exactly
+        # when the chunk has no free page, which the bitmap says directly.
+        if chunk is not None and chunk.bits != CHUNK_MASK:
             j, _ = find(chunk.bits, 1, chunk_page_index(self.search_addr))
             if j == NOT_FOUND:
                 raise RuntimeError("bad summary data")

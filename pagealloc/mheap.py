@@ -1,0 +1,283 @@
+"""The page heap around pageAlloc: span allocation, heap growth, accounting.
+
+Go counterpart: runtime/mheap.go as of Go 1.14 (mheap.allocSpan, grow,
+freeSpan/freeSpanLocked, scavengeAll), mheap.sysAlloc's arena hints from
+malloc.go, and the memstats fields the scavenger paces on (heap_sys,
+heap_released, heap_inuse, next_gc, last_next_gc, last_heap_inuse).
+
+Lock contract, as in Go: ``alloc_span`` takes the heap lock itself except
+for a page-cache hit on a small-object span; ``grow`` runs with it held;
+``free_span`` and ``scavenge_all`` take it.  Every acquisition goes through
+``self.lock`` (a HeapLock) so the replay engine can attribute it and time it.
+
+What is modelled: a span is just (base, npages); there are no mspans, size
+classes or sweeping.  Spans of the trace are keyed by the trace's span id.
+What is accounted: heap_sys grows by whole 64 MiB arenas; new arena memory
+counts as released (Go adds it to heap_released in grow); allocating
+scavenged pages un-releases them (sysUsed) and costs page faults;
+scavenging releases (sysUnused).  retained = heap_sys - heap_released.
+
+Costs: model code adds virtual nanoseconds to ``self.meter_ns`` as it does
+work that the cost model prices (madvise, page faults, arena maps); the
+replay engine drains the meter at each scheduling point.
+"""
+
+from __future__ import annotations
+
+from pagealloc.costmodel import CostModel
+from pagealloc.lock_futex import HeapLock
+from pagealloc.malloc import (
+    ARENA_HINT_BASE,
+    HEAP_ARENA_BYTES,
+    MASK64,
+    PAGE_SIZE,
+    PHYS_HUGE_PAGE_SIZE,
+    PHYS_PAGE_SIZE,
+)
+from pagealloc.mgcscavenge import SCAVENGE_ALL
+from pagealloc.mpagealloc import PageAlloc
+from pagealloc.mpagealloc_64bit import PALLOC_CHUNK_BYTES, PALLOC_CHUNK_PAGES
+from pagealloc.mpagecache import PAGE_CACHE_PAGES, PageCache
+
+SMALL_SPAN_PAGES = PAGE_CACHE_PAGES // 4  # allocSpan uses the P's page cache below this
+PHYS_4K = 4096  # madvise and page-fault costs are per 4 KiB OS page
+
+
+class MHeap:
+    """Go's mheap_, reduced to what the page allocator and scavenger see."""
+
+    def __init__(
+        self,
+        cost: CostModel | None = None,
+        *,
+        phys_page_size: int = PHYS_PAGE_SIZE,
+        phys_huge_page_size: int = PHYS_HUGE_PAGE_SIZE,
+    ) -> None:
+        self.cost = cost or CostModel()
+        self.lock = HeapLock()
+        self.pages = PageAlloc(
+            self.lock, phys_page_size=phys_page_size, phys_huge_page_size=phys_huge_page_size
+        )
+        self.pages.sys_unused = self._sys_unused
+        self.phys_page_size = phys_page_size
+        # memstats
+        self.heap_sys = 0
+        self.heap_released = 0
+        self.heap_inuse = 0
+        self.next_gc = 0
+        self.last_next_gc = 0
+        self.last_heap_inuse = 0
+        self.scavenge_goal = MASK64  # Go: ^uint64(0) = no scavenging wanted
+        # arena reservation: the current arena's unused tail, and the hint
+        self.cur_arena_base = 0
+        self.cur_arena_end = 0
+        self.arena_hint = ARENA_HINT_BASE
+        self.pcache: dict[int, PageCache] = {}
+        # statistics for the replay's metrics
+        self.growths = 0
+        self.arenas = 0
+        self.scav_alloc_bytes = 0  # bytes handed out from scavenged memory
+        self.released_by = {"background": 0, "growth": 0, "forced": 0}
+        self.forced = False  # inside scavenge_all
+        self.meter_ns = 0
+        self.after_unlock_ns = 0  # part of meter_ns spent after the op released the lock
+        self._scanned_charged = 0  # scavenger chunk scans already charged
+
+    # -- memstats --
+
+    def heap_retained(self) -> int:
+        """Go: heapRetained (heap_sys - heap_released)."""
+        return self.heap_sys - self.heap_released
+
+    def _sys_unused(self, addr: int, nbytes: int) -> None:
+        """pageAlloc released [addr, addr+nbytes): madvise, and heap_released grows."""
+        self.heap_released += nbytes
+        self.meter_ns += self.cost.madvise_call_ns + self.cost.madvise_page_ns * (nbytes // PHYS_4K)
+        if self.forced:
+            self.released_by["forced"] += nbytes
+        elif self.lock.holder == "scavenger":
+            self.released_by["background"] += nbytes
+        else:
+            self.released_by["growth"] += nbytes
+
+    # -- allocation --
+
+    def alloc_span(self, npages: int, p: int = 0, small_object: bool = True) -> tuple[int, bool]:
+        """Allocate a span of npages for P p; return (base, took_heap_lock).
+
+        Go: mheap.allocSpan.  Spans under 16 pages come from p's page cache
+        (refilled under the heap lock); a cache hit skips the heap lock only
+        for small-object spans (Go's sizeclass != 0 or manual), as in Go.
+        Otherwise, under the heap lock: pageAlloc.alloc, and on failure grow
+        and retry.  Returns base 0 only if the address space is exhausted.
+        """
+        base = scav = 0
+        took_lock = False
+        if p >= 0 and npages < SMALL_SPAN_PAGES:
+            c = self.pcache.get(p)
+            if c is None:
+                c = self.pcache[p] = PageCache()
+            if c.empty():
+                took_lock = True
+                with self.lock:
+                    self.pcache[p] = c = self.pages.alloc_to_cache()
+                self.meter_ns += self.cost.cache_refill_ns
+            base, scav = c.alloc(npages)
+            self.meter_ns += self.cost.cache_alloc_ns
+            self.after_unlock_ns += self.cost.cache_alloc_ns
+            if base and small_object:
+                self._account_alloc(npages, scav)
+                return base, took_lock
+        took_lock = True
+        with self.lock:
+            if base == 0:
+                base, scav = self.pages.alloc(npages)
+                self.meter_ns += self.cost.alloc_ns
+                if base == 0:
+                    if not self.grow(npages):
+                        return 0, took_lock
+                    base, scav = self.pages.alloc(npages)
+                    if base == 0:
+                        raise RuntimeError("grew heap, but no adequate free space found")
+            self._account_alloc(npages, scav)
+        return base, took_lock
+
+    def _account_alloc(self, npages: int, scav: int) -> None:
+        if scav:
+            # sysUsed: the pages come back from the OS; touching them faults.
+            self.heap_released -= scav
+            self.scav_alloc_bytes += scav
+            fault_ns = self.cost.page_fault_ns * (scav // PHYS_4K)
+            self.meter_ns += fault_ns
+            self.after_unlock_ns += fault_ns
+        self.heap_inuse += npages * PAGE_SIZE
+
+    def sys_alloc(self, n: int) -> tuple[int, int]:
+        """Reserve and map whole arenas for n bytes at the arena hint.  Go: mheap.sysAlloc.
+
+        The model's address space never collides, so every reservation
+        succeeds at the hint, which grows upward from 0x00c0 << 32 as Go's
+        first amd64 hint does.  heap_sys grows by the arena size.
+        """
+        n = -(-n // HEAP_ARENA_BYTES) * HEAP_ARENA_BYTES
+        v = self.arena_hint
+        if v + n > 1 << 47:
+            return 0, 0
+        self.arena_hint = v + n
+        self.heap_sys += n
+        self.arenas += n // HEAP_ARENA_BYTES
+        self.meter_ns += self.cost.sys_alloc_ns
+        return v, n
+
+    def grow(self, npage: int) -> bool:
+        """Add at least npage pages of address space to the page heap.  Go: mheap.grow.
+
+        Heap lock must be held.  Grows in whole chunks from the current arena,
+        reserving a new arena when it is used up; new memory is released
+        memory.  Then, if retained + growth exceeds the scavenge goal,
+        scavenges the overage (at most the growth) with the lock held.
+        """
+        ask = -(-npage // PALLOC_CHUNK_PAGES) * PALLOC_CHUNK_PAGES * PAGE_SIZE
+        total_growth = 0
+        n_base = self._align_phys(self.cur_arena_base + ask)
+        if n_base > self.cur_arena_end:
+            av, asize = self.sys_alloc(ask)
+            if av == 0:
+                return False
+            if av == self.cur_arena_end:
+                self.cur_arena_end = av + asize
+            else:
+                size = self.cur_arena_end - self.cur_arena_base
+                if size:
+                    self._pages_grow(self.cur_arena_base, size)
+                    total_growth += size
+                self.cur_arena_base, self.cur_arena_end = av, av + asize
+            self.heap_released += asize
+            n_base = self._align_phys(self.cur_arena_base + ask)
+        v = self.cur_arena_base
+        self.cur_arena_base = n_base
+        self._pages_grow(v, n_base - v)
+        total_growth += n_base - v
+        self.growths += 1
+        retained = self.heap_retained()
+        if retained + total_growth > self.scavenge_goal:
+            todo = min(total_growth, retained + total_growth - self.scavenge_goal)
+            self.pages.scavenge(todo, True)
+        return True
+
+    def _align_phys(self, x: int) -> int:
+        return -(-x // self.phys_page_size) * self.phys_page_size
+
+    def _pages_grow(self, base: int, size: int) -> None:
+        self.pages.grow(base, size)
+        self.meter_ns += self.cost.grow_chunk_ns * max(1, size // PALLOC_CHUNK_BYTES)
+
+    # -- free --
+
+    def free_span(self, base: int, npages: int) -> None:
+        """Return a span to the page heap.  Go: mheap.freeSpan (takes the heap lock)."""
+        with self.lock:
+            self.heap_inuse -= npages * PAGE_SIZE
+            self.pages.free(base, npages)
+            self.meter_ns += self.cost.free_ns
+
+    # -- scavenger entry points --
+
+    def scavenge_all(self, locked: bool = True) -> int:
+        """Release every free page.  Go: mheap.scavengeAll (debug.FreeOSMemory).
+
+        Go holds the heap lock throughout (locked=True).  locked=False is the
+        replay's "unlocked" mode: reset under the lock, then scavenge taking
+        and dropping the lock per step like the background scavenger.
+        """
+        self.forced = True
+        try:
+            with self.lock:
+                self.pages.reset_scavenge_addr()
+                if locked:
+                    return self.pages.scavenge(SCAVENGE_ALL, True)
+            return self.pages.scavenge(SCAVENGE_ALL, False)
+        finally:
+            self.forced = False
+
+    def gc_pace_scavenger(self) -> None:
+        """Set the scavenge goal from the last two GC cycles.  Go: gcPaceScavenger.
+
+        Heap lock must be held.  No goal before the second GC; the goal is
+        last heap_inuse scaled by next_gc / last_next_gc, plus 10%, rounded
+        up to a physical page; disabled when retained is within one
+        physical page of it; otherwise the scavenge address is reset.
+        """
+        if self.last_next_gc == 0:
+            self.scavenge_goal = MASK64
+            return
+        goal_ratio = self.next_gc / self.last_next_gc
+        retained_goal = int(self.last_heap_inuse * goal_ratio)
+        retained_goal += retained_goal // 10  # retainExtraPercent = 10 (Go's constant divides exactly)
+        phys = self.phys_page_size
+        retained_goal = (retained_goal + phys - 1) & ~(phys - 1)
+        retained_now = self.heap_retained()
+        if retained_now <= retained_goal or retained_now - retained_goal < phys:
+            self.scavenge_goal = MASK64
+            return
+        self.scavenge_goal = retained_goal
+        self.pages.reset_scavenge_addr()
+
+    def gc_done(self, next_gc: int) -> None:
+        """A GC cycle ended with next heap goal next_gc.  Go: gcSetTriggerRatio's
+        pacing, then gcMarkTermination's last_next_gc / last_heap_inuse update.
+        Heap lock must be held."""
+        self.next_gc = next_gc
+        self.gc_pace_scavenger()
+        self.last_next_gc = self.next_gc
+        self.last_heap_inuse = self.heap_inuse
+        self.meter_ns += self.cost.gc_ns
+
+    def drain_meter(self) -> int:
+        """Virtual ns of model work since the last drain (see the module docstring),
+        including the scavenger's chunk scans counted by PageAlloc."""
+        scanned = self.pages.stats_chunks_scanned
+        ns = self.meter_ns + (scanned - self._scanned_charged) * self.cost.chunk_scan_ns
+        self._scanned_charged = scanned
+        self.meter_ns = self.after_unlock_ns = 0
+        return ns

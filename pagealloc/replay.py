@@ -1,0 +1,377 @@
+"""Deterministic replay of a heap trace against the Go 1.14 heap model.
+
+Not a Go file: this is the simulation around mheap.py and mgcscavenge.py.
+
+Two simulated threads share one heap lock, in virtual nanoseconds:
+
+* the mutator replays the trace's events at their recorded timestamps (open
+  loop: an event starts at its ts, or when the previous one finished if that
+  is later; ``closed_loop`` runs them back to back).  Each event is one model
+  operation (mheap.alloc_span, free_span, the GC pacing update, scavenge_all),
+  executed atomically at its start time; its cost comes from the cost model,
+  and if it takes the heap lock while the scavenger holds it, it waits: that
+  wait is the mutator's stall.
+* the background scavenger runs mgcscavenge.bgscavenge, a generator that
+  yields at every heap-lock acquisition and release (and to sleep or park).
+  The engine resumes it only when its virtual clock is the earliest pending
+  time, so everything the mutator did before that instant is visible to it —
+  which is how its unlocked, optimistic reads go stale in ``unlocked`` mode.
+
+Lock waits are resolved with a "busy until" time: an actor asking for the
+lock at t gets it at max(t, the holder's release time).  On equal times the
+mutator goes first.  Nothing reads the wall clock except wall_seconds.
+
+Modes: ``unlocked`` is Go 1.14 (scavengeOne(…, false) in the background,
+FreeOSMemory's scavenge also steps with the lock dropped); ``locked`` holds
+the lock through every background scavengeOne and through FreeOSMemory.
+Heap-growth scavenging runs inside alloc with the lock held in both.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+from pagealloc.costmodel import CostModel
+from pagealloc.errors import UserError
+from pagealloc.histogram import Histogram
+from pagealloc.malloc import ARENA_HINT_BASE, PAGE_SIZE
+from pagealloc.mgcscavenge import LOCK, PARK, SCAVENGE_ALL, SLEEP, UNLOCKED, bgscavenge
+from pagealloc.mheap import MHeap
+from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC
+
+MODES = ("unlocked", "locked")
+_INF = float("inf")
+
+# Scavenger states
+_RESUME, _ACQUIRE, _SLEEPING, _PARKED = range(4)
+
+
+@dataclass
+class ReplayResult:
+    """Metrics of one replay of one trace in one mode.
+
+    Times ending in _ns are virtual nanoseconds; wall_seconds and
+    events_per_second are the only wall-clock (non-deterministic) fields.
+    """
+
+    trace: str
+    mode: str
+    events: int = 0
+    wall_seconds: float = 0.0
+    events_per_second: float = 0.0
+    released_bytes: int = 0
+    released_background_bytes: int = 0
+    released_growth_bytes: int = 0
+    released_forced_bytes: int = 0
+    retained_peak_bytes: int = 0
+    retained_final_bytes: int = 0
+    heap_sys_bytes: int = 0
+    heap_growths: int = 0
+    scavenged_alloc_bytes: int = 0
+    lock_acquisitions_mutator: int = 0
+    lock_acquisitions_scavenger: int = 0
+    lock_hold_max_ns: int = 0
+    lock_hold_p99_ns: int = 0
+    mutator_stall_ns: int = 0
+    mutator_stall_max_ns: int = 0
+    mutator_stall_p99_ns: int = 0
+    scavenger_fooled: int = 0
+    makespan_ns: int = 0
+    address_agreement: float = 0.0
+    skipped_events: int = 0
+    retained_timeline: list = field(default_factory=list)  # [(virtual ns, retained bytes)] at each GC and the end
+
+    WALL_CLOCK_FIELDS = ("wall_seconds", "events_per_second")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_row(self):
+        """One pandas DataFrame row (the timeline stays a list in its cell)."""
+        import pandas as pd
+
+        return pd.DataFrame([self.to_dict()])
+
+    def deterministic(self) -> dict:
+        """Every field except the wall-clock ones."""
+        d = self.to_dict()
+        for k in self.WALL_CLOCK_FIELDS:
+            d.pop(k)
+        return d
+
+
+class Replay:
+    """One replay: the heap, both threads' clocks, and the metrics being gathered."""
+
+    def __init__(self, mode: str, cost: CostModel, *, closed_loop: bool = False, lenient: bool = False):
+        if mode not in MODES:
+            raise UserError(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
+        self.mode = mode
+        self.cost = cost
+        self.closed_loop = closed_loop
+        self.lenient = lenient
+        self.heap = heap = MHeap(cost)
+        heap.now = 0
+        self.spans: dict[int, tuple[int, int]] = {}  # trace span id -> (base, npages)
+        # mutator
+        self.m_time = 0  # when the mutator is free again
+        self.lock_busy_until = 0
+        self.stalls = Histogram()
+        self.holds = Histogram()
+        # scavenger
+        self.gen = bgscavenge(heap, locked=(mode == "locked"))
+        self.s_state = _RESUME
+        self.s_time = 0
+        self.s_send = None
+        self.s_hold_start = 0
+        self.s_sleep_start = 0
+        self._step_scavenger()  # runs up to its first PARK
+        # metrics
+        self.events = 0
+        self.skipped = 0
+        self.agree = 0
+        self.allocs = 0
+        self.retained_peak = 0
+        self.timeline: list[tuple[int, int]] = []
+
+    # -- the background scavenger --
+
+    def _advance_scavenger(self, until: float) -> None:
+        while self.s_time <= until:
+            self._step_scavenger()
+
+    def _step_scavenger(self) -> None:
+        heap, cost = self.heap, self.cost
+        if self.s_state == _ACQUIRE:
+            acquire = max(self.s_time, self.lock_busy_until)
+            self.s_time = self.s_hold_start = acquire
+            self.s_state = _RESUME
+            return
+        if self.s_state == _SLEEPING:
+            self.s_send = self.s_time - self.s_sleep_start
+        heap.now = self.s_time
+        heap.lock.actor = "scavenger"
+        req = self.gen.send(self.s_send)
+        self.s_send = None
+        spent = heap.drain_meter()
+        self.s_time += spent
+        if req == LOCK:
+            self.s_state = _ACQUIRE
+        elif req == UNLOCKED:
+            self.s_time += cost.lock_ns
+            self.holds.add(self.s_time - self.s_hold_start)
+            self.lock_busy_until = self.s_time
+            self.s_state = _RESUME
+            self._note_retained()
+        elif req == PARK:
+            self.s_state = _PARKED
+            self.s_time = _INF
+        else:
+            assert req[0] == SLEEP
+            self.s_sleep_start = self.s_time
+            self.s_time += req[1]
+            self.s_state = _SLEEPING
+
+    def _wake_scavenger(self, t: int) -> None:
+        """Go: wakeScavenger — ends a park or a sleep early."""
+        if self.s_state == _PARKED:
+            self.s_time, self.s_state = t, _RESUME
+        elif self.s_state == _SLEEPING and t < self.s_time:
+            self.s_time = t  # _step_scavenger sends t - sleep start as the time slept
+
+    # -- the mutator --
+
+    def _finish_op(self, start: int, acquisitions: int) -> int:
+        """Time the operation just executed at ``start``; return when it ends.
+
+        An operation that took the heap lock (``acquisitions`` changed) is
+        timed as asking for it at ``start`` and holding it for all of its
+        work but the part done after the release (page faults, cache hits);
+        if the scavenger holds the lock then, it waits (a stall).
+        """
+        heap = self.heap
+        after = heap.after_unlock_ns
+        spent = heap.drain_meter()
+        if heap.lock.acquisitions == acquisitions:
+            return start + spent
+        lock_ns = self.cost.lock_ns
+        stall = self.lock_busy_until - start if self.lock_busy_until > start else 0
+        self.stalls.add(stall)
+        hold = spent - after + lock_ns
+        self.holds.add(hold)
+        self.lock_busy_until = start + stall + hold
+        return start + stall + spent + lock_ns
+
+    def _scavenge_all_unlocked(self, start: int) -> int:
+        """FreeOSMemory in unlocked mode: mheap.scavenge_all(locked=False), timed per lock section.
+
+        Each scavenge_one step is its own critical section (its hold is its
+        madvise cost).  The steps run back to back within this one mutator
+        operation, so the background scavenger does not run between them.
+        """
+        heap = self.heap
+        pages = heap.pages
+        acquisitions = heap.lock.acquisitions
+        heap.forced = True
+        try:
+            with heap.lock:
+                pages.reset_scavenge_addr()
+            t = self._finish_op(start, acquisitions)
+            while True:
+                acquisitions = heap.lock.acquisitions
+                released = pages.scavenge_one(SCAVENGE_ALL, False)
+                t = self._finish_op(t, acquisitions)
+                if released == 0:
+                    return t
+        finally:
+            heap.forced = False
+
+    def _note_retained(self) -> None:
+        r = self.heap.heap_retained()
+        if r > self.retained_peak:
+            self.retained_peak = r
+
+    def run_batch(self, ts, op, span, npages, value, p, first_row: int, label: str) -> None:
+        heap, spans = self.heap, self.spans
+        lock = heap.lock
+        locked_mode = self.mode == "locked"
+        closed = self.closed_loop
+        for i in range(len(ts)):
+            start = self.m_time if closed or ts[i] < self.m_time else ts[i]
+            if self.s_time <= start:
+                self._advance_scavenger(start)
+            lock.actor = "mutator"
+            acquisitions = lock.acquisitions
+            code = op[i]
+            if code == OP_ALLOC:
+                sid = span[i]
+                if sid in spans:
+                    if self.lenient:
+                        self.skipped += 1
+                        continue
+                    raise UserError(f"{label}: row {first_row + i}: alloc of span {sid}, which is already live")
+                n = npages[i]
+                base, _ = heap.alloc_span(n, p[i] if p[i] >= 0 else 0)
+                if base == 0:
+                    raise UserError(f"{label}: row {first_row + i}: the 48-bit address space is exhausted")
+                spans[sid] = (base, n)
+                self.allocs += 1
+                if (base - ARENA_HINT_BASE) // PAGE_SIZE == sid:
+                    self.agree += 1
+            elif code == OP_FREE:
+                sid = span[i]
+                got = spans.pop(sid, None)
+                if got is None:
+                    if self.lenient:
+                        self.skipped += 1
+                        continue
+                    raise UserError(f"{label}: row {first_row + i}: free of unknown span {sid}")
+                heap.free_span(*got)
+            elif code == OP_GC:
+                with lock:
+                    heap.gc_done(value[i])
+            elif code == OP_FREE_OS_MEMORY:
+                if locked_mode:
+                    heap.scavenge_all(locked=True)
+                else:
+                    self.m_time = self._scavenge_all_unlocked(start)
+                    self.events += 1
+                    self._note_retained()
+                    continue
+            else:
+                raise UserError(f"{label}: row {first_row + i}: unknown op code {code}")
+            self.m_time = self._finish_op(start, acquisitions)
+            self.events += 1
+            self._note_retained()
+            if code == OP_GC:
+                self.timeline.append((self.m_time, heap.heap_retained()))
+                self._wake_scavenger(self.m_time)
+
+    def finish(self, label: str, wall: float) -> ReplayResult:
+        self._advance_scavenger(self.m_time)
+        heap = self.heap
+        self.timeline.append((self.m_time, heap.heap_retained()))
+        by = heap.released_by
+        return ReplayResult(
+            trace=label,
+            mode=self.mode,
+            events=self.events,
+            wall_seconds=wall,
+            events_per_second=self.events / wall if wall > 0 else 0.0,
+            released_bytes=sum(by.values()),
+            released_background_bytes=by["background"],
+            released_growth_bytes=by["growth"],
+            released_forced_bytes=by["forced"],
+            retained_peak_bytes=self.retained_peak,
+            retained_final_bytes=heap.heap_retained(),
+            heap_sys_bytes=heap.heap_sys,
+            heap_growths=heap.growths,
+            scavenged_alloc_bytes=heap.scav_alloc_bytes,
+            lock_acquisitions_mutator=heap.lock.by_actor["mutator"],
+            lock_acquisitions_scavenger=heap.lock.by_actor["scavenger"],
+            lock_hold_max_ns=self.holds.max,
+            lock_hold_p99_ns=self.holds.quantile(0.99),
+            mutator_stall_ns=self.stalls.total,
+            mutator_stall_max_ns=self.stalls.max,
+            mutator_stall_p99_ns=self.stalls.quantile(0.99),
+            scavenger_fooled=heap.pages.stats_scav_fooled,
+            makespan_ns=self.m_time,
+            address_agreement=self.agree / self.allocs if self.allocs else 0.0,
+            skipped_events=self.skipped,
+            retained_timeline=self.timeline,
+        )
+
+
+def _label(trace) -> str:
+    if isinstance(trace, (str, bytes)) or hasattr(trace, "__fspath__"):
+        from pathlib import Path
+
+        return Path(trace).stem
+    return "<table>"
+
+
+def replay(
+    trace,
+    mode: str = "unlocked",
+    *,
+    cost_model: CostModel | str | None = None,
+    closed_loop: bool = False,
+    check: bool = False,
+    lenient: bool = False,
+    label: str | None = None,
+    progress=None,
+) -> ReplayResult:
+    """Replay ``trace`` (a path, pyarrow Table or pandas DataFrame) in ``mode``.
+
+    Raises UserError for bad input.  ``check`` verifies the model's
+    invariants after the replay (pagealloc.invariants.check_heap).
+    ``lenient`` skips frees of unknown spans and allocs of live spans and
+    counts them in ``skipped_events``.  ``progress(n)`` is called with the
+    number of events done after each batch.
+    """
+    from pagealloc.trace.read import iter_event_batches
+
+    if isinstance(cost_model, str) or hasattr(cost_model, "__fspath__"):
+        cost_model = CostModel.load(cost_model)
+    label = label or _label(trace)
+    engine = Replay(mode, cost_model or CostModel(), closed_loop=closed_loop, lenient=lenient)
+    t0 = time.perf_counter()
+    row = 0
+    for batch in iter_event_batches(trace, validate=not lenient):
+        cols = [a.tolist() for a in batch]
+        engine.run_batch(*cols, first_row=row, label=label)
+        row += len(cols[0])
+        if progress is not None:
+            progress(row)
+    if row == 0:
+        raise UserError(f"{label}: the trace has no events")
+    result = engine.finish(label, time.perf_counter() - t0)
+    if check:
+        from pagealloc.invariants import check_heap
+
+        check_heap(engine.heap, engine.spans)
+    return result
+
+
+__all__ = ["MODES", "Replay", "ReplayResult", "replay"]
