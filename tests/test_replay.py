@@ -1,0 +1,143 @@
+"""The replay engine: locked vs unlocked on a constructed trace, determinism,
+the corpus under --check, and the API's edges."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pagealloc.costmodel import CostModel
+from pagealloc.errors import UserError
+from pagealloc.replay import MODES, replay
+
+MiB = 1 << 20
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = sorted((ROOT / "traces").glob("*.parquet"))
+
+
+def frame(rows) -> pd.DataFrame:
+    """A user-style trace (the four required columns plus value)."""
+    return pd.DataFrame(rows, columns=["ts", "op", "span", "npages", "value"]).astype(
+        {"ts": "int64", "span": "uint64", "npages": "uint32", "value": "uint64"}
+    )
+
+
+# Three chunks are allocated whole (spans 1-3, one 4 MiB chunk each); span 2
+# dies, leaving the middle chunk free but not scavenged.  Two GCs set a
+# scavenge goal far below what is retained, so the background scavenger wakes.
+# Its fast path looks at the top chunk (span 3, full), so it takes the slow
+# path: it drops the heap lock, scans the top chunk, then the middle one —
+# which has a candidate — and only then locks again.  Chunk scans are priced
+# at 1 ms here, so that unlocked window is 2 ms wide, and at 1 ms into it the
+# mutator allocates a whole chunk (span 4), which first fit puts in the middle chunk.
+FOOLED = [
+    (0, "alloc", 1, 512, 0),
+    (1_000, "alloc", 2, 512, 0),
+    (2_000, "alloc", 3, 512, 0),
+    (3_000, "free", 2, 512, 0),
+    (4_000, "gc", 0, 0, 64 * MiB),
+    (500_000, "gc", 0, 0, 8 * MiB),
+    (1_500_000, "alloc", 4, 512, 0),
+    (50_000_000, "free", 1, 512, 0),
+]
+SLOW_SCANS = CostModel(chunk_scan_ns=1_000_000, page_fault_ns=0)
+
+
+def test_locked_and_unlocked_differ_on_a_constructed_trace():
+    """Same trace, same costs; the modes differ in released bytes and stalls.
+
+    unlocked (Go 1.14): the mutator's allocation lands inside the scavenger's
+    unlocked window, takes the very chunk the scavenger read as promising,
+    and the scavenger, locking to verify, finds nothing: it is fooled, moves
+    on, finds nothing else and parks.  Nothing is released and the mutator
+    never waits.
+
+    locked: the scavenger holds the lock through both scans, so the mutator's
+    allocation waits for it (a stall of about the rest of the scan plus the
+    madvise), and the scavenger releases the free huge page of the middle
+    chunk (2 MiB) before the mutator gets there — and then faults it back in.
+    """
+    trace = frame(FOOLED)
+    unlocked = replay(trace, "unlocked", cost_model=SLOW_SCANS, check=True)
+    locked = replay(trace, "locked", cost_model=SLOW_SCANS, check=True)
+
+    assert unlocked.scavenger_fooled == 1
+    assert unlocked.released_bytes == 0
+    assert unlocked.mutator_stall_ns == 0
+
+    assert locked.scavenger_fooled == 0
+    assert locked.released_bytes == locked.released_background_bytes == 2 * MiB
+    assert 1_000_000 < locked.mutator_stall_ns < 1_500_000  # waits out the scan and the madvise
+    assert locked.lock_hold_max_ns > 2_000_000  # the scavenger held the lock over both scans
+    assert locked.scavenged_alloc_bytes == unlocked.scavenged_alloc_bytes + 2 * MiB
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "churn.parquet"
+    subprocess.run(
+        [sys.executable, "-m", "pagealloc", "synth", "fragmentation", "-o", str(out), "--events", "30000", "--seed", "7"],
+        check=True,
+    )
+    return out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_replay_is_deterministic(synthetic, mode):
+    first = replay(synthetic, mode, check=True)
+    second = replay(synthetic, mode, check=True)
+    assert first.events == 30000
+    assert first.released_bytes > 0
+    assert first.deterministic() == second.deterministic()
+
+
+def test_closed_loop_ignores_timestamps(synthetic):
+    open_loop = replay(synthetic, "unlocked")
+    closed = replay(synthetic, "unlocked", closed_loop=True)
+    assert closed.events == open_loop.events
+    assert closed.makespan_ns < open_loop.makespan_ns  # no idle time between events
+
+
+def test_cost_model_file_overrides_defaults(synthetic, tmp_path):
+    slow = tmp_path / "slow.toml"
+    slow.write_text("madvise_call_ns = 50000\n")
+    default = replay(synthetic, "locked")
+    costly = replay(synthetic, "locked", cost_model=str(slow))
+    assert costly.lock_hold_max_ns > default.lock_hold_max_ns
+
+
+def test_result_as_pandas_row_and_json(synthetic):
+    r = replay(synthetic, "locked")
+    row = r.to_row()
+    assert list(row["mode"]) == ["locked"]
+    assert int(row["released_bytes"].iloc[0]) == r.released_bytes
+    assert r.retained_timeline[-1][1] == r.retained_final_bytes
+    json.dumps(r.to_dict())
+
+
+def test_unknown_mode_is_a_user_error():
+    with pytest.raises(UserError, match="unknown mode"):
+        replay(frame(FOOLED), "sideways")
+
+
+def test_lenient_skips_and_counts_inconsistent_rows():
+    rows = FOOLED[:3] + [(2_500, "free", 99, 1, 0), (2_600, "alloc", 1, 4, 0)] + FOOLED[3:]
+    with pytest.raises(UserError):
+        replay(frame(rows), "unlocked")
+    r = replay(frame(rows), "unlocked", lenient=True, check=True)
+    assert r.skipped_events == 2
+    assert r.events == len(FOOLED)
+
+
+@pytest.mark.skipif(not CORPUS, reason="no bundled corpus in traces/")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("trace", CORPUS, ids=[p.stem for p in CORPUS])
+def test_corpus_replays_clean_under_check(trace, mode):
+    r = replay(trace, mode, check=True)
+    assert r.events > 0
+    assert r.retained_final_bytes >= 0
