@@ -17,6 +17,12 @@ from pagealloc.errors import UserError
 # Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = [
     "selfcheck",
+    "validate",
+    "info",
+    "import_trace",
+    "record",
+    "synth",
+    "replay",
 ]
 
 

@@ -1,0 +1,60 @@
+"""Heap traces in the pagealloc Parquet format v1 (see traces/README.md).
+
+The public API for other modules (the replay engine, the CLI, notebooks):
+
+- ``iter_event_batches(src)``: per batch, numpy arrays ``ts, op, span, npages,
+  value, p`` (``op`` as OP_* codes), validated as they stream.
+- ``read_trace(src)``: the whole trace as a validated ``pyarrow.Table``.
+- ``validate_trace(src)``: check everything, return a ``TraceSummary``.
+- ``TraceWriter``: write a trace file in batches.
+
+``src`` is a file path, a ``pyarrow.Table`` or a ``pandas.DataFrame``.
+"""
+
+from pagealloc.trace.format import (
+    BATCH_ROWS,
+    FORMAT_VERSION,
+    METADATA_KEY,
+    OP_ALLOC,
+    OP_FREE,
+    OP_FREE_OS_MEMORY,
+    OP_GC,
+    OP_NAMES,
+    SCHEMA,
+    SOURCES,
+    EventBatch,
+    TraceWriter,
+    make_metadata,
+    open_trace,
+)
+from pagealloc.trace.read import (
+    TraceSummary,
+    iter_event_batches,
+    iter_record_batches,
+    read_trace,
+    trace_metadata,
+    validate_trace,
+)
+
+__all__ = [
+    "BATCH_ROWS",
+    "FORMAT_VERSION",
+    "METADATA_KEY",
+    "OP_ALLOC",
+    "OP_FREE",
+    "OP_FREE_OS_MEMORY",
+    "OP_GC",
+    "OP_NAMES",
+    "SCHEMA",
+    "SOURCES",
+    "EventBatch",
+    "TraceSummary",
+    "TraceWriter",
+    "iter_event_batches",
+    "iter_record_batches",
+    "make_metadata",
+    "open_trace",
+    "read_trace",
+    "trace_metadata",
+    "validate_trace",
+]
