@@ -40,6 +40,7 @@ class Oracle:
         self._n += 1
         infile = self.workdir / f"streams{self._n}.txt"
         infile.write_text(text)
+        self.last_files = f"streams file {infile}, Go's results {self.workdir / f'results{self._n}.txt'}"
         return lib.run_oracle(self.binary, infile, self.workdir / f"results{self._n}.txt")
 
     def run(self, s: lib.Stream) -> list[str]:
@@ -61,7 +62,9 @@ class Oracle:
                 reports.append(err)
         self.run_seconds += time.perf_counter() - t0
         _STATE["t1"] = time.perf_counter()
-        return reports[:max_reports] + ([f"... and {len(reports) - max_reports} more streams"] if len(reports) > max_reports else [])
+        if len(reports) > max_reports:
+            reports[max_reports:] = [f"... and {len(reports) - max_reports} more streams"]
+        return reports + [f"({self.last_files}; rerun one: see tests/goracle/README.md)"] if reports else []
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,7 @@ from pagealloc import (
     SCAVENGE_ALL,
     PageAlloc,
 )
+from pagealloc.invariants import check_page_alloc
 from pagealloc.mgcscavenge import fill_aligned512
 from pagealloc.mpagealloc_64bit import chunk_index, chunk_page_index
 from pagealloc.mpallocbits import CHUNK_MASK
@@ -185,9 +186,8 @@ def candidates_above_scav_addr(p: PageAlloc) -> bool:
     """
     min_pages = max(1, p.phys_page_size // PAGE_SIZE)
     s_ci, s_pi = chunk_index(p.scav_addr), chunk_page_index(p.scav_addr)
-    for ci in range(max(p.start, s_ci), p.end):
-        c = p.chunks.get(ci)
-        if c is None:
+    for ci, c in p.chunks.items():
+        if ci < s_ci:
             continue
         cand = ~fill_aligned512(c.scavenged | c.bits, min_pages) & CHUNK_MASK
         if ci == s_ci:
@@ -321,6 +321,7 @@ class ModelRunner:
             return self.bits_lines()
         if kind == "end":
             t.ops -= 1  # not an op of the stream
+            check_page_alloc(p)  # the model's own invariants, at the end of every stream
             start, end = p.bounds()
             inuse = "".join(f" {b:#x}:{l:#x}" for b, l in p.in_use())
             return [f"bounds {start} {end}", f"inuse{inuse}", *self.bits_lines(),
@@ -354,7 +355,7 @@ def _bit_ranges(x: int) -> str:
 
 def explain_bits(model: str, go: str) -> str:
     m, g = model.split(), go.split()
-    if len(m) != 4 or len(g) != 4 or m[:2] != g[:2]:
+    if len(m) != 4 or len(g) != 4 or m[0] != "bits" or m[:2] != g[:2]:
         return ""
     out = []
     for what, a, b in (("alloc", m[2], g[2]), ("scavenged", m[3], g[3])):
@@ -424,15 +425,16 @@ def alloc_size(rng: random.Random) -> int:
     return rng.randint(513, 2000)
 
 
-def scav_bytes(rng: random.Random) -> int:
+def scav_bytes(rng: random.Random, p_all: float = 0.3, max_pages: int = 2048) -> int:
+    """nbytes for Scavenge: ^uintptr(0), under a page, up to 64 pages (odd sizes too), up to max_pages."""
+    if rng.random() < p_all:
+        return SCAVENGE_ALL
     r = rng.random()
     if r < 0.3:
-        return SCAVENGE_ALL
-    if r < 0.5:
         return rng.randint(1, PAGE_SIZE)
-    if r < 0.8:
-        return rng.randint(1, 64) * PAGE_SIZE - rng.choice((0, 0, 1, PAGE_SIZE // 2))
-    return rng.randint(1, 2048) * PAGE_SIZE
+    if r < 0.75:
+        return rng.randint(1, min(64, max_pages)) * PAGE_SIZE - rng.choice((0, 0, 1, PAGE_SIZE // 2))
+    return rng.randint(1, max_pages) * PAGE_SIZE
 
 
 def generate(
@@ -450,6 +452,11 @@ def generate(
     target_occupancy: float | None = None,
     mutate: bool = True,
     dump_every: int = 500,
+    p_big: float = 0.0,
+    max_big: int = 0,
+    p_scavenge_all: float = 0.3,
+    max_scavenge_pages: int = 2048,
+    stop_when_scavenged_out: bool = False,
 ) -> Stream:
     """A random stream, generated while running it on the model."""
     rng = random.Random(f"{name}/{seed}")
@@ -477,10 +484,12 @@ def generate(
             m.do("b")
         r = rng.random()
         if r < p_scavenge:
-            m.do(f"s {scav_bytes(rng)}")
+            m.do(f"s {scav_bytes(rng, p_scavenge_all, max_scavenge_pages)}")
+            if stop_when_scavenged_out and s.expect[-1] == "s 0":
+                break
             continue
-        if not mutate:
-            m.do(f"a {alloc_size(rng)}")
+        if not mutate:  # allocations only, mostly small: they never make new scavenge candidates
+            m.do(f"a {alloc_size(rng) if rng.random() < 0.2 else rng.randint(1, 16)}")
             continue
         r -= p_scavenge
         if r < p_cache:
@@ -503,8 +512,82 @@ def generate(
             else:
                 op = "f" if q < 0.85 else "g"
                 m.do(f"{op} {k} {rng.randint(1, 600)}")
+        elif rng.random() < p_big:
+            m.do(f"a {rng.randint(2001, max_big)}")
         else:
             m.do(f"a {alloc_size(rng)}")
     m.do("end")
     s.totals = m.totals  # type: ignore[attr-defined]
     return s
+
+
+# --- rerunning a stream file by hand -----------------------------------------
+
+
+def parse_streams(text: str) -> list[Stream]:
+    """The streams of a file written by Stream.text (the inverse of Stream.text)."""
+    streams: list[Stream] = []
+    lines = iter(text.splitlines())
+    rng = lambda fs: [tuple(int(x) for x in r.split(":")) for r in fs]  # noqa: E731
+    for line in lines:
+        f = line.split()
+        if not f:
+            continue
+        s = Stream(name=f[1], huge=0, chunks={}, scav=None)
+        for line in lines:
+            f = line.split()
+            if f[0] == "ops":
+                break
+            if f[0] == "huge":
+                s.huge = int(f[1])
+            elif f[0] == "chunk":
+                s.chunks[int(f[1])] = rng(f[2:])
+            elif f[0] == "scav":
+                s.scav = {} if s.scav is None else s.scav
+                if len(f) > 1:
+                    s.scav[int(f[1])] = rng(f[2:])
+        s.ops = []
+        for line in lines:
+            s.ops.append(line.strip())
+            if line.strip() == "end":
+                break
+        streams.append(s)
+    return streams
+
+
+def replay(s: Stream, phys_page_size: int) -> Stream:
+    """s with its expected result lines recomputed on the model."""
+    out = Stream(name=s.name, huge=s.huge, chunks=s.chunks, scav=s.scav)
+    m = ModelRunner(out, phys_page_size)
+    for op in s.ops:
+        m.do(op)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Rerun op streams on the model and on the Go runtime; print differences.")
+    ap.add_argument("streams", type=Path, help="a streams file (named in a failure report)")
+    ap.add_argument("names", nargs="*", help="only these streams")
+    ap.add_argument("--binary", type=Path, help="oracle test binary (default: newest in .pytest_cache/d/goracle)")
+    a = ap.parse_args(argv)
+    binary = a.binary or max((HERE.parents[1] / ".pytest_cache/d/goracle").glob("runtime-oracle-*.test"),
+                             key=lambda p: p.stat().st_mtime)
+    streams = [s for s in parse_streams(a.streams.read_text()) if not a.names or s.name in a.names]
+    infile = a.streams.with_name(a.streams.name + ".rerun")
+    infile.write_text("".join(s.text() for s in streams))
+    (page, _), out = split_output(run_oracle(binary, infile, infile.with_suffix(".out")))
+    bad = 0
+    for s in streams:
+        err = compare(replay(s, page), out.get(s.name))
+        if err:
+            bad += 1
+            print(err, end="\n\n")
+    print(f"{len(streams) - bad} of {len(streams)} streams agree")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE.parents[1]))
+    raise SystemExit(main(sys.argv[1:]))

@@ -50,7 +50,7 @@ def test_random_contiguous(goracle):
     """Fresh contiguous heaps of 1-16 chunks; allocs of 1-2000 pages, frees of whole and
     partial live spans, page caches, occasional scavenges."""
     streams = []
-    for seed in range(60):
+    for seed in range(100):
         rng = random.Random(seed)
         n = rng.choice((1, 2, 3, 4, 4, 8, 16))
         streams.append(lib.generate(
@@ -64,7 +64,7 @@ def test_gap_layouts(goracle):
     """Heaps with holes in the address space: fixed layouts and random subsets of
     offsets from BaseChunkIdx, some pre-populated and partly scavenged."""
     streams = []
-    for seed in range(45):
+    for seed in range(80):
         rng = random.Random(seed)
         if seed < 2 * len(GAP_LAYOUTS):
             layout = GAP_LAYOUTS[seed % len(GAP_LAYOUTS)]
@@ -82,7 +82,7 @@ def test_prepopulated_partly_scavenged(goracle):
     """NewPageAlloc with allocated ranges and scavenged ranges (overlapping ones
     included, which NewPageAlloc clears), then a mixed stream with more scavenging."""
     streams = []
-    for seed in range(45):
+    for seed in range(80):
         rng = random.Random(seed)
         n = rng.choice((1, 2, 3, 5, 8))
         streams.append(lib.generate(
@@ -101,14 +101,15 @@ def test_scavenge_sequences(goracle):
     and must agree with Go 1.27's scavenger op for op (README.md).
     """
     streams = []
-    for seed in range(40):
+    for seed in range(150):
         rng = random.Random(seed)
-        n = rng.choice((1, 2, 3, 4, 8))
+        n = rng.choice((2, 4, 8, 16))
         layout = [B + i for i in range(n)] if seed % 2 else rng.choice(GAP_LAYOUTS)
         streams.append(lib.generate(
             "scavseq", seed, goracle.phys_page_size, layout, nops=400, huge=HUGE_SIZES[seed % len(HUGE_SIZES)],
             init_density=rng.choice((0.0, 0.2, 0.5)), scav_mode=rng.choice(("nil", "partial", "empty")),
-            p_scavenge=0.6, mutate=False, dump_every=50,
+            p_scavenge=0.7, p_scavenge_all=0.005, max_scavenge_pages=rng.choice((16, 64, 256)),
+            mutate=False, dump_every=50, stop_when_scavenged_out=True,
         ))
     check(goracle, streams)
     resets = sum(s.totals.scav_reset for s in streams)
@@ -118,7 +119,7 @@ def test_scavenge_sequences(goracle):
 def test_page_cache_heavy(goracle):
     """Many AllocToCache / PageCache.Alloc / Flush ops among allocs and frees."""
     streams = []
-    for seed in range(25):
+    for seed in range(40):
         rng = random.Random(seed)
         n = rng.choice((1, 2, 4))
         streams.append(lib.generate(
@@ -129,11 +130,27 @@ def test_page_cache_heavy(goracle):
     check(goracle, streams)
 
 
+def test_large_heaps(goracle):
+    """65-200 contiguous chunks, across 64-chunk blocks and a level-0 entry boundary,
+    with some allocations of up to 60000 pages (many chunks each)."""
+    streams = []
+    for seed in range(16):
+        rng = random.Random(seed)
+        first = B + rng.choice((0, 0x3F, 0xFC0))
+        layout = [first + i for i in range(rng.randint(65, 200))]
+        streams.append(lib.generate(
+            "large", seed, goracle.phys_page_size, layout, nops=1500, huge=HUGE_SIZES[seed % len(HUGE_SIZES)],
+            init_density=rng.choice((0.0, 0.3)), scav_mode=rng.choice(("nil", "partial")),
+            p_scavenge=0.01, p_cache=0.03, p_big=0.15, max_big=min(60000, 512 * len(layout)),
+        ))
+    check(goracle, streams)
+
+
 def test_exhaustion(goracle):
     """Small heaps driven to (and past) full: allocs and AllocToCache that fail,
     searchAddr at maxSearchAddr, then frees that make room again."""
     streams = []
-    for seed in range(30):
+    for seed in range(50):
         rng = random.Random(seed)
         layout = rng.choice(([B], [B, B + 1], [B, B + 2], [B + 0xFFF, B + 0x1000]))
         streams.append(lib.generate(
