@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pagealloc.costmodel import CostModel
 from pagealloc.errors import UserError
 from pagealloc.histogram import Histogram
-from pagealloc.malloc import ARENA_HINT_BASE, PAGE_SIZE
+from pagealloc.malloc import ARENA_HINT_BASE, PAGE_SHIFT
 from pagealloc.mgcscavenge import LOCK, PARK, SCAVENGE_ALL, SLEEP, UNLOCKED, bgscavenge
 from pagealloc.mheap import MHeap
 from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC
@@ -197,7 +197,12 @@ class Replay:
             return start + spent
         lock_ns = self.cost.lock_ns
         stall = self.lock_busy_until - start if self.lock_busy_until > start else 0
-        self.stalls.add(stall)
+        stalls = self.stalls
+        if stall:
+            stalls.add(stall)
+        else:  # the common case, without the call
+            stalls.counts[0] += 1
+            stalls.n += 1
         hold = spent - after + lock_ns
         self.holds.add(hold)
         self.lock_busy_until = start + stall + hold
@@ -233,15 +238,25 @@ class Replay:
             self.retained_peak = r
 
     def run_batch(self, ts, op, span, npages, value, p, first_row: int, label: str) -> None:
-        heap, spans = self.heap, self.spans
+        """Replay one batch of events (lists, as from EventBatch columns' tolist()).
+
+        The hot loop: hot attributes live in locals and are written back at
+        the end; the common case (a lock-free page-cache hit while the
+        scavenger sleeps) touches nothing else.
+        """
+        heap, spans, cost = self.heap, self.spans, self.cost
         lock = heap.lock
+        alloc_span, free_span = heap.alloc_span, heap.free_span
         locked_mode = self.mode == "locked"
         closed = self.closed_loop
+        m_time = self.m_time
+        peak = self.retained_peak
+        allocs = agree = 0
         for i in range(len(ts)):
-            start = self.m_time if closed or ts[i] < self.m_time else ts[i]
+            start = m_time if closed or ts[i] < m_time else ts[i]
             if self.s_time <= start:
                 self._advance_scavenger(start)
-            lock.actor = "mutator"
+                lock.actor = "mutator"
             acquisitions = lock.acquisitions
             code = op[i]
             if code == OP_ALLOC:
@@ -252,22 +267,22 @@ class Replay:
                         continue
                     raise UserError(f"{label}: row {first_row + i}: alloc of span {sid}, which is already live")
                 n = npages[i]
-                base, _ = heap.alloc_span(n, p[i] if p[i] >= 0 else 0)
+                pid = p[i]
+                base, _ = alloc_span(n, pid if pid >= 0 else 0)
                 if base == 0:
                     raise UserError(f"{label}: row {first_row + i}: the 48-bit address space is exhausted")
                 spans[sid] = (base, n)
-                self.allocs += 1
-                if (base - ARENA_HINT_BASE) // PAGE_SIZE == sid:
-                    self.agree += 1
+                allocs += 1
+                if (base - ARENA_HINT_BASE) >> PAGE_SHIFT == sid:
+                    agree += 1
             elif code == OP_FREE:
-                sid = span[i]
-                got = spans.pop(sid, None)
+                got = spans.pop(span[i], None)
                 if got is None:
                     if self.lenient:
                         self.skipped += 1
                         continue
-                    raise UserError(f"{label}: row {first_row + i}: free of unknown span {sid}")
-                heap.free_span(*got)
+                    raise UserError(f"{label}: row {first_row + i}: free of unknown span {span[i]}")
+                free_span(got[0], got[1])
             elif code == OP_GC:
                 with lock:
                     heap.gc_done(value[i])
@@ -275,18 +290,25 @@ class Replay:
                 if locked_mode:
                     heap.scavenge_all(locked=True)
                 else:
-                    self.m_time = self._scavenge_all_unlocked(start)
-                    self.events += 1
-                    self._note_retained()
-                    continue
+                    m_time = self._scavenge_all_unlocked(start)
+                    acquisitions = lock.acquisitions  # already timed
             else:
                 raise UserError(f"{label}: row {first_row + i}: unknown op code {code}")
-            self.m_time = self._finish_op(start, acquisitions)
+            if lock.acquisitions == acquisitions:
+                m_time = (m_time if code == OP_FREE_OS_MEMORY else start) + heap.drain_meter()
+            else:
+                m_time = self._finish_op(start, acquisitions)
             self.events += 1
-            self._note_retained()
+            retained = heap.heap_sys - heap.heap_released
+            if retained > peak:
+                peak = retained
             if code == OP_GC:
-                self.timeline.append((self.m_time, heap.heap_retained()))
-                self._wake_scavenger(self.m_time)
+                self.timeline.append((m_time, retained))
+                self._wake_scavenger(m_time)
+        self.m_time = m_time
+        self.retained_peak = max(peak, self.retained_peak)
+        self.allocs += allocs
+        self.agree += agree
 
     def finish(self, label: str, wall: float) -> ReplayResult:
         self._advance_scavenger(self.m_time)
