@@ -23,6 +23,7 @@ COMMANDS = [
     "record",
     "synth",
     "replay",
+    "calibrate",
 ]
 
 
