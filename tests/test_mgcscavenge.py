@@ -282,3 +282,32 @@ def test_scavenge_one_locked_has_no_lock_points():
         with pytest.raises(StopIteration) as done:
             next(steps)
     assert done.value.value == P * PS  # one run: the top chunk
+
+
+@pytest.mark.parametrize(
+    ("name", "want"),
+    [
+        # Fast path on each chunk from the top, then "below the heap" at B-1.
+        ("AllFreeUnscavExhaust", [4]),
+        # Fast path skipped (B+2 full); slow path unlocks to walk the range and
+        # relocks at its end; nothing found, so the walk stops.
+        ("NoneFreeUnscavExhaust", [2]),
+        # #1: fast path on B+0xE.  #2: slow path finds page 511 of B (2 acquisitions),
+        # fast path finds page 0, then "below the heap".  #3: below the heap at once.
+        ("ScavDiscontiguous", [1, 4, 1]),
+    ],
+)
+def test_scavenge_unlocked_lock_points(name, want):
+    """Not a Go test: the heap-lock acquisitions of unlocked scavenging, per request,
+    counted by hand from Go 1.14's scavengeOne (lockHeap / unlockHeap calls)."""
+    before_alloc, before_scav, expect, _ = SCAVENGE[name]
+    b = PageAlloc.for_test(before_alloc, before_scav)
+    events = []
+    b.heap_lock.observer = lambda event, actor: events.append(event)
+    got = []
+    for request, _ in expect:
+        events.clear()
+        b.scavenge(request, locked=False)
+        assert events == ["lock", "unlock"] * (len(events) // 2)
+        got.append(len(events) // 2)
+    assert got == want
