@@ -277,7 +277,10 @@ class Replay:
                     agree += 1
             elif code == OP_FREE:
                 got = spans.pop(span[i], None)
-                if got is None:
+                if got is None or got[1] != npages[i]:
+                    if got is not None:  # not skippable, even with --lenient
+                        raise UserError(f"{label}: row {first_row + i}: free of span {span[i]} with npages "
+                                        f"{npages[i]}, but it was allocated with npages {got[1]}")
                     if self.lenient:
                         self.skipped += 1
                         continue
@@ -377,22 +380,26 @@ def replay(
     if isinstance(cost_model, str) or hasattr(cost_model, "__fspath__"):
         cost_model = CostModel.load(cost_model)
     label = label or _label(trace)
+    where = str(trace) if isinstance(trace, str) or hasattr(trace, "__fspath__") else label  # for messages
     engine = Replay(mode, cost_model or CostModel(), closed_loop=closed_loop, lenient=lenient)
     t0 = time.perf_counter()
     row = 0
-    for batch in iter_event_batches(trace, validate=not lenient):
+    for batch in iter_event_batches(trace, spans=not lenient):
         cols = [a.tolist() for a in batch]
-        engine.run_batch(*cols, first_row=row, label=label)
+        engine.run_batch(*cols, first_row=row, label=where)
         row += len(cols[0])
         if progress is not None:
             progress(row)
     if row == 0:
-        raise UserError(f"{label}: the trace has no events")
+        raise UserError(f"{where}: the trace has no events")
     result = engine.finish(label, time.perf_counter() - t0)
     if check:
-        from pagealloc.invariants import check_heap
+        from pagealloc.invariants import InvariantError, check_heap
 
-        check_heap(engine.heap, engine.spans)
+        try:
+            check_heap(engine.heap, engine.spans)
+        except InvariantError as e:
+            raise InvariantError(f"{where} ({mode}): {e}") from e
     return result
 
 

@@ -87,10 +87,18 @@ class TraceSummary:
 
 
 class Validator:
-    """Checks batches in order, carrying the live-span set between them."""
+    """Checks batches in order, carrying the live-span set between them.
 
-    def __init__(self, src: TraceSource):
+    ``spans=False`` (``pagealloc replay --lenient``) drops the span
+    consistency checks (double alloc, free of a span that is not live, free
+    npages differing from the alloc's) and the live-heap tracking they need,
+    including the 2**48-byte live-heap cap and the summary's live-heap
+    figures; every other check still runs.
+    """
+
+    def __init__(self, src: TraceSource, spans: bool = True):
         self.src = src
+        self.spans = spans
         self.summary = TraceSummary(src.label, src.metadata, src.size_bytes)
         self.last_ts: int | None = None
         self.live_ids = _EMPTY_IDS  # sorted span ids of live spans
@@ -131,6 +139,8 @@ class Validator:
         # npages is uint32 here, so this can only trip if MAX_NPAGES shrinks; kept for clarity.
         first(spanop & (c.npages > MAX_NPAGES), lambda i: beyond_address_space(int(c.npages[i])))
 
+        if not self.spans:
+            return found
         found += self._span_problems(c, np.flatnonzero(spanop))
 
         delta = np.where(is_alloc, c.npages.astype(np.int64), 0) - np.where(is_free, c.npages.astype(np.int64), 0)
@@ -185,6 +195,8 @@ class Validator:
         s.events += n
         s.last_ts = self.last_ts = int(c.ts[-1])
         self.counts += np.bincount(c.op, minlength=len(OP_NAMES))[: len(OP_NAMES)]
+        if not self.spans:
+            return
 
         is_alloc, is_free = c.op == OP_ALLOC, c.op == OP_FREE
         delta = np.where(is_alloc, c.npages.astype(np.int64), 0) - np.where(is_free, c.npages.astype(np.int64), 0)
@@ -235,20 +247,21 @@ def _checked_columns(src: TraceSource, validator: Validator | None) -> Iterator[
         validator.finish()
 
 
-def _checked(source, batch_rows: int, validate: bool) -> Iterator[Columns]:
+def _checked(source, batch_rows: int, validate: bool, spans: bool = True) -> Iterator[Columns]:
     src = open_trace(source, batch_rows)
-    return _checked_columns(src, Validator(src) if validate else None)
+    return _checked_columns(src, Validator(src, spans) if validate else None)
 
 
-def iter_event_batches(source, batch_rows: int = BATCH_ROWS, validate: bool = True) -> Iterator[EventBatch]:
+def iter_event_batches(source, batch_rows: int = BATCH_ROWS, validate: bool = True, spans: bool = True) -> Iterator[EventBatch]:
     """Yield ``EventBatch(ts, op, span, npages, value, p)`` numpy arrays per batch.
 
     ``source`` is a path, a ``pyarrow.Table`` or a ``pandas.DataFrame``.
     With ``validate`` (the default) every check runs as the batches stream
     by, so a bad row raises UserError before the batch holding it is
-    yielded.  Op codes are OP_ALLOC, OP_FREE, OP_GC, OP_FREE_OS_MEMORY.
+    yielded.  ``spans=False`` keeps every check but span consistency (see
+    Validator).  Op codes are OP_ALLOC, OP_FREE, OP_GC, OP_FREE_OS_MEMORY.
     """
-    for cols in _checked(source, batch_rows, validate):
+    for cols in _checked(source, batch_rows, validate, spans):
         yield cols.events()
 
 
