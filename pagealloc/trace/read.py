@@ -170,7 +170,7 @@ class Validator:
 
         found = []
         checks = [
-            ((op == OP_ALLOC) & was_live, lambda k: f"alloc of span {span[k]}, which is already live (allocated at row {alloc_row[k]}): double alloc"),
+            ((op == OP_ALLOC) & was_live, lambda k: f"double alloc of span {span[k]}, which is already live (allocated at row {alloc_row[k]})"),
             ((op == OP_FREE) & ~was_live, lambda k: f"free of unknown span {span[k]} (not live: never allocated, or already freed)"),
             (
                 (op == OP_FREE) & was_live & (npages != had_npages),

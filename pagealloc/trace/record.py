@@ -198,6 +198,6 @@ def record(argv: list[str], out: str, name: str | None = None, keep_go_trace: st
             name=name or default_name,
             program=("go test " if target.kind == "test" else "") + target.program,
             args=target.args,
-            generator={"name": "pagealloc record", "command": shlex.join(["pagealloc", "record", "-o", out, "--", *argv])},
+            generator={"name": "pagealloc record", "command": shlex.join(["pagealloc", "record", "-o", out, *(["--name", name] if name else []), "--", *argv])},
             **facts,
         )

@@ -1,0 +1,3 @@
+module pagealloc/workloads
+
+go 1.23
