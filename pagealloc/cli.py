@@ -13,6 +13,7 @@ import importlib
 import sys
 
 from pagealloc.errors import UserError
+from pagealloc.invariants import InvariantError
 
 # Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = [
@@ -23,6 +24,7 @@ COMMANDS = [
     "record",
     "synth",
     "replay",
+    "report",
     "calibrate",
 ]
 
@@ -51,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"pagealloc: error: {e}", file=sys.stderr)
         return 2
+    except InvariantError as e:  # a bug in pagealloc, not in the input: status 1
+        print(f"pagealloc: error: invariant violated: {e} (a bug in pagealloc)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("pagealloc: error: interrupted", file=sys.stderr)
         return 2

@@ -113,11 +113,14 @@ def check_heap(heap, live_spans: dict) -> None:
     """Raise InvariantError unless the heap model (pagealloc.mheap.MHeap) is consistent.
 
     live_spans maps span id -> (base, npages), as the replay keeps them.
-    Checks the page allocator (check_page_alloc), then that heap_inuse,
-    heap_sys and heap_released equal a recount from the bitmaps, the live
-    spans, the page caches and the unused arena tail; that cached pages are
-    allocated in the bitmap and disjoint from each other; that the heap lock
-    is free and retained is not negative.
+    Checks the page allocator (check_page_alloc: every summary level against
+    a recomputation from the bitmaps, scavenged pages free, bounds, ranges);
+    that the live spans and the page caches lie in grown chunks, are
+    allocated in the bitmap and are pairwise disjoint, and that together they
+    are exactly the allocated pages (no leak); that heap_inuse, heap_sys and
+    heap_released equal a recount from the live spans, the grown ranges, the
+    scavenged bits (bitmaps and caches) and the unused arena tail; that the
+    heap lock is free and retained is not negative.
     """
     from pagealloc.malloc import HEAP_ARENA_BYTES
 
@@ -125,34 +128,52 @@ def check_heap(heap, live_spans: dict) -> None:
     check_page_alloc(p)
     if heap.lock.held:
         raise InvariantError(f"heap lock still held by {heap.lock.holder}")
-    inuse = sum(n for _, n in live_spans.values()) * PAGE_SIZE
-    if heap.heap_inuse != inuse:
-        raise InvariantError(f"heap_inuse {heap.heap_inuse} != {inuse} bytes of live spans")
-    if heap.heap_sys != heap.arenas * HEAP_ARENA_BYTES:
-        raise InvariantError(f"heap_sys {heap.heap_sys} != {heap.arenas} arenas")
-    cached_free = cached_scav = 0
-    seen: dict[int, int] = {}
+    owned: dict[int, int] = {}  # chunk -> pages of live spans and page caches
+
+    def claim(ci: int, bits: int, what: str) -> None:
+        chunk = p.chunks.get(ci)
+        if chunk is None:
+            raise InvariantError(f"{what} lies in chunk {ci:#x}, which was never grown")
+        if ~chunk.bits & bits:
+            raise InvariantError(f"{what} holds pages that are free in the bitmap of chunk {ci:#x}: {~chunk.bits & bits:#x}")
+        if owned.get(ci, 0) & bits:
+            raise InvariantError(f"{what} overlaps another live span or page cache in chunk {ci:#x}")
+        owned[ci] = owned.get(ci, 0) | bits
+
+    inuse_pages = 0
+    for sid, (base, npages) in live_spans.items():
+        if npages <= 0 or base % PAGE_SIZE:
+            raise InvariantError(f"span {sid}: bad (base, npages) ({base:#x}, {npages})")
+        inuse_pages += npages
+        addr, left = base, npages
+        while left:
+            pi = chunk_page_index(addr)
+            n = min(left, PALLOC_CHUNK_PAGES - pi)
+            claim(chunk_index(addr), ((1 << n) - 1) << pi, f"span {sid} at {base:#x} ({npages} pages)")
+            addr += n * PAGE_SIZE
+            left -= n
+    if heap.heap_inuse != inuse_pages * PAGE_SIZE:
+        raise InvariantError(f"heap_inuse {heap.heap_inuse} != {inuse_pages * PAGE_SIZE} bytes of live spans")
+    cached_scav = 0
     for pid, c in heap.pcache.items():
-        if c.empty():
-            continue
-        ci, pi = chunk_index(c.base), chunk_page_index(c.base)
-        bits = (c.cache << pi)
-        if ~p.chunks[ci].bits & bits:
-            raise InvariantError(f"P {pid}'s page cache holds pages that are free in the bitmap")
-        if seen.get(ci, 0) & bits:
-            raise InvariantError(f"page caches overlap in chunk {ci:#x}")
-        seen[ci] = seen.get(ci, 0) | bits
         if c.scav & ~c.cache:
             raise InvariantError(f"P {pid}'s page cache has scavenged bits for pages it does not hold")
-        cached_free += c.cache.bit_count()
+        if c.empty():
+            continue
+        claim(chunk_index(c.base), c.cache << chunk_page_index(c.base), f"P {pid}'s page cache at {c.base:#x}")
         cached_scav += c.scav.bit_count()
-    allocated = sum(c.bits.bit_count() for c in p.chunks.values()) * PAGE_SIZE
-    if allocated != inuse + cached_free * PAGE_SIZE:
+    for ci, chunk in p.chunks.items():
+        leaked = chunk.bits & ~owned.get(ci, 0)
+        if leaked:
+            raise InvariantError(f"chunk {ci:#x}: pages allocated in the bitmap but in no live span or page cache: {leaked:#x}")
+    tail = heap.cur_arena_end - heap.cur_arena_base
+    grown = sum(r.limit - r.base for r in p.in_use_ranges.ranges)
+    if heap.heap_sys != heap.arenas * HEAP_ARENA_BYTES or heap.heap_sys != grown + tail:
         raise InvariantError(
-            f"allocated pages ({allocated} bytes) != live spans ({inuse}) + cached free pages ({cached_free * PAGE_SIZE})"
+            f"heap_sys {heap.heap_sys} != {heap.arenas} arenas, or != grown ranges ({grown}) + unused arena tail ({tail})"
         )
     scavenged = sum(c.scavenged.bit_count() for c in p.chunks.values()) + cached_scav
-    released = scavenged * PAGE_SIZE + (heap.cur_arena_end - heap.cur_arena_base)
+    released = scavenged * PAGE_SIZE + tail
     if heap.heap_released != released:
         raise InvariantError(
             f"heap_released {heap.heap_released} != scavenged pages + unused arena tail ({released} bytes)"

@@ -90,8 +90,16 @@ class MHeap:
         return self.heap_sys - self.heap_released
 
     def _sys_unused(self, addr: int, nbytes: int) -> None:
-        """pageAlloc released [addr, addr+nbytes): madvise, and heap_released grows."""
+        """pageAlloc released [addr, addr+nbytes): madvise, and heap_released grows.
+
+        The only place retained (heap_sys - heap_released) can go down, so
+        "retained is never negative" is checked here, off the per-event path.
+        """
         self.heap_released += nbytes
+        if self.heap_released > self.heap_sys:
+            from pagealloc.invariants import InvariantError
+
+            raise InvariantError(f"retained went negative: released {self.heap_released} > heap_sys {self.heap_sys}")
         self.meter_ns += self.cost.madvise_call_ns + self.cost.madvise_page_ns * (nbytes // PHYS_4K)
         if self.forced:
             self.released_by["forced"] += nbytes

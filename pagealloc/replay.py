@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pagealloc.costmodel import CostModel
 from pagealloc.errors import UserError
 from pagealloc.histogram import Histogram
+from pagealloc.invariants import InvariantError, check_heap
 from pagealloc.malloc import ARENA_HINT_BASE, PAGE_SHIFT
 from pagealloc.mgcscavenge import LOCK, PARK, SCAVENGE_ALL, SLEEP, UNLOCKED, bgscavenge
 from pagealloc.mheap import MHeap
@@ -384,22 +385,20 @@ def replay(
     engine = Replay(mode, cost_model or CostModel(), closed_loop=closed_loop, lenient=lenient)
     t0 = time.perf_counter()
     row = 0
-    for batch in iter_event_batches(trace, spans=not lenient):
-        cols = [a.tolist() for a in batch]
-        engine.run_batch(*cols, first_row=row, label=where)
-        row += len(cols[0])
-        if progress is not None:
-            progress(row)
-    if row == 0:
-        raise UserError(f"{where}: the trace has no events")
-    result = engine.finish(label, time.perf_counter() - t0)
-    if check:
-        from pagealloc.invariants import InvariantError, check_heap
-
-        try:
+    try:
+        for batch in iter_event_batches(trace, spans=not lenient):
+            cols = [a.tolist() for a in batch]
+            engine.run_batch(*cols, first_row=row, label=where)
+            row += len(cols[0])
+            if progress is not None:
+                progress(row)
+        if row == 0:
+            raise UserError(f"{where}: the trace has no events")
+        result = engine.finish(label, time.perf_counter() - t0)
+        if check:
             check_heap(engine.heap, engine.spans)
-        except InvariantError as e:
-            raise InvariantError(f"{where} ({mode}): {e}") from e
+    except InvariantError as e:  # a bug in the model (also raised mid-replay: retained < 0)
+        raise InvariantError(f"{where} ({mode}): {e}") from e
     return result
 
 

@@ -93,3 +93,32 @@ class GoHelpers:
 @pytest.fixture
 def go() -> GoHelpers:
     return GoHelpers()
+
+
+@pytest.fixture(autouse=True)
+def _invariants_always_on(monkeypatch):
+    """Issue 6.4, "always on in the test suite": every replay any test runs is
+    checked with check_heap when it finishes (as ``--check`` does), and every
+    PageAlloc a test builds (directly, by for_test, or inside an MHeap) must
+    pass check_page_alloc when the test ends."""
+    from pagealloc.invariants import check_heap
+    from pagealloc.mpagealloc import PageAlloc
+    from pagealloc.replay import Replay
+
+    finish, init, built = Replay.finish, PageAlloc.__init__, []
+
+    def checked_finish(self, *args, **kwargs):
+        result = finish(self, *args, **kwargs)
+        check_heap(self.heap, self.spans)
+        return result
+
+    def tracked_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        built.append(self)
+
+    monkeypatch.setattr(Replay, "finish", checked_finish)
+    monkeypatch.setattr(PageAlloc, "__init__", tracked_init)
+    yield
+    monkeypatch.undo()
+    for p in built:
+        check_invariants(p)

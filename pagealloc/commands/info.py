@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from pagealloc.errors import UserError
 from pagealloc.trace.format import PAGE_SIZE
 
 
@@ -24,6 +25,8 @@ def run(args) -> int:
     from pagealloc.trace import validate_trace
 
     summary = validate_trace(args.trace)
+    if summary.events == 0:
+        raise UserError(f"{args.trace}: the trace has no events")
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
     else:
