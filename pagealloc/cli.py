@@ -24,7 +24,6 @@ COMMANDS = [
     "record",
     "synth",
     "replay",
-    "report",
     "calibrate",
 ]
 
