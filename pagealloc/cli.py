@@ -24,6 +24,7 @@ COMMANDS = [
     "record",
     "synth",
     "replay",
+    "report",
     "calibrate",
 ]
 

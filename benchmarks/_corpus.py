@@ -1,0 +1,60 @@
+"""Which traces the benchmarks replay, and helpers shared by the suites.
+
+The corpus is traces/manifest.json (written by the corpus owners): each
+entry has a name, a file relative to traces/ and a set, "default" or
+"heavy".  Entries whose file is not there are left out.  Without a
+manifest, traces/*.parquet is the default set and traces/heavy/*.parquet
+the heavy one.
+
+Nothing here imports pagealloc: benchmark discovery runs against whatever
+commit asv benchmarks, which may predate any of its modules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+TRACES = Path(os.environ.get("PAGEALLOC_BENCH_TRACES") or Path(__file__).resolve().parents[1] / "traces")
+MODES = ["unlocked", "locked"]
+NO_TRACES = "(no traces)"
+HEAVY_ENV = "PAGEALLOC_BENCH_HEAVY"
+
+try:  # asv's "skip this one" from inside a benchmark body (it runs setup anyway)
+    from asv_runner.benchmarks.mark import SkipNotImplemented
+except ImportError:  # pragma: no cover - older asv_runner
+
+    class SkipNotImplemented(NotImplementedError):
+        pass
+
+
+def corpus(which: str = "default") -> list[tuple[str, Path]]:
+    """[(name, path)] of the traces in set ``which`` that exist, in manifest order."""
+    manifest = TRACES / "manifest.json"
+    entries = None
+    try:
+        entries = json.loads(manifest.read_text())["traces"]
+    except (OSError, ValueError, KeyError, TypeError):
+        entries = None
+    out = []
+    if isinstance(entries, list):
+        for e in entries:
+            if not isinstance(e, dict) or e.get("set", "default") != which or "file" not in e:
+                continue
+            path = TRACES / e["file"]
+            if path.is_file():
+                out.append((str(e.get("name") or path.stem), path))
+        return out
+    folder = TRACES if which == "default" else TRACES / which
+    return [(p.stem, p) for p in sorted(folder.glob("*.parquet"))]
+
+
+def trace_names(which: str = "default") -> list[str]:
+    """The asv parameter values for set ``which`` (a placeholder when empty:
+    asv needs at least one value)."""
+    return [name for name, _ in corpus(which)] or [NO_TRACES]
+
+
+def heavy_enabled() -> bool:
+    return os.environ.get(HEAVY_ENV, "") not in ("", "0")

@@ -1,0 +1,39 @@
+"""``pagealloc report [TRACE...] [--asv-results DIR] [-o DIR]``: the HTML report.
+
+Replays each TRACE in both modes and writes DIR/index.html with PNGs:
+retained bytes over time (unlocked vs locked) per trace, released bytes and
+mutator stall per mode, and, given asv's results folder, the replay
+benchmarks and model microbenchmarks across commits.  See pagealloc/report.py.
+"""
+
+from __future__ import annotations
+
+from pagealloc.errors import UserError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="HTML report with plots: locked vs unlocked per trace, and across commits from asv results")
+    p.add_argument("traces", metavar="TRACE", nargs="*", help="Parquet trace files to replay in both modes")
+    p.add_argument("--asv-results", metavar="DIR", help="asv results folder (e.g. .asv/results): plot benchmarks across commits")
+    p.add_argument("--machine", metavar="NAME", help="asv machine whose results to plot (needed when there are several)")
+    p.add_argument("-o", "--output", metavar="DIR", default="out/report", help="output folder (default: out/report)")
+    p.add_argument("--jobs", "-j", metavar="N", type=int, default=None, help="replays run in parallel (default: up to 2)")
+    p.add_argument("--cost-model", metavar="FILE", help="TOML or JSON file overriding virtual-time costs")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pagealloc.report import build_report, default_jobs
+
+    cost = None
+    if args.cost_model:
+        from pagealloc.costmodel import CostModel
+
+        cost = CostModel.load(args.cost_model)
+    jobs = args.jobs if args.jobs is not None else default_jobs()
+    if jobs < 1:
+        raise UserError(f"report: --jobs must be at least 1 (got {jobs})")
+    index = build_report(args.traces, args.output, asv_results=args.asv_results, machine=args.machine,
+                         jobs=jobs, cost_model=cost)
+    print(f"report: {index}")
+    return 0
