@@ -156,9 +156,38 @@ def test_import_the_real_fixture(tmp_path, capfd):
             pages -= block
 
 
+def test_python_decoder_on_the_fixture_needs_no_go(tmp_path, capfd, monkeypatch):
+    monkeypatch.setenv("PAGEALLOC_GO", str(tmp_path / "no-go"))  # the pure-Python path must not need Go
+    out = tmp_path / "py.parquet"
+    assert main(["import", str(GO_TRACE), "-o", str(out), "--decoder", "python"]) == 0
+    assert capfd.readouterr().out == f"{out}: 348 events (210 alloc, 132 free, 4 gc, 2 free_os_memory)\n"
+    m = validate_trace(out).metadata
+    assert m["importer"]["decoder"] == "pagealloc.trace.gowire (pure Python)"
+    assert (m["min_heap_addr"], m["gomaxprocs"], m["spans_at_start"]) == (0x129021C00000, 2, 68)
+
+
 @needs_go
-def test_import_without_allocfree_events(tmp_path, capfd):
-    assert main(["import", str(FIXTURES / "no-allocfree.gotrace"), "-o", str(tmp_path / "o.parquet")]) == 2
+def test_both_decoders_agree_on_the_fixture():
+    from pagealloc.trace.goimport import decode
+
+    (go, _), (py, _) = decode(str(GO_TRACE), "go"), decode(str(GO_TRACE), "python")
+    a, b = go.columns(), py.columns()
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
+    assert (go.start, go.wall, go.gomaxprocs, go.spans_at_start) == (py.start, py.wall, py.gomaxprocs, py.spans_at_start)
+
+
+def test_python_decoder_rejects_a_truncated_trace(tmp_path, capfd):
+    bad = tmp_path / "cut.trace"
+    bad.write_bytes(GO_TRACE.read_bytes()[:300_000])
+    assert main(["import", str(bad), "-o", str(tmp_path / "o.parquet"), "--decoder", "python"]) == 2
+    err = capfd.readouterr().err
+    assert err.startswith(f"pagealloc: error: {bad}: cannot decode the Go trace: truncated") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("decoder", ["python", pytest.param("go", marks=needs_go)])
+def test_import_without_allocfree_events(tmp_path, capfd, decoder):
+    assert main(["import", str(FIXTURES / "no-allocfree.gotrace"), "-o", str(tmp_path / "o.parquet"), "--decoder", decoder]) == 2
     assert "no heap span events; record it with GODEBUG=traceallocfree=1" in capfd.readouterr().err
 
 

@@ -1,8 +1,9 @@
 """``pagealloc import GO_TRACE -o OUT.parquet``: convert a Go execution trace.
 
 The trace must have been recorded with ``GODEBUG=traceallocfree=1`` (Go >=
-1.23); decoding goes through ``go tool trace -d=parsed``, so Go must be
-installed (the ``record`` extra).  See pagealloc/trace/goimport.py for the
+1.23).  Decoding goes through ``go tool trace -d=parsed`` when Go is
+installed (the ``record`` extra), else through pagealloc's pure-Python
+decoder; ``--decoder`` chooses.  See pagealloc/trace/goimport.py for the
 mapping of Go events to rows and for how events are ordered.
 """
 
@@ -18,6 +19,13 @@ def register(sub) -> None:
     p.add_argument("--go-version", help="Go version that recorded the trace, e.g. go1.27.3 (not in the trace itself)")
     p.add_argument("--goos", help="GOOS of the recording")
     p.add_argument("--goarch", help="GOARCH of the recording")
+    p.add_argument(
+        "--decoder",
+        choices=["auto", "go", "python"],
+        default="auto",
+        help="go: go tool trace -d=parsed (Go's own reader); python: pure Python, no Go needed, "
+        "orders a few same-moment events differently; auto (default): go if Go is installed",
+    )
     p.set_defaults(func=run)
 
 
@@ -32,6 +40,7 @@ def run(args) -> int:
         go_version=args.go_version,
         goos=args.goos,
         goarch=args.goarch,
+        decoder=args.decoder,
     )
     counts = ", ".join(f"{n} {op}" for op, n in meta["counts"].items())
     print(f"{args.output}: {meta['events']} events ({counts})")

@@ -31,7 +31,9 @@ to stay 0): a ``SpanAlloc`` of a span that is still live first frees it
 
 The header, page size and min heap address come from a small pure-Python
 scan of the binary batches (the AllocFree experiment's info batch), which
-``-d=parsed`` does not print.
+``-d=parsed`` does not print.  pagealloc.trace.gowire decodes the whole
+binary trace in pure Python instead (``--decoder python``, no Go needed);
+it finds the same events, but orders a few of them differently (see there).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pagealloc.errors import UserError
-from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, OP_NAMES, TraceWriter, make_metadata
+from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, TraceWriter, make_metadata
 from pagealloc.trace.gotool import find_go, go_env, last_line
 
 # Wire format (internal/trace/tracev2): batch kinds and the AllocFree experiment.
@@ -68,7 +70,8 @@ class GoTraceInfo:
     page_size: int | None = None
 
 
-def _uvarint(buf, i: int) -> tuple[int, int]:
+def uvarint(buf, i: int) -> tuple[int, int]:
+    """Decode the unsigned LEB128 varint at ``buf[i]``; return (value, next index)."""
     x = shift = 0
     while True:
         b = buf[i]
@@ -79,31 +82,24 @@ def _uvarint(buf, i: int) -> tuple[int, int]:
         shift += 7
 
 
-def read_header(path: str) -> GoTraceInfo:
-    """Check that ``path`` is a Go >= 1.23 execution trace and find its AllocFree info batch."""
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: no such file")
-    with open(path, "rb") as f:
-        head = f.read(16)
-        m = HEADER_RE.match(head)
-        if not m:
-            raise UserError(f"{path}: not a Go execution trace (no 'go 1.N trace' header)")
-        minor = int(m.group(1))
-        if minor < MIN_MINOR:
-            raise UserError(f"{path}: Go 1.{minor} trace; heap span events need Go >= 1.{MIN_MINOR} with GODEBUG=traceallocfree=1")
-        info = GoTraceInfo(f"1.{minor}")
-        size = os.fstat(f.fileno()).st_size
-        if size <= 16:
-            return info
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            try:
-                _scan_batches(buf, info)
-            except IndexError:
-                pass  # truncated at the end: go tool trace will say so
-    return info
+def varints(buf, i: int, n: int) -> tuple[list[int], int]:
+    """Decode ``n`` consecutive varints at ``buf[i]``; return (values, next index)."""
+    out = []
+    for _ in range(n):
+        v, i = uvarint(buf, i)
+        out.append(v)
+    return out, i
 
 
-def _scan_batches(buf, info: GoTraceInfo) -> None:
+class WireError(Exception):
+    """The bytes do not follow Go's trace wire format."""
+
+
+def wire_batches(buf):
+    """Yield ``(gen, m, time, exp, start, end)`` for every batch after the 16-byte header.
+
+    ``exp`` is the experiment (0 for none); the batch's data is ``buf[start:end]``.
+    """
     i = 16
     while i < len(buf):
         kind = buf[i]
@@ -115,15 +111,37 @@ def _scan_batches(buf, info: GoTraceInfo) -> None:
             exp = buf[i]
             i += 1
         elif kind != EV_EVENT_BATCH:
-            return  # not a format we know how to walk
-        for _ in range(3):  # generation, M, timestamp
-            _, i = _uvarint(buf, i)
-        size, i = _uvarint(buf, i)
-        if exp == EXPERIMENT_ALLOC_FREE and size and buf[i] == ALLOC_FREE_INFO_BATCH:
-            info.min_heap_addr, j = _uvarint(buf, i + 1)
-            info.page_size, _ = _uvarint(buf, j)
-            return
+            raise WireError(f"expected a batch at byte {i - 1}, found event type {kind}")
+        (gen, m, time, size), i = varints(buf, i, 4)
+        if i + size > len(buf):
+            raise WireError(f"truncated: a batch wants {size} bytes at byte {i}, the file ends at {len(buf)}")
+        yield gen, m, time, exp, i, i + size
         i += size
+
+
+def read_header(path: str) -> GoTraceInfo:
+    """Check that ``path`` is a Go >= 1.23 execution trace and find its AllocFree info batch."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        m = HEADER_RE.match(f.read(16))
+        if not m:
+            raise UserError(f"{path}: not a Go execution trace (no 'go 1.N trace' header)")
+        minor = int(m.group(1))
+        if minor < MIN_MINOR:
+            raise UserError(f"{path}: Go 1.{minor} trace; heap span events need Go >= 1.{MIN_MINOR} with GODEBUG=traceallocfree=1")
+        info = GoTraceInfo(f"1.{minor}")
+        if os.fstat(f.fileno()).st_size <= 16:
+            return info
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            try:
+                for _, _, _, exp, start, end in wire_batches(buf):
+                    if exp == EXPERIMENT_ALLOC_FREE and end > start and buf[start] == ALLOC_FREE_INFO_BATCH:
+                        (info.min_heap_addr, info.page_size), _ = varints(buf, start + 1, 2)
+                        break
+            except (WireError, IndexError):
+                pass  # the decoder will say what is wrong
+    return info
 
 
 # One parsed event line: "M=3087 P=0 G=1 Experimental Time=1768864870144 Name=SpanAlloc Args=[...]".
@@ -153,6 +171,39 @@ class Decoded:
     implicit_frees: int = 0
     dropped_frees: int = 0
 
+    _live: dict = field(default_factory=dict)  # span id -> npages of live spans
+    _goal: int = 0  # last heap goal seen
+    _pending_gc: int | None = None  # row of a gc row still waiting for its goal
+
+    # The Go events, in trace order; both decoders feed these.
+    def span_alloc(self, t: int, sid: int, npages: int, kind: int, p: int, at_start: bool) -> None:
+        if sid in self._live:
+            self.implicit_frees += 1
+            self.add(t, OP_FREE, sid, self._live.pop(sid), p)
+        self._live[sid] = npages
+        self.spans_at_start += at_start
+        self.add(t, OP_ALLOC, sid, npages, p, kind=kind)
+
+    def span_free(self, t: int, sid: int, p: int) -> None:
+        npages = self._live.pop(sid, None)
+        if npages is None:
+            self.dropped_frees += 1
+        else:
+            self.add(t, OP_FREE, sid, npages, p)
+
+    def heap_goal(self, goal: int) -> None:
+        self._goal = goal
+        if self._pending_gc is not None:
+            self.value[self._pending_gc] = goal
+            self._pending_gc = None
+
+    def gc_end(self, t: int, p: int) -> None:
+        self._pending_gc = len(self.op)
+        self.add(t, OP_GC, 0, 0, p, value=self._goal)
+
+    def free_os_memory(self, t: int, p: int) -> None:
+        self.add(t, OP_FREE_OS_MEMORY, 0, 0, p)
+
     def add(self, t: int, op: int, span: int, npages: int, p: int, value: int = 0, kind: int = 0) -> None:
         self.ts.append(t)
         self.op.append(op)
@@ -178,9 +229,6 @@ class Decoded:
 def decode_parsed(lines) -> Decoded:
     """Turn ``go tool trace -d=parsed`` output lines into trace rows."""
     d = Decoded()
-    live: dict[int, int] = {}
-    goal = 0
-    pending_gc: int | None = None  # row index of a gc row waiting for its goal
     for line in lines:
         if not line.startswith("M="):
             continue  # stack frames and blank lines
@@ -189,40 +237,25 @@ def decode_parsed(lines) -> Decoded:
             s = SPAN_RE.search(m.group(4))
             if s is None:
                 continue
-            name, sid, t, p = s.group(1), int(s.group(2)), int(m.group(3)), int(m.group(1))
-            if name == "SpanFree":
-                npages = live.pop(sid, None)
-                if npages is None:
-                    d.dropped_frees += 1
-                else:
-                    d.add(t, OP_FREE, sid, npages, p)
-                continue
-            npages, kind = int(s.group(3)), int(s.group(4))
-            if sid in live:
-                d.implicit_frees += 1
-                d.add(t, OP_FREE, sid, live.pop(sid), p)
-            live[sid] = npages
-            d.spans_at_start += name == "Span"
-            d.add(t, OP_ALLOC, sid, npages, p, kind=kind)
+            t, p, sid = int(m.group(3)), int(m.group(1)), int(s.group(2))
+            if s.group(1) == "SpanFree":
+                d.span_free(t, sid, p)
+            else:
+                d.span_alloc(t, sid, int(s.group(3)), int(s.group(4)), p, at_start=s.group(1) == "Span")
         elif " Metric " in line:
-            m = LINE_RE.match(line)
-            metric = METRIC_RE.search(m.group(4))
+            metric = METRIC_RE.search(line)
             if metric is None:
                 continue
             if metric.group(1) == "/gc/heap/goal:bytes":
-                goal = int(metric.group(2))
-                if pending_gc is not None:
-                    d.value[pending_gc] = goal
-                    pending_gc = None
+                d.heap_goal(int(metric.group(2)))
             elif metric.group(1) == "/sched/gomaxprocs:threads" and d.gomaxprocs is None:
                 d.gomaxprocs = int(metric.group(2))
         elif " RangeEnd " in line and GC_MARK in line:
             m = LINE_RE.match(line)
-            pending_gc = len(d.op)
-            d.add(int(m.group(3)), OP_GC, 0, 0, int(m.group(1)), value=goal)
+            d.gc_end(int(m.group(3)), int(m.group(1)))
         elif " Log " in line and FREE_OS_MEMORY_LOG in line:
             m = LINE_RE.match(line)
-            d.add(int(m.group(3)), OP_FREE_OS_MEMORY, 0, 0, int(m.group(1)))
+            d.free_os_memory(int(m.group(3)), int(m.group(1)))
         elif " Sync " in line and d.start is None:
             m = LINE_RE.match(line)
             d.start = int(m.group(3))
@@ -253,15 +286,37 @@ def decode_go_trace(path: str) -> Decoded:
     return decoded
 
 
-def import_go_trace(go_trace: str, out: str, name: str | None = None, **metadata) -> dict:
+DECODERS = {"go": "go tool trace -d=parsed", "python": "pagealloc.trace.gowire (pure Python)"}
+
+
+def decode(go_trace: str, decoder: str = "auto") -> tuple[Decoded, str]:
+    """Decode with ``decoder``: ``go``, ``python``, or ``auto`` (go if Go is installed)."""
+    if decoder == "auto":
+        try:
+            find_go()
+            decoder = "go"
+        except UserError:
+            decoder = "python"
+    if decoder == "go":
+        return decode_go_trace(go_trace), decoder
+    if decoder == "python":
+        from pagealloc.trace.gowire import decode_wire
+
+        return decode_wire(go_trace), decoder
+    raise ValueError(f"unknown decoder {decoder!r}")
+
+
+def import_go_trace(go_trace: str, out: str, name: str | None = None, decoder: str = "auto", **metadata) -> dict:
     """Convert a Go execution trace to a v1 trace file; return its metadata.
 
-    ``metadata`` adds or overrides fields (``go_version``, ``goos``,
-    ``goarch``, ``program``, ``args``, ``generator`` ...), since the trace
-    itself records none of them.
+    ``decoder``: ``go`` (``go tool trace -d=parsed``, Go's own reader),
+    ``python`` (pagealloc.trace.gowire, no Go needed) or ``auto`` (go when
+    Go is installed).  ``metadata`` adds or overrides fields
+    (``go_version``, ``goos``, ``goarch``, ``program``, ``args``,
+    ``generator`` ...), since the trace itself records none of them.
     """
     info = read_header(go_trace)
-    d = decode_go_trace(go_trace)
+    d, decoder = decode(go_trace, decoder)
     if OP_ALLOC not in d.op:
         raise UserError(f"{go_trace}: no heap span events; record it with GODEBUG=traceallocfree=1 (Go >= 1.{MIN_MINOR})")
     fields = {
@@ -273,7 +328,7 @@ def import_go_trace(go_trace: str, out: str, name: str | None = None, **metadata
         "go_trace_version": info.version,
         "spans_at_start": d.spans_at_start,
         "importer": {
-            "decoder": "go tool trace -d=parsed",
+            "decoder": DECODERS[decoder],
             "implicit_frees": d.implicit_frees,
             "dropped_frees": d.dropped_frees,
         },
@@ -286,4 +341,4 @@ def import_go_trace(go_trace: str, out: str, name: str | None = None, **metadata
     return w.metadata
 
 
-__all__ = ["GoTraceInfo", "Decoded", "OP_NAMES", "decode_go_trace", "decode_parsed", "import_go_trace", "read_header"]
+__all__ = ["DECODERS", "Decoded", "GoTraceInfo", "decode", "decode_go_trace", "decode_parsed", "import_go_trace", "read_header"]
