@@ -121,20 +121,22 @@ class MHeap:
         """
         base = scav = 0
         took_lock = False
-        if p >= 0 and npages < SMALL_SPAN_PAGES:
+        cost = self.cost
+        if npages < SMALL_SPAN_PAGES and p >= 0:
             c = self.pcache.get(p)
-            if c is None:
-                c = self.pcache[p] = PageCache()
-            if c.empty():
+            if c is None or c.cache == 0:  # Go: c.empty()
                 took_lock = True
                 with self.lock:
                     self.pcache[p] = c = self.pages.alloc_to_cache()
-                self.meter_ns += self.cost.cache_refill_ns
+                self.meter_ns += cost.cache_refill_ns
             base, scav = c.alloc(npages)
-            self.meter_ns += self.cost.cache_alloc_ns
-            self.after_unlock_ns += self.cost.cache_alloc_ns
+            self.meter_ns += cost.cache_alloc_ns
+            self.after_unlock_ns += cost.cache_alloc_ns
             if base and small_object:
-                self._account_alloc(npages, scav)
+                if scav:
+                    self._account_alloc(npages, scav)
+                else:
+                    self.heap_inuse += npages * PAGE_SIZE
                 return base, took_lock
         took_lock = True
         with self.lock:

@@ -224,14 +224,6 @@ class PageAlloc(Scavenger, PageCacheAllocator):
             for ci in range(sc, ec + 1):
                 self._fit.touched(ci)
 
-    def _note_freed(self, ci: int, si: int, ei: int) -> None:
-        """Pages [si, ei] of chunk ci were just freed: tell the FitIndex how long their free run is."""
-        bits = self.chunks[ci].bits
-        lo = (bits & ((1 << si) - 1)).bit_length()  # first page of the run
-        above = bits >> (ei + 1)
-        hi = ei + 1 + (above & -above).bit_length() - 1 if above else PALLOC_CHUNK_PAGES
-        self._fit.freed(ci, lo, hi)
-
     def leaf(self, ci: int) -> tuple[int, int, int]:
         """Unpacked (start, max, end) summary of grown chunk ci.  Go: s.summary[len-1][ci]."""
         bits = self.chunks[ci].bits
@@ -493,19 +485,22 @@ class PageAlloc(Scavenger, PageCacheAllocator):
         """Return [base, base+npages) to the heap.  Go: pageAlloc.free.  Heap lock must be held."""
         if (base + ARENA_BASE_OFFSET) & MASK64 < (self.search_addr + ARENA_BASE_OFFSET) & MASK64:
             self.search_addr = base  # Go: compareSearchAddrTo(base) < 0
-        if npages == 1:
-            ci = ((base + ARENA_BASE_OFFSET) & MASK64) >> LOG_PALLOC_CHUNK_BYTES
-            pi = (base % PALLOC_CHUNK_BYTES) >> PAGE_SHIFT
-            self.chunks[ci].bits &= ~(1 << pi)
-            self._note_freed(ci, pi, pi)
-            return
+        # Go has a separate npages == 1 fast path; one chunk is one mask here.
         limit = base + npages * PAGE_SIZE - 1
-        sc, ec = chunk_index(base), chunk_index(limit)
-        si, ei = chunk_page_index(base), chunk_page_index(limit)
+        sc = ((base + ARENA_BASE_OFFSET) & MASK64) >> LOG_PALLOC_CHUNK_BYTES
+        ec = ((limit + ARENA_BASE_OFFSET) & MASK64) >> LOG_PALLOC_CHUNK_BYTES
+        si = (base % PALLOC_CHUNK_BYTES) >> PAGE_SHIFT
+        ei = (limit % PALLOC_CHUNK_BYTES) >> PAGE_SHIFT
         chunks = self.chunks
         if sc == ec:
-            chunks[sc].bits &= ~range_mask(si, ei + 1 - si)
-            self._note_freed(sc, si, ei)
+            chunk = chunks[sc]
+            bits = chunk.bits & ~(((1 << (ei + 1 - si)) - 1) << si)
+            chunk.bits = bits
+            # Tell the FitIndex how long the free run holding them now is.
+            lo = (bits & ((1 << si) - 1)).bit_length()
+            above = bits >> (ei + 1)
+            hi = ei + (above & -above).bit_length() if above else PALLOC_CHUNK_PAGES
+            self._fit.freed(sc, lo, hi)
             return
         chunks[sc].free(si, PALLOC_CHUNK_PAGES - si)
         for c in range(sc + 1, ec):

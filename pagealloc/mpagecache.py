@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pagealloc.malloc import PAGE_SIZE
 from pagealloc.mpagealloc_64bit import MAX_SEARCH_ADDR, chunk_base, chunk_index, chunk_page_index
-from pagealloc.mpallocbits import CHUNK_MASK, NOT_FOUND, find, find_bit_range64, lowest_set, pages64
+from pagealloc.mpallocbits import CHUNK_MASK, NOT_FOUND, find, find_bit_range64, pages64
 
 PAGE_CACHE_PAGES = 64  # Go: pageCachePages, the bits of one uint64
 _WORD = (1 << 64) - 1
@@ -38,7 +38,7 @@ class PageCache:
         if self.cache == 0:
             return 0, 0
         if npages == 1:
-            i = lowest_set(self.cache)
+            i = (self.cache & -self.cache).bit_length() - 1
             scav = (self.scav >> i) & 1
             self.cache &= ~(1 << i)
             self.scav &= ~(1 << i)
