@@ -160,6 +160,9 @@ def run_traced(target: Target, tmp: str, verbose: bool = False) -> str:
     if result.returncode != 0:
         log = _save_log(result)
         hint = _failure_line(result.stdout + "\n" + result.stderr)
+        if target.kind == "program":  # name the user's files, not our temporary copy
+            src = target.program if os.path.isdir(target.program) else os.path.dirname(target.program) or "."
+            hint = hint.replace(os.path.join(cwd, ""), os.path.join(src, "")).replace(cwd, src)
         raise UserError(f"go test failed for {target.program} (exit {result.returncode}): {hint} (full output: {log})")
     if not os.path.isfile(trace) or os.path.getsize(trace) == 0:
         raise UserError(f"go test wrote no trace for {target.program} (did the tests run? check -run/-bench)")
