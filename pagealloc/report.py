@@ -256,7 +256,8 @@ def build_report(traces, out_dir, *, asv_results=None, machine=None, jobs: int =
     if replays:
         body.append("<h2 id=\"summary\">Summary per trace</h2><table><tr><th>trace</th><th>events</th>")
         for _, head, _, unit in SUMMARY:
-            body.append(f"<th>{e(head)} ({e(unit)})<br><span class=unlocked>unlocked</span> / <span class=locked>locked</span></th>")
+            unit = f" ({e(unit)})" if unit else ""
+            body.append(f"<th>{e(head)}{unit}<br><span class=unlocked>unlocked</span> / <span class=locked>locked</span></th>")
         body.append("</tr>")
         for label, by in replays.items():
             body.append(f"<tr><td>{e(label)}</td><td>{by['unlocked']['events']:,}</td>")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -74,8 +75,55 @@ def ensure_machine(machine: str, log: Path) -> None:
         raise SystemExit(f"asv machine failed; see {log}:\n{tail(log)}")
 
 
+# asv 0.6's dashboard loads these from CDNs; scripts/asv-vendor has local copies.
+VENDOR = Path(__file__).resolve().parent / "asv-vendor"
+CDN = {
+    "https://code.jquery.com/jquery-3.3.1.min.js": "jquery-3.3.1.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/flot/0.8.3/jquery.flot.min.js": "jquery.flot-0.8.3.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/flot/0.8.3/jquery.flot.time.min.js": "jquery.flot-0.8.3.time.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/flot/0.8.3/jquery.flot.selection.min.js": "jquery.flot-0.8.3.selection.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/flot/0.8.3/jquery.flot.categories.min.js": "jquery.flot-0.8.3.categories.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/stupidtable/1.0.1/stupidtable.min.js": "stupidtable.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/blueimp-md5/2.19.0/js/md5.min.js": "md5.js",
+    "https://cdn.jsdelivr.net/npm/bootstrap@3.1.1/dist/css/bootstrap.min.css": "bootstrap-3.1.0.min.css",
+    "https://cdn.jsdelivr.net/npm/bootstrap@3.1.1/dist/js/bootstrap.min.js": "bootstrap-3.1.0.min.js",
+    "https://cdn.jsdelivr.net/npm/flot-orderbars@1.0.0/js/jquery.flot.orderBars.js": "jquery.flot.orderBars.js",
+}
+_ASSET = re.compile(r'(<(?:script|link)\b[^>]*?\b(?:src|href)=")(https?://[^"]+)(")')
+
+
+def localize_dashboard(html_dir: Path = HTML) -> list[str]:
+    """Point the published dashboard at local copies of its CDN scripts and
+    styles (copied to html_dir/vendor); return the CDN URLs left unmapped."""
+    vendor = html_dir / "vendor"
+    vendor.mkdir(exist_ok=True)
+    for name in set(CDN.values()):
+        shutil.copy2(VENDOR / name, vendor / name)
+    unmapped = []
+
+    def local(m):
+        url = m.group(2)
+        if url in CDN:
+            return f"{m.group(1)}vendor/{CDN[url]}{m.group(3)}"
+        unmapped.append(url)
+        return m.group(0)
+
+    for page in html_dir.glob("*.html"):
+        text = page.read_text()
+        new = _ASSET.sub(local, text)
+        new = re.sub(r'\s+integrity="[^"]*"', "", new) if new != text else new
+        if new != text:
+            page.write_text(new)
+    return unmapped
+
+
 def publish(log: Path) -> bool:
-    return asv(["publish"], log, echo=False) == 0
+    """asv publish, then make the dashboard self-contained (no CDN)."""
+    if asv(["publish"], log, echo=False) != 0:
+        return False
+    for url in localize_dashboard():
+        say(f"  warning: the dashboard still loads {url} (no local copy in {VENDOR.relative_to(ROOT)})")
+    return True
 
 
 def default_traces() -> list[Path]:
