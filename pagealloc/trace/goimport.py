@@ -13,8 +13,8 @@ The events come from the toolchain's own decoder, ``go tool trace
   publishes it just after), or the last known goal if none follows.
 - ``runtime/trace`` log events with category ``pagealloc`` and message
   ``FreeOSMemory`` become ``free_os_memory`` rows.  Our workloads log right
-  before calling ``debug.FreeOSMemory()``, so the GC that call runs, and
-  its frees, follow the row.
+  after ``debug.FreeOSMemory()`` returns, so the GC that call ran, and its
+  frees, precede the row, and the replay's scavengeAll sees the heap Go's did.
 
 Order and ties: Go's trace reader merges the per-M event batches by
 timestamp (a min-heap over Ms, stepping past an M whose next event is not

@@ -1,6 +1,8 @@
 // freeosmemory: working sets built and dropped in phases, each phase ending
 // with debug.FreeOSMemory(). The call is annotated for pagealloc import with
-// trace.Log(ctx, "pagealloc", "FreeOSMemory") right before it.
+// trace.Log(ctx, "pagealloc", "FreeOSMemory") right after it returns: by then
+// the GC it ran has freed the dropped spans, and the replay's scavengeAll at
+// that row sees the heap as Go's scavengeAll did.
 package main
 
 import (
@@ -32,8 +34,8 @@ func main() {
 		}
 		keep = append(keep, working[:len(working)/50]...)
 		working = nil
-		trace.Log(ctx, "pagealloc", "FreeOSMemory")
 		debug.FreeOSMemory()
+		trace.Log(ctx, "pagealloc", "FreeOSMemory")
 		time.Sleep(*pause)
 	}
 	_ = keep
