@@ -52,7 +52,6 @@ from pagealloc.mpagealloc_64bit import (
     SUMMARY_LEVELS,
     chunk_base,
     chunk_index,
-    chunk_page_index,
     linear,
 )
 from pagealloc.mpallocbits import CHUNK_MASK, NOT_FOUND, PallocData, find, range_mask, summarize

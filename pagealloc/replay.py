@@ -245,7 +245,7 @@ class Replay:
         the end; the common case (a lock-free page-cache hit while the
         scavenger sleeps) touches nothing else.
         """
-        heap, spans, cost = self.heap, self.spans, self.cost
+        heap, spans = self.heap, self.spans
         lock = heap.lock
         alloc_span, free_span = heap.alloc_span, heap.free_span
         locked_mode = self.mode == "locked"
