@@ -1,0 +1,116 @@
+"""pagealloc report: the page and its PNGs, and one-line errors for bad input.
+(The browser check of a report is in test_nightly.py.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pagealloc.cli import main
+
+BENCH = "bench_replay.ReplayMetrics.track_released_bytes"
+COLUMNS = ["result", "params", "version", "started_at", "duration", "stats_ci_99_a", "stats_ci_99_b"]
+
+
+def _asv_results(folder: Path, machine: str = "m", commits=(("aaaa1111", 1), ("bbbb2222", 2))) -> Path:
+    """A minimal asv results folder (format version 2) with two commits."""
+    mdir = folder / machine
+    mdir.mkdir(parents=True)
+    (mdir / "machine.json").write_text(json.dumps({"machine": machine, "version": 1}))
+    params = [["'t'"], ["'unlocked'", "'locked'"]]
+    for commit, date in commits:
+        (mdir / f"{commit}-env.json").write_text(json.dumps({
+            "commit_hash": commit * 5, "env_name": "env", "date": date * 1000, "params": {"machine": machine},
+            "python": "3.11", "requirements": {}, "env_vars": {}, "result_columns": COLUMNS, "version": 2,
+            "results": {
+                BENCH: [[1e6 * date, 2e6 * date], params, "v1", 0, 1.0, [None, None], [None, None]],
+                "bench_replay.Replay.time_replay": [[0.5, 0.7], params, "v1", 0, 1.0, [0.4, 0.6], [0.6, 0.8]],
+                "bench_model.FillAligned.time_fill_aligned": [[1e-4, 2e-4], [["1", "2"]], "v1", 0, 1.0],
+            },
+        }))
+    (folder / "benchmarks.json").write_text(json.dumps({
+        BENCH: {"unit": "bytes", "param_names": ["trace", "mode"]},
+        "bench_replay.Replay.time_replay": {"unit": "seconds", "param_names": ["trace", "mode"]},
+        "version": 2,
+    }))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trace(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("trace") / "small.parquet"
+    subprocess.run([sys.executable, "-m", "pagealloc", "synth", "freeosmemory", "-o", str(path), "--events", "4000"],
+                   check=True, capture_output=True)
+    return path
+
+
+def test_report_page_and_pngs(trace, tmp_path, capsys):
+    results = _asv_results(tmp_path / "results")
+    out = tmp_path / "report"
+    assert main(["report", str(trace), "--asv-results", str(results), "-o", str(out), "--jobs", "1"]) == 0
+    assert str(out / "index.html") in capsys.readouterr().out
+    page = (out / "index.html").read_text()
+    for png in ("retained-small.png", "released.png", "stall.png", "commits-track_released_bytes.png",
+                "commits-time_replay.png", "commits-microbenchmarks.png"):
+        assert f'src="{png}"' in page, png
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    assert "small: retained bytes over time, unlocked vs locked" in page
+    assert "2 commit(s)" in page and "aaaa1111" in page and "bbbb2222" in page
+    assert "<script" not in page  # static page: nothing to fail in a browser
+
+
+def test_report_of_traces_only_and_of_results_only(trace, tmp_path):
+    assert main(["report", str(trace), "-o", str(tmp_path / "a")]) == 0
+    assert "Across commits" not in (tmp_path / "a" / "index.html").read_text()
+    assert main(["report", "--asv-results", str(_asv_results(tmp_path / "r")), "-o", str(tmp_path / "b")]) == 0
+    page = (tmp_path / "b" / "index.html").read_text()
+    assert "Across commits" in page and "Summary per trace" not in page
+
+
+def _cli(*args, cwd=None):
+    p = subprocess.run([sys.executable, "-m", "pagealloc", "report", *args], capture_output=True, text=True, cwd=cwd)
+    return p.returncode, p.stderr
+
+
+def _bad_cases(tmp_path: Path, trace: Path):
+    notparquet = tmp_path / "notes.txt"
+    notparquet.write_text("hello")
+    empty = tmp_path / "empty-results"
+    empty.mkdir()
+    badjson = _asv_results(tmp_path / "badjson")
+    bad = badjson / "m" / "aaaa1111-env.json"
+    bad.write_text("{")
+    wrongfmt = _asv_results(tmp_path / "wrongfmt")
+    old = wrongfmt / "m" / "bbbb2222-env.json"
+    old.write_text(json.dumps({"version": 1, "results": {}}))
+    two = _asv_results(tmp_path / "two")
+    _asv_results(two, machine="other")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    return [
+        ([str(tmp_path / "missing.parquet")], "missing.parquet"),
+        ([str(notparquet)], "notes.txt"),
+        (["--asv-results", str(tmp_path / "nope")], "nope"),
+        (["--asv-results", str(notparquet)], "notes.txt"),
+        (["--asv-results", str(empty)], "empty-results"),
+        (["--asv-results", str(badjson)], str(bad)),
+        (["--asv-results", str(wrongfmt)], str(old)),
+        (["--asv-results", str(two)], "--machine"),
+        ([str(trace), "-o", str(blocker / "sub")], "a-file"),
+        ([str(trace), "--jobs", "0"], "--jobs"),
+        ([], "nothing to report"),
+    ]
+
+
+def test_bad_input_is_one_line_and_status_2(trace, tmp_path):
+    for args, named in _bad_cases(tmp_path, trace):
+        status, err = _cli(*args, "-o", str(tmp_path / "out")) if "-o" not in args else _cli(*args)
+        lines = err.strip().splitlines()
+        assert status == 2, (args, err)
+        assert len(lines) == 1 and lines[0].startswith("pagealloc: error: "), (args, err)
+        assert named in lines[0], (args, err)
+        assert "Traceback" not in err
