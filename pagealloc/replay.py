@@ -354,7 +354,7 @@ def _label(trace) -> str:
         from pathlib import Path
 
         return Path(trace).stem
-    return "<table>"
+    return "<table>" if type(trace).__name__ == "Table" else "<dataframe>"  # as the trace reader names them
 
 
 def replay(

@@ -246,7 +246,7 @@ def results(request, inputs, tmp_path_factory) -> dict[str, subprocess.Completed
     wanted = {
         item.callspec.params["case"]
         for item in request.session.items
-        if item.module is sys.modules[__name__] and hasattr(item, "callspec") and "case" in item.callspec.params
+        if item.originalname == "test_bad_input" and item.module is sys.modules[__name__]
     }
     runs = {c: CASES[c][0] for c in sorted(wanted)}
     runs.update(LENIENT_RUNS)
@@ -326,3 +326,65 @@ def test_lenient_table_shows_skipped_events(results):
     assert proc.returncode == 0, proc.stderr
     (row,) = [line.split() for line in proc.stdout.splitlines() if line.startswith("skipped_events")]
     assert row == ["skipped_events", "1"]
+
+
+# --------------------------------------------------------------------------
+# The same rules through the Python API, and the engine's own span checks.
+
+
+def frame(*rows) -> "pd.DataFrame":
+    import pandas as pd
+
+    return pd.DataFrame(list(rows), columns=["ts", "op", "span", "npages"])
+
+
+LENIENT_STILL_FAILS = {
+    "ts-backwards": (frame((0, "alloc", 1, 1), (5, "free", 9, 1), (4, "alloc", 2, 1)), "row 2: ts 4 is before"),
+    "zero-npages": (frame((0, "alloc", 1, 1), (1, "free", 9, 1), (2, "alloc", 2, 0)), "row 2: alloc of span 2 with npages 0"),
+    "unknown-op": (frame((0, "alloc", 1, 1), (1, "free", 9, 1), (2, "realloc", 1, 1)), "row 2: unknown op 'realloc'"),
+    "free-npages-mismatch": (frame((0, "alloc", 1, 4), (1, "free", 9, 1), (2, "free", 1, 3)),
+                             "row 2: free of span 1 with npages 3, but it was allocated with npages 4"),
+}
+
+
+@pytest.mark.parametrize("which", list(LENIENT_STILL_FAILS))
+def test_lenient_relaxes_only_span_consistency(which):
+    from pagealloc.errors import UserError
+    from pagealloc.replay import replay
+
+    df, text = LENIENT_STILL_FAILS[which]
+    with pytest.raises(UserError, match=f"^<dataframe>: {text}"):
+        replay(df, "unlocked", lenient=True)
+
+
+def test_first_bad_row_wins_without_lenient():
+    from pagealloc.errors import UserError
+    from pagealloc.replay import replay
+
+    df = frame((0, "alloc", 1, 1), (1, "alloc", 2, 1), (2, "free", 7, 1), (3, "alloc", 1, 1), (2, "free", 2, 1))
+    with pytest.raises(UserError, match=r"^<dataframe>: row 2: free of unknown span 7"):
+        replay(df, "locked")
+    r = replay(df.iloc[:4], "locked", lenient=True)
+    assert (r.events, r.skipped_events) == (2, 2)
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_engine_checks_spans_itself(lenient):
+    """Replay.run_batch (unvalidated input) rejects or skips, naming the trace row (first_row + i)."""
+    from pagealloc.costmodel import CostModel
+    from pagealloc.errors import UserError
+    from pagealloc.replay import Replay
+    from pagealloc.trace.format import OP_ALLOC, OP_FREE
+
+    batches = [  # (ts, op, span, npages, value, p), first_row, the error without --lenient
+        (([0, 1], [OP_ALLOC, OP_ALLOC], [1, 1], [2, 2], [0, 0], [0, 0]), 100, "t: row 101: alloc of span 1, which is already live"),
+        (([2], [OP_FREE], [5], [1], [0], [0]), 102, "t: row 102: free of unknown span 5"),
+    ]
+    for cols, first_row, message in batches:
+        engine = Replay("unlocked", CostModel(), lenient=lenient)
+        if lenient:
+            engine.run_batch(*cols, first_row=first_row, label="t")
+            assert engine.skipped == 1
+        else:
+            with pytest.raises(UserError, match=f"^{message}"):
+                engine.run_batch(*cols, first_row=first_row, label="t")
