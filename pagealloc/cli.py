@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args, extra = build_parser().parse_known_args(argv)
+        if extra:  # name the subcommand whose flags these are not
+            raise UserError(f"pagealloc {args.command}: unrecognized arguments: {' '.join(extra)}")
         return int(args.func(args) or 0)
     except UserError as e:
         print(f"pagealloc: error: {e}", file=sys.stderr)

@@ -60,8 +60,25 @@ class FitIndex:
         self.pos: dict[int, int] = {}
         self.bounds = bytearray()
 
+    def grown(self, first: int, end: int) -> None:
+        """Chunks [first, end) were just grown (they are free).
+
+        Growth is almost always above every existing chunk (arenas are
+        handed out upward), which appends; anything else rebuilds.
+        """
+        if self.order and first <= self.order[-1]:
+            self.rebuild()
+            return
+        k0 = len(self.order)
+        self.order.extend(range(first, end))
+        for k in range(k0, len(self.order)):
+            self.pos[self.order[k]] = k
+        self.bounds.extend(bytes(2 * (end - first)))
+        for k in range(k0, len(self.order)):
+            self._exact(k)
+
     def rebuild(self) -> None:
-        """Recompute everything from the bitmaps (after grow adds chunks)."""
+        """Recompute everything from the bitmaps."""
         self.order = sorted(self.chunks)
         self.pos = {ci: k for k, ci in enumerate(self.order)}
         self.bounds = bytearray(2 * len(self.order))

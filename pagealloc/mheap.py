@@ -39,6 +39,9 @@ from pagealloc.mpagealloc import PageAlloc
 from pagealloc.mpagealloc_64bit import PALLOC_CHUNK_BYTES, PALLOC_CHUNK_PAGES
 from pagealloc.mpagecache import PAGE_CACHE_PAGES, PageCache
 
+# The model keeps a Python object per 4 MiB chunk, so a heap of terabytes
+# costs gigabytes and minutes; beyond this, sys_alloc fails as an OS would.
+MAX_HEAP_SYS = 4 << 40
 SMALL_SPAN_PAGES = PAGE_CACHE_PAGES // 4  # allocSpan uses the P's page cache below this
 PHYS_4K = 4096  # madvise and page-fault costs are per 4 KiB OS page
 
@@ -167,11 +170,12 @@ class MHeap:
 
         The model's address space never collides, so every reservation
         succeeds at the hint, which grows upward from 0x00c0 << 32 as Go's
-        first amd64 hint does.  heap_sys grows by the arena size.
+        first amd64 hint does, until heap_sys would pass MAX_HEAP_SYS (4 TiB).
+        heap_sys grows by the arena size.
         """
         n = -(-n // HEAP_ARENA_BYTES) * HEAP_ARENA_BYTES
         v = self.arena_hint
-        if v + n > 1 << 47:
+        if v + n > 1 << 47 or self.heap_sys + n > MAX_HEAP_SYS:
             return 0, 0
         self.arena_hint = v + n
         self.heap_sys += n

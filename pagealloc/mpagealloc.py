@@ -206,7 +206,7 @@ class PageAlloc(Scavenger, PageCacheAllocator):
             i = bisect_left(self._l0_keys, l0)
             if i == len(self._l0_keys) or self._l0_keys[i] != l0:
                 insort(self._l0_keys, l0)
-        self._fit.rebuild()
+        self._fit.grown(start, end)
         self.update(base, (limit - base) // PAGE_SIZE, True, False)
 
     def update(self, base: int, npages: int, contig: bool, alloc: bool) -> None:

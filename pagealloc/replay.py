@@ -38,7 +38,7 @@ from pagealloc.histogram import Histogram
 from pagealloc.invariants import InvariantError, check_heap
 from pagealloc.malloc import ARENA_HINT_BASE, PAGE_SHIFT
 from pagealloc.mgcscavenge import LOCK, PARK, SCAVENGE_ALL, SLEEP, UNLOCKED, bgscavenge
-from pagealloc.mheap import MHeap
+from pagealloc.mheap import MAX_HEAP_SYS, MHeap
 from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC
 
 MODES = ("unlocked", "locked")
@@ -271,7 +271,10 @@ class Replay:
                 pid = p[i]
                 base, _ = alloc_span(n, pid if pid >= 0 else 0)
                 if base == 0:
-                    raise UserError(f"{label}: row {first_row + i}: the 48-bit address space is exhausted")
+                    raise UserError(
+                        f"{label}: row {first_row + i}: allocating span {sid} of {n} pages would grow the heap "
+                        f"past {MAX_HEAP_SYS >> 40} TiB, the most the replay models"
+                    )
                 spans[sid] = (base, n)
                 allocs += 1
                 if (base - ARENA_HINT_BASE) >> PAGE_SHIFT == sid:
