@@ -141,3 +141,17 @@ def test_corpus_replays_clean_under_check(trace, mode):
     r = replay(trace, mode, check=True)
     assert r.events > 0
     assert r.retained_final_bytes >= 0
+
+
+def test_absurd_heap_is_a_clear_error_not_a_hang():
+    """A single span of 2**32 - 1 pages (32 TiB) would take the model minutes and gigabytes."""
+    huge = frame([(0, "alloc", 1, 2**32 - 1, 0), (1, "free", 1, 2**32 - 1, 0)])
+    with pytest.raises(UserError, match=r"row 0: allocating span 1 of 4294967295 pages would grow the heap past 4 TiB"):
+        replay(huge, "unlocked")
+
+
+def test_import_of_a_directory_says_so(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "pagealloc", "import", str(tmp_path), "-o", str(tmp_path / "x.parquet")],
+                       capture_output=True, text=True)
+    assert p.returncode == 2
+    assert p.stderr == f"pagealloc: error: {tmp_path}: is a directory, not a Go execution trace file\n"

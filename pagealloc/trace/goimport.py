@@ -121,6 +121,8 @@ def wire_batches(buf):
 
 def read_header(path: str) -> GoTraceInfo:
     """Check that ``path`` is a Go >= 1.23 execution trace and find its AllocFree info batch."""
+    if os.path.isdir(path):
+        raise UserError(f"{path}: is a directory, not a Go execution trace file")
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such file")
     with open(path, "rb") as f:
