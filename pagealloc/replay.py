@@ -252,7 +252,7 @@ class Replay:
         closed = self.closed_loop
         m_time = self.m_time
         peak = self.retained_peak
-        allocs = agree = 0
+        allocs = agree = events = 0
         for i in range(len(ts)):
             start = m_time if closed or ts[i] < m_time else ts[i]
             if self.s_time <= start:
@@ -301,11 +301,14 @@ class Replay:
                     acquisitions = lock.acquisitions  # already timed
             else:
                 raise UserError(f"{label}: row {first_row + i}: unknown op code {code}")
-            if lock.acquisitions == acquisitions:
-                m_time = (m_time if code == OP_FREE_OS_MEMORY else start) + heap.drain_meter()
-            else:
+            if lock.acquisitions != acquisitions:
                 m_time = self._finish_op(start, acquisitions)
-            self.events += 1
+            elif code == OP_FREE_OS_MEMORY:
+                pass  # unlocked FreeOSMemory was timed step by step
+            else:  # no lock taken, so no scavenging: the meter is all there is
+                m_time = start + heap.meter_ns
+                heap.meter_ns = heap.after_unlock_ns = 0
+            events += 1
             retained = heap.heap_sys - heap.heap_released
             if retained > peak:
                 peak = retained
@@ -313,6 +316,7 @@ class Replay:
                 self.timeline.append((m_time, retained))
                 self._wake_scavenger(m_time)
         self.m_time = m_time
+        self.events += events
         self.retained_peak = max(peak, self.retained_peak)
         self.allocs += allocs
         self.agree += agree
