@@ -23,7 +23,6 @@ ASV_DIR = ROOT / ".asv"
 RESULTS = ASV_DIR / "results"
 HTML = ASV_DIR / "html"
 REPORT = HTML / "report"
-NOT_HEAVY = r"^(?!.*Heavy)"  # --bench regex: everything but the opt-in heavy classes
 
 sys.path.insert(0, str(ROOT))  # pagealloc and benchmarks of this checkout
 
