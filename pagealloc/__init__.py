@@ -20,10 +20,16 @@ from pagealloc.mpagealloc_64bit import (
 from pagealloc.mpagecache import PAGE_CACHE_PAGES, PageCache
 from pagealloc.mpallocbits import PallocBits, PallocData, find_bit_range64
 
+# pagealloc.replay(trace, mode=...) is the replay API; this rebinds the name
+# from the submodule to its function (import names from the submodule with
+# ``from pagealloc.replay import ...``).
+from pagealloc.replay import MODES, ReplayResult, replay  # noqa: E402
+
 __all__ = [
     "BASE_CHUNK_IDX",
     "HeapLock",
     "LockError",
+    "MODES",
     "PAGE_CACHE_PAGES",
     "PAGE_SIZE",
     "PALLOC_CHUNK_BYTES",
@@ -33,10 +39,12 @@ __all__ = [
     "PageCache",
     "PallocBits",
     "PallocData",
+    "ReplayResult",
     "SCAVENGE_ALL",
     "chunk_base",
     "chunk_index",
     "fill_aligned",
     "find_bit_range64",
     "page_base",
+    "replay",
 ]

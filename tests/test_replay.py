@@ -155,3 +155,11 @@ def test_import_of_a_directory_says_so(tmp_path):
                        capture_output=True, text=True)
     assert p.returncode == 2
     assert p.stderr == f"pagealloc: error: {tmp_path}: is a directory, not a Go execution trace file\n"
+
+
+def test_package_level_replay_api():
+    import pagealloc
+
+    r = pagealloc.replay(frame(FOOLED), mode="locked", cost_model=SLOW_SCANS)
+    assert isinstance(r, pagealloc.ReplayResult)
+    assert r.released_bytes == 2 * MiB
