@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pagealloc.malloc import PAGE_SIZE
 from pagealloc.mpagealloc_64bit import MAX_SEARCH_ADDR, chunk_base, chunk_index, chunk_page_index
-from pagealloc.mpallocbits import CHUNK_MASK, NOT_FOUND, find, find_bit_range64, pages64
+from pagealloc.mpallocbits import CHUNK_MASK, NOT_FOUND, find, find_bit_range64
 
 PAGE_CACHE_PAGES = 64  # Go: pageCachePages, the bits of one uint64
 _WORD = (1 << 64) - 1
@@ -90,23 +90,25 @@ class PageCacheAllocator:
             j, _ = find(chunk.bits, 1, chunk_page_index(self.search_addr))
             if j == NOT_FOUND:
                 raise RuntimeError("bad summary data")
-            c = PageCache(
-                base=chunk_base(ci) + (j // 64 * 64) * PAGE_SIZE,
-                cache=~pages64(chunk.bits, j) & _WORD,
-                scav=pages64(chunk.scavenged, j),
-            )
         else:
             addr, _ = self.find(1)
             if addr == 0:
                 self.search_addr = MAX_SEARCH_ADDR
                 return PageCache()
-            chunk = self.chunks[chunk_index(addr)]
-            pi = chunk_page_index(addr)
-            c = PageCache(
-                base=addr // (64 * PAGE_SIZE) * (64 * PAGE_SIZE),
-                cache=~pages64(chunk.bits, pi) & _WORD,
-                scav=pages64(chunk.scavenged, pi),
-            )
-        self.alloc_range(c.base, PAGE_CACHE_PAGES)
+            ci = chunk_index(addr)
+            chunk = self.chunks[ci]
+            j = chunk_page_index(addr)
+        # The aligned 64-page block holding page j: its free pages become the
+        # cache and the whole block is allocated (Go: allocRange(c.base, 64),
+        # done here on the one word it touches).
+        shift = j & ~63
+        block = _WORD << shift
+        c = PageCache(
+            base=chunk_base(ci) + shift * PAGE_SIZE,
+            cache=~(chunk.bits >> shift) & _WORD,
+            scav=(chunk.scavenged >> shift) & _WORD,
+        )
+        chunk.bits |= block
+        chunk.scavenged &= ~block
         self.search_addr = c.base + PAGE_SIZE * (PAGE_CACHE_PAGES - 1)
         return c
