@@ -38,7 +38,7 @@ from pagealloc.histogram import Histogram
 from pagealloc.invariants import InvariantError, check_heap
 from pagealloc.malloc import ARENA_HINT_BASE, PAGE_SHIFT
 from pagealloc.mgcscavenge import LOCK, PARK, SCAVENGE_ALL, SLEEP, UNLOCKED, bgscavenge
-from pagealloc.mheap import MAX_HEAP_SYS, MHeap
+from pagealloc.mheap import MAX_HEAP_SYS, SMALL_SPAN_PAGES, MHeap
 from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC
 
 MODES = ("unlocked", "locked")
@@ -105,13 +105,16 @@ class ReplayResult:
 class Replay:
     """One replay: the heap, both threads' clocks, and the metrics being gathered."""
 
-    def __init__(self, mode: str, cost: CostModel, *, closed_loop: bool = False, lenient: bool = False):
+    def __init__(
+        self, mode: str, cost: CostModel, *, closed_loop: bool = False, lenient: bool = False, kinds_known: bool = False
+    ):
         if mode not in MODES:
             raise UserError(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
         self.mode = mode
         self.cost = cost
         self.closed_loop = closed_loop
         self.lenient = lenient
+        self.kinds_known = kinds_known  # the trace's kind column is Go's (a recorded trace)
         self.heap = heap = MHeap(cost)
         heap.now = 0
         self.spans: dict[int, tuple[int, int]] = {}  # trace span id -> (base, npages)
@@ -238,14 +241,21 @@ class Replay:
         if r > self.retained_peak:
             self.retained_peak = r
 
-    def run_batch(self, ts, op, span, npages, value, p, first_row: int, label: str) -> None:
+    def run_batch(self, ts, op, span, npages, value, p, kind=None, *, first_row: int, label: str) -> None:
         """Replay one batch of events (lists, as from EventBatch columns' tolist()).
+
+        ``kind`` (Go's span kind: span class << 1 | manual) is used when the
+        engine was told the trace's kinds are real (``kinds_known``): a span
+        under 16 pages for a large object (size class 0, not manual) takes the
+        heap lock even when the page cache serves it, as in Go's allocSpan.
+        Otherwise every such span is taken to be a small-object span.
 
         The hot loop: hot attributes live in locals and are written back at
         the end; the common case (a lock-free page-cache hit while the
         scavenger sleeps) touches nothing else.
         """
         heap, spans = self.heap, self.spans
+        kinds = kind if self.kinds_known else None
         lock = heap.lock
         alloc_span, free_span = heap.alloc_span, heap.free_span
         locked_mode = self.mode == "locked"
@@ -269,7 +279,11 @@ class Replay:
                     raise UserError(f"{label}: row {first_row + i}: alloc of span {sid}, which is already live")
                 n = npages[i]
                 pid = p[i]
-                base, _ = alloc_span(n, pid if pid >= 0 else 0)
+                if kinds is not None and n < SMALL_SPAN_PAGES:
+                    k = kinds[i]
+                    base, _ = alloc_span(n, pid if pid >= 0 else 0, bool(k & 1 or k >> 2))
+                else:
+                    base, _ = alloc_span(n, pid if pid >= 0 else 0)
                 if base == 0:
                     raise UserError(
                         f"{label}: row {first_row + i}: allocating span {sid} of {n} pages would grow the heap "
@@ -383,13 +397,16 @@ def replay(
     counts them in ``skipped_events``.  ``progress(n)`` is called with the
     number of events done after each batch.
     """
-    from pagealloc.trace.read import iter_event_batches
+    from pagealloc.trace.read import iter_event_batches, trace_metadata
 
     if isinstance(cost_model, str) or hasattr(cost_model, "__fspath__"):
         cost_model = CostModel.load(cost_model)
     label = label or _label(trace)
     where = str(trace) if isinstance(trace, str) or hasattr(trace, "__fspath__") else label  # for messages
-    engine = Replay(mode, cost_model or CostModel(), closed_loop=closed_loop, lenient=lenient)
+    # Only a trace recorded from Go carries Go's span kinds; elsewhere kind 0
+    # means "not given", not "large scan object".
+    kinds_known = trace_metadata(trace).get("source") == "go-trace"
+    engine = Replay(mode, cost_model or CostModel(), closed_loop=closed_loop, lenient=lenient, kinds_known=kinds_known)
     t0 = time.perf_counter()
     row = 0
     try:

@@ -163,3 +163,25 @@ def test_package_level_replay_api():
     r = pagealloc.replay(frame(FOOLED), mode="locked", cost_model=SLOW_SCANS)
     assert isinstance(r, pagealloc.ReplayResult)
     assert r.released_bytes == 2 * MiB
+
+
+@pytest.mark.parametrize("kind, locks", [(28, 1), (1, 1), (2, 3), (0, 3)])
+def test_large_object_spans_take_the_heap_lock_even_from_the_page_cache(kind, locks):
+    """Go's allocSpan skips the heap lock after a page-cache hit only for small-object
+    (size class != 0) or manual spans.  Two 1-page spans: the first refills P 0's cache
+    under the lock; a large-object span (kind 2 = noscan class 0, kind 0 = scan class 0)
+    then locks for each span too, a small-object one (kind 28) or a stack (kind 1) not."""
+    from pagealloc.replay import Replay
+
+    engine = Replay("unlocked", CostModel(), kinds_known=True)
+    engine.run_batch([0, 1], [0, 0], [1, 2], [1, 1], [0, 0], [0, 0], [kind, kind], first_row=0, label="t")
+    assert engine.heap.lock.by_actor["mutator"] == locks
+
+
+def test_kinds_of_user_traces_are_not_trusted():
+    """A trace that is not from Go has kind 0 meaning 'not given': treated as small objects."""
+    from pagealloc.replay import Replay
+
+    engine = Replay("unlocked", CostModel())
+    engine.run_batch([0, 1], [0, 0], [1, 2], [1, 1], [0, 0], [0, 0], [0, 0], first_row=0, label="t")
+    assert engine.heap.lock.by_actor["mutator"] == 1

@@ -97,13 +97,13 @@ def test_event_batches_default_value_and_p(tmp_path):
     path = tmp_path / "user.parquet"
     pd.DataFrame(ROWS).to_parquet(path)
     (batch,) = list(iter_event_batches(path))
-    assert batch._fields == ("ts", "op", "span", "npages", "value", "p")
-    ts, op, span, npages, value, p = batch
+    assert batch._fields == ("ts", "op", "span", "npages", "value", "p", "kind")
+    ts, op, span, npages, value, p, kind = batch
     assert op.tolist() == CODES
-    assert (ts.dtype, op.dtype, span.dtype, npages.dtype, value.dtype, p.dtype) == (
-        np.int64, np.uint8, np.uint64, np.uint32, np.uint64, np.int32
+    assert (ts.dtype, op.dtype, span.dtype, npages.dtype, value.dtype, p.dtype, kind.dtype) == (
+        np.int64, np.uint8, np.uint64, np.uint32, np.uint64, np.int32, np.uint16
     )
-    assert value.tolist() == [0] * 7 and p.tolist() == [-1] * 7
+    assert value.tolist() == [0] * 7 and p.tolist() == [-1] * 7 and kind.tolist() == [0] * 7
 
 
 def test_batches_stream_in_small_pieces(tmp_path):

@@ -3,7 +3,7 @@
 The public API for other modules (the replay engine, the CLI, notebooks):
 
 - ``iter_event_batches(src)``: per batch, numpy arrays ``ts, op, span, npages,
-  value, p`` (``op`` as OP_* codes), validated as they stream.
+  value, p, kind`` (``op`` as OP_* codes), validated as they stream.
 - ``read_trace(src)``: the whole trace as a validated ``pyarrow.Table``.
 - ``validate_trace(src)``: check everything, return a ``TraceSummary``.
 - ``TraceWriter``: write a trace file in batches.

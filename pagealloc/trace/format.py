@@ -69,8 +69,8 @@ BATCH_ROWS = 65_536  # rows per record batch when reading, and per row group whe
 class EventBatch(NamedTuple):
     """One batch of events as numpy arrays (what the replay engine consumes).
 
-    ``op`` holds OP_* codes (uint8); ``value`` is 0 and ``p`` is -1 where
-    the file has no such column.
+    ``op`` holds OP_* codes (uint8); ``value`` and ``kind`` are 0 and ``p``
+    is -1 where the file has no such column.
     """
 
     ts: np.ndarray  # int64
@@ -79,6 +79,7 @@ class EventBatch(NamedTuple):
     npages: np.ndarray  # uint32
     value: np.ndarray  # uint64
     p: np.ndarray  # int32
+    kind: np.ndarray  # uint16 (0 where the file has no such column)
 
 
 @dataclass
@@ -107,7 +108,7 @@ class Columns:
         return Columns(parts[0].start, *(np.concatenate([getattr(p, c) for p in parts]) for c in SCHEMA.names))
 
     def events(self) -> EventBatch:
-        return EventBatch(self.ts, self.op, self.span, self.npages, self.value, self.p)
+        return EventBatch(self.ts, self.op, self.span, self.npages, self.value, self.p, self.kind)
 
     def to_record_batch(self) -> pa.RecordBatch:
         arrays = [pa.array(getattr(self, c), type=SCHEMA.field(c).type if c != "op" else None) for c in SCHEMA.names]

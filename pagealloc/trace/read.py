@@ -253,7 +253,7 @@ def _checked(source, batch_rows: int, validate: bool, spans: bool = True) -> Ite
 
 
 def iter_event_batches(source, batch_rows: int = BATCH_ROWS, validate: bool = True, spans: bool = True) -> Iterator[EventBatch]:
-    """Yield ``EventBatch(ts, op, span, npages, value, p)`` numpy arrays per batch.
+    """Yield ``EventBatch(ts, op, span, npages, value, p, kind)`` numpy arrays per batch.
 
     ``source`` is a path, a ``pyarrow.Table`` or a ``pandas.DataFrame``.
     With ``validate`` (the default) every check runs as the batches stream
