@@ -257,6 +257,7 @@ class Replay:
         heap, spans = self.heap, self.spans
         kinds = kind if self.kinds_known else None
         lock = heap.lock
+        lock.actor = "mutator"  # the scavenger's steps set it to itself
         alloc_span, free_span = heap.alloc_span, heap.free_span
         locked_mode = self.mode == "locked"
         closed = self.closed_loop
