@@ -81,7 +81,7 @@ class ReplayResult:
     makespan_ns: int = 0
     address_agreement: float = 0.0
     skipped_events: int = 0
-    retained_timeline: list = field(default_factory=list)  # [(virtual ns, retained bytes)] at each GC and the end
+    retained_timeline: list = field(default_factory=list)  # [(virtual ns, retained bytes)] at each GC, FreeOSMemory and the end
 
     WALL_CLOCK_FIELDS = ("wall_seconds", "events_per_second")
 
@@ -327,9 +327,10 @@ class Replay:
             retained = heap.heap_sys - heap.heap_released
             if retained > peak:
                 peak = retained
-            if code == OP_GC:
+            if code == OP_GC or code == OP_FREE_OS_MEMORY:  # sample the timeline
                 self.timeline.append((m_time, retained))
-                self._wake_scavenger(m_time)
+                if code == OP_GC:
+                    self._wake_scavenger(m_time)
         self.m_time = m_time
         self.events += events
         self.retained_peak = max(peak, self.retained_peak)
