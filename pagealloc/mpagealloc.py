@@ -468,6 +468,9 @@ class PageAlloc(Scavenger, PageCacheAllocator):
                     base = chunk_base(ci)
                     addr = base + j * PAGE_SIZE
                     new_search = base + sidx * PAGE_SIZE
+                elif npages <= MAX_INDEXED:
+                    # The bound was stale: tighten it so find skips this chunk.
+                    self._fit.bounds[2 * k + 1] = npages - 1
         if addr == 0:
             addr, new_search = self.find(npages)
             if addr == 0:
