@@ -25,8 +25,8 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 
-from pagealloc.malloc import PAGE_SIZE
-from pagealloc.mpagealloc_64bit import PALLOC_CHUNK_PAGES, chunk_base
+from pagealloc.malloc import ARENA_BASE_OFFSET, MASK64, PAGE_SIZE
+from pagealloc.mpagealloc_64bit import LOG_PALLOC_CHUNK_BYTES, PALLOC_CHUNK_PAGES, chunk_base
 from pagealloc.mpallocbits import CHUNK_MASK, longest_run, run_starts
 
 MAX_INDEXED = 255
@@ -153,8 +153,8 @@ class FitIndex:
             k = x >> 1
             if x & 1:  # inside chunk k: Go's pallocBits.find from page 0
                 starts = run_starts(CHUNK_MASK ^ chunks[order[k]].bits, npages)
-                if starts:
-                    return chunk_base(order[k]) + ((starts & -starts).bit_length() - 1) * PAGE_SIZE
+                if starts:  # chunk_base, inline
+                    return ((order[k] << LOG_PALLOC_CHUNK_BYTES) - ARENA_BASE_OFFSET + ((starts & -starts).bit_length() - 1) * PAGE_SIZE) & MASK64
                 bounds[x] = npages - 1  # stale bound: no run of npages here
             else:  # crossing from chunk k-1 into chunk k
                 below = _top_free(chunks[order[k - 1]].bits)

@@ -327,12 +327,14 @@ class PageAlloc(Scavenger, PageCacheAllocator):
         which skips chunks that cannot hold the run at C speed; larger ones
         scan the leaf summaries.
         """
-        search_ci = chunk_index(self.search_addr)
+        search_addr = self.search_addr
+        search_ci = ((search_addr + ARENA_BASE_OFFSET) & MASK64) >> LOG_PALLOC_CHUNK_BYTES
         # New searchAddr: the first free page of searchAddr's chunk, which is
         # at or above searchAddr; if that chunk is full, leave it unchanged.
-        search_bits = self.chunks[search_ci].bits if search_ci in self.chunks else CHUNK_MASK
+        search_chunk = self.chunks.get(search_ci)
+        search_bits = CHUNK_MASK if search_chunk is None else search_chunk.bits
         if search_bits == CHUNK_MASK:
-            new_search = self.search_addr
+            new_search = search_addr
         else:
             lowest_free = ~search_bits & (search_bits + 1)
             new_search = chunk_base(search_ci) + (lowest_free.bit_length() - 1) * PAGE_SIZE
@@ -478,7 +480,15 @@ class PageAlloc(Scavenger, PageCacheAllocator):
                     # Not even one page: the heap is exhausted.
                     self.search_addr = MAX_SEARCH_ADDR
                 return 0, 0
-        scav = self.alloc_range(addr, npages)
+        si = (addr % PALLOC_CHUNK_BYTES) >> PAGE_SHIFT
+        if si + npages <= PALLOC_CHUNK_PAGES:  # one chunk: alloc_range's common case, inline
+            chunk = self.chunks[((addr + ARENA_BASE_OFFSET) & MASK64) >> LOG_PALLOC_CHUNK_BYTES]
+            mask = ((1 << npages) - 1) << si
+            scav = (chunk.scavenged & mask).bit_count() * PAGE_SIZE
+            chunk.bits |= mask
+            chunk.scavenged &= ~mask
+        else:
+            scav = self.alloc_range(addr, npages)
         if (new_search + ARENA_BASE_OFFSET) & MASK64 > (self.search_addr + ARENA_BASE_OFFSET) & MASK64:
             self.search_addr = new_search  # Go: compareSearchAddrTo(searchAddr) > 0
         return addr, scav
