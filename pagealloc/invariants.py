@@ -18,7 +18,6 @@ from pagealloc.mpagealloc_64bit import (
     chunk_base,
     chunk_index,
     chunk_page_index,
-    linear,
 )
 from pagealloc.mpallocbits import CHUNK_MASK, summarize
 
@@ -104,9 +103,6 @@ def naive_first_fit(p, npages: int) -> int:
             if run_len >= npages:
                 return run_base
     return 0
-
-
-__all__ = ["InvariantError", "check_page_alloc", "naive_first_fit", "recompute_summaries", "linear"]
 
 
 def check_heap(heap, live_spans: dict) -> None:

@@ -113,22 +113,21 @@ class MHeap:
 
     # -- allocation --
 
-    def alloc_span(self, npages: int, p: int = 0, small_object: bool = True) -> tuple[int, bool]:
-        """Allocate a span of npages for P p; return (base, took_heap_lock).
+    def alloc_span(self, npages: int, p: int = 0, small_object: bool = True) -> int:
+        """Allocate a span of npages for P p; return its base address.
 
         Go: mheap.allocSpan.  Spans under 16 pages come from p's page cache
         (refilled under the heap lock); a cache hit skips the heap lock only
         for small-object spans (Go's sizeclass != 0 or manual), as in Go.
         Otherwise, under the heap lock: pageAlloc.alloc, and on failure grow
-        and retry.  Returns base 0 only if the address space is exhausted.
+        and retry.  Returns 0 only if the heap cannot grow (address space or
+        MAX_HEAP_SYS exhausted).
         """
         base = scav = 0
-        took_lock = False
         cost = self.cost
         if npages < SMALL_SPAN_PAGES and p >= 0:
             c = self.pcache.get(p)
             if c is None or c.cache == 0:  # Go: c.empty()
-                took_lock = True
                 with self.lock:
                     self.pcache[p] = c = self.pages.alloc_to_cache()
                 self.meter_ns += cost.cache_refill_ns
@@ -140,20 +139,19 @@ class MHeap:
                     self._account_alloc(npages, scav)
                 else:
                     self.heap_inuse += npages * PAGE_SIZE
-                return base, took_lock
-        took_lock = True
+                return base
         with self.lock:
             if base == 0:
                 base, scav = self.pages.alloc(npages)
                 self.meter_ns += self.cost.alloc_ns
                 if base == 0:
                     if not self.grow(npages):
-                        return 0, took_lock
+                        return 0
                     base, scav = self.pages.alloc(npages)
                     if base == 0:
                         raise RuntimeError("grew heap, but no adequate free space found")
             self._account_alloc(npages, scav)
-        return base, took_lock
+        return base
 
     def _account_alloc(self, npages: int, scav: int) -> None:
         if scav:

@@ -282,9 +282,9 @@ class Replay:
                 pid = p[i]
                 if kinds is not None and n < SMALL_SPAN_PAGES:
                     k = kinds[i]
-                    base, _ = alloc_span(n, pid if pid >= 0 else 0, bool(k & 1 or k >> 2))
+                    base = alloc_span(n, pid if pid >= 0 else 0, bool(k & 1 or k >> 2))
                 else:
-                    base, _ = alloc_span(n, pid if pid >= 0 else 0)
+                    base = alloc_span(n, pid if pid >= 0 else 0)
                 if base == 0:
                     raise UserError(
                         f"{label}: row {first_row + i}: allocating span {sid} of {n} pages would grow the heap "

@@ -31,7 +31,7 @@ def heap():
     h = MHeap()
     spans = {}
     for sid, (npages, p) in enumerate([(1, 0), (3, 1), (600, 0), (2, 0), (40, 2), (1, 1), (1200, 3)]):
-        base, _ = h.alloc_span(npages, p)
+        base = h.alloc_span(npages, p)
         spans[sid] = (base, npages)
     h.free_span(*spans.pop(2))
     h.scavenge_all(locked=True)

@@ -90,7 +90,7 @@ class HeapMachine(RuleBasedStateMachine):
         self._background(bg, 1_000_000)
         heap = self.heap
         growths = heap.growths
-        base, _ = heap.alloc_span(npages, p)
+        base = heap.alloc_span(npages, p)
         assert base and base % PAGE_SIZE == 0
         self.spans[self.next_id] = (base, npages)
         self.next_id += 1
