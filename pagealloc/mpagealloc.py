@@ -84,21 +84,6 @@ def unpack_palloc_sum(p: int) -> tuple[int, int, int]:
     return p & _FIELD_MASK, (p >> LOG_MAX_PACKED_VALUE) & _FIELD_MASK, (p >> (2 * LOG_MAX_PACKED_VALUE)) & _FIELD_MASK
 
 
-def sum_start(p: int) -> int:
-    return unpack_palloc_sum(p)[0]
-
-
-def sum_max(p: int) -> int:
-    """Go: pallocSum.max."""
-    if p & _ALL_FREE:
-        return MAX_PACKED_VALUE
-    return (p >> LOG_MAX_PACKED_VALUE) & _FIELD_MASK
-
-
-def sum_end(p: int) -> int:
-    return unpack_palloc_sum(p)[2]
-
-
 FREE_CHUNK_SUM = pack_palloc_sum(PALLOC_CHUNK_PAGES, PALLOC_CHUNK_PAGES, PALLOC_CHUNK_PAGES)
 
 
@@ -262,12 +247,6 @@ class PageAlloc(Scavenger, PageCacheAllocator):
                     changed.add(parent)
             if not changed:
                 break
-
-    def leaf_summary(self, ci: int) -> int:
-        """The packed summary of chunk ci (0 when it was never grown).  Go: s.summary[len-1][ci]."""
-        if ci not in self.chunks:
-            return 0
-        return pack_palloc_sum(*self.leaf(ci))
 
     def leaf_max(self, ci: int) -> int:
         """Longest free run of chunk ci per its summary.  Go: s.summary[len-1][ci].max()."""
