@@ -4,7 +4,7 @@ Every benchmark is parameterized over (trace, mode): trace from the
 manifest's default set (heavy traces: the *Heavy classes, opt-in with
 PAGEALLOC_BENCH_HEAVY=1), mode in {unlocked, locked}.
 
-* Replay: time_replay and peakmem_replay run pagealloc.replay.replay on
+* Replay: time_replay and peakmem_replay run pagealloc.replay on
   the trace, already read into memory by setup.
 * ReplayMetrics: the replay's own metrics as track_* benchmarks.  Virtual
   time makes them deterministic (all but events_per_second), so one replay
@@ -22,11 +22,19 @@ from ._corpus import MODES, NO_TRACES, SkipNotImplemented, corpus, heavy_enabled
 
 
 def _replay_api():
-    """pagealloc.replay.replay, or NotImplementedError on a commit without it."""
+    """pagealloc.replay (the function), or NotImplementedError on a commit without it.
+
+    ``from pagealloc import replay`` works on every layout this suite has
+    benchmarked: the function where the package exports it, else the
+    submodule of that name, whose ``replay`` is the function.
+    """
     try:
-        from pagealloc.replay import replay
+        from pagealloc import replay
     except ImportError as e:
         raise NotImplementedError(f"no pagealloc.replay in this commit: {e}") from None
+    replay = getattr(replay, "replay", replay)
+    if not callable(replay):
+        raise NotImplementedError("no pagealloc.replay in this commit: not a function")
     return replay
 
 

@@ -3,13 +3,23 @@ page allocator and scavenger, and measure locked vs unlocked scavenging.
 
 The names exported here form the stable, test-facing API (mirroring Go's
 runtime/export_test.go); README.md documents them.
+
+The packages, in pipeline order (each may import only those before it):
+
+- ``pagealloc.runtime``: the Go 1.14 mirror (one module per Go file);
+- ``pagealloc.trace``: the trace format, validation, import, record, synth;
+- ``pagealloc.sim``: the replay engine, cost model, metrics;
+- ``pagealloc.results``: asv results, the gate's rules, the report;
+- ``pagealloc.cli``: the ``pagealloc`` command.
+
+``pagealloc.errors`` (``UserError``) is shared by all but the runtime.
 """
 
-from pagealloc.lock_futex import HeapLock, LockError
-from pagealloc.malloc import PAGE_SIZE, PHYS_PAGE_SIZE
-from pagealloc.mgcscavenge import SCAVENGE_ALL, fill_aligned
-from pagealloc.mpagealloc import PageAlloc
-from pagealloc.mpagealloc_64bit import (
+from pagealloc.runtime.lock_futex import HeapLock, LockError
+from pagealloc.runtime.malloc import PAGE_SIZE, PHYS_PAGE_SIZE
+from pagealloc.runtime.mgcscavenge import SCAVENGE_ALL, fill_aligned
+from pagealloc.runtime.mpagealloc import PageAlloc
+from pagealloc.runtime.mpagealloc_64bit import (
     BASE_CHUNK_IDX,
     PALLOC_CHUNK_BYTES,
     PALLOC_CHUNK_PAGES,
@@ -17,13 +27,12 @@ from pagealloc.mpagealloc_64bit import (
     chunk_index,
     page_base,
 )
-from pagealloc.mpagecache import PAGE_CACHE_PAGES, PageCache
-from pagealloc.mpallocbits import PallocBits, PallocData, find_bit_range64
+from pagealloc.runtime.mpagecache import PAGE_CACHE_PAGES, PageCache
+from pagealloc.runtime.mpallocbits import PallocBits, PallocData, find_bit_range64
 
-# pagealloc.replay(trace, mode=...) is the replay API; this rebinds the name
-# from the submodule to its function (import names from the submodule with
-# ``from pagealloc.replay import ...``).
-from pagealloc.replay import MODES, ReplayResult, replay  # noqa: E402
+# pagealloc.replay(trace, mode=...) is the replay API (the engine's other
+# names: ``from pagealloc.sim.replay import ...``).
+from pagealloc.sim.replay import MODES, ReplayResult, replay
 
 __all__ = [
     "BASE_CHUNK_IDX",

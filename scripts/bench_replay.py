@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def speed(traces: list[str], repeat: int) -> None:
-    from pagealloc.replay import MODES, replay
+    from pagealloc.sim.replay import MODES, replay
 
     print(f"{'trace':<28} {'mode':<9} {'events':>9} {'events/s (median of %d)' % repeat:>26} {'released':>12} {'stall':>12}")
     for t in traces:
@@ -37,7 +37,7 @@ def speed(traces: list[str], repeat: int) -> None:
 
 
 def _child(path: str, mode: str) -> None:
-    from pagealloc.replay import replay
+    from pagealloc.sim.replay import replay
 
     t0 = time.perf_counter()
     r = replay(path, mode)

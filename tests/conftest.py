@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from pagealloc.invariants import check_page_alloc as check_invariants
+from pagealloc.runtime.invariants import check_page_alloc as check_invariants
 
 
 def make_bits(ranges) -> int:
@@ -101,9 +101,9 @@ def _invariants_always_on(monkeypatch):
     checked with check_heap when it finishes (as ``--check`` does), and every
     PageAlloc a test builds (directly, by for_test, or inside an MHeap) must
     pass check_page_alloc when the test ends."""
-    from pagealloc.invariants import check_heap
-    from pagealloc.mpagealloc import PageAlloc
-    from pagealloc.replay import Replay
+    from pagealloc.runtime.invariants import check_heap
+    from pagealloc.runtime.mpagealloc import PageAlloc
+    from pagealloc.sim.replay import Replay
 
     finish, init, built = Replay.finish, PageAlloc.__init__, []
 

@@ -1,7 +1,7 @@
 """The asv suite and its helpers, without running asv over commits (see
 test_asv_history.py and test_nightly.py for that): the configuration,
 discovery, the corpus from the manifest, skipping on commits that lack an
-API, and the results reader / gate rules of pagealloc.benchresults."""
+API, and the results reader / gate rules of pagealloc.results.asvresults."""
 
 from __future__ import annotations
 
@@ -15,16 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from pagealloc.benchresults import (
-    Run,
-    Value,
-    compare_runs,
-    direction,
-    format_mode_table,
-    load_results,
-    regressions,
-)
 from pagealloc.errors import UserError
+from pagealloc.results.asvresults import Run, Value, load_results
+from pagealloc.results.gate import compare_runs, direction, regressions
+from pagealloc.results.tables import format_mode_table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -98,7 +92,7 @@ def test_replay_benchmarks_run_and_agree_with_replay(tmp_path, monkeypatch):
     subprocess.run([sys.executable, "-m", "pagealloc", "synth", "burst-idle", "-o", str(tmp_path / "t.parquet"),
                     "--events", "3000"], check=True, capture_output=True)
     monkeypatch.setattr(_corpus, "TRACES", tmp_path)
-    from pagealloc.replay import replay
+    from pagealloc.sim.replay import replay
 
     b = bench_replay.ReplayMetrics()
     cache = b.setup_cache()
@@ -122,7 +116,10 @@ def test_replay_benchmarks_run_and_agree_with_replay(tmp_path, monkeypatch):
 def test_benchmarks_skip_on_a_commit_without_the_api(monkeypatch):
     """What an older commit looks like to the suite: no pagealloc.replay, a
     ReplayResult without a field, a pagealloc without PageAlloc.for_test."""
-    monkeypatch.setitem(sys.modules, "pagealloc.replay", None)  # import fails
+    import pagealloc
+
+    monkeypatch.delattr(pagealloc, "replay")  # no function exported ...
+    monkeypatch.setitem(sys.modules, "pagealloc.replay", None)  # ... and no submodule
     m = bench_replay.ReplayMetrics()
     cache = m.setup_cache()
     with pytest.raises(NotImplementedError, match="no pagealloc.replay"):
@@ -132,8 +129,6 @@ def test_benchmarks_skip_on_a_commit_without_the_api(monkeypatch):
     m.m = {"released_bytes": 1}
     with pytest.raises(NotImplementedError):  # asv's SkipNotImplemented: a skip, not a failure
         m.track_lock_hold_max_ns(cache, "x", "locked")
-    import pagealloc
-
     monkeypatch.delattr(pagealloc, "fill_aligned")
     with pytest.raises(NotImplementedError):
         bench_model.FillAligned().setup(8)
@@ -162,7 +157,7 @@ def test_scavenge_one_benchmark_has_work_for_every_call():
     assert all(r > 0 for r in released)
 
 
-# -- pagealloc.benchresults --
+# -- pagealloc.results (asvresults, gate, tables) --
 
 
 def _run(commit, values, ci=None):

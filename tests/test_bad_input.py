@@ -32,7 +32,7 @@ import pytest
 
 PAGEALLOC = Path(sys.executable).with_name("pagealloc")
 CLI = [str(PAGEALLOC)] if PAGEALLOC.exists() else [sys.executable, "-m", "pagealloc"]
-HAVE_REPORT = (Path(__file__).resolve().parents[1] / "pagealloc" / "commands" / "report.py").exists()
+HAVE_REPORT = (Path(__file__).resolve().parents[1] / "pagealloc" / "cli" / "report.py").exists()
 
 # --------------------------------------------------------------------------
 # The inputs, written once into one folder (the processes run in it).
@@ -295,7 +295,7 @@ def test_real_console_script(results, inputs, tmp_path):
 def test_report_command_is_in_the_matrix():
     """``report`` was being written when this matrix was; it must be covered once it exists."""
     if not HAVE_REPORT:
-        pytest.skip("pagealloc/commands/report.py does not exist: report is not in the matrix")
+        pytest.skip("pagealloc/cli/report.py does not exist: report is not in the matrix")
     assert any(c.endswith("-report") for c in CASES)
 
 
@@ -350,7 +350,7 @@ LENIENT_STILL_FAILS = {
 @pytest.mark.parametrize("which", list(LENIENT_STILL_FAILS))
 def test_lenient_relaxes_only_span_consistency(which):
     from pagealloc.errors import UserError
-    from pagealloc.replay import replay
+    from pagealloc.sim.replay import replay
 
     df, text = LENIENT_STILL_FAILS[which]
     with pytest.raises(UserError, match=f"^<dataframe>: {text}"):
@@ -359,7 +359,7 @@ def test_lenient_relaxes_only_span_consistency(which):
 
 def test_first_bad_row_wins_without_lenient():
     from pagealloc.errors import UserError
-    from pagealloc.replay import replay
+    from pagealloc.sim.replay import replay
 
     df = frame((0, "alloc", 1, 1), (1, "alloc", 2, 1), (2, "free", 7, 1), (3, "alloc", 1, 1), (2, "free", 2, 1))
     with pytest.raises(UserError, match=r"^<dataframe>: row 2: free of unknown span 7"):
@@ -371,9 +371,9 @@ def test_first_bad_row_wins_without_lenient():
 @pytest.mark.parametrize("lenient", [False, True])
 def test_engine_checks_spans_itself(lenient):
     """Replay.run_batch (unvalidated input) rejects or skips, naming the trace row (first_row + i)."""
-    from pagealloc.costmodel import CostModel
+    from pagealloc.sim.costmodel import CostModel
     from pagealloc.errors import UserError
-    from pagealloc.replay import Replay
+    from pagealloc.sim.replay import Replay
     from pagealloc.trace.format import OP_ALLOC, OP_FREE
 
     batches = [  # (ts, op, span, npages, value, p), first_row, the error without --lenient

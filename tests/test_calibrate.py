@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from pagealloc.costmodel import CostModel
+from pagealloc.sim.costmodel import CostModel
 
 
 def test_calibrate_writes_a_loadable_cost_model(tmp_path):

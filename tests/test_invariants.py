@@ -14,11 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 import pytest
 
-from pagealloc.invariants import InvariantError, check_heap, check_page_alloc
-from pagealloc.malloc import PAGE_SIZE
-from pagealloc.mheap import MHeap
-from pagealloc.mpagealloc_64bit import chunk_index, chunk_page_index
-from pagealloc.replay import replay
+from pagealloc.runtime.invariants import InvariantError, check_heap, check_page_alloc
+from pagealloc.runtime.malloc import PAGE_SIZE
+from pagealloc.runtime.mheap import MHeap
+from pagealloc.runtime.mpagealloc_64bit import chunk_index, chunk_page_index
+from pagealloc.sim.replay import replay
 
 pytest_plugins = ["pytester"]
 
@@ -107,21 +107,21 @@ TRACE = pd.DataFrame(
 BROKEN = textwrap.dedent(
     """
     import sys
-    import pagealloc.mheap, pagealloc.mpagealloc
+    import pagealloc.runtime.mheap, pagealloc.runtime.mpagealloc
     from pagealloc.cli import main
     how = sys.argv[1]
     if how == "inuse":  # free_span forgets heap_inuse: only check_heap (--check) can see it
-        free = pagealloc.mheap.MHeap.free_span
+        free = pagealloc.runtime.mheap.MHeap.free_span
         def free_span(self, base, npages):
             free(self, base, npages)
-            self.heap_inuse += npages * pagealloc.mheap.PAGE_SIZE
-        pagealloc.mheap.MHeap.free_span = free_span
+            self.heap_inuse += npages * pagealloc.runtime.mheap.PAGE_SIZE
+        pagealloc.runtime.mheap.MHeap.free_span = free_span
     elif how == "released":  # every release counted twice: retained goes negative mid-replay
-        unused = pagealloc.mheap.MHeap._sys_unused
+        unused = pagealloc.runtime.mheap.MHeap._sys_unused
         def twice(self, addr, n):
             unused(self, addr, n)
             unused(self, addr, n)
-        pagealloc.mheap.MHeap._sys_unused = twice
+        pagealloc.runtime.mheap.MHeap._sys_unused = twice
     sys.exit(main(sys.argv[2:]))
     """
 )

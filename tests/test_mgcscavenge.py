@@ -18,10 +18,10 @@ from pagealloc import BASE_CHUNK_IDX as B
 from pagealloc import PAGE_SIZE as PS
 from pagealloc import PALLOC_CHUNK_PAGES as P
 from pagealloc import PHYS_PAGE_SIZE, SCAVENGE_ALL, LockError, PageAlloc, page_base
-from pagealloc.malloc import PHYS_HUGE_PAGE_SIZE
-from pagealloc.mgcscavenge import LOCK, UNLOCKED, fill_aligned, find_scavenge_candidate
-from pagealloc.mpagealloc_64bit import MIN_SCAV_ADDR
-from pagealloc.mpallocbits import PallocData
+from pagealloc.runtime.malloc import PHYS_HUGE_PAGE_SIZE
+from pagealloc.runtime.mgcscavenge import LOCK, UNLOCKED, fill_aligned, find_scavenge_candidate
+from pagealloc.runtime.mpagealloc_64bit import MIN_SCAV_ADDR
+from pagealloc.runtime.mpallocbits import PallocData
 
 W = (1 << 64) - 1
 

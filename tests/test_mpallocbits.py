@@ -12,8 +12,8 @@ import random
 import pytest
 
 from pagealloc import PALLOC_CHUNK_PAGES as P
-from pagealloc.mpagealloc import pack_palloc_sum, unpack_palloc_sum
-from pagealloc.mpallocbits import CHUNK_MASK, NOT_FOUND, PallocBits, find_bit_range64
+from pagealloc.runtime.mpagealloc import pack_palloc_sum, unpack_palloc_sum
+from pagealloc.runtime.mpallocbits import CHUNK_MASK, NOT_FOUND, PallocBits, find_bit_range64
 
 W = (1 << 64) - 1  # ^uint64(0)
 

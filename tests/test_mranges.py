@@ -1,4 +1,4 @@
-"""Tests of pagealloc.mranges (Go's addrRange / addrRanges).
+"""Tests of pagealloc.runtime.mranges (Go's addrRange / addrRanges).
 
 Go 1.14 has no mranges_test.go (it arrived in a later release), so nothing
 here is a port: these are our own cases, written against Go 1.14's
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pagealloc.mranges import AddrRange, AddrRanges
+from pagealloc.runtime.mranges import AddrRange, AddrRanges
 
 # name: (ranges added in order, resulting ranges)
 ADD = {

@@ -9,7 +9,7 @@ Not ported from Go.  Two kinds:
   with a gap, through random alloc / free / scavenge (locked, unlocked, and
   unlocked interleaved with the mutator at Go 1.14's lock points) /
   alloc_to_cache / cache alloc / flush / grow / resetScavengeAddr, and after
-  every step checks pagealloc.invariants.check_page_alloc plus a shadow copy
+  every step checks pagealloc.runtime.invariants.check_page_alloc plus a shadow copy
   of the alloc bitmaps.  Every alloc is compared with a naive address-ordered
   first fit over the same bitmaps, and every page cache with the 64-page block
   of the first free page.
@@ -34,11 +34,11 @@ from pagealloc import BASE_CHUNK_IDX as B
 from pagealloc import PAGE_SIZE as PS
 from pagealloc import PALLOC_CHUNK_BYTES, SCAVENGE_ALL, PageAlloc, chunk_base, chunk_index
 from pagealloc import PALLOC_CHUNK_PAGES as P
-from pagealloc.invariants import check_page_alloc, naive_first_fit
-from pagealloc.mgcscavenge import UNLOCKED, fill_aligned, find_scavenge_candidate
-from pagealloc.mpagealloc import LEAF, merge_summaries, pack_palloc_sum, unpack_palloc_sum
-from pagealloc.mpagealloc_64bit import LEVEL_LOG_PAGES, chunk_page_index
-from pagealloc.mpallocbits import CHUNK_MASK, NOT_FOUND, PallocData, find, find_bit_range64, summarize
+from pagealloc.runtime.invariants import check_page_alloc, naive_first_fit
+from pagealloc.runtime.mgcscavenge import UNLOCKED, fill_aligned, find_scavenge_candidate
+from pagealloc.runtime.mpagealloc import LEAF, merge_summaries, pack_palloc_sum, unpack_palloc_sum
+from pagealloc.runtime.mpagealloc_64bit import LEVEL_LOG_PAGES, chunk_page_index
+from pagealloc.runtime.mpallocbits import CHUNK_MASK, NOT_FOUND, PallocData, find, find_bit_range64, summarize
 
 W = (1 << 64) - 1
 FAST = settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])

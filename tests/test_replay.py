@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pagealloc.costmodel import CostModel
+from pagealloc.sim.costmodel import CostModel
 from pagealloc.errors import UserError
-from pagealloc.replay import MODES, replay
+from pagealloc.sim.replay import MODES, replay
 
 MiB = 1 << 20
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,7 +175,7 @@ def test_package_level_replay_api():
 def test_large_object_spans_take_the_heap_lock_even_from_the_page_cache(kind, locks):
     """Go's allocSpan skips the heap lock after a page-cache hit only for
     small-object (size class != 0) or manual spans."""
-    from pagealloc.replay import Replay
+    from pagealloc.sim.replay import Replay
 
     engine = Replay("unlocked", CostModel(), kinds_known=True)
     engine.run_batch([0, 1, 2], [0, 0, 0], [1, 2, 3], [1, 1, 1], [0] * 3, [0] * 3, [kind] * 3, first_row=0, label="t")
@@ -185,7 +185,7 @@ def test_large_object_spans_take_the_heap_lock_even_from_the_page_cache(kind, lo
 
 def test_kinds_of_user_traces_are_not_trusted():
     """A trace that is not from Go has kind 0 meaning 'not given': treated as small objects."""
-    from pagealloc.replay import Replay
+    from pagealloc.sim.replay import Replay
 
     engine = Replay("unlocked", CostModel())
     engine.run_batch([0, 1, 2], [0, 0, 0], [1, 2, 3], [1, 1, 1], [0] * 3, [0] * 3, [0] * 3, first_row=0, label="t")

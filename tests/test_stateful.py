@@ -1,6 +1,6 @@
 """Hypothesis state machines over the heap model and the replay engine (issue 6.5).
 
-HeapMachine drives pagealloc.mheap.MHeap as the runtime would: spans of
+HeapMachine drives pagealloc.runtime.mheap.MHeap as the runtime would: spans of
 1-2000 pages for several Ps (small ones through the per-P page caches),
 frees, GC pacing updates, FreeOSMemory (scavenge_all, locked and unlocked),
 partial scavenges, and the background scavenger (mgcscavenge.bgscavenge)
@@ -8,7 +8,7 @@ stepped one lock point at a time in between, so its unlocked reads go stale
 under allocation.  Heap growth happens by itself.  After every step the
 whole heap must pass check_heap with the live spans.
 
-ReplayMachine drives pagealloc.replay.Replay with small generated batches
+ReplayMachine drives pagealloc.sim.replay.Replay with small generated batches
 through run_batch, in both modes and both cost models, with time gaps that
 let the engine run the background scavenger between events, GC rows that
 wake it, FreeOSMemory rows and (in lenient runs) skippable rows.  After
@@ -23,13 +23,13 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from pagealloc.costmodel import CostModel
-from pagealloc.invariants import check_heap
-from pagealloc.malloc import PAGE_SIZE
-from pagealloc.mgcscavenge import LOCK, PARK, SLEEP, UNLOCKED, bgscavenge
-from pagealloc.mheap import MHeap
-from pagealloc.mpallocbits import CHUNK_MASK
-from pagealloc.replay import Replay
+from pagealloc.sim.costmodel import CostModel
+from pagealloc.runtime.invariants import check_heap
+from pagealloc.runtime.malloc import PAGE_SIZE
+from pagealloc.runtime.mgcscavenge import LOCK, PARK, SLEEP, UNLOCKED, bgscavenge
+from pagealloc.runtime.mheap import MHeap
+from pagealloc.runtime.mpallocbits import CHUNK_MASK
+from pagealloc.sim.replay import Replay
 from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC
 
 MiB = 1 << 20

@@ -9,6 +9,13 @@ The public API for other modules (the replay engine, the CLI, notebooks):
 - ``TraceWriter``: write a trace file in batches.
 
 ``src`` is a file path, a ``pyarrow.Table`` or a ``pandas.DataFrame``.
+
+Modules: ``format`` (schema, metadata, writer), ``read`` (streaming
+validation), ``goimport`` (Go execution traces through ``go tool trace``),
+``gowire`` (Go's trace wire format and a pure-Python decoder), ``gotool``
+(finding and running Go), ``record`` (run a Go program traced), ``synth``
+(synthetic scenarios).  Imports nothing of ours but ``pagealloc.errors``:
+the simulation reads traces, traces know nothing of it.
 """
 
 from pagealloc.trace.format import (

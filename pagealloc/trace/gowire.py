@@ -32,7 +32,7 @@ from array import array
 import numpy as np
 
 from pagealloc.errors import UserError
-from pagealloc.trace.goimport import Decoded, WireError, read_header, uvarint, varints, wire_batches
+from pagealloc.trace.gotrace import Decoded, WireError, read_header, uvarint, varints, wire_batches
 
 # Event types (internal/trace/tracev2/events.go) and their argument counts, timestamp delta included.
 EV_STACKS, EV_STRINGS, EV_STRING, EV_CPU_SAMPLES, EV_FREQUENCY = 2, 4, 5, 6, 8

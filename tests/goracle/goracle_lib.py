@@ -36,10 +36,10 @@ from pagealloc import (
     SCAVENGE_ALL,
     PageAlloc,
 )
-from pagealloc.invariants import check_page_alloc
-from pagealloc.mgcscavenge import fill_aligned512
-from pagealloc.mpagealloc_64bit import chunk_index, chunk_page_index
-from pagealloc.mpallocbits import CHUNK_MASK
+from pagealloc.runtime.invariants import check_page_alloc
+from pagealloc.runtime.mgcscavenge import fill_aligned512
+from pagealloc.runtime.mpagealloc_64bit import chunk_index, chunk_page_index
+from pagealloc.runtime.mpallocbits import CHUNK_MASK
 
 HERE = Path(__file__).resolve().parent
 GO_FILES = ("pagealloc_oracle_test.go", "export_pagealloc_oracle_test.go")

@@ -19,7 +19,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from pagealloc.calibrate import calibrate, to_toml
+    from pagealloc.sim.calibrate import calibrate, to_toml
 
     if args.repeat < 1:
         raise UserError("--repeat must be at least 1")

@@ -25,9 +25,9 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 
-from pagealloc.malloc import ARENA_BASE_OFFSET, MASK64, PAGE_SIZE
-from pagealloc.mpagealloc_64bit import LOG_PALLOC_CHUNK_BYTES, PALLOC_CHUNK_PAGES, chunk_base
-from pagealloc.mpallocbits import CHUNK_MASK, longest_run, run_starts
+from pagealloc.runtime.malloc import ARENA_BASE_OFFSET, MASK64, PAGE_SIZE
+from pagealloc.runtime.mpagealloc_64bit import LOG_PALLOC_CHUNK_BYTES, PALLOC_CHUNK_PAGES, chunk_base
+from pagealloc.runtime.mpallocbits import CHUNK_MASK, longest_run, run_starts
 
 MAX_INDEXED = 255
 _AT_LEAST = [None] + [re.compile(b"[\\x%02x-\\xff]" % n) for n in range(1, MAX_INDEXED + 1)]

@@ -8,9 +8,9 @@ lazily maintained summaries, which are brought up to date first.
 
 from __future__ import annotations
 
-from pagealloc.malloc import PAGE_SIZE
-from pagealloc.mpagealloc import LEAF, merge_summaries, pack_palloc_sum
-from pagealloc.mpagealloc_64bit import (
+from pagealloc.runtime.malloc import PAGE_SIZE
+from pagealloc.runtime.mpagealloc import LEAF, merge_summaries, pack_palloc_sum
+from pagealloc.runtime.mpagealloc_64bit import (
     LEVEL_BITS,
     LEVEL_LOG_PAGES,
     MAX_SEARCH_ADDR,
@@ -19,7 +19,7 @@ from pagealloc.mpagealloc_64bit import (
     chunk_index,
     chunk_page_index,
 )
-from pagealloc.mpallocbits import CHUNK_MASK, summarize
+from pagealloc.runtime.mpallocbits import CHUNK_MASK, summarize
 
 
 class InvariantError(AssertionError):
@@ -106,7 +106,7 @@ def naive_first_fit(p, npages: int) -> int:
 
 
 def check_heap(heap, live_spans: dict) -> None:
-    """Raise InvariantError unless the heap model (pagealloc.mheap.MHeap) is consistent.
+    """Raise InvariantError unless the heap model (pagealloc.runtime.mheap.MHeap) is consistent.
 
     live_spans maps span id -> (base, npages), as the replay keeps them.
     Checks the page allocator (check_page_alloc: every summary level against
@@ -118,7 +118,7 @@ def check_heap(heap, live_spans: dict) -> None:
     scavenged bits (bitmaps and caches) and the unused arena tail; that the
     heap lock is free and retained is not negative.
     """
-    from pagealloc.malloc import HEAP_ARENA_BYTES
+    from pagealloc.runtime.malloc import HEAP_ARENA_BYTES
 
     p = heap.pages
     check_page_alloc(p)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
-from pagealloc.replay import MODES
+from pagealloc.sim.replay import MODES
 
 # Metrics shown in the table, with how to format them.
 TABLE = [
@@ -75,8 +75,8 @@ def _progress(label: str):
 
 
 def run(args) -> int:
-    from pagealloc.costmodel import CostModel
-    from pagealloc.replay import replay
+    from pagealloc.sim.costmodel import CostModel
+    from pagealloc.sim.replay import replay
 
     cost = CostModel.load(args.cost_model) if args.cost_model else CostModel()
     modes = MODES if args.mode == "both" else (args.mode,)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import random
 
-from pagealloc.invariants import check_page_alloc, naive_first_fit
-from pagealloc.mpagealloc import PageAlloc
-from pagealloc.mpagealloc_64bit import BASE_CHUNK_IDX, PALLOC_CHUNK_BYTES, chunk_base
+from pagealloc.runtime.invariants import check_page_alloc, naive_first_fit
+from pagealloc.runtime.mpagealloc import PageAlloc
+from pagealloc.runtime.mpagealloc_64bit import BASE_CHUNK_IDX, PALLOC_CHUNK_BYTES, chunk_base
 
 
 class SelfCheckError(AssertionError):

@@ -9,7 +9,7 @@ Go reserves each summary level as one huge array and commits it on demand
 only entries that exist cost memory (see mpagealloc.PageAlloc).
 """
 
-from pagealloc.malloc import HEAP_ADDR_BITS, PAGE_SHIFT
+from pagealloc.runtime.malloc import HEAP_ADDR_BITS, PAGE_SHIFT
 
 LOG_PALLOC_CHUNK_PAGES = 9
 PALLOC_CHUNK_PAGES = 1 << LOG_PALLOC_CHUNK_PAGES  # 512 pages per chunk
@@ -40,7 +40,7 @@ MAX_PACKED_VALUE = 1 << LOG_MAX_PACKED_VALUE
 # minScavAddr in mpagealloc.go).  They live here, next to the geometry, so
 # that mpagealloc, mpagecache and mgcscavenge can all import them without an
 # import cycle.  All arithmetic is uintptr arithmetic, i.e. modulo 2**64.
-from pagealloc.malloc import ARENA_BASE_OFFSET, MASK64, PAGE_SIZE  # noqa: E402
+from pagealloc.runtime.malloc import ARENA_BASE_OFFSET, MASK64, PAGE_SIZE  # noqa: E402
 
 MAX_SEARCH_ADDR = MASK64 - ARENA_BASE_OFFSET  # "no free memory" search address
 MIN_SCAV_ADDR = (-ARENA_BASE_OFFSET) & MASK64  # "scavenger is done" address

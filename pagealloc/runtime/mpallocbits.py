@@ -20,7 +20,7 @@ tests and for readers holding the Go file alongside.
 
 from __future__ import annotations
 
-from pagealloc.mpagealloc_64bit import PALLOC_CHUNK_PAGES
+from pagealloc.runtime.mpagealloc_64bit import PALLOC_CHUNK_PAGES
 
 CHUNK_MASK = (1 << PALLOC_CHUNK_PAGES) - 1  # all 512 bits set
 WORD_MASK = (1 << 64) - 1
@@ -189,7 +189,7 @@ class PallocData(PallocBits):
 
     Allocating pages clears their scavenged bits (the memory is in use again).
     The scavenger-side methods (has_scavenge_candidate, find_scavenge_candidate)
-    are defined in mgcscavenge, as in Go.
+    are defined in mgcscavenge, as in Go, which binds them to this class.
     """
 
     __slots__ = ("scavenged",)
@@ -209,13 +209,3 @@ class PallocData(PallocBits):
 
     def scavenged_set_range(self, i: int, n: int) -> None:
         self.scavenged |= range_mask(i, n)
-
-    def has_scavenge_candidate(self, min_pages: int) -> bool:
-        from pagealloc.mgcscavenge import has_scavenge_candidate
-
-        return has_scavenge_candidate(self, min_pages)
-
-    def find_scavenge_candidate(self, search_idx: int, min_pages: int, max_pages: int) -> tuple[int, int]:
-        from pagealloc.mgcscavenge import find_scavenge_candidate
-
-        return find_scavenge_candidate(self, search_idx, min_pages, max_pages)

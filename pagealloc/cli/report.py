@@ -3,7 +3,7 @@
 Replays each TRACE in both modes and writes DIR/index.html with PNGs:
 retained bytes over time (unlocked vs locked) per trace, released bytes and
 mutator stall per mode, and, given asv's results folder, the replay
-benchmarks and model microbenchmarks across commits.  See pagealloc/report.py.
+benchmarks and model microbenchmarks across commits.  See pagealloc/results/report.py.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from pagealloc.report import build_report, default_jobs
+    from pagealloc.results.report import build_report, default_jobs
 
     cost = None
     if args.cost_model:
-        from pagealloc.costmodel import CostModel
+        from pagealloc.sim.costmodel import CostModel
 
         cost = CostModel.load(args.cost_model)
     jobs = args.jobs if args.jobs is not None else default_jobs()

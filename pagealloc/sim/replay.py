@@ -32,13 +32,13 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
-from pagealloc.costmodel import CostModel
+from pagealloc.sim.costmodel import CostModel
 from pagealloc.errors import UserError
-from pagealloc.histogram import Histogram
-from pagealloc.invariants import InvariantError, check_heap
-from pagealloc.malloc import ARENA_HINT_BASE, PAGE_SHIFT
-from pagealloc.mgcscavenge import LOCK, PARK, SCAVENGE_ALL, SLEEP, UNLOCKED, bgscavenge
-from pagealloc.mheap import MAX_HEAP_SYS, SMALL_SPAN_PAGES, MHeap
+from pagealloc.sim.histogram import Histogram
+from pagealloc.runtime.invariants import InvariantError, check_heap
+from pagealloc.runtime.malloc import ARENA_HINT_BASE, PAGE_SHIFT
+from pagealloc.runtime.mgcscavenge import LOCK, PARK, SCAVENGE_ALL, SLEEP, UNLOCKED, bgscavenge
+from pagealloc.runtime.mheap import MAX_HEAP_SYS, SMALL_SPAN_PAGES, MHeap
 from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC
 
 MODES = ("unlocked", "locked")
@@ -394,7 +394,7 @@ def replay(
     """Replay ``trace`` (a path, pyarrow Table or pandas DataFrame) in ``mode``.
 
     Raises UserError for bad input.  ``check`` verifies the model's
-    invariants after the replay (pagealloc.invariants.check_heap).
+    invariants after the replay (pagealloc.runtime.invariants.check_heap).
     ``lenient`` skips frees of unknown spans and allocs of live spans and
     counts them in ``skipped_events``.  ``progress(n)`` is called with the
     number of events done after each batch.

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 
-from pagealloc.fitindex import MAX_INDEXED, FitIndex
-from pagealloc.lock_futex import HeapLock
-from pagealloc.malloc import (
+from pagealloc.runtime.fitindex import MAX_INDEXED, FitIndex
+from pagealloc.runtime.lock_futex import HeapLock
+from pagealloc.runtime.malloc import (
     PAGE_SHIFT,
     ARENA_BASE_OFFSET,
     HEAP_ADDR_BITS,
@@ -36,9 +36,9 @@ from pagealloc.malloc import (
     PHYS_HUGE_PAGE_SIZE,
     PHYS_PAGE_SIZE,
 )
-from pagealloc.mgcscavenge import Scavenger
-from pagealloc.mpagecache import PageCacheAllocator
-from pagealloc.mpagealloc_64bit import (
+from pagealloc.runtime.mgcscavenge import Scavenger
+from pagealloc.runtime.mpagecache import PageCacheAllocator
+from pagealloc.runtime.mpagealloc_64bit import (
     LEVEL_BITS,
     LEVEL_LOG_PAGES,
     LEVEL_SHIFT,
@@ -54,8 +54,8 @@ from pagealloc.mpagealloc_64bit import (
     chunk_index,
     linear,
 )
-from pagealloc.mpallocbits import CHUNK_MASK, NOT_FOUND, PallocData, find, range_mask, summarize
-from pagealloc.mranges import AddrRange, AddrRanges
+from pagealloc.runtime.mpallocbits import CHUNK_MASK, NOT_FOUND, PallocData, find, range_mask, summarize
+from pagealloc.runtime.mranges import AddrRange, AddrRanges
 
 _FIELD_MASK = MAX_PACKED_VALUE - 1
 _ALL_FREE = 1 << 63  # pallocSum of a region whose three fields all equal 2**21

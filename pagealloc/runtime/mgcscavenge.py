@@ -4,8 +4,9 @@ memory from the top of the heap down and returning it to the OS.
 Go counterpart: runtime/mgcscavenge.go as of Go 1.14 (CL 195699):
 fillAligned, pallocData.hasScavengeCandidate / findScavengeCandidate,
 pageAlloc.scavenge / scavengeOne / scavengeRangeLocked / resetScavengeAddr.
-The pacing loop (bgscavenge, gcPaceScavenger) belongs to the heap model and
-lives in pagealloc.replay.
+bgscavenge's pacing loop is here as a generator (the simulation runs it as
+the background scavenger actor); gcPaceScavenger is MHeap.gc_pace_scavenger
+in mheap.
 
 Lock contract (the point of CL 195699):
   * scavenge(nbytes, locked=True) / scavenge_one(max, locked=True): the
@@ -26,17 +27,17 @@ from __future__ import annotations
 
 from collections.abc import Generator
 
-from pagealloc.lock_futex import LockError
-from pagealloc.malloc import MAX_PHYS_PAGE_SIZE, PAGE_SIZE
-from pagealloc.mpagealloc_64bit import (
+from pagealloc.runtime.lock_futex import LockError
+from pagealloc.runtime.malloc import MAX_PHYS_PAGE_SIZE, PAGE_SIZE
+from pagealloc.runtime.mpagealloc_64bit import (
     MIN_SCAV_ADDR,
     PALLOC_CHUNK_PAGES,
     chunk_base,
     chunk_index,
     chunk_page_index,
 )
-from pagealloc.mpallocbits import CHUNK_MASK, PallocData, range_mask
-from pagealloc.mranges import AddrRange
+from pagealloc.runtime.mpallocbits import CHUNK_MASK, PallocData, range_mask
+from pagealloc.runtime.mranges import AddrRange
 
 MAX_PAGES_PER_PHYS_PAGE = MAX_PHYS_PAGE_SIZE // PAGE_SIZE  # 64
 SCAVENGE_ALL = (1 << 64) - 1  # Go: ^uintptr(0)
@@ -296,7 +297,7 @@ EWMA_ALPHA = 0.5
 def bgscavenge(heap, locked: bool):
     """The background scavenger's loop, as a generator.  Go: bgscavenge.
 
-    heap is a pagealloc.mheap.MHeap; heap.now is the virtual time, kept
+    heap is a pagealloc.runtime.mheap.MHeap; heap.now is the virtual time, kept
     current by the replay engine each time it resumes this generator.
     Yields LOCK / UNLOCKED around heap-lock critical sections, (SLEEP, ns)
     and PARK; the engine sends the ns actually slept back for SLEEP.
@@ -344,3 +345,11 @@ def bgscavenge(heap, locked: bool):
         slept = yield (SLEEP, int(adjust * crit / (SCAVENGE_PERCENT / 100.0)))
         fraction = max(crit / (crit + slept), MIN_FRACTION)
         ewma = EWMA_ALPHA * fraction + (1 - EWMA_ALPHA) * ewma
+
+
+# Go declares these two as methods of pallocData in mgcscavenge.go, not in
+# mpallocbits.go.  Binding them here keeps Go's split and keeps the imports
+# one way (mgcscavenge -> mpallocbits).  runtime/__init__ imports this
+# module, so the methods exist whenever PallocData does.
+PallocData.has_scavenge_candidate = has_scavenge_candidate
+PallocData.find_scavenge_candidate = find_scavenge_candidate

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pagealloc.malloc import PAGE_SIZE
-from pagealloc.mpagealloc_64bit import MAX_SEARCH_ADDR, chunk_base, chunk_index, chunk_page_index
-from pagealloc.mpallocbits import CHUNK_MASK, NOT_FOUND, find, find_bit_range64
+from pagealloc.runtime.malloc import PAGE_SIZE
+from pagealloc.runtime.mpagealloc_64bit import MAX_SEARCH_ADDR, chunk_base, chunk_index, chunk_page_index
+from pagealloc.runtime.mpallocbits import CHUNK_MASK, NOT_FOUND, find, find_bit_range64
 
 PAGE_CACHE_PAGES = 64  # Go: pageCachePages, the bits of one uint64
 _WORD = (1 << 64) - 1

@@ -17,7 +17,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from pagealloc.selfcheck import run_selfcheck
+    from pagealloc.runtime.selfcheck import run_selfcheck
 
     report = run_selfcheck(args.ops, args.seed)
     print(report)

@@ -19,14 +19,17 @@ scavenging releases (sysUnused).  retained = heap_sys - heap_released.
 
 Costs: model code adds virtual nanoseconds to ``self.meter_ns`` as it does
 work that the cost model prices (madvise, page faults, arena maps); the
-replay engine drains the meter at each scheduling point.
+replay engine drains the meter at each scheduling point.  The prices come
+from the ``cost`` object given (the simulation's ``CostModel``: any object
+with its ``*_ns`` attributes); without one nothing is priced, which is all
+a test of the heap alone needs.  The runtime so never imports the
+simulation.
 """
 
 from __future__ import annotations
 
-from pagealloc.costmodel import CostModel
-from pagealloc.lock_futex import HeapLock
-from pagealloc.malloc import (
+from pagealloc.runtime.lock_futex import HeapLock
+from pagealloc.runtime.malloc import (
     ARENA_HINT_BASE,
     HEAP_ARENA_BYTES,
     MASK64,
@@ -34,10 +37,10 @@ from pagealloc.malloc import (
     PHYS_HUGE_PAGE_SIZE,
     PHYS_PAGE_SIZE,
 )
-from pagealloc.mgcscavenge import SCAVENGE_ALL
-from pagealloc.mpagealloc import PageAlloc
-from pagealloc.mpagealloc_64bit import PALLOC_CHUNK_BYTES, PALLOC_CHUNK_PAGES
-from pagealloc.mpagecache import PAGE_CACHE_PAGES, PageCache
+from pagealloc.runtime.mgcscavenge import SCAVENGE_ALL
+from pagealloc.runtime.mpagealloc import PageAlloc
+from pagealloc.runtime.mpagealloc_64bit import PALLOC_CHUNK_BYTES, PALLOC_CHUNK_PAGES
+from pagealloc.runtime.mpagecache import PAGE_CACHE_PAGES, PageCache
 
 # The model keeps a Python object per 4 MiB chunk, so a heap of terabytes
 # costs gigabytes and minutes; beyond this, sys_alloc fails as an OS would.
@@ -46,17 +49,26 @@ SMALL_SPAN_PAGES = PAGE_CACHE_PAGES // 4  # allocSpan uses the P's page cache be
 PHYS_4K = 4096  # madvise and page-fault costs are per 4 KiB OS page
 
 
+class Unpriced:
+    """The cost table of a heap used without the simulation: every step is free."""
+
+    def __getattr__(self, name: str) -> int:
+        if name.endswith("_ns"):
+            return 0
+        raise AttributeError(name)
+
+
 class MHeap:
     """Go's mheap_, reduced to what the page allocator and scavenger see."""
 
     def __init__(
         self,
-        cost: CostModel | None = None,
+        cost=None,
         *,
         phys_page_size: int = PHYS_PAGE_SIZE,
         phys_huge_page_size: int = PHYS_HUGE_PAGE_SIZE,
     ) -> None:
-        self.cost = cost or CostModel()
+        self.cost = cost if cost is not None else Unpriced()
         self.lock = HeapLock()
         self.pages = PageAlloc(
             self.lock, phys_page_size=phys_page_size, phys_huge_page_size=phys_huge_page_size
@@ -100,7 +112,7 @@ class MHeap:
         """
         self.heap_released += nbytes
         if self.heap_released > self.heap_sys:
-            from pagealloc.invariants import InvariantError
+            from pagealloc.runtime.invariants import InvariantError
 
             raise InvariantError(f"retained went negative: released {self.heap_released} > heap_sys {self.heap_sys}")
         self.meter_ns += self.cost.madvise_call_ns + self.cost.madvise_page_ns * (nbytes // PHYS_4K)

@@ -1,6 +1,6 @@
 """The ``pagealloc`` command line.
 
-Each subcommand lives in its own module under ``pagealloc/commands/`` and
+Each subcommand lives in its own module of this package (``pagealloc/cli/``) and
 exposes ``register(subparsers)``, which adds its parser and sets
 ``func=run``.  ``main`` turns every UserError (and argument misuse) into one
 line on stderr, ``pagealloc: error: ...``, and exit status 2.
@@ -13,7 +13,7 @@ import importlib
 import sys
 
 from pagealloc.errors import UserError
-from pagealloc.invariants import InvariantError
+from pagealloc.runtime.invariants import InvariantError
 
 # Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = [
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMANDS:
-        importlib.import_module(f"pagealloc.commands.{name}").register(sub)
+        importlib.import_module(f"pagealloc.cli.{name}").register(sub)
     return parser
 
 

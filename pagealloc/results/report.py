@@ -53,7 +53,7 @@ SUMMARY = [
 
 def _replay_one(job):
     path, mode, cost_model = job
-    from pagealloc.replay import replay
+    from pagealloc.sim.replay import replay
 
     r = replay(path, mode, cost_model=cost_model)
     return r.to_dict()
@@ -235,7 +235,7 @@ def build_report(traces, out_dir, *, asv_results=None, machine=None, jobs: int =
         raise UserError("report: nothing to report: give TRACE files and/or --asv-results DIR")
     results = None
     if asv_results is not None:
-        from pagealloc.benchresults import load_results
+        from pagealloc.results.asvresults import load_results
 
         results = load_results(asv_results)
         results.for_machine(machine)  # fails early on an ambiguous machine

@@ -14,7 +14,7 @@ import mmap
 import statistics
 import time
 
-from pagealloc.costmodel import CostModel
+from pagealloc.sim.costmodel import CostModel
 
 PAGE = 4096
 SIZES = (1, 2, 4, 16, 64, 256, 1024)  # 4 KiB pages per madvise call

@@ -1,1 +1,0 @@
-"""Subcommands of the ``pagealloc`` CLI, one module each (see pagealloc/cli.py)."""
