@@ -104,7 +104,7 @@ def nightly(tmp_path_factory):
     readme.write_text(readme.read_text() + "\nAn unchanged commit: documentation only.\n")
     _git(repo, "commit", "-qam", "docs only")
     runs.append(run(BENCH))
-    replay_py = repo / "pagealloc" / "replay.py"
+    replay_py = repo / "pagealloc" / "sim" / "replay.py"
     replay_py.write_text(replay_py.read_text() + SLOWDOWN)
     _git(repo, "commit", "-qam", "slow down replay (deliberately)")
     runs.append(run(BENCH))
