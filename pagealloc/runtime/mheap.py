@@ -28,6 +28,8 @@ simulation.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from pagealloc.runtime.lock_futex import HeapLock
 from pagealloc.runtime.malloc import (
     ARENA_HINT_BASE,
@@ -48,6 +50,38 @@ MAX_HEAP_SYS = 4 << 40
 SMALL_SPAN_PAGES = PAGE_CACHE_PAGES // 4  # allocSpan uses the P's page cache below this
 PHYS_4K = 4096  # madvise and page-fault costs are per 4 KiB OS page
 
+GOGC = 100  # Go: readgogc's default
+DEFAULT_HEAP_MINIMUM = 4 << 20  # Go: defaultHeapMinimum (heapminimum at GOGC=100)
+TRIGGER_RATIO_INIT = 7 / 8.0  # Go: gcinit's memstats.triggerRatio
+RETAIN_EXTRA_PERCENT = 10  # Go: retainExtraPercent (mgcscavenge.go)
+
+
+def heap_minimum(gogc: int = GOGC) -> int:
+    """Go: heapminimum = defaultHeapMinimum * gcpercent / 100 (setGCPercent)."""
+    return DEFAULT_HEAP_MINIMUM * gogc // 100
+
+
+def gc_goal(heap_marked: int, gogc: int = GOGC) -> int:
+    """next_gc for a heap_marked.  Go: gcSetTriggerRatio's goal.
+
+    goal = heap_marked + heap_marked*GOGC/100, raised to the trigger when
+    that is higher.  The trigger ratio is capped at 0.95*GOGC/100, so only
+    the trigger's floor, heapminimum, can be: the goal is at least 4 MiB
+    (at GOGC=100).  (Go's other floor, heap_live + sweepMinHeapDistance
+    while sweeping, needs heap_live, which the model does not have.)
+    """
+    return max(heap_marked + heap_marked * gogc // 100, heap_minimum(gogc))
+
+
+def initial_next_gc(gogc: int = GOGC) -> int:
+    """next_gc after gcinit: 4,473,924 bytes at GOGC=100.
+
+    Go: gcinit sets heap_marked = uint64(float64(heapminimum) / (1 +
+    triggerRatio)) with triggerRatio = 7/8, then setGCPercent ->
+    gcSetTriggerRatio computes the goal from it.
+    """
+    return gc_goal(int(heap_minimum(gogc) / (1 + TRIGGER_RATIO_INIT)), gogc)
+
 
 class Unpriced:
     """The cost table of a heap used without the simulation: every step is free."""
@@ -67,6 +101,8 @@ class MHeap:
         *,
         phys_page_size: int = PHYS_PAGE_SIZE,
         phys_huge_page_size: int = PHYS_HUGE_PAGE_SIZE,
+        gogc: int = GOGC,
+        retain_extra_percent=RETAIN_EXTRA_PERCENT,
     ) -> None:
         self.cost = cost if cost is not None else Unpriced()
         self.lock = HeapLock()
@@ -79,9 +115,13 @@ class MHeap:
         self.heap_sys = 0
         self.heap_released = 0
         self.heap_inuse = 0
-        self.next_gc = 0
+        # gcinit fakes heap_marked = heapminimum / (1 + 7/8), so next_gc
+        # starts at GOGC=100's goal for it: the first GC already paces.
+        self.next_gc = initial_next_gc(gogc)
         self.last_next_gc = 0
         self.last_heap_inuse = 0
+        self.gogc = gogc
+        self.retain_extra_percent = Fraction(retain_extra_percent)
         self.scavenge_goal = MASK64  # Go: ^uint64(0) = no scavenging wanted
         # arena reservation: the current arena's unused tail, and the hint
         self.cur_arena_base = 0
@@ -265,19 +305,25 @@ class MHeap:
             self.forced = False
 
     def gc_pace_scavenger(self) -> None:
-        """Set the scavenge goal from the last two GC cycles.  Go: gcPaceScavenger.
+        """Set the scavenge goal for the cycle that starts.  Go: gcPaceScavenger.
 
-        Heap lock must be held.  No goal before the second GC; the goal is
-        last heap_inuse scaled by next_gc / last_next_gc, plus 10%, rounded
-        up to a physical page; disabled when retained is within one
-        physical page of it; otherwise the scavenge address is reset.
+        Go calls it from gcSetTriggerRatio, with the heap lock held or the
+        world stopped.  Disabled before the first GC (last_next_gc == 0);
+        otherwise the goal is last_heap_inuse (the heap in use at the GC
+        that just ended) scaled by next_gc / last_next_gc, plus
+        retainExtraPercent, rounded up to a physical page; disabled when
+        retained is within one physical page of it; otherwise the
+        scavenge address is reset.
         """
         if self.last_next_gc == 0:
             self.scavenge_goal = MASK64
             return
         goal_ratio = self.next_gc / self.last_next_gc
         retained_goal = int(self.last_heap_inuse * goal_ratio)
-        retained_goal += retained_goal // 10  # retainExtraPercent = 10 (Go's constant divides exactly)
+        # Go: retainedGoal / (1.0 / (retainExtraPercent / 100.0)), a constant
+        # divisor (10 for 10%); exact for any percent Go could compile.
+        extra = self.retain_extra_percent
+        retained_goal += retained_goal * extra.numerator // (100 * extra.denominator)
         phys = self.phys_page_size
         retained_goal = (retained_goal + phys - 1) & ~(phys - 1)
         retained_now = self.heap_retained()
@@ -287,15 +333,26 @@ class MHeap:
         self.scavenge_goal = retained_goal
         self.pages.reset_scavenge_addr()
 
-    def gc_done(self, next_gc: int) -> None:
-        """A GC cycle ended with next heap goal next_gc.  Go: gcSetTriggerRatio's
-        pacing, then gcMarkTermination's last_next_gc / last_heap_inuse update.
-        Heap lock must be held."""
-        self.next_gc = next_gc
-        self.gc_pace_scavenger()
+    def gc_done(self, next_gc: int) -> bool:
+        """A GC cycle's mark termination, with the next heap goal next_gc.
+
+        Go: gcMarkTermination records last_next_gc = next_gc (the goal of
+        the cycle that ended) and last_heap_inuse = heap_inuse (now), and only
+        then gcSetTriggerRatio sets the new next_gc and calls
+        gcPaceScavenger.  The world is stopped, and the heap lock is not
+        taken.  ``next_gc`` 0 means the trace does not give the goal: it is
+        derived as Go 1.14 would (gc_goal, with heap_inuse standing in for
+        heap_marked).  Returns whether the goal was derived.
+        """
+        derived = next_gc == 0
+        if derived:
+            next_gc = gc_goal(self.heap_inuse, self.gogc)
         self.last_next_gc = self.next_gc
         self.last_heap_inuse = self.heap_inuse
+        self.next_gc = next_gc
+        self.gc_pace_scavenger()
         self.meter_ns += self.cost.gc_ns
+        return derived
 
     def drain_meter(self) -> int:
         """Virtual ns of model work since the last drain (see the module docstring),
