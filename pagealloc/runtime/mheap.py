@@ -39,9 +39,10 @@ from pagealloc.runtime.malloc import (
     PHYS_HUGE_PAGE_SIZE,
     PHYS_PAGE_SIZE,
 )
+from pagealloc.runtime.mem_linux import MADV_DONTNEED, MADV_FREE, sys_unused, sys_used
 from pagealloc.runtime.mgcscavenge import SCAVENGE_ALL
 from pagealloc.runtime.mpagealloc import PageAlloc
-from pagealloc.runtime.mpagealloc_64bit import PALLOC_CHUNK_BYTES, PALLOC_CHUNK_PAGES
+from pagealloc.runtime.mpagealloc_64bit import PALLOC_CHUNK_BYTES, PALLOC_CHUNK_PAGES, chunk_index, chunk_page_index
 from pagealloc.runtime.mpagecache import PAGE_CACHE_PAGES, PageCache
 
 # The model keeps a Python object per 4 MiB chunk, so a heap of terabytes
@@ -101,6 +102,7 @@ class MHeap:
         *,
         phys_page_size: int = PHYS_PAGE_SIZE,
         phys_huge_page_size: int = PHYS_HUGE_PAGE_SIZE,
+        madvdontneed: bool = False,
         gogc: int = GOGC,
         retain_extra_percent=RETAIN_EXTRA_PERCENT,
     ) -> None:
@@ -111,6 +113,10 @@ class MHeap:
         )
         self.pages.sys_unused = self._sys_unused
         self.phys_page_size = phys_page_size
+        self.phys_huge_page_size = phys_huge_page_size
+        self.madvdontneed = madvdontneed  # GODEBUG=madvdontneed=1
+        self.madvise_calls = 0  # every madvise the model made, advice of any kind
+        self.touched: dict[int, int] = {}  # chunk index -> bitmap of pages ever allocated
         # memstats
         self.heap_sys = 0
         self.heap_released = 0
@@ -155,7 +161,8 @@ class MHeap:
             from pagealloc.runtime.invariants import InvariantError
 
             raise InvariantError(f"retained went negative: released {self.heap_released} > heap_sys {self.heap_sys}")
-        self.meter_ns += self.cost.madvise_call_ns + self.cost.madvise_page_ns * (nbytes // PHYS_4K)
+        for call in sys_unused(addr, nbytes, self.phys_huge_page_size, self.madvdontneed):
+            self.meter_ns += self._madvise_ns(call)
         if self.forced:
             self.released_by["forced"] += nbytes
         elif self.lock.holder == "scavenger":
@@ -188,7 +195,7 @@ class MHeap:
             self.after_unlock_ns += cost.cache_alloc_ns
             if base and small_object:
                 if scav:
-                    self._account_alloc(npages, scav)
+                    self._account_alloc(npages, scav, base)
                 else:
                     self.heap_inuse += npages * PAGE_SIZE
                 return base
@@ -202,17 +209,64 @@ class MHeap:
                     base, scav = self.pages.alloc(npages)
                     if base == 0:
                         raise RuntimeError("grew heap, but no adequate free space found")
-            self._account_alloc(npages, scav)
+            self._account_alloc(npages, scav, base)
         return base
 
-    def _account_alloc(self, npages: int, scav: int) -> None:
+    def _first_touch(self, base: int, npages: int) -> int:
+        """Bytes of [base, base+npages) never allocated before; marks them touched.
+
+        Not in Go (the OS knows): memory fresh from sysMap faults in a zeroed
+        page on first touch whatever the advice; memory released with
+        MADV_FREE and reused before the kernel reclaims it does not.  Only
+        called for spans that hold released pages.
+        """
+        fresh = 0
+        addr, end = base, base + npages * PAGE_SIZE
+        touched = self.touched
+        while addr < end:
+            ci = chunk_index(addr)
+            first = chunk_page_index(addr)
+            n = min(PALLOC_CHUNK_PAGES - first, (end - addr) // PAGE_SIZE)
+            mask = ((1 << n) - 1) << first
+            had = touched.get(ci, 0)
+            fresh += n - (had & mask).bit_count()
+            touched[ci] = had | mask
+            addr += n * PAGE_SIZE
+        return fresh * PAGE_SIZE
+
+    def _madvise_ns(self, call: tuple[str, int, int]) -> int:
+        """The price of one madvise call (advice, addr, bytes) from the cost table."""
+        advice, _, nbytes = call
+        cost = self.cost
+        self.madvise_calls += 1
+        if advice == MADV_FREE:
+            return cost.madvise_free_call_ns + cost.madvise_free_page_ns * (nbytes // PHYS_4K)
+        if advice == MADV_DONTNEED:
+            return cost.madvise_call_ns + cost.madvise_page_ns * (nbytes // PHYS_4K)
+        return cost.madvise_hugepage_ns  # MADV_HUGEPAGE / MADV_NOHUGEPAGE: a flag on the mapping
+
+    def _account_alloc(self, npages: int, scav: int, base: int = 0) -> None:
+        """Memstats of a new span; if it holds released pages, Go's sysUsed.
+
+        sysUsed (MADV_HUGEPAGE on the span's whole huge pages) and touching
+        the released pages again come after allocSpan unlocks the heap, so
+        their cost is also counted in after_unlock_ns.  Touching memory
+        released with MADV_DONTNEED faults in a zeroed page; memory
+        released with MADV_FREE that the kernel has not reclaimed yet is
+        still there (the model assumes no memory pressure).
+        """
         if scav:
-            # sysUsed: the pages come back from the OS; touching them faults.
             self.heap_released -= scav
             self.scav_alloc_bytes += scav
-            fault_ns = self.cost.page_fault_ns * (scav // PHYS_4K)
-            self.meter_ns += fault_ns
-            self.after_unlock_ns += fault_ns
+            cost = self.cost
+            fresh = self._first_touch(base, npages)
+            released = scav - fresh
+            touch = cost.page_fault_ns if self.madvdontneed else cost.page_retouch_free_ns
+            after_ns = cost.page_fault_ns * (fresh // PHYS_4K) + touch * (released // PHYS_4K)
+            for call in sys_used(base, npages * PAGE_SIZE, self.phys_huge_page_size):
+                after_ns += self._madvise_ns(call)
+            self.meter_ns += after_ns
+            self.after_unlock_ns += after_ns
         self.heap_inuse += npages * PAGE_SIZE
 
     def sys_alloc(self, n: int) -> tuple[int, int]:
