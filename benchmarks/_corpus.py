@@ -1,4 +1,4 @@
-"""Which traces the benchmarks replay, and helpers shared by the suites.
+"""Which traces and modes the benchmarks replay, and helpers shared by the suites.
 
 The corpus is traces/manifest.json (written by the corpus owners): each
 entry has a name, a file relative to traces/ and a set, "default" or
@@ -6,7 +6,12 @@ entry has a name, a file relative to traces/ and a set, "default" or
 manifest, traces/*.parquet is the default set and traces/heavy/*.parquet
 the heavy one.
 
-Nothing here imports pagealloc: benchmark discovery runs against whatever
+The ``mode`` parameter is every preset any benchmarked commit may have:
+the known ones (``go1.14``, the baseline, first) plus any other the
+installed pagealloc lists in ``pagealloc.MODES``.  A commit that lacks a
+mode skips it (see bench_replay).
+
+Nothing here needs pagealloc: benchmark discovery runs against whatever
 commit asv benchmarks, which may predate any of its modules.
 """
 
@@ -17,7 +22,7 @@ import os
 from pathlib import Path
 
 TRACES = Path(os.environ.get("PAGEALLOC_BENCH_TRACES") or Path(__file__).resolve().parents[1] / "traces")
-MODES = ["unlocked", "locked"]
+KNOWN_MODES = ["go1.14", "unlocked", "locked"]
 NO_TRACES = "(no traces)"
 HEAVY_ENV = "PAGEALLOC_BENCH_HEAVY"
 
@@ -27,6 +32,20 @@ except ImportError:  # pragma: no cover - older asv_runner
 
     class SkipNotImplemented(NotImplementedError):
         pass
+
+
+def all_modes() -> list[str]:
+    """KNOWN_MODES, then any other mode of the installed pagealloc."""
+    try:
+        import pagealloc
+
+        installed = list(getattr(pagealloc, "MODES", None) or [])
+    except Exception:  # noqa: BLE001 - an old or broken commit: the known modes still apply
+        installed = []
+    return list(dict.fromkeys(KNOWN_MODES + installed))
+
+
+MODES = all_modes()
 
 
 def corpus(which: str = "default") -> list[tuple[str, Path]]:
