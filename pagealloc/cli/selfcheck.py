@@ -12,7 +12,7 @@ from __future__ import annotations
 def register(sub) -> None:
     p = sub.add_parser("selfcheck", help="check the page allocator model against a naive first-fit")
     p.add_argument("--ops", type=int, default=20_000, help="operations to run (default 20000)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="seed of the random operation stream (default 1)")
     p.set_defaults(func=run)
 
 

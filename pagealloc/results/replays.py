@@ -28,14 +28,17 @@ def modes() -> list[str]:
     return order_modes(MODES)
 
 
-def trace_name(path) -> str:
-    """The trace's metadata name (``--name`` of record and synth), else the file's stem."""
+def trace_name(path, metadata: dict | None = None) -> str:
+    """The trace's metadata name (``--name`` of record and synth), else the
+    file's stem; ``metadata`` when the caller has read it already."""
     from pagealloc.trace.read import trace_metadata
 
-    try:
-        name = trace_metadata(path).get("name")
-    except UserError:
-        name = None  # the replay that follows reports what is wrong with the file
+    if metadata is None:
+        try:
+            metadata = trace_metadata(path)
+        except UserError:
+            metadata = {}  # the replay that follows reports what is wrong with the file
+    name = metadata.get("name")
     return str(name) if name else Path(path).stem
 
 
