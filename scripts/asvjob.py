@@ -118,7 +118,7 @@ def history(head: str, count: int, done: set[str], *, look_back: int = 20) -> li
     have the replay API; those in ``done`` (already benchmarked) count but
     are not returned."""
     out, found = [], 0
-    for commit in git("rev-list", "--first-parent", f"--max-count={look_back}", f"{head}~1").split():
+    for commit in git("rev-list", "--first-parent", f"--max-count={look_back + 1}", head).split()[1:]:
         if found == count:
             break
         if commit in done:

@@ -7,7 +7,7 @@
   first Parquet read and the engine's first run (~0.2 s), which made
   whichever mode ran first look slower in the wall-clock figures.
 * ``replay_all(traces, jobs)``: every trace in every mode, in up to
-  ``jobs`` processes, each warmed up first.
+  ``jobs`` processes, each warmed up before its first measured replay.
 """
 
 from __future__ import annotations
@@ -67,10 +67,17 @@ def warm_up(path, modes) -> None:
         pass  # not a measurement: the measured replay reports what is wrong
 
 
+_warmed: set[str] = set()  # the modes warmed up in this process
+
+
 def _replay_one(job):
-    path, label, mode, cost_model = job
+    """One measured replay, after this process's warm-up (the first time a mode runs here)."""
+    path, label, mode, cost_model, modes = job
     from pagealloc.sim.replay import replay
 
+    if mode not in _warmed:
+        warm_up(path, modes)
+        _warmed.update(modes)
     return replay(path, mode, cost_model=cost_model, label=label).to_dict()
 
 
@@ -81,17 +88,13 @@ def replay_all(traces, jobs: int = 1, cost_model=None) -> dict[str, dict[str, di
             raise UserError(f"{t}: no such file" if not Path(t).exists() else f"{t}: not a file")
     all_modes = modes()
     labels = unique_names(traces)
-    work = [(str(t), label, mode, cost_model) for t, label in zip(traces, labels) for mode in all_modes]
-    if not work:
-        return {}
+    work = [(str(t), label, mode, cost_model, all_modes) for t, label in zip(traces, labels) for mode in all_modes]
     if jobs > 1 and len(work) > 1:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(work)), initializer=warm_up,
-                                 initargs=(str(traces[0]), all_modes)) as pool:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
             done = list(pool.map(_replay_one, work))
     else:
-        warm_up(traces[0], all_modes)
         done = [_replay_one(w) for w in work]
     out: dict[str, dict[str, dict]] = {}
-    for (_, label, mode, _), d in zip(work, done):
+    for (_, label, mode, _, _), d in zip(work, done):
         out.setdefault(label, {})[mode] = d
     return out

@@ -175,4 +175,9 @@ def format_comparison(changes: list[Change], results: Results, worse: str = "got
     incomparable = sorted({c.benchmark for c in changes if c.status == "incomparable"})
     if incomparable:
         out.append(f"not compared (benchmark code changed): {', '.join(incomparable)}")
+    untested = [c for c in changes if c.status in ("regressed", "improved") and is_wall_clock(c.benchmark)
+                and cis_overlap(c.old, c.new) is None]
+    if untested:
+        out.append(f"note: {len(untested)} of these are wall-clock values without a confidence interval (one sample:"
+                   " --quick or repeat=1), so their significance was not tested; rerun without --quick to check them")
     return "\n\n".join(out)
