@@ -139,3 +139,10 @@ def wait_for(driver, predicate: str, what: str, timeout: float = 30.0):
             return value
         time.sleep(0.25)
     raise AssertionError(f"timed out waiting for {what}; console: {console_errors(driver)}")
+
+
+def shot_without_errors(driver, shots: Path, name: str) -> None:
+    """A screenshot of what the page drew (after its last redraw), and no console errors."""
+    time.sleep(0.5)
+    driver.save_screenshot(str(shots / f"{name}.png"))
+    assert console_errors(driver) == []

@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 import pagealloc
-from asvproject import ROOT, browser, commit_edit, console_errors, make_project, synth, wait_for
+from asvproject import ROOT, browser, commit_edit, console_errors, make_project, shot_without_errors, synth, wait_for
 
 BENCH = r"^bench_replay\.(Replay\.time_replay|ReplayMetrics\.track_(lock_hold_max_ns|released_bytes|mutator_stall_ns))"
 ASV = Path(sys.executable).parent / "asv"
@@ -202,9 +202,7 @@ def test_benchmark_page_opens_on_every_trace_and_mode(seen):
     assert len(labels) == 3 * len(pagealloc.MODES), labels  # asv alone: 3 traces x the first 2 modes
     for mode in pagealloc.MODES:
         assert sum(f"mode-{mode};" in label for label in labels) == 3, labels
-    time.sleep(0.5)
-    driver.save_screenshot(str(shots / "dashboard-track_lock_hold_max_ns.png"))
-    assert console_errors(driver) == []
+    shot_without_errors(driver, shots, "dashboard-track_lock_hold_max_ns")
 
 
 def test_report_first_screen_is_the_headline(seen):
@@ -222,5 +220,22 @@ def test_report_first_screen_is_the_headline(seen):
     captions = driver.execute_script("return [...document.querySelectorAll('figcaption')].map(e => e.innerText)")
     retained = [c for c in captions if "retained bytes over time" in c]
     assert len(retained) == 3 and all("Largest gap" in c or "no difference" in c for c in retained), retained
-    driver.save_screenshot(str(shots / "report-first-screen.png"))
-    assert console_errors(driver) == []
+    shot_without_errors(driver, shots, "report-first-screen")
+
+
+def test_publish_after_a_bare_asv_publish(quickstart, seen):
+    """A hand `asv publish` rewrites the dashboard without the report and with
+    CDN scripts; scripts/publish brings both back from .asv/report."""
+    repo, env = quickstart["repo"], quickstart["env"]
+    html = repo / ".asv" / "html"
+    assert _run([str(ASV), "publish"], repo, env)[0] == 0
+    assert not (html / "report").exists() and "https://" in (html / "index.html").read_text()
+    assert (repo / ".asv" / "report" / "index.html").exists()  # where asv publish does not reach
+    status, out = _run([sys.executable, "scripts/publish", "--no-report"], repo, env)
+    assert status == 0, out
+    page = (html / "index.html").read_text()
+    assert (html / "report" / "index.html").exists() and 'src="https://' not in page and "report/index.html" in page
+    driver, base, shots = seen
+    driver.get(f"{base}/index.html")
+    wait_for(driver, "return document.querySelectorAll('.benchmark-container canvas').length > 0", "the grid")
+    shot_without_errors(driver, shots, "dashboard-after-publish")

@@ -25,13 +25,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
 import pagealloc
 from asvproject import browser as open_browser
-from asvproject import commit_edit, console_errors, git, make_project, synth, wait_for
+from asvproject import commit_edit, git, make_project, shot_without_errors, synth, wait_for
 
 BENCH = r"^bench_replay\.(Replay\.time_replay|ReplayMetrics\.track_(released_bytes|mutator_stall_ns))"
 SLOWDOWN = """
@@ -134,9 +133,7 @@ def test_dashboard_renders_in_a_browser(browser):
     driver.get(f"{base}/index.html#bench_replay.Replay.time_replay")
     wait_for(driver, "return document.querySelectorAll('canvas.flot-base').length > 0", "the time_replay graph")
     wait_for(driver, "return document.body.innerText.includes('bench_replay.Replay.time_replay')", "the graph's title")
-    time.sleep(0.5)
-    driver.save_screenshot(str(shots / "dashboard-time_replay.png"))
-    assert console_errors(driver) == []
+    shot_without_errors(driver, shots, "dashboard-time_replay")
 
 
 def test_report_renders_in_a_browser(browser):
@@ -156,5 +153,4 @@ def test_report_renders_in_a_browser(browser):
     assert any(alt.startswith(f"tiny: retained bytes over time, {modes}") for alt in alts), sorted(alts)
     text = driver.execute_script("return document.body.innerText")
     assert f"pagealloc report: {modes}" in text and "Headline" in text and "tiny" in text
-    driver.save_screenshot(str(shots / "report.png"))
-    assert console_errors(driver) == []
+    shot_without_errors(driver, shots, "report")
