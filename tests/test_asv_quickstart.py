@@ -13,7 +13,10 @@ reported, with a few benchmarks (BENCH) to stay quick:
 3. ``.venv/bin/asv run --python=same --quick --set-commit-hash HEAD`` by
    hand, as the README says (ASV_PYTHONPATH stands in for the clone's
    editable install: the shared virtualenv has another checkout's);
-4. ``asv compare -f 1.5 --split OLD NEW``, and ``scripts/compare OLD NEW``.
+4. ``asv compare -f 1.5 --split OLD NEW``, and ``scripts/compare OLD NEW``:
+   every figure the commit moved the bad way beyond 1.5x is flagged (which
+   ones, and their values, the test learns by replaying the traces with
+   both costs: the model keeps changing, and virtual time is exact).
 
 Then what a person sees of the dashboard and the report that the quick
 start published, in headless Chromium.
@@ -23,6 +26,7 @@ Slow (a few minutes), marked ``slow``; it runs in the default test command.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -34,11 +38,12 @@ from pathlib import Path
 import pytest
 
 import pagealloc
+from pagealloc.results.gate import direction
 from asvproject import ROOT, browser, commit_edit, console_errors, make_project, shot_without_errors, synth, wait_for
 
 BENCH = r"^bench_replay\.(Replay\.time_replay|ReplayMetrics\.track_(lock_hold_max_ns|released_bytes|mutator_stall_ns))"
 ASV = Path(sys.executable).parent / "asv"
-RAISE = (re.compile(r"madvise_free_page_ns: int = [\d_]+"), "madvise_free_page_ns: int = 1000")
+COST, RAISED = "madvise_free_page_ns", 1000  # the commit: this cost, raised to this many ns
 
 pytestmark = pytest.mark.slow
 
@@ -61,15 +66,31 @@ def quickstart(tmp_path_factory):
     old = commit_edit(repo, "README.md", "A docs commit.", "Another docs commit.", "docs 2")
     main = _run([sys.executable, "scripts/main", "-b", BENCH], repo, env)
     costs = repo / "pagealloc" / "sim" / "costmodel.py"
-    pattern, new_text = RAISE
-    current = pattern.search(costs.read_text()).group(0)
-    new = commit_edit(repo, "pagealloc/sim/costmodel.py", current, new_text, "raise the per-page madvise cost")
+    current = re.search(rf"{COST}: int = [\d_]+", costs.read_text()).group(0)
+    new = commit_edit(repo, "pagealloc/sim/costmodel.py", current, f"{COST}: int = {RAISED}", "raise the per-page madvise cost")
     hand = _run([str(ASV), "run", "--python=same", "--quick", "--set-commit-hash", "HEAD", "-b", BENCH], repo,
                 {**env, "ASV_PYTHONPATH": str(repo)})
     asv_compare = _run([str(ASV), "compare", "-f", "1.5", "--split", old, new], repo, env)
     ours = _run([sys.executable, "scripts/compare", old, new], repo, env)
     return {"repo": repo, "env": env, "commits": [first, old, new], "main": main, "hand": hand,
             "asv_compare": asv_compare, "compare": ours}
+
+
+@pytest.fixture(scope="module")
+def expected(quickstart):
+    """{(track method, trace, mode): (before, after)}: the figures of BENCH's
+    track_* benchmarks without and with the raised cost, replayed here (the
+    copy's pagealloc is this one; virtual time is deterministic)."""
+    from pagealloc.sim.costmodel import CostModel
+
+    raised = dataclasses.replace(CostModel(), **{COST: RAISED})
+    out = {}
+    for trace in sorted((quickstart["repo"] / "traces").glob("*.parquet")):
+        for mode in pagealloc.MODES:
+            a, b = (pagealloc.replay(trace, mode, cost_model=c) for c in (CostModel(), raised))
+            for field in ("lock_hold_max_ns", "released_bytes", "mutator_stall_ns"):
+                out[(f"bench_replay.ReplayMetrics.track_{field}", trace.stem, mode)] = (getattr(a, field), getattr(b, field))
+    return out
 
 
 def _show(*outputs) -> str:
@@ -101,30 +122,40 @@ def test_quick_start_and_the_hand_run_write_one_environment(quickstart):
     assert len(set(envs.values())) == 1, envs
 
 
-def test_asv_compare_flags_the_change(quickstart):
+def test_asv_compare_flags_the_change(quickstart, expected):
+    """Every directed figure the commit moved the bad way beyond 1.5x is under
+    asv's "got worse", with its exact values."""
     status, out = quickstart["asv_compare"]
     assert status == 0, _show(quickstart["asv_compare"])
     worse = _sections(out).get("got worse", "")
-    line = _line(worse, "track_lock_hold_max_ns", "synth-churn")
-    assert line and line.split("|")[1].strip() == "+" and "n/a" not in line, _show(quickstart["asv_compare"])
-    # The figures: 4x or more (51,260 -> 1,059,900 ns when this was written).
-    before, after = (float(line.split("|")[i]) for i in (2, 3))
-    assert after > 4 * before, line
+    moved = [k for k, (a, b) in expected.items() if direction(k[0]) > 0 and b > 1.5 * a]
+    assert moved, f"the raised cost no longer moves any figure beyond 1.5x: {expected}"
+    for method, trace, mode in moved:
+        line = _line(worse, f"{method}('{trace}', '{mode}')")
+        assert line and line.split("|")[1].strip() == "+", (method, trace, mode, _show(quickstart["asv_compare"]))
+        before, after = (float(line.split("|")[i]) for i in (2, 3))
+        assert (before, after) == expected[(method, trace, mode)], line
 
 
-def test_compare_applies_the_suites_directions(quickstart):
-    """Where a figure has a better direction, asv compare and the suite's rules
-    agree on what got worse; a figure without one (released bytes) is "changed"."""
+def test_compare_applies_the_suites_directions(quickstart, expected):
+    """What got worse, by the suite's rules, is what asv says got worse; a
+    figure with no better direction (released bytes) is "changed", though asv
+    sorts it into improved or worse."""
     status, out = quickstart["compare"]
     assert status == 0, _show(quickstart["compare"])
     assert "WARNING" not in out, _show(quickstart["compare"])
     worse = out.split("got worse:", 1)[1].split("\n\n", 1)[0]
-    for mode in pagealloc.MODES:
-        line = _line(worse, f"track_lock_hold_max_ns(synth-churn, {mode})")
-        assert line and "regressed, lower is better" in line, _show(quickstart["compare"])
-    changed = out.split("changed, not gated (no better direction):", 1)[1].split("\n\n", 1)[0]
-    assert _line(changed, "track_released_bytes(synth-churn", "no direction"), _show(quickstart["compare"])
-    assert "track_released_bytes" not in worse
+    changed = out.split("changed, not gated (no better direction):", 1)[-1].split("\n\n", 1)[0]
+    for (method, trace, mode), (a, b) in expected.items():
+        beyond = b > 1.5 * a or a > 1.5 * b
+        ours = f"{method}({trace}, {mode})"
+        if direction(method) > 0 and b > 1.5 * a:
+            assert "regressed, lower is better" in (_line(worse, ours) or ""), (ours, _show(quickstart["compare"]))
+        elif direction(method) == 0 and beyond:
+            assert "changed, no direction" in (_line(changed, ours) or ""), (ours, _show(quickstart["compare"]))
+        else:
+            assert ours not in worse, (ours, _show(quickstart["compare"]))
+    assert any(direction(m) == 0 and (b > 1.5 * a or a > 1.5 * b) for (m, _, _), (a, b) in expected.items()), expected
     asv_worse = _sections(quickstart["asv_compare"][1]).get("got worse", "")
     asv_better = _sections(quickstart["asv_compare"][1]).get("improved", "")
     for line in (x for x in worse.splitlines() if "regressed" in x):
@@ -134,7 +165,7 @@ def test_compare_applies_the_suites_directions(quickstart):
         assert asv_name in asv_worse and asv_name not in asv_better, (asv_name, _show(quickstart["asv_compare"]))
 
 
-def test_compare_is_loud_when_nothing_compares(quickstart, tmp_path):
+def test_compare_is_loud_when_nothing_compares(quickstart, expected, tmp_path):
     """Results of NEW moved to another environment: asv compare would print n/a
     for everything; scripts/compare warns and still compares.  Results with
     no benchmark in common: an error."""
@@ -150,7 +181,8 @@ def test_compare_is_loud_when_nothing_compares(quickstart, tmp_path):
     status, out = _run([sys.executable, "scripts/compare", old, new, "--results", str(results)], repo, env)
     assert status == 0, out
     assert "WARNING" in out and "no results in a common environment" in out, out
-    assert "track_lock_hold_max_ns(synth-churn" in out.split("got worse:", 1)[1], out
+    method, trace, mode = next(k for k, (a, b) in expected.items() if direction(k[0]) > 0 and b > 1.5 * a)
+    assert f"{method}({trace}, {mode})" in out.split("got worse:", 1)[1], out
     d["results"] = {"bench_replay.ReplayMetrics.track_nothing_in_common": d["results"].popitem()[1]}
     (path.parent / f"{new[:8]}-{d['env_name']}.json").write_text(json.dumps(d))
     status, out = _run([sys.executable, "scripts/compare", old, new, "--results", str(results)], repo, env)
