@@ -140,7 +140,7 @@ def go114_root(request) -> Path:
     if not build.is_file():
         pytest.skip(f"needs Go 1.14.6: {GO114_DIR} is absent")
     t0 = time.perf_counter()
-    r = subprocess.run([str(build)], capture_output=True, text=True, timeout=1800, check=False)
+    r = subprocess.run(["bash", str(build)], capture_output=True, text=True, timeout=1800, check=False)
     if r.returncode != 0:
         pytest.fail(f"{build} failed (exit {r.returncode}):\n{r.stderr[-4000:]}", pytrace=False)
     goroot = Path(r.stdout.strip().splitlines()[-1])

@@ -35,9 +35,13 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import numpy as np
-import pandas as pd
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from test_replay import (  # the constructed trace, and user-style trace frames
+    FOOLED,
+    SLOW_SCANS,
+    frame,
+)
 
 import pagealloc
 from pagealloc.runtime.malloc import MASK64
@@ -135,12 +139,6 @@ def test_gc_without_goal_derives_gos(heap_inuse, previous):
 
 # Cheap growth, so that under the baseline a FreeOSMemory is the longest critical section.
 COST = CostModel(sys_alloc_ns=0, grow_chunk_ns=0)
-
-
-def frame(rows) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["ts", "op", "span", "npages", "value"]).astype(
-        {"ts": "int64", "span": "uint64", "npages": "uint32", "value": "uint64"}
-    )
 
 
 @st.composite
@@ -256,8 +254,6 @@ def test_idle_background_scavenger_go114_is_locked(rows):
 def test_background_scavenger_fooled_in_go114_not_in_locked():
     """test_replay.py's constructed trace: the background scavenger's slow path, unlocked, is
     fooled by an allocation in its window under go1.14 (as under unlocked); locked is not."""
-    from test_replay import FOOLED, SLOW_SCANS
-
     results = {m: pagealloc.replay(frame(FOOLED), m, cost_model=SLOW_SCANS) for m in pagealloc.MODES}
     assert results["go1.14"].scavenger_fooled == results["unlocked"].scavenger_fooled == 1
     assert results["locked"].scavenger_fooled == 0
