@@ -25,6 +25,7 @@ TABLE = [
     ("retained_final_bytes", "bytes"),
     ("heap_growths", "{:,}"),
     ("scavenged_alloc_bytes", "bytes"),
+    ("madvise_calls", "{:,}"),
     ("lock_acquisitions_mutator", "{:,}"),
     ("lock_acquisitions_scavenger", "{:,}"),
     ("lock_hold_max_ns", "ns"),
@@ -53,6 +54,8 @@ def register(sub) -> None:
                    help="Go's retainExtraPercent: heap kept above the goal (default 10, Go 1.14's)")
     p.add_argument("--scavenge-percent", type=float, default=1, metavar="P",
                    help="Go's scavengePercent: background scavenger's share of one CPU (default 1, Go 1.14's)")
+    p.add_argument("--madvdontneed", action="store_true",
+                   help="release with MADV_DONTNEED, as GODEBUG=madvdontneed=1 (default: MADV_FREE, as Go 1.14)")
     p.add_argument("--check", action="store_true", help="verify the model's invariants after each replay")
     p.add_argument("--lenient", action="store_true", help="skip frees of unknown spans and allocs of live spans")
     p.set_defaults(func=run)
@@ -113,6 +116,7 @@ def run(args) -> int:
             try:
                 r = replay(path, mode, cost_model=cost, timing="closed" if args.closed_loop else args.timing,
                            retain_extra_percent=args.retain_extra_percent, scavenge_percent=args.scavenge_percent,
+                           madvdontneed=args.madvdontneed,
                            check=args.check, lenient=args.lenient, progress=update)
             finally:
                 if bar is not None:

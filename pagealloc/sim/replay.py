@@ -48,7 +48,7 @@ from pagealloc.runtime.invariants import InvariantError, check_heap
 from pagealloc.runtime.malloc import ARENA_HINT_BASE, PAGE_SHIFT
 from pagealloc.runtime.mgcscavenge import LOCK, PARK, SCAVENGE_ALL, SCAVENGE_PERCENT, SLEEP, UNLOCKED, bgscavenge
 from pagealloc.runtime.mheap import MAX_HEAP_SYS, RETAIN_EXTRA_PERCENT, SMALL_SPAN_PAGES, MHeap
-from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC
+from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, OP_GC_START
 
 MODES = ("go1.14", "unlocked", "locked")
 BASELINE_MODE = "go1.14"
@@ -98,6 +98,8 @@ class ReplayResult:
     gc_goal_derived: int = 0  # gc rows without a heap goal, whose goal was derived as Go 1.14 would
     retain_extra_percent: float = 10
     scavenge_percent: float = 1
+    madvise_advice: str = "MADV_FREE"  # how sysUnused released: MADV_FREE (Go 1.14's default) or MADV_DONTNEED
+    madvise_calls: int = 0
     retained_timeline: list = field(default_factory=list)  # [(virtual ns, retained bytes)] at each GC, FreeOSMemory and the end
 
     WALL_CLOCK_FIELDS = ("wall_seconds", "replay_events_per_wall_second")
@@ -133,6 +135,7 @@ class Replay:
         kinds_known: bool = False,
         retain_extra_percent=RETAIN_EXTRA_PERCENT,
         scavenge_percent=SCAVENGE_PERCENT,
+        madvdontneed: bool = False,
     ):
         if mode not in MODES:
             raise UserError(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
@@ -150,7 +153,8 @@ class Replay:
         self.lenient = lenient
         self.kinds_known = kinds_known  # the trace's kind column is Go's (a recorded trace)
         self.retain_extra_percent, self.scavenge_percent = retain_extra_percent, scavenge_percent
-        self.heap = heap = MHeap(cost, retain_extra_percent=retain_extra_percent)
+        self.madvdontneed = bool(madvdontneed)
+        self.heap = heap = MHeap(cost, retain_extra_percent=retain_extra_percent, madvdontneed=self.madvdontneed)
         heap.now = 0
         self.spans: dict[int, tuple[int, int]] = {}  # trace span id -> (base, npages)
         # mutator
@@ -340,7 +344,9 @@ class Replay:
                         self.skipped += 1
                         continue
                     raise UserError(f"{label}: row {first_row + i}: free of unknown span {span[i]}")
-                free_span(got[0], got[1])
+                free_span(got[0], got[1], p[i])
+            elif code == OP_GC_START:  # world stopped: no heap lock (Go: gcStart)
+                heap.gc_start()
             elif code == OP_GC:  # world stopped: no heap lock (Go: gcMarkTermination)
                 if heap.gc_done(value[i]):
                     self.goals_derived += 1
@@ -408,6 +414,8 @@ class Replay:
             gc_goal_derived=self.goals_derived,
             retain_extra_percent=self.retain_extra_percent,
             scavenge_percent=self.scavenge_percent,
+            madvise_advice="MADV_DONTNEED" if self.madvdontneed else "MADV_FREE",
+            madvise_calls=heap.madvise_calls,
             retained_timeline=self.timeline,
         )
 
@@ -429,6 +437,7 @@ def replay(
     closed_loop: bool = False,
     retain_extra_percent=RETAIN_EXTRA_PERCENT,
     scavenge_percent=SCAVENGE_PERCENT,
+    madvdontneed: bool = False,
     check: bool = False,
     lenient: bool = False,
     label: str | None = None,
@@ -440,7 +449,8 @@ def replay(
     or when the mutator is free; ``closed`` runs them back to back
     (``closed_loop=True`` is the same).  ``retain_extra_percent`` and
     ``scavenge_percent`` are Go 1.14's retainExtraPercent (10) and
-    scavengePercent (1): knobs for parameter studies.
+    scavengePercent (1): knobs for parameter studies.  ``madvdontneed`` is
+    GODEBUG=madvdontneed=1: release with MADV_DONTNEED instead of MADV_FREE.
     Raises UserError for bad input.  ``check`` verifies the model's
     invariants after the replay (pagealloc.runtime.invariants.check_heap).
     ``lenient`` skips frees of unknown spans and allocs of live spans and
@@ -465,6 +475,7 @@ def replay(
         kinds_known=kinds_known,
         retain_extra_percent=retain_extra_percent,
         scavenge_percent=scavenge_percent,
+        madvdontneed=madvdontneed,
     )
     t0 = time.perf_counter()
     row = 0
