@@ -3,7 +3,7 @@
 ``pacing_probe`` (session): builds the runtime tests of a scratch copy of Go
 1.14.6's GOROOT (from ``go114_root``, tests/conftest.py; skipped, with the
 reason, when ../shared/go114 is absent) with our Go files and
-gcpacescavenger_hook.patch -- or takes the binary from the pytest cache,
+pacing_hooks.patch -- or takes the binary from the pytest cache,
 keyed by a hash of the toolchain version, our files and the patch -- runs
 TestPacingProbe once and returns its records.  The tests note how many GCs
 they compared and how many were identical; the totals are printed at the end
@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE.parent / "goracle"))
 from gobuild import Toolchain, run_go_test, runtime_test_binary
 
 GO_FILES = [HERE / "export_pacing_probe_test.go", HERE / "pacing_probe_test.go"]
-PATCHES = [HERE / "gcpacescavenger_hook.patch"]
+PATCHES = [HERE / "pacing_hooks.patch"]
 GOMAXPROCS = 2
 _STATE: dict = {}
 
@@ -36,18 +36,21 @@ class Probe:
     phys_page_size: int
     start: dict[str, int]  # the pacing state when the probe started (gcinit's, numgc 0)
     records: list[dict[str, int]]  # one per gcPaceScavenger call, in order
+    cycles: list[dict[str, int]]  # one per GC cycle's start (startCycle), in order
     note: str  # how the binary was obtained, and the run's wall time
     compared: dict[str, tuple[int, int]] = field(default_factory=dict)  # check -> (identical, compared)
 
 
 def parse_probe(text: str, version: str, note: str) -> Probe:
-    """The probe's output: ``phys N``, then ``start k=v ...`` and one ``pace k=v ...`` per update."""
+    """The probe's output: ``phys N``, ``start k=v ...``, then ``cycle k=v ...`` at each cycle's
+    start and ``pace k=v ...`` at each pacing update, in the order they happened."""
     lines = text.splitlines()
     kind, phys = lines[0].split()
     assert kind == "phys", lines[0]
     rows = [(line.split()[0], {k: int(v) for k, v in (f.split("=") for f in line.split()[1:])}) for line in lines[1:]]
-    assert [k for k, _ in rows[:1]] == ["start"] and all(k == "pace" for k, _ in rows[1:]), lines[:3]
-    return Probe(version, int(phys), rows[0][1], [r for _, r in rows[1:]], note)
+    assert [k for k, _ in rows[:1]] == ["start"] and {k for k, _ in rows[1:]} <= {"cycle", "pace"}, lines[:3]
+    return Probe(version, int(phys), rows[0][1], [r for k, r in rows if k == "pace"],
+                 [r for k, r in rows if k == "cycle"], note)
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,13 @@
 // The pacing probe (tests/go114 in the pagealloc repository; not part of Go).
 //
 // pytest builds the runtime tests of a scratch Go 1.14.6 GOROOT with this
-// file, export_pacing_probe_test.go and gcpacescavenger_hook.patch, and runs
+// file, export_pacing_probe_test.go and pacing_hooks.patch, and runs
 // TestPacingProbe with PAGEALLOC_PACING_OUT naming the output file, GOGC=100
 // and a fixed GOMAXPROCS.  The test drives real GC cycles over heaps of
 // controlled size -- growing, shrinking, forced and natural GCs,
 // FreeOSMemory, idle time for the background scavenger -- and writes one
-// line per pacing update with what gcPaceScavenger read and set.  pytest
+// line per pacing update with what gcPaceScavenger read and set, and one
+// per cycle start with the goal the cycle runs with.  pytest
 // feeds the same inputs to the model's pacing (pagealloc.runtime.mheap) and
 // requires the same goals.
 
@@ -118,7 +119,7 @@ func TestPacingProbe(t *testing.T) {
 	pacingWorkload()
 	records, lost := StopPacingProbe()
 	if lost != 0 {
-		t.Fatalf("%d pacing updates did not fit in the probe's records", lost)
+		t.Fatalf("%d records did not fit in the probe's array", lost)
 	}
 	f, err := os.Create(out)
 	if err != nil {
@@ -128,13 +129,17 @@ func TestPacingProbe(t *testing.T) {
 	fmt.Fprintf(w, "phys %d\n", PhysPageSize)
 	line := func(kind string, r PacingRecord) {
 		fmt.Fprintf(w, "%s numgc=%d gcpercent=%d next_gc=%d last_next_gc=%d heap_marked=%d gc_trigger=%d "+
-			"heap_inuse=%d last_heap_inuse=%d heap_sys=%d heap_released=%d scavenge_goal=%d\n",
+			"heap_live=%d heap_inuse=%d last_heap_inuse=%d heap_sys=%d heap_released=%d scavenge_goal=%d\n",
 			kind, r.NumGC, r.GCPercent, r.NextGC, r.LastNextGC, r.HeapMarked, r.GCTrigger,
-			r.HeapInuse, r.LastHeapInuse, r.HeapSys, r.HeapReleased, r.ScavengeGoal)
+			r.HeapLive, r.HeapInuse, r.LastHeapInuse, r.HeapSys, r.HeapReleased, r.ScavengeGoal)
 	}
 	line("start", start)
 	for _, r := range records {
-		line("pace", r)
+		if r.CycleStart {
+			line("cycle", r)
+		} else {
+			line("pace", r)
+		}
 	}
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
