@@ -79,18 +79,29 @@ def test_every_gc_paces_once_in_gos_order(pacing_probe):
     assert recs[0]["last_next_gc"] == pacing_probe.start["next_gc"], "the first GC did not pace with gcinit's goal"
 
 
-def test_scavenge_goals_identical(pacing_probe):
-    """Every GC: the model's scavenge goal, last_next_gc and last_heap_inuse are Go's, given
-    the goal Go's cycle actually ran with (Go's last_next_gc; see the next test)."""
+def pace_all(pacing_probe, name: str, cycle_starts) -> tuple[list[int], str]:
+    """Every GC paced on one MHeap, ``cycle_starts(heap, cycle, rec)`` first; note the count
+    under ``name`` for the summary; return the GCs that differ and a report of them."""
     heap, diffs = model_heap(pacing_probe), []
-    for i, rec in enumerate(pacing_probe.records):
-        heap.next_gc = rec["last_next_gc"]
+    for i, (cycle, rec) in enumerate(zip(pacing_probe.cycles, pacing_probe.records)):
+        cycle_starts(heap, cycle, rec)
         d = pace(heap, rec)
         if d:
-            diffs.append(describe(i, rec, d))
+            diffs.append((i, describe(i, rec, d)))
     n = len(pacing_probe.records)
-    pacing_probe.compared["given Go's cycle goal"] = (n - len(diffs), n)
-    assert not diffs, f"{len(diffs)} of {n} GCs paced differently:\n" + "\n".join(diffs[:10])
+    pacing_probe.compared[name] = (n - len(diffs), n)
+    return [i for i, _ in diffs], f"{len(diffs)} of {n} GCs paced differently:\n" + "\n".join(d for _, d in diffs[:10])
+
+
+def test_scavenge_goals_identical(pacing_probe):
+    """Every GC: the model's scavenge goal, last_next_gc and last_heap_inuse are Go's, given
+    the goal Go's cycle actually ran with (Go's last_next_gc; see the next tests)."""
+
+    def run_with_gos_goal(heap, cycle, rec):
+        heap.next_gc = rec["last_next_gc"]
+
+    differ, report = pace_all(pacing_probe, "given Go's cycle goal", run_with_gos_goal)
+    assert not differ, report
     goals = [r["scavenge_goal"] for r in pacing_probe.records]
     assert sum(g != MASK64 for g in goals) >= 5 and MASK64 in goals, "the workload no longer exercises both outcomes"
 
@@ -116,32 +127,22 @@ class StartCycleRaisedGoal(AssertionError):
 def test_pacing_chain_identical(pacing_probe):
     """The model's own chain, as a replay runs it (gc_start, then gc_done with Go's inputs):
     every goal must be Go's."""
-    heap, diffs, why = model_heap(pacing_probe), [], raised(pacing_probe)
-    for i, rec in enumerate(pacing_probe.records):
-        heap.gc_start()
-        d = pace(heap, rec)
-        if d:
-            diffs.append((i, describe(i, rec, d)))
-    n = len(pacing_probe.records)
-    pacing_probe.compared["along the model's own chain"] = (n - len(diffs), n)
-    report = f"{len(diffs)} of {n} GCs paced differently:\n" + "\n".join(d for _, d in diffs[:10])
-    if diffs and all(why[i] for i, _ in diffs):
+    differ, report = pace_all(pacing_probe, "along the model's own chain", lambda heap, cycle, rec: heap.gc_start())
+    why = raised(pacing_probe)
+    if differ and all(why[i] for i in differ):
         raise StartCycleRaisedGoal(f"each one a cycle whose goal startCycle raised; {report}")
-    assert not diffs, report
+    assert not differ, report
 
 
 def test_pacing_chain_with_start_cycle_raise(pacing_probe):
     """The model's own chain with startCycle's raise added by hand (next_gc = max(next_gc,
     heap_live + 1 MiB) as each cycle starts, heap_live from Go): every goal is Go's, so the
     raise is all the model's pacing lacks."""
-    heap, diffs = model_heap(pacing_probe), []
-    for i, (cycle, rec) in enumerate(zip(pacing_probe.cycles, pacing_probe.records)):
+
+    def start_and_raise(heap, cycle, rec):
         heap.gc_start()
         heap.next_gc = max(heap.next_gc, cycle["heap_live"] + MiB)
-        d = pace(heap, rec)
-        if d:
-            diffs.append(describe(i, rec, d))
-    n = len(pacing_probe.records)
-    pacing_probe.compared["with startCycle's raise"] = (n - len(diffs), n)
-    assert not diffs, f"{len(diffs)} of {n} GCs paced differently:\n" + "\n".join(diffs[:10])
+
+    differ, report = pace_all(pacing_probe, "with startCycle's raise", start_and_raise)
+    assert not differ, report
     assert sum(raised(pacing_probe)) >= 5, "the workload no longer has cycles whose goal startCycle raises"
