@@ -38,7 +38,7 @@ class Probe:
     records: list[dict[str, int]]  # one per gcPaceScavenger call, in order
     cycles: list[dict[str, int]]  # one per GC cycle's start (startCycle), in order
     note: str  # how the binary was obtained, and the run's wall time
-    compared: dict[str, tuple[int, int]] = field(default_factory=dict)  # check -> (identical, compared)
+    compared: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # check -> (identical, compared, goals differ)
 
 
 def parse_probe(text: str, version: str, note: str) -> Probe:
@@ -73,7 +73,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     probe: Probe | None = _STATE.get("probe")
     if probe is None:
         return
-    checks = "; ".join(f"{name}: {same} of {n} identical" for name, (same, n) in probe.compared.items())
+    checks = "; ".join(f"{name}: {same} of {n} identical" + (f" ({goals} scavenge goals differ)" if goals else "")
+                       for name, (same, n, goals) in probe.compared.items())
     goals = sum(r["scavenge_goal"] != (1 << 64) - 1 for r in probe.records)
     terminalreporter.write_sep("-", "go114 pacing probe")
     terminalreporter.write_line(

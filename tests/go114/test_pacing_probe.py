@@ -82,14 +82,15 @@ def test_every_gc_paces_once_in_gos_order(pacing_probe):
 def pace_all(pacing_probe, name: str, cycle_starts) -> tuple[list[int], str]:
     """Every GC paced on one MHeap, ``cycle_starts(heap, cycle, rec)`` first; note the count
     under ``name`` for the summary; return the GCs that differ and a report of them."""
-    heap, diffs = model_heap(pacing_probe), []
+    heap, diffs, goals = model_heap(pacing_probe), [], 0
     for i, (cycle, rec) in enumerate(zip(pacing_probe.cycles, pacing_probe.records)):
         cycle_starts(heap, cycle, rec)
         d = pace(heap, rec)
         if d:
             diffs.append((i, describe(i, rec, d)))
+            goals += heap.scavenge_goal != rec["scavenge_goal"]
     n = len(pacing_probe.records)
-    pacing_probe.compared[name] = (n - len(diffs), n)
+    pacing_probe.compared[name] = (n - len(diffs), n, goals)
     return [i for i, _ in diffs], f"{len(diffs)} of {n} GCs paced differently:\n" + "\n".join(d for _, d in diffs[:10])
 
 
