@@ -150,8 +150,7 @@ def _metrics(which: str) -> dict:
         for mode in modes:
             try:
                 r = replay(table, mode, label=name)
-                d = dict(vars(r))
-                d.pop("retained_timeline", None)
+                d = {k: v for k, v in vars(r).items() if not isinstance(v, list)}  # figures, not timelines
             except Exception as e:  # noqa: BLE001 - recorded, reported by setup as a failure
                 d = f"{type(e).__name__}: {e}"
             out[f"{name}|{mode}"] = d
