@@ -57,10 +57,10 @@ def calls(monkeypatch):
     return made
 
 
-def _warm_ups_first(made, measured_labels):
+def _warm_ups_first(made, warm_label, measured_labels):
     n = len(pagealloc.MODES)
     warm = made[:n]
-    assert [(label, mode) for label, mode, _ in warm] == [("warm-up", m) for m in pagealloc.MODES], made
+    assert [(label, mode) for label, mode, _ in warm] == [(warm_label, m) for m in pagealloc.MODES], made
     assert all(0 < rows <= replays.WARM_UP_ROWS for _, _, rows in warm), made
     rest = made[n:]
     assert [label for label, _, _ in rest] == measured_labels, made
@@ -70,12 +70,12 @@ def _warm_ups_first(made, measured_labels):
 def test_report_replays_warm_up_first(traces, calls):
     out = replays.replay_all(traces, jobs=1)
     assert list(out) == ["trace-0", "trace-1"] and all(list(by) == list(pagealloc.MODES) for by in out.values())
-    _warm_ups_first(calls, [name for name in ("trace-0", "trace-1") for _ in pagealloc.MODES])
+    _warm_ups_first(calls, str(traces[0]), [name for name in ("trace-0", "trace-1") for _ in pagealloc.MODES])
 
 
 def test_cli_replay_warms_up_first(traces, calls, capsys):
     assert main(["replay", *map(str, traces), "--json"]) == 0
-    _warm_ups_first(calls, [name for name in ("trace-0", "trace-1") for _ in pagealloc.MODES])
+    _warm_ups_first(calls, str(traces[0]), [name for name in ("trace-0", "trace-1") for _ in pagealloc.MODES])
     assert '"trace": "trace-0"' in capsys.readouterr().out  # named as info names it
 
 
@@ -83,4 +83,4 @@ def test_benchmarks_warm_up_first(traces, calls, monkeypatch):
     monkeypatch.setattr(_corpus, "TRACES", traces[0].parent)
     metrics = bench_replay._metrics("default")
     assert metrics["__modes__"] == list(pagealloc.MODES)
-    _warm_ups_first(calls, ["t0" for _ in pagealloc.MODES])
+    _warm_ups_first(calls, "warm-up", ["t0" for _ in pagealloc.MODES])

@@ -52,7 +52,8 @@ def warm_up(path, modes) -> None:
     """Replay the first WARM_UP_ROWS rows of ``path`` once in each mode, untimed.
 
     The rows without the file's metadata (whose counts are the whole
-    trace's) are a valid trace."""
+    trace's) are a valid trace.  A bad input is left for the measured replay
+    to report; a model bug (InvariantError) is reported here, naming the file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -62,7 +63,7 @@ def warm_up(path, modes) -> None:
         first = next(pq.ParquetFile(path).iter_batches(batch_size=WARM_UP_ROWS))
         head = pa.Table.from_batches([first]).replace_schema_metadata(None)
         for mode in modes:
-            replay(head, mode, label="warm-up")
+            replay(head, mode, label=str(path))
     except (UserError, OSError, StopIteration, ValueError):
         pass  # not a measurement: the measured replay reports what is wrong
 
