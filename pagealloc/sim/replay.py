@@ -579,8 +579,8 @@ class Replay:
         elif code == OP_GC:  # world stopped: no heap lock (Go: gcMarkTermination)
             if heap.gc_done(value):
                 self.goals_derived += 1
-        elif code == OP_GC_START:  # world stopped: no heap lock (Go: gcStart)
-            heap.gc_start()
+        elif code == OP_GC_START:  # world stopped: no heap lock (Go: gcStart); value: heap_live if known
+            heap.gc_start(value)
         elif code == OP_FREE_OS_MEMORY:
             if self.forced_locked:  # Go 1.14's scavengeAll: one critical section
                 heap.scavenge_all(locked=True)
