@@ -221,6 +221,7 @@ class Replay:
         self.schedule: list = []
         self.horizon = 0
         self.now = 0  # time of the step running now
+        self.pending = 0  # events queued and not yet completed
         self.trace_done = False
         self.log = None  # a list to get (pid, row, op, start, end) per event run (tests)
         self.lock_busy_until = 0
@@ -445,15 +446,15 @@ class Replay:
                     heappush(schedule, (t if t > a.free_at else a.free_at, 1, row, a.version, a))
                 else:
                     self._schedule(a)
+        self.pending += n
         if self.first_ts is None:
             self.first_ts = ts[0]
         self.last_ts = ts[-1]
         if closed:
             # A P whose queue is empty may get events starting at its free_at.
             self.horizon = min((x.free_at for x in actors.values() if not x.queue and x.pid >= 0), default=_INF)
-            queued = sum(len(x.queue) for x in actors.values())
-            if queued > CLOSED_QUEUE_LIMIT:
-                raise UserError(f"{label}: row {first_row + n - 1}: closed timing queued {queued:,} events waiting for "
+            if self.pending > CLOSED_QUEUE_LIMIT:
+                raise UserError(f"{label}: row {first_row + n - 1}: closed timing queued {self.pending:,} events waiting for "
                                 "a P that has none in this part of the trace; replay it with --timing recorded or shifted")
         else:
             self.horizon = ts[-1]  # an event not read yet starts no earlier than its timestamp
@@ -490,8 +491,7 @@ class Replay:
             self.now = t
             if a is None:
                 if version == self.s_version:
-                    if not self._mutators_pending():  # the program has ended: finish() runs the rest
-                        # to its end
+                    if not self.pending:  # the program has ended: finish() runs the rest to its end
                         heappush(schedule, (t, tie, 0, version, None))
                         return
                     self._step_scavenger()
@@ -522,10 +522,6 @@ class Replay:
             if closed and not a.queue and a.pid >= 0 and not self.trace_done:
                 self.horizon = min(self.horizon, a.free_at)
 
-    def _mutators_pending(self) -> bool:
-        """Whether any P (or the runtime actor) still has events or steps to run."""
-        return any(a.queue or a.steps is not None for a in self.actors.values())
-
     def _continue_steps(self, a: Actor) -> None:
         self.heap.lock.actor = "mutator"
         try:
@@ -533,6 +529,7 @@ class Replay:
             self._schedule(a)
         except StopIteration:
             a.steps = None
+            self.pending -= 1
             self._after_event(a, OP_FREE_OS_MEMORY)
 
     def _execute(self, a: Actor, start: int, label: str) -> None:
@@ -551,6 +548,7 @@ class Replay:
                 self._schedule(a)
                 return
         a.queue.popleft()
+        self.pending -= 1
         lock = heap.lock
         acquisitions = lock.acquisitions
         spans = self.spans
@@ -599,6 +597,7 @@ class Replay:
                 if self.log is not None:
                     self.log.append((a.pid, row, code, start, start))
                 a.steps = self._forced_steps(a)
+                self.pending += 1  # until its last step
                 self._continue_steps(a)
                 return
         else:
