@@ -1,0 +1,167 @@
+"""``pagealloc sweep-report``: a sweep's results as a static HTML page of plots.
+
+For each swept axis (a cost-model field, a model parameter, the timing
+policy, the cost file) and each metric that varies, one PNG: the metric
+against the axis, one panel per preset side by side on a shared y axis,
+a line per trace.  Where other axes are swept too, the line is the
+median over them and the band their min-max range.  Plots use seaborn;
+wall-clock fields are left out (they are not results of the model).
+Failed points are listed with their errors.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+from pagealloc.errors import UserError
+from pagealloc.sweep.replaycall import PARAMS, capabilities, nondeterministic_columns, point_columns, result_fields
+from pagealloc.sweep.store import read_results
+
+MAX_HUE_TRACES = 8  # more traces than this are drawn as one line (median) with a band
+
+# Units for the y axes, by the metric's name.
+UNITS = [("_bytes", 2**20, "MiB"), ("_ns", 1e3, "µs, virtual")]
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; }
+td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }
+figure { display: inline-block; margin: 0.4em; width: 47%; vertical-align: top; }
+img { max-width: 100%; } figcaption, .note { color: #555; font-size: 0.9em; }
+"""
+
+
+def swept_axes(df) -> list[str]:
+    """The grid's axes that take more than one value (the presets and traces aside)."""
+    candidates = ["timing", "cost_file"] + [c for c, _ in point_columns() if c.startswith("cost_") and c != "cost_file"]
+    candidates += [p for p in PARAMS if p in df.columns]
+    return [c for c in candidates if c in df.columns and df[c].nunique(dropna=False) > 1]
+
+
+def metrics(df) -> list[str]:
+    """Deterministic numeric result fields that vary across the sweep."""
+    skip = set(nondeterministic_columns()) | {"events", *PARAMS}
+    out = []
+    for name, _ in result_fields():
+        if name in skip or name not in df.columns or df[name].dtype.kind not in "iuf":
+            continue
+        if df[name].nunique() > 1:
+            out.append(name)
+    return out
+
+
+def _unit(metric: str) -> tuple[float, str]:
+    for suffix, scale, unit in UNITS:
+        if metric.endswith(suffix):
+            return scale, unit
+    return 1.0, ""
+
+
+def _presets(df) -> list[str]:
+    known = [m for m in capabilities().modes if m in set(df["mode"])]
+    return known + sorted(set(df["mode"]) - set(known))
+
+
+def plot(df, axis: str, metric: str, out_dir: Path, name: str) -> str:
+    """One PNG: ``metric`` against ``axis``, a panel per preset; returns its file name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    scale, unit = _unit(metric)
+    data = df[["mode", "trace", axis, metric]].copy()
+    data[metric] = data[metric].astype(float) / scale
+    numeric = data[axis].dtype.kind in "iuf"
+    if axis == "cost_file":
+        data[axis] = [Path(p).stem if p else "(defaults)" for p in data[axis]]
+    if not numeric:
+        data[axis] = data[axis].astype(str)
+    hue = "trace" if data["trace"].nunique() <= MAX_HUE_TRACES else None
+    presets = _presets(data)
+    common = dict(data=data, x=axis, y=metric, col="mode", col_order=presets, hue=hue, estimator="median",
+                  errorbar=("pi", 100), height=2.8, aspect=1.15, facet_kws={"sharey": True})
+    if numeric:
+        data[axis] = data[axis].astype(float)
+        g = sns.relplot(kind="line", marker="o", **common)
+        lo, hi = data[axis].min(), data[axis].max()
+        if lo > 0 and hi / lo >= 20:
+            g.set(xscale="log")
+    else:
+        common.pop("facet_kws")
+        g = sns.catplot(kind="point", sharey=True, **common)
+    g.set_titles(col_template="{col_name}")
+    g.set_axis_labels(axis, f"{metric} [{unit}]" if unit else metric)
+    path = out_dir / name
+    try:
+        g.savefig(path, dpi=80)
+    except OSError as e:
+        raise UserError(f"{path}: cannot write: {e.strerror or e}") from None
+    finally:
+        plt.close(g.figure)
+    return name
+
+
+def build_sweep_report(results, out_dir) -> Path:
+    """Write ``out_dir/index.html`` and its PNGs from a sweep's results folder; return the page's path."""
+    df = read_results(results)
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{out_dir}: cannot create: {e.strerror or e}") from None
+    ok = df[df["status"] == "ok"]
+    failed = df[df["status"] != "ok"]
+    axes, shown = swept_axes(ok), metrics(ok) if len(ok) else []
+    e = html.escape
+    body = [f"<h1>Sweep {e(str(results))}</h1>", _summary(df, ok, failed, axes)]
+    if len(failed):
+        body.append("<h2>Failed points</h2><table><tr><th>point</th><th>trace</th><th>preset</th><th>error</th></tr>")
+        body += [f"<tr><td>{e(r.point_id)}</td><td>{e(r.trace)}</td><td>{e(r.mode)}</td><td>{e(r.error)}</td></tr>"
+                 for r in failed.itertuples()]
+        body.append("</table>")
+    if not axes or not shown:
+        body.append('<p class="note">Nothing to plot: no axis other than the traces and presets takes more than '
+                    "one value, or no metric varies.</p>")
+    for axis in axes:
+        others = [a for a in axes if a != axis]
+        body.append(f"<h2>Against {e(axis)}</h2>")
+        if others:
+            body.append(f'<p class="note">Line: median over {e(", ".join(others))}; band: their min-max.</p>')
+        for metric in shown:
+            png = plot(ok, axis, metric, out_dir, f"{axis}--{metric}.png")
+            body.append(f'<figure><img src="{e(png)}" alt="{e(metric)} vs {e(axis)}">'
+                        f"<figcaption>{e(metric)} vs {e(axis)}</figcaption></figure>")
+    constant = [m for m, _ in result_fields() if m in ok.columns and m not in shown
+                and m not in nondeterministic_columns() and ok[m].dtype.kind in "iuf"]
+    if constant:
+        body.append(f'<p class="note">Same at every point (not plotted): {e(", ".join(constant))}.</p>')
+    page = out_dir / "index.html"
+    page.write_text('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+                    f"<title>pagealloc sweep</title><style>{CSS}</style></head><body>\n"
+                    + "\n".join(body) + "\n</body></html>\n")
+    return page
+
+
+def _summary(df, ok, failed, axes) -> str:
+    e = html.escape
+
+    def values(col):
+        vals = sorted(df[col].dropna().unique(), key=lambda v: (isinstance(v, str), v))
+        shown = ", ".join(Path(v).stem if col == "cost_file" and v else str(v) for v in vals[:12])
+        return shown + (f", ... ({len(vals)} values)" if len(vals) > 12 else "")
+
+    rows = [("points run", f"{len(df):,} ({len(ok):,} ok, {len(failed):,} failed)"),
+            ("traces", values("trace")), ("presets", ", ".join(_presets(df)))]
+    rows += [(a, values(a)) for a in axes]
+    rows += [("commit", values("commit")), ("pagealloc", values("pagealloc_version"))]
+    if len(ok) and "wall_seconds" in ok.columns:
+        secs = ok["wall_seconds"].astype(float)
+        if math.isfinite(secs.sum()):
+            rows.append(("replay wall time", f"{secs.sum():,.1f} s in all, {secs.median():.3f} s median per "
+                                             "replay (wall clock; not a result)"))
+    return "<table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows) + "</table>"
