@@ -29,6 +29,8 @@ def traces(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("traces")
     write_synthetic(str(d / "churn.parquet"), "churn", 2000, 1)
     write_synthetic(str(d / "burst.parquet"), "burst-idle", 2000, 1)
+    (d / "knobs").mkdir()  # one that releases memory, so retainExtraPercent shows
+    write_synthetic(str(d / "knobs" / "frag.parquet"), "fragmentation", 5000, 1)
     return d
 
 
@@ -127,7 +129,9 @@ def test_bundled_manifest_sets(traces):
 def test_point_id_is_the_replay_not_the_spelling(traces, tmp_path):
     a = load_grid(grid_file(traces, 'traces = ["churn.parquet"]\nmodes = ["locked"]'))
     (tmp_path / "churn.parquet").write_bytes((traces / "churn.parquet").read_bytes())  # same trace elsewhere
-    explicit = "\n".join(f"{k} = {v!r}" for k, v in capabilities().params.items())
+    # every parameter spelt out at its default, numbers as floats (10.0 is the replay 10 is)
+    explicit = "\n".join(f"{k} = {json.dumps(v if isinstance(v, bool) else float(v))}"
+                         for k, v in capabilities().params.items())
     b = load_grid(grid_file(tmp_path, f"""
         traces = ["churn.parquet"]
         modes = ["locked"]
@@ -257,26 +261,40 @@ def test_output_that_is_not_a_results_folder_is_refused(traces, tmp_path, capsys
 
 
 def test_serial_sweep_rows_and_read_back(traces, tmp_path, capsys):
-    g = grid_file(traces, 'traces = ["churn.parquet"]\n[cost]\nmadvise_call_ns = [1000, 20000]')
+    g = grid_file(traces, """
+        traces = ["knobs/frag.parquet"]
+        retain_extra_percent = [5, 20]
+        scavenge_percent = [1, 2.5]
+        madvdontneed = [false, true]
+        [cost]
+        madvise_call_ns = [1000, 20000]
+    """)
     out = tmp_path / "results.parquet"
+    n = 16 * len(pagealloc.MODES)
     assert main(["sweep", str(g), "-o", str(out), "--serial"]) == 0
-    assert f"{2 * len(pagealloc.MODES)} run ({2 * len(pagealloc.MODES)} ok, 0 failed)" in capsys.readouterr().out
+    assert f"{n} run ({n} ok, 0 failed)" in capsys.readouterr().out
     df = read_results(out)
-    assert len(df) == 2 * len(pagealloc.MODES) and df["point_id"].is_unique and set(df["status"]) == {"ok"}
+    assert len(df) == n and df["point_id"].is_unique and set(df["status"]) == {"ok"}
     schema, json_columns = row_schema()
     assert list(df.columns) == schema.names and "retained_timeline" in json_columns
     for f in dataclasses.fields(pagealloc.ReplayResult):  # every result field flows through
         assert f.name in df.columns
     assert isinstance(df["retained_timeline"][0], list) and df["retained_timeline"][0]
     assert str(df["released_bytes"].dtype) == "Int64"
-    assert set(df["cost_madvise_call_ns"]) == {1000, 20000}
+    assert set(df["cost_madvise_call_ns"]) == {1000, 20000} and set(df["scavenge_percent"]) == {1.0, 2.5}
+    assert set(zip(df["madvdontneed"], df["madvise_advice"])) == {(False, "MADV_FREE"), (True, "MADV_DONTNEED")}
     assert set(df["pagealloc_version"]) == {"0.1.0"} and df["commit"].str.fullmatch("[0-9a-f]{40}|unknown").all()
     # the rows are the replays: compare one with a direct replay
-    row = df[(df["mode"] == "locked") & (df["cost_madvise_call_ns"] == 20000)].iloc[0]
-    direct = pagealloc.replay(traces / "churn.parquet", "locked", cost_model=CostModel(madvise_call_ns=20000))
+    row = df[(df["mode"] == "locked") & (df["cost_madvise_call_ns"] == 20000) & (df["retain_extra_percent"] == 20)
+             & (df["scavenge_percent"] == 2.5) & df["madvdontneed"]].iloc[0]
+    direct = pagealloc.replay(traces / "knobs" / "frag.parquet", "locked", cost_model=CostModel(madvise_call_ns=20000),
+                              retain_extra_percent=20, scavenge_percent=2.5, madvdontneed=True)
     for name, value in direct.deterministic().items():
         got = row[name]
         assert (got == json.loads(json.dumps(value))) if isinstance(value, list) else got == value, name
+    # the knobs matter: retaining more releases less
+    by_retain = df[df["mode"] == "locked"].groupby("retain_extra_percent")["released_bytes"].sum()
+    assert by_retain[5] > by_retain[20] > 0
     # a rerun runs nothing
     assert main(["sweep", str(g), "-o", str(out), "--serial"]) == 0
     assert "nothing to run" in capsys.readouterr().out

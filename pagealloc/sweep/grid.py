@@ -161,9 +161,9 @@ class _Parser:
         cost_axes = self._cost_axes(spec.get("cost", {}), _join(where, "cost"))
         params = {}
         for name, default in self.caps.params.items():
-            lo, hi = PARAMS[name]
-            check = self._number(lo, hi, as_float=isinstance(default, float))
-            params[name] = self._values(spec.get(name, default), _join(where, name), check)
+            kind, lo, hi = PARAMS[name]
+            check = self._boolean if kind == "bool" else self._number(lo, hi, as_float=kind == "number")
+            params[name] = self._values(spec.get(name, default), _join(where, name), check, integer=kind != "number")
         count = math.prod(len(v) for v in (traces, modes, timings, bases, *cost_axes.values(), *params.values()))
         if count > MAX_POINTS:
             self.fail(where, f"the grid has {count:,} points, more than the {MAX_POINTS:,} a sweep accepts")
@@ -258,10 +258,10 @@ class _Parser:
 
     # -- values --
 
-    def _values(self, value, key: str, check, allow_empty: bool = False) -> list:
+    def _values(self, value, key: str, check, allow_empty: bool = False, integer: bool = True) -> list:
         """An axis's values: a scalar, a list, or a range table; checked, no repeats."""
         if isinstance(value, dict):
-            values = self._range(value, key)
+            values = self._range(value, key, integer)
         elif isinstance(value, list):
             values = value
         else:
@@ -276,7 +276,7 @@ class _Parser:
                 self.fail(key, f"lists {v!r} twice")
         return values
 
-    def _range(self, table: dict, key: str) -> list:
+    def _range(self, table: dict, key: str, integer: bool) -> list:
         forms = ({"values"}, {"start", "stop", "step"}, {"start", "stop", "factor"})
         if set(table) not in forms:
             self.fail(key, "a range table is {start, stop, step}, {start, stop, factor} or {values = [...]}, "
@@ -303,7 +303,7 @@ class _Parser:
             self.fail(key, f"a geometric range needs start > 0 and factor > 1, got start {start}, factor {factor!r}")
         values, v = [], float(start)
         while v <= stop * (1 + 1e-12):
-            values.append(round(v))
+            values.append(round(v) if integer else float(f"{v:.12g}"))
             v *= factor
         return values
 
@@ -327,8 +327,13 @@ class _Parser:
             if isinstance(v, bool) or not ok or not lo <= v <= hi:
                 kind = "a number" if as_float else "an integer"
                 self.fail(key, f"must be {kind} in [{lo:g}, {hi:g}], got {v!r}")
-            return float(v) if as_float else v
+            return int(v) if float(v).is_integer() else v  # 10 and 10.0 are one value (and one point id)
         return check
+
+    def _boolean(self, v, key):
+        if not isinstance(v, bool):
+            self.fail(key, f"must be true or false, got {v!r}")
+        return v
 
 
 def _join(where: str, key: str) -> str:

@@ -26,13 +26,16 @@ import pyarrow as pa
 from pagealloc.sim import replay as replay_engine
 from pagealloc.sim.costmodel import CostModel
 
-# Model parameters a grid may sweep, with the values accepted (inclusive).
-# Their defaults are Go 1.14's and come from replay()'s own signature.
+# Model parameters a grid may sweep: name -> (kind, lowest, highest), as replay()
+# accepts them; kind is "number" (int or float), "int" or "bool".  Their
+# defaults are Go 1.14's and come from replay()'s own signature.
 PARAMS = {
-    "retain_extra_percent": (0, 1000),  # retainExtraPercent: retain the heap goal + this % (Go: 10)
-    "scavenge_percent": (1, 100),  # scavengePercent: background scavenger's share of one CPU, % (Go: 1)
-    "gomaxprocs": (1, 1024),  # number of Ps, when the engine models them
+    "retain_extra_percent": ("number", 0, 1000),  # retainExtraPercent: retain the heap goal + this % (Go: 10)
+    "scavenge_percent": ("number", 1e-6, 100),  # scavengePercent: the background scavenger's % of one CPU (Go: 1)
+    "madvdontneed": ("bool", None, None),  # GODEBUG=madvdontneed=1: MADV_DONTNEED instead of MADV_FREE (Go: false)
+    "gomaxprocs": ("int", 1, 1024),  # number of Ps, where the engine models them
 }
+_ARROW_KIND = {"number": pa.float64(), "int": pa.int64(), "bool": pa.bool_()}
 
 # The timing policies when replay() predates its ``timing`` parameter.
 _LEGACY_TIMINGS = ("recorded", "closed")
@@ -94,8 +97,7 @@ def point_columns() -> list[tuple[str, pa.DataType]]:
             ("timing", pa.string()), ("trace_path", pa.string()), ("trace_sha256", pa.string()),
             ("cost_file", pa.string())]
     cols += [(f"cost_{f.name}", pa.int64()) for f in dataclasses.fields(CostModel)]
-    cols += [(name, pa.float64() if isinstance(default, float) else pa.int64())
-             for name, default in capabilities().params.items()]
+    cols += [(name, _ARROW_KIND[PARAMS[name][0]]) for name in capabilities().params]
     return cols
 
 
