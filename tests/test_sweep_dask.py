@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pagealloc.errors import UserError
 from pagealloc.sweep import load_grid, read_results
 from pagealloc.sweep.execute import run_sweep
 from pagealloc.sweep.replaycall import nondeterministic_columns
@@ -76,9 +77,11 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def dask_cluster(folder: Path, nanny: bool):
+def dask_cluster(folder: Path, nanny: bool, allowed_failures: int = 3):
     """`dask scheduler` and two `dask worker` processes on 127.0.0.1, torn down afterwards.
 
+    ``allowed_failures``: how many workers may die running one task before
+    the scheduler gives up on it (KilledWorker); Dask's default is 3.
     Yields (scheduler address, dashboard port, {worker address: its Popen}).
     """
     from distributed import Client
@@ -87,16 +90,17 @@ def dask_cluster(folder: Path, nanny: bool):
     address = f"tcp://127.0.0.1:{port}"
     procs = []
 
-    def start(name, *args):
+    def start(name, *args, env=None):
         log = open(folder / f"{name}.log", "w")
-        procs.append(subprocess.Popen([sys.executable, "-m", "dask", *args], env=ENV, cwd=folder, stdout=log,
-                                      stderr=subprocess.STDOUT))
+        procs.append(subprocess.Popen([sys.executable, "-m", "dask", *args], env={**ENV, **(env or {})}, cwd=folder,
+                                      stdout=log, stderr=subprocess.STDOUT))
         log.close()
         return procs[-1]
 
     try:
         start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", str(port),
-              "--dashboard-address", f"127.0.0.1:{dashboard}")
+              "--dashboard-address", f"127.0.0.1:{dashboard}",
+              env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(allowed_failures)})
         workers = [start(f"worker{i}", "worker", address, "--nthreads", "1", "--nworkers", "1", "--name", f"w{i}",
                          "--no-dashboard", "--nanny" if nanny else "--no-nanny") for i in range(2)]
         with Client(address, timeout="60s") as c:
@@ -181,24 +185,29 @@ def test_real_scheduler_and_two_workers_through_the_cli(grid, serial, tmp_path):
         same_rows(read_results(out2), serial)
 
 
+def _kill_a_busy_worker(observer, workers, killed):
+    """on_row hook: at the first row, SIGKILL a worker that has replays in flight."""
+
+    def on_row(row):
+        if killed:
+            return
+        busy = {addr: keys for addr, keys in observer.processing().items() if keys}
+        assert busy, "no replay in flight to kill"
+        addr, keys = next(iter(busy.items()))
+        workers[addr].kill()  # SIGKILL: the worker and its in-flight replays are gone
+        killed.update(address=addr, points={k.split("-")[1] for k in keys})
+
+    return on_row
+
+
 def test_killed_worker_mid_sweep_loses_and_duplicates_nothing(grid, serial, tmp_path):
     from distributed import Client
 
     with dask_cluster(tmp_path, nanny=False) as (address, _, workers), Client(address) as observer:
         assert all(workers.values()), "each worker address maps to a `dask worker` process of ours"
         killed = {}
-
-        def kill_a_busy_worker(row):
-            if killed:
-                return
-            busy = {addr: keys for addr, keys in observer.processing().items() if keys}
-            assert busy, "no replay in flight to kill"
-            addr, keys = next(iter(busy.items()))
-            workers[addr].kill()  # SIGKILL: the worker and its in-flight replays are gone
-            killed.update(address=addr, points={k.split("-")[1] for k in keys})
-
-        s = run_sweep(load_grid(grid), tmp_path / "results", scheduler=address, on_row=kill_a_busy_worker,
-                      log=lambda m: None)
+        s = run_sweep(load_grid(grid), tmp_path / "results", scheduler=address,
+                      on_row=_kill_a_busy_worker(observer, workers, killed), log=lambda m: None)
         assert killed and workers[killed["address"]].wait(timeout=30) == -signal.SIGKILL
         assert (s.ok, s.failed) == (len(serial), 0)
         got = read_results(tmp_path / "results")
@@ -207,3 +216,39 @@ def test_killed_worker_mid_sweep_loses_and_duplicates_nothing(grid, serial, tmp_
         # the replays the dead worker had in flight were rerun by Dask on the other one
         rerun = got[got["point_id"].isin(killed["points"])]
         assert len(rerun) == len(killed["points"]) and (rerun["worker"] == survivor).any()
+
+
+def test_point_dask_gives_up_on_is_a_row_with_its_error(grid, serial, tmp_path):
+    """With no worker death allowed, the killed worker's replays fail as KilledWorker: recorded, not dropped."""
+    from distributed import Client
+
+    with dask_cluster(tmp_path, nanny=False, allowed_failures=0) as (address, _, workers), \
+            Client(address) as observer:
+        killed = {}
+        s = run_sweep(load_grid(grid), tmp_path / "results", scheduler=address,
+                      on_row=_kill_a_busy_worker(observer, workers, killed), log=lambda m: None)
+    got = read_results(tmp_path / "results")
+    assert len(got) == len(serial) and got["point_id"].is_unique and set(got["point_id"]) == set(serial["point_id"])
+    failed = got[got["status"] == "error"]
+    assert s.failed == len(failed) >= 1 and s.ok == len(serial) - s.failed
+    assert set(failed["point_id"]) <= killed["points"]
+    assert failed["error"].str.startswith("KilledWorker: ").all() and failed["released_bytes"].isna().all()
+    same_rows(got[got["status"] == "ok"], serial[serial["point_id"].isin(got[got["status"] == "ok"]["point_id"])])
+
+
+def test_workers_running_other_code_are_refused(grid, local_client, tmp_path, monkeypatch):
+    from pagealloc.sweep import execute
+
+    monkeypatch.setattr(execute, "identity", lambda: {"commit": "f" * 40, "pagealloc_version": "9.9"})
+    with pytest.raises(UserError, match=r"Dask worker tcp://127\.0\.0\.1:\d+ runs pagealloc .* at commit .*, this "
+                                        r"client 9\.9 at f{40}"):
+        run_sweep(load_grid(grid), tmp_path / "results", client=local_client, log=lambda m: None)
+
+
+def test_unreachable_scheduler_is_one_line_and_status_2(grid, tmp_path):
+    run = subprocess.run([sys.executable, "-m", "pagealloc", "sweep", str(grid), "-o", str(tmp_path / "r"),
+                          "--scheduler", f"tcp://127.0.0.1:{_free_port()}"], capture_output=True, text=True,
+                         env={**ENV, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.startswith("pagealloc: error: cannot reach the Dask scheduler at tcp://127.0.0.1:")
+    assert run.stderr.count("\n") == 1, run.stderr

@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass
 
 from pagealloc.errors import UserError
+from pagealloc.sweep import replaycall
 from pagealloc.sweep.grid import Grid
 from pagealloc.sweep.replaycall import failed_row, identity, row_schema, run_point
 from pagealloc.sweep.store import ResultsWriter, done_points
@@ -77,30 +78,31 @@ def run_sweep(grid: Grid, out, *, scheduler: str | None = None, client=None, wor
     todo = [p for p in grid.points if p.id not in done]
     schema, json_columns = row_schema()
     writer = ResultsWriter(out, schema, json_columns, flush_seconds=flush_seconds)
-    bar = _progress_bar(len(todo)) if todo else None
     counts = {"ok": 0, "error": 0}
-    info = {"workers": 1, "dashboard": None}
+    info = {"workers": 1, "dashboard": None, "bar": None}
 
     def store(row: dict) -> None:
         writer.add(row)
         counts[row["status"]] += 1
-        if bar is not None:
-            bar.update(1)
+        if info["bar"] is not None:
+            info["bar"].update(1)
         if on_row is not None:
             on_row(row)
 
     t0 = time.perf_counter()
     try:
         if serial:
+            info["bar"] = _progress_bar(len(todo))
             for p in todo:
                 store(run_point(p.as_task(), check=check))
         elif todo:
             with _client(client, scheduler, workers, dashboard_address) as c:
                 info.update(_describe_cluster(c, log))
+                info["bar"] = _progress_bar(len(todo))  # below the dashboard line
                 _run_on_dask(c, todo, scatter, check, store, writer)
     finally:
-        if bar is not None:
-            bar.close()
+        if info["bar"] is not None:
+            info["bar"].close()
         writer.close()
     return SweepSummary(len(grid.points), len(done), counts["ok"], counts["error"], time.perf_counter() - t0,
                         info["workers"], info["dashboard"])
@@ -115,8 +117,8 @@ def _client(client, scheduler, workers, dashboard_address):
 
     address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
     if address:
-        try:
-            c = Client(address, timeout="20s")
+        try:  # waits up to distributed.comm.timeouts.connect ($DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT)
+            c = Client(address)
         except (OSError, TimeoutError) as e:
             raise UserError(f"cannot reach the Dask scheduler at {address}: {str(e).splitlines()[0]}") from None
         with c:
@@ -140,7 +142,7 @@ def _describe_cluster(client, log) -> dict:
         except TimeoutError:
             raise UserError(f"the Dask scheduler at {client.scheduler.address} has no workers") from None
     mine = identity()
-    for address, theirs in client.run(identity).items():
+    for address, theirs in client.run(replaycall.identity).items():  # each worker's own answer
         if theirs != mine:
             raise UserError(f"Dask worker {address} runs pagealloc {theirs['pagealloc_version']} at commit "
                             f"{theirs['commit']}, this client {mine['pagealloc_version']} at {mine['commit']}")

@@ -89,7 +89,7 @@ def plot(df, axis: str, metric: str, out_dir: Path, name: str) -> str:
         data[axis] = data[axis].astype(float)
         g = sns.relplot(kind="line", marker="o", **common)
         lo, hi = data[axis].min(), data[axis].max()
-        if lo > 0 and hi / lo >= 20:
+        if lo > 0 and hi / lo >= 10:  # a geometric range, as costs are usually swept
             g.set(xscale="log")
     else:
         common.pop("facet_kws")
