@@ -283,7 +283,10 @@ def test_serial_sweep_rows_and_read_back(traces, tmp_path, capsys):
     assert str(df["released_bytes"].dtype) == "Int64"
     assert set(df["cost_madvise_call_ns"]) == {1000, 20000} and set(df["scavenge_percent"]) == {1.0, 2.5}
     assert set(zip(df["madvdontneed"], df["madvise_advice"])) == {(False, "MADV_FREE"), (True, "MADV_DONTNEED")}
-    assert set(df["pagealloc_version"]) == {"0.1.0"} and df["commit"].str.fullmatch("[0-9a-f]{40}|unknown").all()
+    from importlib.metadata import version
+
+    assert set(df["pagealloc_version"]) == {version("pagealloc")}
+    assert df["commit"].str.fullmatch("[0-9a-f]{40}|unknown").all()
     # the rows are the replays: compare one with a direct replay
     row = df[(df["mode"] == "locked") & (df["cost_madvise_call_ns"] == 20000) & (df["retain_extra_percent"] == 20)
              & (df["scavenge_percent"] == 2.5) & df["madvdontneed"]].iloc[0]

@@ -17,6 +17,7 @@ import inspect
 import json
 import resource
 import subprocess
+import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -41,7 +42,9 @@ _ARROW_KIND = {"number": pa.float64(), "int": pa.int64(), "bool": pa.bool_()}
 _LEGACY_TIMINGS = ("recorded", "closed")
 
 # Row columns that differ from run to run (besides ReplayResult's wall-clock ones).
-ENVIRONMENT_COLUMNS = ("worker", "worker_peak_rss_bytes")
+# replay_cpu_seconds is the replay's CPU time in its worker: unlike wall_seconds it
+# hardly moves when other processes share the cores, so scale estimates use it.
+ENVIRONMENT_COLUMNS = ("worker", "worker_peak_rss_bytes", "replay_cpu_seconds")
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,8 @@ def row_schema() -> tuple[pa.Schema, list[str]]:
             if typ is None:
                 json_columns.append(name)
     cols.update({"status": pa.string(), "error": pa.string(), "commit": pa.string(),
-                 "pagealloc_version": pa.string(), "worker": pa.string(), "worker_peak_rss_bytes": pa.int64()})
+                 "pagealloc_version": pa.string(), "worker": pa.string(), "worker_peak_rss_bytes": pa.int64(),
+                 "replay_cpu_seconds": pa.float64()})
     return pa.schema(list(cols.items())), json_columns
 
 
@@ -168,7 +172,7 @@ def failed_row(point: dict, error: BaseException | str, worker: str = "") -> dic
     """The row of a point that did not produce a result."""
     message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     return {**_point_row(point), "status": "error", "error": message[:2000], **identity(),
-            "worker": worker, "worker_peak_rss_bytes": None}
+            "worker": worker, "worker_peak_rss_bytes": None, "replay_cpu_seconds": None}
 
 
 def run_point(point: dict, trace=None, check: bool = False) -> dict:
@@ -178,12 +182,14 @@ def run_point(point: dict, trace=None, check: bool = False) -> dict:
     workers; else the worker reads ``point["trace_path"]``.
     """
     source = trace if trace is not None else point["trace_path"]
+    cpu = time.process_time()
     try:
         result = replay_engine.replay(source, point["mode"], check=check, **replay_kwargs(point))
     except Exception as e:  # noqa: BLE001 - every failure becomes the point's recorded error
         row = failed_row(point, e, _worker_name())
     else:
-        row = {**_point_row(point), "status": "ok", "error": "", **identity(), "worker": _worker_name()}
+        row = {**_point_row(point), "status": "ok", "error": "", **identity(), "worker": _worker_name(),
+               "replay_cpu_seconds": time.process_time() - cpu}
         for name, typ in result_fields():
             value = getattr(result, name)
             row[name] = json.dumps(value) if typ is None else value
