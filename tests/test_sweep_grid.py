@@ -365,7 +365,7 @@ def test_sweep_report_plots_each_metric_against_each_swept_axis(traces, tmp_path
     assert main(["sweep-report", str(out), "-o", str(rep)]) == 0
     assert f"sweep-report: {rep / 'index.html'}" in capsys.readouterr().out
     page = (rep / "index.html").read_text()
-    pngs = sorted(p.name for p in rep.glob("*.png"))
+    pngs = sorted(p.name for p in rep.glob("*.png") if "--vs-" not in p.name)
     from pagealloc.sweep.report import metrics
 
     shown = metrics(read_results(out))
@@ -375,3 +375,17 @@ def test_sweep_report_plots_each_metric_against_each_swept_axis(traces, tmp_path
         assert f'src="{png}"' in page and (rep / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Against cost_madvise_call_ns" in page and "median over timing" in page
     assert "wall_seconds" not in "".join(pngs)
+    # relative to the baseline preset: one PNG per axis, the ratios taken at the same point
+    from pagealloc.sweep.report import ratios_to_baseline
+
+    base = capabilities().baseline
+    assert f"Relative to {base}" in page
+    assert {f"{axis}--vs-{base}.png" for axis in ("timing", "cost_madvise_call_ns")} <= {p.name for p in rep.glob("*")}
+    df = read_results(out)
+    ratios = ratios_to_baseline(df, ["makespan_ns"], base)
+    assert len(ratios) == len(df) - len(df[df["mode"] == base]) and base not in set(ratios["mode"])
+    r = ratios.iloc[0]
+    at = (df["trace"] == r["trace"]) & (df["timing"] == r["timing"]) & \
+        (df["cost_madvise_call_ns"] == r["cost_madvise_call_ns"])
+    other, baseline = df[at & (df["mode"] == r["mode"])].iloc[0], df[at & (df["mode"] == base)].iloc[0]
+    assert r["makespan_ns"] == pytest.approx(other["makespan_ns"] / baseline["makespan_ns"])

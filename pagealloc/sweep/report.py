@@ -6,7 +6,10 @@ against the axis, one panel per preset side by side on a shared y axis,
 a line per trace.  Where other axes are swept too, the line is the
 median over them and the band their min-max range.  Plots use seaborn;
 wall-clock fields are left out (they are not results of the model).
-Failed points are listed with their errors.
+Then, when the baseline preset (go1.14) was swept with others, one PNG
+per axis with every metric as a ratio to the baseline at the same point
+(trace, costs, parameters), a line per other preset: where locked
+scavenging starts to hurt.  Failed points are listed with their errors.
 """
 
 from __future__ import annotations
@@ -106,6 +109,64 @@ def plot(df, axis: str, metric: str, out_dir: Path, name: str) -> str:
     return name
 
 
+def _baseline(df) -> str | None:
+    presets = _presets(df)
+    base = capabilities().baseline or (presets[0] if presets else None)
+    return base if base in presets and len(presets) > 1 else None
+
+
+def ratios_to_baseline(df, metrics_: list[str], baseline: str):
+    """Each non-baseline row's metrics divided by the baseline's at the same point (NaN where that is 0)."""
+    keys = [c for c, _ in point_columns() if c not in ("point_id", "mode")]
+    base = df[df["mode"] == baseline][keys + metrics_]
+    others = df[df["mode"] != baseline][keys + ["mode"] + metrics_]
+    merged = others.merge(base, on=keys, suffixes=("", "@base"))
+    for m in metrics_:
+        denominator = merged[f"{m}@base"].astype(float)
+        merged[m] = merged[m].astype(float) / denominator.where(denominator != 0)
+    return merged[keys + ["mode"] + metrics_]
+
+
+def plot_vs_baseline(df, axis: str, metrics_: list[str], baseline: str, out_dir: Path, name: str) -> str | None:
+    """One PNG for ``axis``: a panel per metric, its ratio to ``baseline``, a line per other preset."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    ratios = ratios_to_baseline(df, metrics_, baseline)
+    shown = [m for m in metrics_ if ratios[m].notna().any()]
+    if not shown:
+        return None
+    numeric = ratios[axis].dtype.kind in "iuf"
+    if not numeric:
+        ratios[axis] = [Path(v).stem if axis == "cost_file" and v else str(v) for v in ratios[axis]]
+    cols = min(4, len(shown))
+    rows = -(-len(shown) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.5 * rows), squeeze=False, constrained_layout=True)
+    order = [m for m in _presets(df) if m != baseline]
+    for ax, metric in zip(axes.flat, shown):
+        sns.lineplot(data=ratios, x=axis, y=metric, hue="mode", hue_order=order, estimator="median", errorbar=None,
+                     marker="o", ax=ax, legend=ax is axes.flat[0])
+        ax.axhline(1.0, color="#888", linewidth=0.8, linestyle="--")
+        ax.set_title(metric, fontsize=9)
+        ax.set_ylabel(f"/ {baseline}")
+        ax.ticklabel_format(axis="y", useOffset=False)
+        if numeric and ratios[axis].min() > 0 and ratios[axis].max() / ratios[axis].min() >= 10:
+            ax.set_xscale("log")
+    for ax in list(axes.flat)[len(shown):]:
+        ax.set_visible(False)
+    path = out_dir / name
+    try:
+        fig.savefig(path, dpi=80)
+    except OSError as e:
+        raise UserError(f"{path}: cannot write: {e.strerror or e}") from None
+    finally:
+        plt.close(fig)
+    return name
+
+
 def build_sweep_report(results, out_dir) -> Path:
     """Write ``out_dir/index.html`` and its PNGs from a sweep's results folder; return the page's path."""
     df = read_results(results)
@@ -136,6 +197,15 @@ def build_sweep_report(results, out_dir) -> Path:
             png = plot(ok, axis, metric, out_dir, f"{axis}--{metric}.png")
             body.append(f'<figure><img src="{e(png)}" alt="{e(metric)} vs {e(axis)}">'
                         f"<figcaption>{e(metric)} vs {e(axis)}</figcaption></figure>")
+    baseline = _baseline(ok) if len(ok) else None
+    if baseline and shown:
+        body.append(f"<h2>Relative to {e(baseline)}</h2>"
+                    f'<p class="note">Each metric divided by {e(baseline)}\'s at the same trace, timing, costs and '
+                    "parameters; the line is the median over traces and the other axes; 1 = no change.</p>")
+        for axis in axes:
+            png = plot_vs_baseline(ok, axis, shown, baseline, out_dir, f"{axis}--vs-{baseline}.png")
+            if png:
+                body.append(f'<img src="{e(png)}" alt="metrics relative to {e(baseline)} vs {e(axis)}">')
     constant = [m for m, _ in result_fields() if m in ok.columns and m not in shown
                 and m not in nondeterministic_columns() and ok[m].dtype.kind in "iuf"]
     if constant:
