@@ -239,6 +239,9 @@ def test_bad_cli_use_is_one_line_and_status_2(traces, tmp_path, capsys):
         (["sweep", str(tmp_path / "none.toml"), "-o", str(tmp_path / "o")], "cannot read grid"),
         (["sweep", str(g), "-o", str(tmp_path / "o"), "--serial", "--workers", "2"], "--serial runs without Dask"),
         (["sweep", str(g), "-o", str(tmp_path / "o"), "--flush-seconds", "-1"], "--flush-seconds must be >= 0"),
+        (["sweep", str(g), "-o", str(tmp_path / "o"), "--workers", "0"], "--workers must be at least 1"),
+        (["sweep", str(g), "-o", str(tmp_path / "o"), "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"],
+         "--workers sizes the embedded LocalCluster"),
         (["sweep", str(g)], "required: -o"),
         (["sweep-report", str(tmp_path / "nothing")], "no such results folder"),
         (["sweep-report", str(traces)], "not a sweep results folder"),
@@ -389,3 +392,10 @@ def test_sweep_report_plots_each_metric_against_each_swept_axis(traces, tmp_path
         (df["cost_madvise_call_ns"] == r["cost_madvise_call_ns"])
     other, baseline = df[at & (df["mode"] == r["mode"])].iloc[0], df[at & (df["mode"] == base)].iloc[0]
     assert r["makespan_ns"] == pytest.approx(other["makespan_ns"] / baseline["makespan_ns"])
+
+
+def test_example_grid_is_valid():
+    """examples/sweep-small.toml, the README's example: 81 points over the bundled corpus."""
+    g = load_grid(Path(__file__).resolve().parents[1] / "examples" / "sweep-small.toml")
+    assert len(g.points) == 81
+    assert g.swept() == {"trace": 3, "mode": 3, "cost_madvise_free_call_ns": 3, "retain_extra_percent": 3}

@@ -9,6 +9,7 @@ with the same RESULTS skips the points already there.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from pagealloc.errors import UserError
@@ -42,6 +43,11 @@ def run(args) -> int:
         raise UserError(f"--flush-seconds must be >= 0, not {args.flush_seconds}")
     if args.serial and (args.scheduler or args.scatter or args.workers):
         raise UserError("--serial runs without Dask: it takes no --scheduler, --workers or --scatter")
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be at least 1, not {args.workers}")
+    if args.workers is not None and (args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")):
+        raise UserError("--workers sizes the embedded LocalCluster; a --scheduler's (or $DASK_SCHEDULER_ADDRESS's) "
+                        "cluster has its own workers")
     grid = load_grid(args.grid)
     if args.dry_run:
         ids = {p.id for p in grid.points}

@@ -24,6 +24,7 @@ import os
 import sys
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 
 from pagealloc.errors import UserError
@@ -126,12 +127,15 @@ def _client(client, scheduler, workers, dashboard_address):
         return
     from dask.system import CPU_COUNT
 
-    n = workers or CPU_COUNT
+    n = CPU_COUNT if workers is None else workers
     if n < 1:
         raise UserError(f"--workers must be at least 1, not {n}")
-    # one single-threaded process per core: replays are pure-Python CPU work, threads would share one GIL
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, silence_logs=logging.ERROR,
-                      dashboard_address=dashboard_address) as cluster, Client(cluster) as c:
+    with warnings.catch_warnings():  # "Port 8787 is already in use": it takes another, and we print the link
+        warnings.simplefilter("ignore", UserWarning)
+        # one single-threaded process per core: replays are pure-Python CPU work, threads would share one GIL
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, silence_logs=logging.ERROR,
+                               dashboard_address=dashboard_address)
+    with cluster, Client(cluster) as c:
         yield c
 
 
