@@ -6,12 +6,15 @@ malloc.go, and the memstats fields the scavenger paces on (heap_sys,
 heap_released, heap_inuse, next_gc, last_next_gc, last_heap_inuse).
 
 Lock contract, as in Go: ``alloc_span`` takes the heap lock itself except
-for a page-cache hit on a small-object span; ``grow`` runs with it held;
-``free_span`` and ``scavenge_all`` take it.  Every acquisition goes through
+for a page-cache hit on a small-object span with an mspan struct at hand
+while the GC is not marking; ``grow`` runs with it held; ``free_span`` and
+``scavenge_all`` take it; ``gc_start`` and ``gc_done`` run with the world
+stopped and take nothing.  Every acquisition goes through
 ``self.lock`` (a HeapLock) so the replay engine can attribute it and time it.
 
-What is modelled: a span is just (base, npages); there are no mspans, size
-classes or sweeping.  Spans of the trace are keyed by the trace's span id.
+What is modelled: a span is just (base, npages); there are no size classes
+or sweeping, and of the mspan structs only how many each P has cached
+(which decides when allocSpan must lock to refill).  Spans of the trace are keyed by the trace's span id.
 What is accounted: heap_sys grows by whole 64 MiB arenas; new arena memory
 counts as released (Go adds it to heap_released in grow); allocating
 scavenged pages un-releases them (sysUsed) and costs page faults;
@@ -49,6 +52,8 @@ from pagealloc.runtime.mpagecache import PAGE_CACHE_PAGES, PageCache
 # costs gigabytes and minutes; beyond this, sys_alloc fails as an OS would.
 MAX_HEAP_SYS = 4 << 40
 SMALL_SPAN_PAGES = PAGE_CACHE_PAGES // 4  # allocSpan uses the P's page cache below this
+MSPAN_CACHE_SLOTS = 128  # Go: len(p.mspancache.buf)
+MSPAN_REFILL = MSPAN_CACHE_SLOTS // 2  # allocMSpanLocked refills half of it
 PHYS_4K = 4096  # madvise and page-fault costs are per 4 KiB OS page
 
 GOGC = 100  # Go: readgogc's default
@@ -134,6 +139,8 @@ class MHeap:
         self.cur_arena_end = 0
         self.arena_hint = ARENA_HINT_BASE
         self.pcache: dict[int, PageCache] = {}
+        self.mspancache: dict[int, int] = {}  # P -> mspan structs in its cache (Go: p.mspancache.len)
+        self.gc_blacken_enabled = False  # Go: gcBlackenEnabled, from a GC's mark start to its termination
         # statistics for the replay's metrics
         self.growths = 0
         self.arenas = 0
@@ -173,16 +180,22 @@ class MHeap:
     # -- allocation --
 
     def alloc_span(self, npages: int, p: int = 0, small_object: bool = True) -> int:
-        """Allocate a span of npages for P p; return its base address.
+        """Allocate a span of npages for P p (-1: no P); return its base address.
 
-        Go: mheap.allocSpan.  Spans under 16 pages come from p's page cache
-        (refilled under the heap lock); a cache hit skips the heap lock only
-        for small-object spans (Go's sizeclass != 0 or manual), as in Go.
-        Otherwise, under the heap lock: pageAlloc.alloc, and on failure grow
-        and retry.  Returns 0 only if the heap cannot grow (address space or
+        Go: mheap.allocSpan.  With a P, spans under 16 pages come from its
+        page cache (refilled under the heap lock), and the span struct from
+        its mspan cache (tryAllocMSpan).  The heap lock is skipped only when
+        all of these hold, as in Go: the page cache had the pages, the mspan
+        cache had a struct, the GC is not marking (gcBlackenEnabled == 0),
+        and the span is for small objects (sizeclass != 0) or manual.
+        Otherwise, under the heap lock: pageAlloc.alloc if the cache could
+        not serve it, growing the heap on failure, and allocMSpanLocked
+        (which refills the P's mspan cache, 64 at a time) if no struct was
+        taken.  Returns 0 only if the heap cannot grow (address space or
         MAX_HEAP_SYS exhausted).
         """
         base = scav = 0
+        have_mspan = False
         cost = self.cost
         if npages < SMALL_SPAN_PAGES and p >= 0:
             c = self.pcache.get(p)
@@ -193,12 +206,14 @@ class MHeap:
             base, scav = c.alloc(npages)
             self.meter_ns += cost.cache_alloc_ns
             self.after_unlock_ns += cost.cache_alloc_ns
-            if base and small_object:
-                if scav:
-                    self._account_alloc(npages, scav, base)
-                else:
-                    self.heap_inuse += npages * PAGE_SIZE
-                return base
+            if base:
+                have_mspan = self._try_alloc_mspan(p)
+                if have_mspan and small_object and not self.gc_blacken_enabled:
+                    if scav:
+                        self._account_alloc(npages, scav, base)
+                    else:
+                        self.heap_inuse += npages * PAGE_SIZE
+                    return base
         with self.lock:
             if base == 0:
                 base, scav = self.pages.alloc(npages)
@@ -209,8 +224,42 @@ class MHeap:
                     base, scav = self.pages.alloc(npages)
                     if base == 0:
                         raise RuntimeError("grew heap, but no adequate free space found")
+            if not have_mspan:
+                self._alloc_mspan_locked(p)
             self._account_alloc(npages, scav, base)
         return base
+
+    def _try_alloc_mspan(self, p: int) -> bool:
+        """Take a span struct from P p's mspan cache, if it has one.  Go: mheap.tryAllocMSpan."""
+        n = self.mspancache.get(p, 0)
+        if n == 0:
+            return False
+        self.mspancache[p] = n - 1
+        return True
+
+    def _alloc_mspan_locked(self, p: int) -> None:
+        """A span struct, refilling P p's mspan cache when empty.  Go: mheap.allocMSpanLocked.
+
+        Heap lock must be held.  Without a P the struct comes straight from
+        h.spanalloc.
+        """
+        if p < 0:
+            return
+        n = self.mspancache.get(p, 0)
+        if n == 0:
+            n = MSPAN_REFILL
+            self.meter_ns += self.cost.mspan_refill_ns
+        self.mspancache[p] = n - 1
+
+    def _free_mspan_locked(self, p: int) -> None:
+        """Return a span struct to P p's mspan cache if it has room.  Go: mheap.freeMSpanLocked.
+
+        Heap lock must be held.
+        """
+        if p >= 0:
+            n = self.mspancache.get(p, 0)
+            if n < MSPAN_CACHE_SLOTS:
+                self.mspancache[p] = n + 1
 
     def _first_touch(self, base: int, npages: int) -> int:
         """Bytes of [base, base+npages) never allocated before; marks them touched.
@@ -332,12 +381,26 @@ class MHeap:
 
     # -- free --
 
-    def free_span(self, base: int, npages: int) -> None:
-        """Return a span to the page heap.  Go: mheap.freeSpan (takes the heap lock)."""
+    def free_span(self, base: int, npages: int, p: int = 0) -> None:
+        """Return a span freed on P p (-1: no P) to the page heap.
+
+        Go: mheap.freeSpan: takes the heap lock, freeSpanLocked (pageAlloc.free),
+        and its span struct goes back to the P's mspan cache (freeMSpanLocked).
+        """
         with self.lock:
             self.heap_inuse -= npages * PAGE_SIZE
             self.pages.free(base, npages)
+            self._free_mspan_locked(p)
             self.meter_ns += self.cost.free_ns
+
+    def gc_start(self) -> None:
+        """A GC's mark phase starts.  Go: gcStart (world stopped) sets gcBlackenEnabled.
+
+        From now until gc_done, a page-cache hit still takes the heap lock
+        (allocSpan's gcBlackenEnabled check).
+        """
+        self.gc_blacken_enabled = True
+        self.meter_ns += self.cost.gc_ns
 
     # -- scavenger entry points --
 
@@ -398,6 +461,7 @@ class MHeap:
         derived as Go 1.14 would (gc_goal, with heap_inuse standing in for
         heap_marked).  Returns whether the goal was derived.
         """
+        self.gc_blacken_enabled = False  # Go: gcMarkDone clears it before termination
         derived = next_gc == 0
         if derived:
             next_gc = gc_goal(self.heap_inuse, self.gogc)

@@ -11,6 +11,8 @@ x86 server; ``pagealloc calibrate`` measures the OS ones on this machine):
                          (../shared/reference/go114-facts.md), so 250 / 150.
   cache_alloc_ns         pageCache.alloc, lock-free bit twiddling: 20.
   cache_refill_ns        allocToCache (a find plus a 64-page allocRange): 200.
+  mspan_refill_ns        allocMSpanLocked refilling a P's mspan cache: 64
+                         fixalloc allocations of ~20 ns: 1,300 (an estimate).
   lock_ns                one uncontended lock+unlock pair of a futex mutex: 40.
   lock_spin_ns           how long Go's lock (lock_futex.go) spins before it
                          sleeps: 4 rounds of procyield(30) plus one osyield,
@@ -74,6 +76,7 @@ class CostModel:
     free_ns: int = 150
     cache_alloc_ns: int = 20
     cache_refill_ns: int = 200
+    mspan_refill_ns: int = 1_300
     lock_ns: int = 40
     lock_spin_ns: int = 2_000
     futex_wake_ns: int = 1_850

@@ -48,7 +48,7 @@ from pagealloc.runtime.invariants import InvariantError, check_heap
 from pagealloc.runtime.malloc import ARENA_HINT_BASE, PAGE_SHIFT
 from pagealloc.runtime.mgcscavenge import LOCK, PARK, SCAVENGE_ALL, SCAVENGE_PERCENT, SLEEP, UNLOCKED, bgscavenge
 from pagealloc.runtime.mheap import MAX_HEAP_SYS, RETAIN_EXTRA_PERCENT, SMALL_SPAN_PAGES, MHeap
-from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC
+from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, OP_GC_START
 
 MODES = ("go1.14", "unlocked", "locked")
 BASELINE_MODE = "go1.14"
@@ -344,7 +344,9 @@ class Replay:
                         self.skipped += 1
                         continue
                     raise UserError(f"{label}: row {first_row + i}: free of unknown span {span[i]}")
-                free_span(got[0], got[1])
+                free_span(got[0], got[1], p[i])
+            elif code == OP_GC_START:  # world stopped: no heap lock (Go: gcStart)
+                heap.gc_start()
             elif code == OP_GC:  # world stopped: no heap lock (Go: gcMarkTermination)
                 if heap.gc_done(value[i]):
                     self.goals_derived += 1
