@@ -278,8 +278,9 @@ def test_serial_sweep_rows_and_read_back(traces, tmp_path, capsys):
     assert f"{n} run ({n} ok, 0 failed)" in capsys.readouterr().out
     df = read_results(out)
     assert len(df) == n and df["point_id"].is_unique and set(df["status"]) == {"ok"}
-    schema, json_columns = row_schema()
-    assert list(df.columns) == schema.names and "retained_timeline" in json_columns
+    schema, kinds = row_schema()
+    assert list(df.columns) == schema.names and "retained_timeline" in kinds["json_columns"]
+    assert df.attrs["pagealloc-sweep"]["point_columns"][:3] == ["point_id", "trace", "mode"]
     for f in dataclasses.fields(pagealloc.ReplayResult):  # every result field flows through
         assert f.name in df.columns
     assert isinstance(df["retained_timeline"][0], list) and df["retained_timeline"][0]
@@ -331,8 +332,7 @@ def test_results_of_another_commit_are_not_resumed(traces, tmp_path, capsys):
     g = grid_file(traces, 'traces = ["churn.parquet"]\nmodes = ["locked"]')
     out = tmp_path / "out"
     point = load_grid(g).points[0]
-    schema, json_columns = row_schema()
-    w = ResultsWriter(out, schema, json_columns)
+    w = ResultsWriter(out, *row_schema())
     w.add({"point_id": point.id, "status": "ok", "error": "", "commit": "0" * 40, "pagealloc_version": "0.0.1"})
     w.close()
     assert main(["sweep", str(g), "-o", str(out), "--serial"]) == 2

@@ -77,8 +77,8 @@ def run_sweep(grid: Grid, out, *, scheduler: str | None = None, client=None, wor
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     done = _check_resumable(out, grid)
     todo = [p for p in grid.points if p.id not in done]
-    schema, json_columns = row_schema()
-    writer = ResultsWriter(out, schema, json_columns, flush_seconds=flush_seconds)
+    schema, kinds = row_schema()
+    writer = ResultsWriter(out, schema, kinds, flush_seconds=flush_seconds)
     counts = {"ok": 0, "error": 0}
     info = {"workers": 1, "dashboard": None, "bar": None}
 

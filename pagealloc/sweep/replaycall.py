@@ -104,9 +104,11 @@ def point_columns() -> list[tuple[str, pa.DataType]]:
     return cols
 
 
-def row_schema() -> tuple[pa.Schema, list[str]]:
-    """The schema of a results row, and the columns stored as JSON strings."""
-    cols = dict(point_columns())
+def row_schema() -> tuple[pa.Schema, dict]:
+    """The schema of a results row, and what the columns are (kept in the results' metadata):
+    ``point_columns``, ``json_columns`` (stored as JSON text), ``nondeterministic_columns``."""
+    points = dict(point_columns())
+    cols = dict(points)
     json_columns = []
     for name, typ in result_fields():
         if name not in cols:  # a result field repeating a point column (trace, mode, timing) is the same value
@@ -116,7 +118,9 @@ def row_schema() -> tuple[pa.Schema, list[str]]:
     cols.update({"status": pa.string(), "error": pa.string(), "commit": pa.string(),
                  "pagealloc_version": pa.string(), "worker": pa.string(), "worker_peak_rss_bytes": pa.int64(),
                  "replay_cpu_seconds": pa.float64()})
-    return pa.schema(list(cols.items())), json_columns
+    kinds = {"point_columns": list(points), "json_columns": json_columns,
+             "nondeterministic_columns": list(nondeterministic_columns())}
+    return pa.schema(list(cols.items())), kinds
 
 
 def nondeterministic_columns() -> tuple[str, ...]:

@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 
 from pagealloc.errors import UserError
-from pagealloc.sweep.replaycall import PARAMS, capabilities, nondeterministic_columns, point_columns, result_fields
+from pagealloc.sweep.replaycall import capabilities, row_schema
 from pagealloc.sweep.store import read_results
 
 MAX_HUE_TRACES = 8  # more traces than this are drawn as one line (median) with a band
@@ -37,23 +37,33 @@ img { max-width: 100%; } figcaption, .note { color: #555; font-size: 0.9em; }
 """
 
 
+def _kinds(df) -> dict:
+    """Which columns are what, as the pagealloc that wrote the results recorded it (else as this one
+    sees it), limited to the columns the results have."""
+    kinds = df.attrs.get("pagealloc-sweep", {})
+    if "point_columns" not in kinds:
+        kinds = row_schema()[1]
+    return {k: [c for c in v if c in df.columns] for k, v in kinds.items() if k.endswith("_columns")}
+
+
 def swept_axes(df) -> list[str]:
     """The grid's axes that take more than one value (the presets and traces aside)."""
-    candidates = ["timing", "cost_file"] + [c for c, _ in point_columns() if c.startswith("cost_") and c != "cost_file"]
-    candidates += [p for p in PARAMS if p in df.columns]
-    return [c for c in candidates if c in df.columns and df[c].nunique(dropna=False) > 1]
+    identity = {"point_id", "trace", "mode", "trace_path", "trace_sha256"}
+    return [c for c in _kinds(df)["point_columns"]
+            if c not in identity and c in df.columns and df[c].nunique(dropna=False) > 1]
+
+
+def _metric_columns(df) -> list[str]:
+    """Deterministic numeric result columns (not the grid point, wall clock or provenance)."""
+    kinds = _kinds(df)
+    skip = {*kinds["point_columns"], *kinds["nondeterministic_columns"], *kinds["json_columns"], "events",
+            "status", "error", "commit", "pagealloc_version"}
+    return [c for c in df.columns if c not in skip and df[c].dtype.kind in "iuf"]
 
 
 def metrics(df) -> list[str]:
-    """Deterministic numeric result fields that vary across the sweep."""
-    skip = set(nondeterministic_columns()) | {"events", *PARAMS}
-    out = []
-    for name, _ in result_fields():
-        if name in skip or name not in df.columns or df[name].dtype.kind not in "iuf":
-            continue
-        if df[name].nunique() > 1:
-            out.append(name)
-    return out
+    """The metrics that vary across the sweep: the ones worth a plot."""
+    return [c for c in _metric_columns(df) if df[c].nunique() > 1]
 
 
 def _unit(metric: str) -> tuple[float, str]:
@@ -101,7 +111,7 @@ def plot(df, axis: str, metric: str, out_dir: Path, name: str) -> str:
     g.set_axis_labels(axis, f"{metric} [{unit}]" if unit else metric)
     path = out_dir / name
     try:
-        g.savefig(path, dpi=80)
+        g.figure.savefig(path, dpi=80)  # laid out by relplot/catplot already
     except OSError as e:
         raise UserError(f"{path}: cannot write: {e.strerror or e}") from None
     finally:
@@ -117,7 +127,7 @@ def _baseline(df) -> str | None:
 
 def ratios_to_baseline(df, metrics_: list[str], baseline: str):
     """Each non-baseline row's metrics divided by the baseline's at the same point (NaN where that is 0)."""
-    keys = [c for c, _ in point_columns() if c not in ("point_id", "mode")]
+    keys = [c for c in _kinds(df)["point_columns"] if c not in ("point_id", "mode")]
     base = df[df["mode"] == baseline][keys + metrics_]
     others = df[df["mode"] != baseline][keys + ["mode"] + metrics_]
     merged = others.merge(base, on=keys, suffixes=("", "@base"))
@@ -206,8 +216,7 @@ def build_sweep_report(results, out_dir) -> Path:
             png = plot_vs_baseline(ok, axis, shown, baseline, out_dir, f"{axis}--vs-{baseline}.png")
             if png:
                 body.append(f'<img src="{e(png)}" alt="metrics relative to {e(baseline)} vs {e(axis)}">')
-    constant = [m for m, _ in result_fields() if m in ok.columns and m not in shown
-                and m not in nondeterministic_columns() and ok[m].dtype.kind in "iuf"]
+    constant = [m for m in _metric_columns(ok) if m not in shown]
     if constant:
         body.append(f'<p class="note">Same at every point (not plotted): {e(", ".join(constant))}.</p>')
     page = out_dir / "index.html"

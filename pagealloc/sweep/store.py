@@ -34,10 +34,10 @@ METADATA_KEY = b"pagealloc-sweep"
 class ResultsWriter:
     """Appends rows to a results folder, one part per flush."""
 
-    def __init__(self, path, schema: pa.Schema, json_columns: list[str], flush_seconds: float = 5.0,
-                 flush_rows: int = 1000):
+    def __init__(self, path, schema: pa.Schema, kinds: dict, flush_seconds: float = 5.0, flush_rows: int = 1000):
+        """``kinds``: which columns are what (``replaycall.row_schema``), kept in each part's metadata."""
         self.path = Path(path)
-        meta = {**FORMAT, "json_columns": json_columns}
+        meta = {**FORMAT, **kinds}
         self.schema = schema.with_metadata({METADATA_KEY: json.dumps(meta).encode()})
         self.flush_seconds, self.flush_rows = flush_seconds, flush_rows
         self.rows: list[dict] = []
@@ -136,8 +136,11 @@ def read_results(path):
 
     Integer columns come back as pandas' nullable ``Int64`` (a failed point
     has no metrics: ``<NA>``), list-valued ReplayResult fields (such as
-    ``retained_timeline``) as Python lists.  Raises UserError for a path
-    that is not a sweep results folder or holds an unreadable part.
+    ``retained_timeline``) as Python lists.  ``df.attrs["pagealloc-sweep"]``
+    says which columns are the grid point's (``point_columns``) and which
+    vary from run to run (``nondeterministic_columns``), as the pagealloc
+    that wrote them saw it.  Raises UserError for a path that is not a
+    sweep results folder or holds an unreadable part.
     """
     import pandas as pd
 
@@ -150,4 +153,5 @@ def read_results(path):
     df = table.to_pandas(types_mapper=nullable.get)
     for name in meta.get("json_columns", []):
         df[name] = [json.loads(v) if isinstance(v, str) else None for v in df[name]]
+    df.attrs[METADATA_KEY.decode()] = meta
     return df
