@@ -146,7 +146,7 @@ def plot_vs_baseline(df, axis: str, metrics_: list[str], baseline: str, out_dir:
     import seaborn as sns
 
     ratios = ratios_to_baseline(df, metrics_, baseline)
-    shown = [m for m in metrics_ if ratios[m].notna().any()]
+    shown = [m for m in metrics_ if ((ratios[m] - 1).abs() > 1e-9).any()]  # not the baseline's everywhere
     if not shown:
         return None
     numeric = ratios[axis].dtype.kind in "iuf"
@@ -211,7 +211,8 @@ def build_sweep_report(results, out_dir) -> Path:
     if baseline and shown:
         body.append(f"<h2>Relative to {e(baseline)}</h2>"
                     f'<p class="note">Each metric divided by {e(baseline)}\'s at the same trace, timing, costs and '
-                    "parameters; the line is the median over traces and the other axes; 1 = no change.</p>")
+                    "parameters; the line is the median over traces and the other axes; 1 = no change. Metrics equal to "
+                    "the baseline's at every point are left out.</p>")
         for axis in axes:
             png = plot_vs_baseline(ok, axis, shown, baseline, out_dir, f"{axis}--vs-{baseline}.png")
             if png:
