@@ -52,8 +52,9 @@ def run(args) -> int:
     if args.dry_run:
         ids = {p.id for p in grid.points}
         done = len(ids & set(done_points(args.output)))
-        swept = " x ".join(f"{n} {axis}" for axis, n in grid.swept().items()) or "one point"
-        print(f"{grid.name}: {len(grid.points):,} points ({swept}); {done:,} already in {args.output}")
+        swept = ", ".join(f"{axis} {n}" for axis, n in grid.swept().items()) or "none"
+        print(f"{grid.name}: {len(grid.points):,} points; values per swept axis: {swept}; "
+              f"{done:,} already in {args.output}")
         return 0
     from pagealloc.sweep.execute import run_sweep
 
