@@ -56,12 +56,32 @@ def _check_resumable(out, grid: Grid) -> set[str]:
     return set(done) & {p.id for p in grid.points}
 
 
-def _progress_bar(total: int):
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
+class _Recorder:
+    """Where each finished row goes: the results folder, the counts, the progress bar, the hook."""
 
-    return tqdm(total=total, unit="replay", file=sys.stderr, dynamic_ncols=True)
+    def __init__(self, writer: ResultsWriter, on_row):
+        self.writer, self.on_row = writer, on_row
+        self.counts = {"ok": 0, "error": 0}
+        self.bar = None
+
+    def start_bar(self, total: int) -> None:
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="replay", file=sys.stderr, dynamic_ncols=True)
+
+    def __call__(self, row: dict) -> None:
+        self.writer.add(row)
+        self.counts[row["status"]] += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        if self.on_row is not None:
+            self.on_row(row)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.writer.close()
 
 
 def run_sweep(grid: Grid, out, *, scheduler: str | None = None, client=None, workers: int | None = None,
@@ -77,36 +97,23 @@ def run_sweep(grid: Grid, out, *, scheduler: str | None = None, client=None, wor
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     done = _check_resumable(out, grid)
     todo = [p for p in grid.points if p.id not in done]
-    schema, kinds = row_schema()
-    writer = ResultsWriter(out, schema, kinds, flush_seconds=flush_seconds)
-    counts = {"ok": 0, "error": 0}
-    info = {"workers": 1, "dashboard": None, "bar": None}
-
-    def store(row: dict) -> None:
-        writer.add(row)
-        counts[row["status"]] += 1
-        if info["bar"] is not None:
-            info["bar"].update(1)
-        if on_row is not None:
-            on_row(row)
-
+    record = _Recorder(ResultsWriter(out, *row_schema(), flush_seconds=flush_seconds), on_row)
+    cluster = {"workers": 1, "dashboard": None}
     t0 = time.perf_counter()
     try:
         if serial:
-            info["bar"] = _progress_bar(len(todo))
+            record.start_bar(len(todo))
             for p in todo:
-                store(run_point(p.as_task(), check=check))
+                record(run_point(p.as_task(), check=check))
         elif todo:
             with _client(client, scheduler, workers, dashboard_address) as c:
-                info.update(_describe_cluster(c, log))
-                info["bar"] = _progress_bar(len(todo))  # below the dashboard line
-                _run_on_dask(c, todo, scatter, check, store, writer)
+                cluster = _describe_cluster(c, log)
+                record.start_bar(len(todo))  # below the dashboard line
+                _run_on_dask(c, todo, scatter, check, record)
     finally:
-        if info["bar"] is not None:
-            info["bar"].close()
-        writer.close()
-    return SweepSummary(len(grid.points), len(done), counts["ok"], counts["error"], time.perf_counter() - t0,
-                        info["workers"], info["dashboard"])
+        record.close()
+    return SweepSummary(len(grid.points), len(done), record.counts["ok"], record.counts["error"],
+                        time.perf_counter() - t0, cluster["workers"], cluster["dashboard"])
 
 
 @contextlib.contextmanager
@@ -160,7 +167,7 @@ def _describe_cluster(client, log) -> dict:
     return {"workers": workers, "dashboard": dashboard}
 
 
-def _run_on_dask(client, todo, scatter: bool, check: bool, store, writer: ResultsWriter) -> None:
+def _run_on_dask(client, todo, scatter: bool, check: bool, record: _Recorder) -> None:
     from distributed import as_completed
 
     traces = _scatter_traces(client, todo) if scatter else {}
@@ -173,15 +180,15 @@ def _run_on_dask(client, todo, scatter: bool, check: bool, store, writer: Result
     while not completed.is_empty():
         batch = completed.next_batch(block=False)
         if not batch:
-            writer.flush_if_due()
+            record.writer.flush_if_due()
             time.sleep(0.05)
             continue
         for future in batch:
             task = futures.pop(future)
             if future.status == "finished":
-                store(future.result())
+                record(future.result())
             else:  # the task never returned: e.g. KilledWorker after its workers kept dying
-                store(failed_row(task, future.exception()))
+                record(failed_row(task, future.exception()))
             future.release()
 
 
