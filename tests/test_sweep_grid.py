@@ -398,3 +398,24 @@ def test_example_grid_is_valid():
     g = load_grid(Path(__file__).resolve().parents[1] / "examples" / "sweep-small.toml")
     assert len(g.points) == 54
     assert g.swept() == {"trace": 2, "mode": 3, "cost_madvise_free_call_ns": 3, "retain_extra_percent": 3}
+
+
+def test_every_timing_of_the_installed_replay_is_swept(traces, tmp_path):
+    timings = capabilities().timings
+    g = grid_file(traces, f'traces = ["churn.parquet"]\nmodes = ["locked"]\ntimings = {json.dumps(list(timings))}')
+    out = tmp_path / "out"
+    assert main(["sweep", str(g), "-o", str(out), "--serial"]) == 0
+    df = read_results(out)
+    assert sorted(df["timing"]) == sorted(timings) and set(df["status"]) == {"ok"}
+    closed = df[df["timing"] == "closed"].iloc[0]
+    direct = pagealloc.replay(traces / "churn.parquet", "locked", timing="closed")
+    assert closed["makespan_ns"] == direct.makespan_ns
+
+
+def test_gomaxprocs_is_an_axis_only_when_replay_takes_it(traces):
+    path = grid_file(traces, 'traces = ["churn.parquet"]\nmodes = ["locked"]\ngomaxprocs = [2, 64]')
+    if "gomaxprocs" in capabilities().params:
+        assert [dict(p.params)["gomaxprocs"] for p in load_grid(path).points] == [2, 64]
+    else:
+        with pytest.raises(UserError, match="gomaxprocs: not supported by this pagealloc"):
+            load_grid(path)
