@@ -93,6 +93,26 @@ def test_points_list_is_a_union_of_products_over_top_level_defaults(traces):
                    ("burst", "unlocked", "closed", default), ("churn", "unlocked", "closed", default)]
 
 
+def test_points_merge_cost_axes_and_count_towards_the_limit(traces, monkeypatch):
+    text = """
+        traces = ["churn.parquet"]
+        modes = ["locked"]
+        [cost]
+        alloc_ns = [100, 200]
+        [[points]]
+        cost = {free_ns = [1, 2, 3]}
+        [[points]]
+        cost = {alloc_ns = 300}
+    """
+    g = load_grid(grid_file(traces, text))
+    got = [(dict(p.cost)["alloc_ns"], dict(p.cost)["free_ns"]) for p in g.points]
+    free = CostModel().free_ns
+    assert got == [(100, 1), (100, 2), (100, 3), (200, 1), (200, 2), (200, 3), (300, free)]
+    monkeypatch.setattr(grid_module, "MAX_POINTS", 6)
+    with pytest.raises(UserError, match=r"points\[1\]: the grid has more than the 6 points a sweep accepts"):
+        load_grid(grid_file(traces, text))
+
+
 def test_cost_files_are_bases_the_cost_axes_override(traces):
     (traces / "slow.toml").write_text("madvise_call_ns = 20000\npage_fault_ns = 1500\n")
     g = load_grid(grid_file(traces, """
@@ -214,7 +234,7 @@ BAD_GRIDS = [
     ('traces = ["churn.parquet"]\n[[points]]\nmode = "locked"', "points[0]: unknown key 'mode'"),
     ('name = 3\ntraces = ["churn.parquet"]', "name: must be a non-empty string"),
     ('traces = ["churn.parquet"]\n[cost]\nalloc_ns = {start = 0, stop = 999, step = 1}\n'
-     'free_ns = {start = 0, stop = 999, step = 1}\ngc_ns = {start = 0, stop = 9, step = 1}', "more than the 1,000,000"),
+     'free_ns = {start = 0, stop = 999, step = 1}', "the grid has more than the 250,000 points"),
 ]
 
 
