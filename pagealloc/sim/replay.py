@@ -212,8 +212,10 @@ class Replay:
         self.heap = heap = MHeap(cost, retain_extra_percent=retain_extra_percent, madvdontneed=self.madvdontneed)
         heap.now = 0
         self.spans: dict[int, tuple[int, int]] = {}  # trace span id -> (base, npages)
-        self.span_rows: dict[int, deque] = {}  # span id -> rows of its ops queued but not yet run
-        self.span_ready: dict[int, int] = {}  # span id -> when its last op completed (while more are queued)
+        # A span's ops run in trace order: each queued op carries the row of the
+        # span's previous op (or -1), and may run once that row has completed.
+        self.span_last: dict[int, int] = {}  # span id -> row of its last queued op
+        self.span_done: dict[int, tuple[int, int]] = {}  # span id -> (row, end) of its last completed op, while more are queued
         self.waiting: dict[int, list[Actor]] = {}  # span id -> actors blocked on it
         self.actors: dict[int, Actor] = {}
         self.schedule: list = []
@@ -338,8 +340,8 @@ class Replay:
         timed as asking for it at ``start`` and holding it for all of its
         work but the part done after the release (page faults, cache hits);
         if another actor holds the lock then, it waits (a stall).  A wait
-        longer than Go's spin sleeps in the futex, and waking it costs
-        futex_wake_ns more.
+        longer than Go's spin (lock_spin_ns) sleeps in the futex, and waking
+        it costs the waiter futex_wake_ns more.
         """
         heap = self.heap
         after = heap.after_unlock_ns
@@ -351,19 +353,21 @@ class Replay:
         busy = self.lock_busy_until
         stalls = self.stalls
         if busy > start:
-            stall = busy - start
-            if stall > cost.lock_spin_ns:
-                stall += cost.futex_wake_ns
+            wait = busy - start
+            # Past the spin the waiter sleeps, and waking it costs futex_wake_ns.  The
+            # lock is not idle meanwhile (Go's lock has no handoff: a P spinning for it
+            # takes it), so only the waiter pays: its section is timed from the release.
+            stall = wait + cost.futex_wake_ns if wait > cost.lock_spin_ns else wait
             stalls.add(stall)
             a.stall_ns += stall
             a.delay += stall
         else:  # the common case, without the call
-            stall = 0
+            wait = stall = 0
             stalls.counts[0] += 1
             stalls.n += 1
         hold = spent - after + lock_ns
         self.holds.add(hold)
-        self.lock_busy_until = start + stall + hold
+        self.lock_busy_until = start + wait + hold
         return start + stall + spent + lock_ns
 
     def _forced_steps(self, a: Actor):
@@ -415,25 +419,33 @@ class Replay:
             return
         if kind is None or not self.kinds_known:
             kind = [0] * n if kind is None else kind
-        actors, span_rows = self.actors, self.span_rows
+        actors, span_last, schedule = self.actors, self.span_last, self.schedule
         closed = self.timing == "closed"
+        shifted = self.timing == "shifted"
         for i in range(n):
             pid = p[i]
             a = actors.get(pid)
             if a is None:
                 a = self._actor(pid, first_row + i, label)
             code = op[i]
+            row = first_row + i
+            prev = -1
             if code <= OP_FREE:  # a span op: its span's ops must run in trace order
-                rows = span_rows.get(span[i])
-                if rows is None:
-                    span_rows[span[i]] = rows = deque()
-                rows.append(first_row + i)
+                sid = span[i]
+                prev = span_last.get(sid, -1)
+                span_last[sid] = row
             if closed and pid < 0 and not a.queue and a.free_at < self.now:
                 a.free_at = self.now  # the runtime actor has no program of its own to run back to back
-            a.queue.append((first_row + i, ts[i], code, span[i], npages[i], value[i], kind[i]))
-            self.pending += 1
+            a.queue.append((row, ts[i], code, span[i], npages[i], value[i], kind[i], prev))
             if not a.scheduled and a.blocked_on is None:
-                self._schedule(a)
+                if a.steps is None and not closed:  # _schedule, inline: its start is max(ts, free_at) (+ delay)
+                    t = ts[i] + a.delay if shifted else ts[i]
+                    a.version += 1
+                    a.scheduled = True
+                    heappush(schedule, (t if t > a.free_at else a.free_at, 1, row, a.version, a))
+                else:
+                    self._schedule(a)
+        self.pending += n
         if self.first_ts is None:
             self.first_ts = ts[0]
         self.last_ts = ts[-1]
@@ -462,9 +474,18 @@ class Replay:
         return max((a.free_at for a in self.actors.values()), default=0)
 
     def _run(self, label: str) -> None:
-        """Run every scheduled step that starts before the horizon."""
-        schedule, horizon = self.schedule, self.horizon
-        while schedule and schedule[0][0] < horizon:
+        """Run every scheduled step that starts before the horizon.
+
+        After an actor's event, its next one runs at once, without a trip
+        through the schedule, while it is still the earliest step (the
+        common case: one P runs a stretch of events between the
+        scavenger's steps).
+        """
+        schedule = self.schedule
+        closed = self.timing == "closed"
+        recorded = self.timing == "recorded"
+        execute = self._execute
+        while schedule and schedule[0][0] < self.horizon:
             t, tie, _, version, a = heappop(schedule)
             self.now = t
             if a is None:
@@ -481,11 +502,23 @@ class Replay:
             if a.steps is not None:
                 self._continue_steps(a)
             else:
-                self._execute(a, t, label)
+                execute(a, t, label)
+                queue = a.queue
+                while queue and a.blocked_on is None and not a.scheduled and a.steps is None:
+                    ts, row = queue[0][1], queue[0][0]
+                    if recorded:
+                        t = ts if ts > a.free_at else a.free_at
+                    else:
+                        t = self._start_of(a)
+                    top = schedule[0] if schedule else None
+                    if t >= self.horizon or (top is not None and (t > top[0] or (t == top[0] and (top[1] == 0 or top[2] < row)))):
+                        break
+                    self.now = t
+                    execute(a, t, label)
             if a.queue and a.blocked_on is None and not a.scheduled:
                 self._schedule(a)
-            if self.timing == "closed" and not a.queue and a.pid >= 0 and not self.trace_done:
-                horizon = self.horizon = min(horizon, a.free_at)
+            if closed and not a.queue and a.pid >= 0 and not self.trace_done:
+                self.horizon = min(self.horizon, a.free_at)
 
     def _continue_steps(self, a: Actor) -> None:
         self.heap.lock.actor = "mutator"
@@ -499,18 +532,17 @@ class Replay:
 
     def _execute(self, a: Actor, start: int, label: str) -> None:
         """Run actor a's next event at ``start``, unless its span must wait for another actor."""
-        row, ts, code, sid, n, value, k = a.queue[0]
+        row, ts, code, sid, n, value, k, prev = a.queue[0]
         heap = self.heap
         lenient = self.lenient
-        if code <= OP_FREE:
-            rows = self.span_rows[sid]
-            if rows[0] != row:  # an earlier op on this span, on another actor, has not run yet
+        if prev >= 0:  # the span's previous op ran on another actor, or has yet to
+            done = self.span_done.get(sid)
+            if done is None or done[0] != prev:  # not yet run
                 a.blocked_on = sid
                 self.waiting.setdefault(sid, []).append(a)
                 return
-            ready = self.span_ready.get(sid, 0)
-            if start < ready:  # it ran, but on another actor, and completes later: wait for it
-                a.free_at = ready
+            if start < done[1]:  # it ran, but completes later: start then
+                a.free_at = done[1]
                 self._schedule(a)
                 return
         a.queue.popleft()
@@ -521,7 +553,7 @@ class Replay:
         spans = self.spans
         if code == OP_ALLOC:
             if sid in spans:
-                self._span_done(sid, rows, start)
+                self._span_done(sid, row, start)
                 if lenient:
                     self.skipped += 1
                     return
@@ -545,7 +577,7 @@ class Replay:
                 if got is not None:  # not skippable, even with --lenient
                     raise UserError(f"{label}: row {row}: free of span {sid} with npages "
                                     f"{n}, but it was allocated with npages {got[1]}")
-                self._span_done(sid, rows, start)
+                self._span_done(sid, row, start)
                 if lenient:
                     self.skipped += 1
                     return
@@ -554,8 +586,8 @@ class Replay:
         elif code == OP_GC:  # world stopped: no heap lock (Go: gcMarkTermination)
             if heap.gc_done(value):
                 self.goals_derived += 1
-        elif code == OP_GC_START:  # world stopped: no heap lock (Go: gcStart)
-            heap.gc_start()
+        elif code == OP_GC_START:  # world stopped: no heap lock (Go: gcStart); value: heap_live if known
+            heap.gc_start(value)
         elif code == OP_FREE_OS_MEMORY:
             if self.forced_locked:  # Go 1.14's scavengeAll: one critical section
                 heap.scavenge_all(locked=True)
@@ -569,26 +601,45 @@ class Replay:
                 return
         else:
             raise UserError(f"{label}: row {row}: unknown op code {code}")
-        end = self._lock_op(a, start, acquisitions)
+        if lock.acquisitions != acquisitions:
+            end = self._lock_op(a, start, acquisitions)
+        else:  # no lock taken, so no scavenging: the meter is all there is
+            end = start + heap.meter_ns
+            heap.meter_ns = heap.after_unlock_ns = 0
         a.free_at = end
         if self.log is not None:
             self.log.append((a.pid, row, code, start, end))
-        if code == OP_ALLOC:
-            self.latency.add(end - start)
-            self._span_done(sid, rows, end)
-        elif code == OP_FREE:
-            self._span_done(sid, rows, end)
-        self._after_event(a, code)
-
-    def _span_done(self, sid: int, rows: deque, end: int) -> None:
-        """The op at the head of span sid's rows completed at ``end``: wake
-        whoever waits for the next one, no earlier than that (causality)."""
-        rows.popleft()
-        if rows:
-            self.span_ready[sid] = end
+        if code <= OP_FREE:
+            if code == OP_ALLOC:  # Histogram.add, inline: once per allocation
+                lat, v = self.latency, end - start
+                shift = v.bit_length() - 7
+                lat.counts[v if shift < 0 else ((shift + 1) << 6) + (v >> shift) - 64] += 1
+                lat.n += 1
+                lat.total += v
+                if v > lat.max:
+                    lat.max = v
+            span_last = self.span_last
+            if span_last[sid] == row:  # the common case: no later op of this span queued yet
+                del span_last[sid]
+                if prev >= 0:
+                    del self.span_done[sid]
+            else:
+                self._span_done(sid, row, end)
+            self.events += 1
+            retained = heap.heap_sys - heap.heap_released
+            if retained > self.retained_peak:
+                self.retained_peak = retained
         else:
-            del self.span_rows[sid]
-            self.span_ready.pop(sid, None)
+            self._after_event(a, code)
+
+    def _span_done(self, sid: int, row: int, end: int) -> None:
+        """The op of span sid at ``row`` completed at ``end``: wake whoever
+        waits for the next one, no earlier than that (causality)."""
+        if self.span_last[sid] == row:  # no op of the span queued after it
+            del self.span_last[sid]
+            self.span_done.pop(sid, None)
+            return
+        self.span_done[sid] = (row, end)
         waiters = self.waiting.pop(sid, None)
         if waiters:
             for w in waiters:
