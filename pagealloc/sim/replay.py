@@ -238,6 +238,7 @@ class Replay:
         self.s_sleep_start = 0
         self.s_cpu_ns = 0
         self._step_scavenger()  # runs up to its first PARK
+        heap.lock.actor = "mutator"  # every step but the scavenger's is a P's
         # metrics
         self.events = 0
         self.skipped = 0
@@ -419,8 +420,9 @@ class Replay:
             return
         if kind is None or not self.kinds_known:
             kind = [0] * n if kind is None else kind
-        actors, span_last = self.actors, self.span_last
+        actors, span_last, schedule = self.actors, self.span_last, self.schedule
         closed = self.timing == "closed"
+        shifted = self.timing == "shifted"
         for i in range(n):
             pid = p[i]
             a = actors.get(pid)
@@ -437,7 +439,13 @@ class Replay:
                 a.free_at = self.now  # the runtime actor has no program of its own to run back to back
             a.queue.append((row, ts[i], code, span[i], npages[i], value[i], kind[i], prev))
             if not a.scheduled and a.blocked_on is None:
-                self._schedule(a)
+                if a.steps is None and not closed:  # _schedule, inline: its start is max(ts, free_at) (+ delay)
+                    t = ts[i] + a.delay if shifted else ts[i]
+                    a.version += 1
+                    a.scheduled = True
+                    heappush(schedule, (t if t > a.free_at else a.free_at, 1, row, a.version, a))
+                else:
+                    self._schedule(a)
         self.pending += n
         if self.first_ts is None:
             self.first_ts = ts[0]
@@ -487,6 +495,7 @@ class Replay:
                         heappush(schedule, (t, tie, 0, version, None))
                         return
                     self._step_scavenger()
+                    self.heap.lock.actor = "mutator"  # every other step is a P's
                     self._schedule_scavenger()
                 continue
             if version != a.version:
@@ -541,7 +550,6 @@ class Replay:
         a.queue.popleft()
         self.pending -= 1
         lock = heap.lock
-        lock.actor = "mutator"
         acquisitions = lock.acquisitions
         spans = self.spans
         if code == OP_ALLOC:
@@ -579,8 +587,8 @@ class Replay:
         elif code == OP_GC:  # world stopped: no heap lock (Go: gcMarkTermination)
             if heap.gc_done(value):
                 self.goals_derived += 1
-        elif code == OP_GC_START:  # world stopped: no heap lock (Go: gcStart)
-            heap.gc_start()
+        elif code == OP_GC_START:  # world stopped: no heap lock (Go: gcStart); value: heap_live if known
+            heap.gc_start(value)
         elif code == OP_FREE_OS_MEMORY:
             if self.forced_locked:  # Go 1.14's scavengeAll: one critical section
                 heap.scavenge_all(locked=True)
@@ -603,8 +611,14 @@ class Replay:
         if self.log is not None:
             self.log.append((a.pid, row, code, start, end))
         if code <= OP_FREE:
-            if code == OP_ALLOC:
-                self.latency.add(end - start)
+            if code == OP_ALLOC:  # Histogram.add, inline: once per allocation
+                lat, v = self.latency, end - start
+                shift = v.bit_length() - 7
+                lat.counts[v if shift < 0 else ((shift + 1) << 6) + (v >> shift) - 64] += 1
+                lat.n += 1
+                lat.total += v
+                if v > lat.max:
+                    lat.max = v
             span_last = self.span_last
             if span_last[sid] == row:  # the common case: no later op of this span queued yet
                 del span_last[sid]

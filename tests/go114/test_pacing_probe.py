@@ -113,37 +113,11 @@ def raised(pacing_probe) -> list[bool]:
     return [c["next_gc"] > p for c, p in zip(pacing_probe.cycles, prev)]
 
 
-class StartCycleRaisedGoal(AssertionError):
-    """The model's last_next_gc misses startCycle's raise of next_gc to heap_live + 1 MiB."""
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=StartCycleRaisedGoal,
-    reason="model bug: Go 1.14.6's gcControllerState.startCycle (mgc.go:519, run by gcStart) raises next_gc to "
-    "heap_live + 1 MiB when a cycle starts closer than that to its goal, and gcMarkTermination then records that "
-    "raised goal as last_next_gc, so pacing scales the scavenge goal by next_gc / raised goal; MHeap.gc_start does "
-    "not raise next_gc (the model has no heap_live: a gc_start row would have to carry it)",
-)
 def test_pacing_chain_identical(pacing_probe):
-    """The model's own chain, as a replay runs it (gc_start, then gc_done with Go's inputs):
-    every goal must be Go's."""
-    differ, report = pace_all(pacing_probe, "along the model's own chain", lambda heap, cycle, rec: heap.gc_start())
-    why = raised(pacing_probe)
-    if differ and all(why[i] for i in differ):
-        raise StartCycleRaisedGoal(f"each one a cycle whose goal startCycle raised; {report}")
-    assert not differ, report
-
-
-def test_pacing_chain_with_start_cycle_raise(pacing_probe):
-    """The model's own chain with startCycle's raise added by hand (next_gc = max(next_gc,
-    heap_live + 1 MiB) as each cycle starts, heap_live from Go): every goal is Go's, so the
-    raise is all the model's pacing lacks."""
-
-    def start_and_raise(heap, cycle, rec):
-        heap.gc_start()
-        heap.next_gc = max(heap.next_gc, cycle["heap_live"] + MiB)
-
-    differ, report = pace_all(pacing_probe, "with startCycle's raise", start_and_raise)
+    """The model's own chain, as a replay runs it: gc_start with Go's heap_live (a gc_start
+    row's value), which raises the goal as startCycle does, then gc_done with Go's inputs.
+    Every goal must be Go's."""
+    differ, report = pace_all(pacing_probe, "along the model's own chain",
+                              lambda heap, cycle, rec: heap.gc_start(cycle["heap_live"]))
     assert not differ, report
     assert sum(raised(pacing_probe)) >= 5, "the workload no longer has cycles whose goal startCycle raises"
