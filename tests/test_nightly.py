@@ -22,6 +22,7 @@ Slow (tens of seconds), marked ``slow``; it runs in the default test command.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -146,7 +147,8 @@ def test_report_renders_in_a_browser(browser):
     alts = {alt: width for alt, width in imgs}
     assert all(w > 100 for w in alts.values()), alts
     modes = " vs ".join(pagealloc.MODES)
-    expected = [f"released bytes per trace, {modes}", f"mutator stall per trace, {modes}",
+    stall = "P-stall" if "p_stall_ns" in {f.name for f in dataclasses.fields(pagealloc.ReplayResult)} else "mutator stall"
+    expected = [f"released bytes per trace, {modes}", f"{stall} per trace, {modes}",
                 "released bytes across commits", "replay wall time across commits"]
     for alt in expected:
         assert alt in alts, sorted(alts)

@@ -346,13 +346,13 @@ def build_report(traces, out_dir, *, asv_results=None, machine=None, jobs: int =
     if replays:
         body.append(headline_html(replays))
         body.append(summary_html(replays))
-        stall = "p_stall_ns" if "p_stall_ns" in replays[next(iter(replays))][modes[0]] else "mutator_stall_ns"
+        stall, stall_label = (("p_stall_ns", "P-stall") if "p_stall_ns" in next(iter(replays.values()))[modes[0]]
+                              else ("mutator_stall_ns", "mutator stall"))
         body.append('<h2 id="per-mode">Released bytes and stall per mode</h2>')
         png = plot_per_mode(replays, "released_bytes", "released bytes per trace", "bytes", out_dir, "released.png")
         body.append(_img(png, f"released bytes per trace, {' vs '.join(modes)}"))
-        png = plot_per_mode(replays, stall, f"{stall.removesuffix('_ns').replace('_', ' ')} per trace (virtual)", "ns",
-                            out_dir, "stall.png")
-        body.append(_img(png, f"{stall.removesuffix('_ns').replace('_', ' ')} per trace, {' vs '.join(modes)}"))
+        png = plot_per_mode(replays, stall, f"{stall_label} per trace (virtual)", "ns", out_dir, "stall.png")
+        body.append(_img(png, f"{stall_label} per trace, {' vs '.join(modes)}"))
         body.append('<h2 id="retained">Retained bytes over time</h2>')
         for label, by in replays.items():
             png, caption = plot_retained(label, {m: by[m] for m in modes}, out_dir)
