@@ -6,10 +6,12 @@ entry has a name, a file relative to traces/ and a set, "default" or
 manifest, traces/*.parquet is the default set and traces/heavy/*.parquet
 the heavy one.
 
-The ``mode`` parameter is every preset any benchmarked commit may have:
-the known ones (``go1.14``, the baseline, first) plus any other the
-installed pagealloc lists in ``pagealloc.MODES``.  A commit that lacks a
-mode skips it (see bench_replay).
+The ``mode`` parameter is every preset any benchmarked commit may have
+(``go1.14``, the baseline, first).  It is a fixed list rather than
+``pagealloc.MODES``: asv imports this module in a fresh process for every
+parameter combination, and importing pagealloc there would cost ~0.4 s
+each, minutes per run (tests/test_asv_suite.py fails when pagealloc has a
+mode this list lacks).  A commit that lacks a mode skips it (bench_replay).
 
 Nothing here needs pagealloc: benchmark discovery runs against whatever
 commit asv benchmarks, which may predate any of its modules.
@@ -22,7 +24,7 @@ import os
 from pathlib import Path
 
 TRACES = Path(os.environ.get("PAGEALLOC_BENCH_TRACES") or Path(__file__).resolve().parents[1] / "traces")
-KNOWN_MODES = ["go1.14", "unlocked", "locked"]
+KNOWN_MODES = ["go1.14", "unlocked", "locked"]  # every preset of any commit: the baseline first
 NO_TRACES = "(no traces)"
 HEAVY_ENV = "PAGEALLOC_BENCH_HEAVY"
 
@@ -34,18 +36,7 @@ except ImportError:  # pragma: no cover - older asv_runner
         pass
 
 
-def all_modes() -> list[str]:
-    """KNOWN_MODES, then any other mode of the installed pagealloc."""
-    try:
-        import pagealloc
-
-        installed = list(getattr(pagealloc, "MODES", None) or [])
-    except Exception:  # noqa: BLE001 - an old or broken commit: the known modes still apply
-        installed = []
-    return list(dict.fromkeys(KNOWN_MODES + installed))
-
-
-MODES = all_modes()
+MODES = KNOWN_MODES
 
 
 def corpus(which: str = "default") -> list[tuple[str, Path]]:
