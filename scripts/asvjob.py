@@ -227,9 +227,24 @@ def add_pagealloc(html_dir: Path = HTML) -> None:
 
 def publish(log: Path) -> bool:
     """asv publish, then make the dashboard self-contained (no CDN), add
-    pagealloc's script and report link, and copy the report in."""
-    if asv(["publish"], log, echo=False) != 0:
-        return False
+    pagealloc's script and report link, and copy the report in.
+
+    asv publish draws only commits on the branches of asv.conf.json
+    ("main"); on another branch, that branch is published first (the
+    dashboard opens on it) and main after it."""
+    from asv import util
+
+    conf = util.load_json(str(ROOT / "asv.conf.json"), js_comments=True)
+    branch = git("rev-parse", "--abbrev-ref", "HEAD")
+    if branch != "HEAD" and branch not in conf["branches"]:
+        conf["branches"] = [branch, *conf["branches"]]
+    for key in ("repo", "benchmark_dir", "env_dir", "results_dir", "html_dir"):  # asv reads them from the config's folder
+        conf[key] = str(ROOT / conf[key])
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="asv-publish-") as f:
+        json.dump(conf, f)
+        f.flush()
+        if asv(["publish", "--config", f.name], log, echo=False) != 0:
+            return False
     for url in localize_dashboard():
         say(f"  warning: the dashboard still loads {url} (no local copy in {VENDOR.relative_to(ROOT)})")
     add_pagealloc()

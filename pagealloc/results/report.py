@@ -249,7 +249,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; 
 h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.9em; }
 td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
-th:first-child, td:first-child, td.figure { text-align: left; }
+th:first-child, td:first-child, .figure { text-align: left; }
 img { max-width: 100%; display: block; margin: 0.6em 0; }
 .worse { color: #b00; } .better { color: #070; }
 .note { color: #555; font-size: 0.9em; }
@@ -279,7 +279,7 @@ def headline_html(replays: dict) -> str:
         'Ratio &gt; 1: more than the baseline (<span class="worse">red</span> where more is worse).</p>'
     )
     if per_trace:
-        out.append("<table><tr><th>trace</th><th>figure</th>" + "".join(
+        out.append('<table><tr><th>trace</th><th class="figure">figure</th>' + "".join(
             f"<th>{_mode_span(m)}{' (baseline)' if i == 0 else ''}</th>" for i, m in enumerate(modes)) + "</tr>")
         for lines in per_trace:
             for i, line in enumerate(lines):
