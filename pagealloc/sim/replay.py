@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.errors import UserError
 from pagealloc.sim.histogram import Histogram
+from pagealloc.sim.reference import reference_fields
 from pagealloc.runtime.invariants import InvariantError, check_heap
 from pagealloc.runtime.malloc import ARENA_HINT_BASE, PAGE_SHIFT
 from pagealloc.runtime.mgcscavenge import LOCK, PARK, SCAVENGE_ALL, SLEEP, UNLOCKED, bgscavenge
@@ -82,6 +83,25 @@ class ReplayResult:
     address_agreement: float = 0.0
     skipped_events: int = 0
     retained_timeline: list = field(default_factory=list)  # [(virtual ns, retained bytes)] at each GC, FreeOSMemory and the end
+    # What the real Go 1.14.6 runtime did, on go1.14-runtime traces (else None); _ratio = model / real.
+    # Filled by pagealloc.sim.reference.reference_fields.
+    reference_released_bytes: int | None = None
+    reference_released_bytes_ratio: float | None = None
+    reference_released_background_bytes: int | None = None
+    reference_released_background_bytes_ratio: float | None = None
+    reference_released_growth_bytes: int | None = None
+    reference_released_growth_bytes_ratio: float | None = None
+    reference_released_forced_bytes: int | None = None
+    reference_released_forced_bytes_ratio: float | None = None
+    reference_retained_final_bytes: int | None = None
+    reference_retained_final_bytes_ratio: float | None = None
+    reference_heap_sys_bytes: int | None = None
+    reference_heap_sys_bytes_ratio: float | None = None
+    reference_heap_growths: int | None = None
+    reference_heap_growths_ratio: float | None = None
+    reference_scavenged_alloc_bytes: int | None = None
+    reference_scavenged_alloc_bytes_ratio: float | None = None
+    reference_retained_timeline: list | None = None  # [(ns, retained bytes)] of the real runtime, as retained_timeline
 
     WALL_CLOCK_FIELDS = ("wall_seconds", "events_per_second")
 
@@ -407,7 +427,8 @@ def replay(
     where = str(trace) if isinstance(trace, str) or hasattr(trace, "__fspath__") else label  # for messages
     # Only a trace recorded from Go carries Go's span kinds; elsewhere kind 0
     # means "not given", not "large scan object".
-    kinds_known = trace_metadata(trace).get("source") == "go-trace"
+    metadata = trace_metadata(trace)
+    kinds_known = metadata.get("source") in ("go-trace", "go1.14-runtime")
     engine = Replay(mode, cost_model or CostModel(), closed_loop=closed_loop, lenient=lenient, kinds_known=kinds_known)
     t0 = time.perf_counter()
     row = 0
@@ -421,6 +442,8 @@ def replay(
         if row == 0:
             raise UserError(f"{where}: the trace has no events")
         result = engine.finish(label, time.perf_counter() - t0)
+        for name, value in reference_fields(metadata, result, where).items():  # go1.14-runtime traces
+            setattr(result, name, value)
         if check:
             check_heap(engine.heap, engine.spans)
     except InvariantError as e:  # a bug in the model (also raised mid-replay: retained < 0)
