@@ -163,7 +163,7 @@ class ReplayMetrics:
     track_lock_hold_max_ns.unit = "ns"
 
     def track_events_per_second(self, metrics, trace, mode):
-        return self._get("events_per_second")
+        return self.m.get("replay_events_per_wall_second") or self._get("events_per_second")  # renamed
 
     track_events_per_second.unit = "events/s"
 

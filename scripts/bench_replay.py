@@ -30,7 +30,7 @@ def speed(traces: list[str], repeat: int) -> None:
     for t in traces:
         for mode in MODES:
             runs = [replay(t, mode) for _ in range(repeat)]
-            eps = statistics.median(r.events_per_second for r in runs)
+            eps = statistics.median(r.replay_events_per_wall_second for r in runs)
             r = runs[0]
             print(f"{Path(t).stem:<28} {mode:<9} {r.events:>9,} {eps:>26,.0f} "
                   f"{r.released_bytes / 2**20:>9.1f} MiB {r.mutator_stall_ns / 1e6:>9.2f} ms")

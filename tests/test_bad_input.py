@@ -30,6 +30,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import pagealloc
+
 PAGEALLOC = Path(sys.executable).with_name("pagealloc")
 CLI = [str(PAGEALLOC)] if PAGEALLOC.exists() else [sys.executable, "-m", "pagealloc"]
 HAVE_REPORT = (Path(__file__).resolve().parents[1] / "pagealloc" / "cli" / "report.py").exists()
@@ -126,7 +128,7 @@ def _cases() -> dict[str, tuple[list[str], int, list[str]]]:
     for cid, name, _, text in GO_TRACES:
         cases[f"{cid}-import"] = (["import", name, "-o", f"{cid}.parquet"], 2, [text])
     cases["unknown-mode-replay"] = (["replay", "good.parquet", "--mode", "sideways"], 2,
-                                    ["argument --mode: invalid choice: 'sideways'"])
+                                    ["--mode: unknown preset sideways (choose all, or from go1.14, unlocked, locked)"])
     cases["cli-no-subcommand"] = ([], 2, ["the following arguments are required: COMMAND"])
     cases["cli-unknown-subcommand"] = (["frobnicate"], 2, ["invalid choice: 'frobnicate'"])
     missing = {
@@ -176,7 +178,7 @@ def _run(folder: Path, argv: list[str]) -> subprocess.CompletedProcess:
 ZYGOTE = r"""
 import json, os, sys, traceback
 import numpy, pandas, pyarrow, pyarrow.parquet  # the expensive imports, done once
-import pagealloc.cli, pagealloc.replay, pagealloc.trace
+import pagealloc.cli, pagealloc.sim.replay, pagealloc.trace
 pagealloc.cli.build_parser()  # imports every command module
 
 req = json.load(sys.stdin)
@@ -315,7 +317,7 @@ def test_lenient_replays_past_skippable_rows(results, cid):
     proc = results[f"lenient-{cid}"]
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [r["mode"] for r in rows] == ["unlocked", "locked"]
+    assert [r["mode"] for r in rows] == list(pagealloc.MODES)
     for r in rows:
         assert r["skipped_events"] == SKIPPABLE[cid]
         assert r["events"] == 3 - SKIPPABLE[cid]

@@ -112,8 +112,8 @@ BROKEN = textwrap.dedent(
     how = sys.argv[1]
     if how == "inuse":  # free_span forgets heap_inuse: only check_heap (--check) can see it
         free = pagealloc.runtime.mheap.MHeap.free_span
-        def free_span(self, base, npages):
-            free(self, base, npages)
+        def free_span(self, base, npages, p=0):
+            free(self, base, npages, p)
             self.heap_inuse += npages * pagealloc.runtime.mheap.PAGE_SIZE
         pagealloc.runtime.mheap.MHeap.free_span = free_span
     elif how == "released":  # every release counted twice: retained goes negative mid-replay
@@ -184,8 +184,8 @@ def test_clean_replay_passes_check(broken):
 def test_every_replay_is_checked_even_without_check(monkeypatch):
     real = MHeap.free_span
 
-    def leaky(self, base, npages):
-        real(self, base, npages)
+    def leaky(self, base, npages, p=0):
+        real(self, base, npages, p)
         self.heap_inuse += PAGE_SIZE
 
     monkeypatch.setattr(MHeap, "free_span", leaky)

@@ -105,7 +105,7 @@ def test_closed_loop_ignores_timestamps(synthetic):
 
 def test_cost_model_file_overrides_defaults(synthetic, tmp_path):
     slow = tmp_path / "slow.toml"
-    slow.write_text("madvise_call_ns = 50000\n")
+    slow.write_text("madvise_free_call_ns = 50000\n")  # Go 1.14 releases with MADV_FREE
     default = replay(synthetic, "locked")
     costly = replay(synthetic, "locked", cost_model=str(slow))
     assert costly.lock_hold_max_ns > default.lock_hold_max_ns

@@ -127,7 +127,7 @@ FILE_ERRORS = [
     ("string-span", lambda p: frame(span=["a", "b", "a", "b"]).to_parquet(p), "column 'span' has type large_string"),
     ("bool-npages", _table(**{**GOOD, "npages": [True, True, True, True]}), "column 'npages' has type bool"),
     ("bad-metadata-json", _with_metadata(b"{oops"), "metadata key 'pagealloc' is not valid JSON"),
-    ("future-version", _with_metadata(json.dumps({"version": 2}).encode()), "trace format version 2 is not supported"),
+    ("future-version", _with_metadata(json.dumps({"version": 3}).encode()), "trace format version 3 is not supported"),
     ("metadata-count-mismatch", _with_metadata(json.dumps({"version": 1, "source": "user", "events": 5}).encode()), "metadata says 5 events but the file has 4 rows"),
 ]
 
@@ -152,7 +152,7 @@ def test_validate_stops_at_the_first_bad_file(tmp_path, capfd):
     frame(ts=[0, 5, 4, 12]).to_parquet(bad)
     assert main(["validate", str(good), str(bad)]) == 2
     out, err = capfd.readouterr()
-    assert out == f"{good}: ok: 4 events (2 alloc, 2 free, 0 gc, 0 free_os_memory), source user\n"
+    assert out == f"{good}: ok: 4 events (2 alloc, 2 free, 0 gc, 0 free_os_memory, 0 gc_start), source user\n"
     assert err.startswith(f"pagealloc: error: {bad}: row 2:")
 
 

@@ -65,9 +65,9 @@ def test_round_trip_through_trace_writer(tmp_path):
     assert table.column("value").to_pylist()[3] == 8 << 20
     assert table.column("kind").to_pylist() == [40, 1, 0, 0, 0, 2, 0]
     meta = json.loads(table.schema.metadata[METADATA_KEY])
-    assert meta["source"] == "synthetic" and meta["version"] == 1 and meta["name"] == "t"
+    assert meta["source"] == "synthetic" and meta["version"] == 2 and meta["name"] == "t"
     assert meta["events"] == 7
-    assert meta["counts"] == {"alloc": 3, "free": 2, "gc": 1, "free_os_memory": 1}
+    assert meta["counts"] == {"alloc": 3, "free": 2, "gc": 1, "free_os_memory": 1, "gc_start": 0}
     # On disk: the canonical types, op as a (dictionary-encoded) string column.
     disk = pq.ParquetFile(p).schema_arrow
     assert [disk.field(n).type for n in ("ts", "span", "npages", "p", "value", "kind")] == [
@@ -88,7 +88,7 @@ def test_pandas_written_user_file_is_accepted(tmp_path):
     pd.DataFrame(ROWS).to_parquet(path)  # int64 columns, string op, pandas metadata
     s = validate_trace(path)
     assert s.metadata["source"] == "user"
-    assert s.events == 7 and s.counts == {"alloc": 3, "free": 2, "gc": 1, "free_os_memory": 1}
+    assert s.events == 7 and s.counts == {"alloc": 3, "free": 2, "gc": 1, "free_os_memory": 1, "gc_start": 0}
     assert s.peak_pages == 6 and s.end_pages == 2 and s.end_spans == 1 and s.duration_ns == 50
     assert trace_metadata(path)["source"] == "user"
 
@@ -171,7 +171,7 @@ def test_metadata_counts_must_match_rows(tmp_path):
     [
         (b"{not json", "not valid JSON"),
         (b"[1, 2]", "must hold a JSON object"),
-        (json.dumps({"version": 2, "source": "user"}).encode(), "version 2 is not supported"),
+        (json.dumps({"version": 3, "source": "user"}).encode(), "version 3 is not supported"),
         (json.dumps({"version": 1, "source": "martian"}).encode(), "source 'martian'"),
     ],
 )

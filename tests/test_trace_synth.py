@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pagealloc.cli import main
-from pagealloc.trace import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, iter_event_batches, validate_trace
+from pagealloc.trace import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, OP_GC_START, iter_event_batches, validate_trace
 from pagealloc.trace.synth import SCENARIOS, synthesize
 
 N = 30_000
@@ -64,7 +64,17 @@ def test_freeosmemory_rows_follow_the_release():
     live = _live_mib(cols)
     assert len(fom) >= 5
     assert all(live[i] < live[:i].max() / 2 for i in fom[1:])  # called when the working set is gone
-    assert (cols["p"][fom] == -1).all()
+    assert ((cols["p"][fom] >= 0) & (cols["p"][fom] < 4)).all()  # the calling goroutine's P
+    # debug.FreeOSMemory runs a GC first: each row follows its own gc_start and gc rows
+    assert (cols["op"][fom - 1] == OP_GC).all() and (cols["op"][fom - 2] == OP_GC_START).all()
+    assert (cols["p"][fom - 1] == -1).all() and (cols["p"][fom - 2] == -1).all()
+
+
+def test_every_gc_has_a_mark_start_before_it():
+    cols = synthesize("churn", 50_000, 1)
+    starts, ends = np.flatnonzero(cols["op"] == OP_GC_START), np.flatnonzero(cols["op"] == OP_GC)
+    assert len(starts) == len(ends) > 3
+    assert (starts < ends).all() and (ends[:-1] < starts[1:]).all()  # windows in order, never nested
 
 
 def test_gc_rows_carry_goals_of_at_least_4_mib():

@@ -1,8 +1,9 @@
-"""``pagealloc replay TRACE... [--mode unlocked|locked|both] [--json] ...``
+"""``pagealloc replay TRACE... [--mode all|PRESET[,PRESET...]] [--json] ...``
 
-Replays each trace in each mode and prints a table per trace with the two
-modes side by side (or, with ``--json``, one JSON object per line per
-(trace, mode)).  A progress bar goes to stderr when it is a terminal.
+Replays each trace in each preset and prints a table per trace with the
+presets side by side, go1.14 (the baseline) first and each alternative's
+ratio to it (or, with ``--json``, one JSON object per line per (trace,
+preset)).  A progress bar goes to stderr when it is a terminal.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from __future__ import annotations
 import json
 import sys
 
-from pagealloc.sim.replay import MODES
+from pagealloc.errors import UserError
+from pagealloc.sim.replay import BASELINE_MODE, MODES, TIMINGS
 
 # Metrics shown in the table, with how to format them.
 TABLE = [
     ("events", "{:,}"),
-    ("events_per_second", "{:,.0f}"),
     ("released_bytes", "bytes"),
     ("released_background_bytes", "bytes"),
     ("released_growth_bytes", "bytes"),
@@ -24,6 +25,7 @@ TABLE = [
     ("retained_final_bytes", "bytes"),
     ("heap_growths", "{:,}"),
     ("scavenged_alloc_bytes", "bytes"),
+    ("madvise_calls", "{:,}"),
     ("lock_acquisitions_mutator", "{:,}"),
     ("lock_acquisitions_scavenger", "{:,}"),
     ("lock_hold_max_ns", "ns"),
@@ -39,22 +41,49 @@ TABLE = [
 
 
 def register(sub) -> None:
-    p = sub.add_parser("replay", help="replay traces against the Go 1.14 heap model, locked vs unlocked scavenging")
+    p = sub.add_parser("replay", help="replay traces against the Go 1.14 heap model in each scavenging preset")
     p.add_argument("traces", metavar="TRACE", nargs="+", help="Parquet trace files")
-    p.add_argument("--mode", choices=[*MODES, "both"], default="both", help="scavenger lock mode (default: both)")
-    p.add_argument("--json", action="store_true", help="one JSON object per line per (trace, mode)")
-    p.add_argument("--closed-loop", action="store_true", help="replay events back to back, ignoring timestamps")
+    p.add_argument("--mode", default="all", type=parse_modes,
+                   help=f"presets: all (default), or a comma list of {', '.join(MODES)}")
+    p.add_argument("--timing", choices=TIMINGS, default="recorded",
+                   help="recorded: events start at their timestamps (default); closed: back to back")
+    p.add_argument("--closed-loop", action="store_true", help="the same as --timing closed")
+    p.add_argument("--json", action="store_true", help="one JSON object per line per (trace, preset)")
     p.add_argument("--cost-model", metavar="FILE", help="TOML or JSON file overriding virtual-time costs")
+    p.add_argument("--retain-extra-percent", type=float, default=10, metavar="P",
+                   help="Go's retainExtraPercent: heap kept above the goal (default 10, Go 1.14's)")
+    p.add_argument("--scavenge-percent", type=float, default=1, metavar="P",
+                   help="Go's scavengePercent: background scavenger's share of one CPU (default 1, Go 1.14's)")
+    p.add_argument("--madvdontneed", action="store_true",
+                   help="release with MADV_DONTNEED, as GODEBUG=madvdontneed=1 (default: MADV_FREE, as Go 1.14)")
     p.add_argument("--check", action="store_true", help="verify the model's invariants after each replay")
     p.add_argument("--lenient", action="store_true", help="skip frees of unknown spans and allocs of live spans")
     p.set_defaults(func=run)
 
 
+def parse_modes(text: str) -> tuple[str, ...]:
+    """``all`` (or the old ``both``), or a comma list of presets, in MODES order."""
+    if text in ("all", "both"):
+        return MODES
+    asked = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in asked if m not in MODES]
+    if unknown or not asked:
+        raise UserError(f"--mode: unknown preset {', '.join(unknown) or repr(text)} (choose all, or from {', '.join(MODES)})")
+    return tuple(m for m in MODES if m in asked)
+
+
 def _fmt(value, how: str) -> str:
+    """A value in units that suit it: bytes as B/KiB/MiB/GiB, ns as ns/us/ms/s."""
     if how == "bytes":
-        return f"{value / 2**20:,.2f} MiB"
+        for scale, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+            if abs(value) >= scale:
+                return f"{value / scale:,.2f} {unit}"
+        return f"{value:,} B"
     if how == "ns":
-        return f"{value / 1e3:,.1f} us" if value < 10**7 else f"{value / 1e9:,.3f} s"
+        for scale, unit in ((1e9, "s"), (1e6, "ms"), (1e3, "us")):
+            if abs(value) >= scale:
+                return f"{value / scale:,.2f} {unit}"
+        return f"{value:,} ns"
     return how.format(value)
 
 
@@ -79,18 +108,23 @@ def run(args) -> int:
     from pagealloc.sim.replay import replay
 
     cost = CostModel.load(args.cost_model) if args.cost_model else CostModel()
-    modes = MODES if args.mode == "both" else (args.mode,)
+    modes = args.mode
     for path in args.traces:
         results = []
         for mode in modes:
             bar, update = _progress(f"{path} [{mode}]")
             try:
-                r = replay(path, mode, cost_model=cost, closed_loop=args.closed_loop, check=args.check,
-                           lenient=args.lenient, progress=update)
+                r = replay(path, mode, cost_model=cost, timing="closed" if args.closed_loop else args.timing,
+                           retain_extra_percent=args.retain_extra_percent, scavenge_percent=args.scavenge_percent,
+                           madvdontneed=args.madvdontneed,
+                           check=args.check, lenient=args.lenient, progress=update)
             finally:
                 if bar is not None:
                     bar.close()
             results.append(r)
+            if r.gc_goal_derived and len(results) == 1:  # once per trace
+                print(f"pagealloc: note: {path}: {r.gc_goal_derived:,} gc rows give no heap goal; derived Go 1.14's "
+                      "(heap in use x (1 + GOGC/100), at least 4 MiB)", file=sys.stderr)
             if args.json:
                 d = r.to_dict()
                 print(json.dumps(d), flush=True)
@@ -100,10 +134,28 @@ def run(args) -> int:
 
 
 def format_table(path: str, results) -> str:
-    header = ["metric"] + [r.mode for r in results]
-    rows = [[name] + [_fmt(getattr(r, name), how) for r in results] for name, how in TABLE]
-    lines = [f"{path}  ({results[0].events:,} events, virtual time; events/s is wall clock)", *_aligned([header, *rows])]
-    if getattr(results[0], "reference_released_bytes", None) is not None:  # a go1.14-runtime trace
+    """The presets side by side; after each alternative, its ratio to the baseline."""
+    base = next((r for r in results if r.mode == BASELINE_MODE), None)
+    header = ["metric"]
+    for r in results:
+        header += [r.mode] + ([f"/{BASELINE_MODE}"] if base is not None and r is not base else [])
+    rows = []
+    for name, how in TABLE:
+        row = [name]
+        for r in results:
+            value = getattr(r, name)
+            row.append(_fmt(value, how))
+            if base is not None and r is not base:
+                b = getattr(base, name)
+                row.append(f"x{value / b:.2f}" if b else ("=" if value == b else "-"))
+        rows.append(row)
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    r0 = results[0]
+    lines = [f"{path}  ({r0.events:,} events, virtual time, timing {r0.timing}; "
+             f"simulator speed {r0.replay_events_per_wall_second:,.0f} events per wall second)"]
+    for row in [header, *rows]:
+        lines.append("  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)))
+    if getattr(r0, "reference_released_bytes", None) is not None:  # a go1.14-runtime trace
         lines += ["", *_aligned(_reference_rows(results))]
     return "\n".join(lines) + "\n"
 

@@ -47,7 +47,7 @@ SUMMARY = [
     ("mutator_stall_ns", "mutator stall", 1e6, "ms"),
     ("lock_hold_max_ns", "max lock hold", 1e3, "us"),
     ("scavenger_fooled", "scavenger fooled", 1, ""),
-    ("events_per_second", "events/s", 1e3, "k"),
+    ("replay_events_per_wall_second", "simulator events/s", 1e3, "k"),
 ]
 
 

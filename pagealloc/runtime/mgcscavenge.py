@@ -290,11 +290,13 @@ PARK = "park"  # park until woken (by a GC's pacing update)
 SCAVENGE_PERCENT = 1  # of one CPU
 APPROX_CRIT_NS_PER_PHYSICAL_PAGE = 10_000
 MAX_CRIT_NS = 10_000_000
-MIN_FRACTION = 1 / 1000
+# Go writes ``const minFraction = 1 / 1000``: an untyped integer constant
+# division, so it is 0 and the floor never applies (golang/go fixed it later).
+MIN_FRACTION = 1 // 1000
 EWMA_ALPHA = 0.5
 
 
-def bgscavenge(heap, locked: bool):
+def bgscavenge(heap, locked: bool, scavenge_percent=SCAVENGE_PERCENT):
     """The background scavenger's loop, as a generator.  Go: bgscavenge.
 
     heap is a pagealloc.runtime.mheap.MHeap; heap.now is the virtual time, kept
@@ -310,9 +312,11 @@ def bgscavenge(heap, locked: bool):
     locked=False is Go 1.14: scavenge_one(physPageSize, false) takes and
     drops the lock itself.  locked=True is the comparison mode: the
     scavenger holds the lock around a locked scavenge_one.
+    ``scavenge_percent`` is Go's scavengePercent (1, % of one CPU), a knob
+    for sweeps.  Go's scavengeCostRatio is 0 on linux, so crit is not scaled.
     """
     lock, pages = heap.lock, heap.pages
-    ideal_fraction = SCAVENGE_PERCENT / 100.0
+    ideal_fraction = scavenge_percent / 100.0
     ewma = ideal_fraction
     yield PARK  # started parked, woken by the first pacing update
     while True:
@@ -342,7 +346,7 @@ def bgscavenge(heap, locked: bool):
             crit = APPROX_CRIT_NS_PER_PHYSICAL_PAGE * (released // heap.phys_page_size)
         crit = min(crit, MAX_CRIT_NS)
         adjust = ewma / ideal_fraction
-        slept = yield (SLEEP, int(adjust * crit / (SCAVENGE_PERCENT / 100.0)))
+        slept = yield (SLEEP, int(adjust * crit / ideal_fraction))
         fraction = max(crit / (crit + slept), MIN_FRACTION)
         ewma = EWMA_ALPHA * fraction + (1 - EWMA_ALPHA) * ewma
 

@@ -6,12 +6,15 @@ malloc.go, and the memstats fields the scavenger paces on (heap_sys,
 heap_released, heap_inuse, next_gc, last_next_gc, last_heap_inuse).
 
 Lock contract, as in Go: ``alloc_span`` takes the heap lock itself except
-for a page-cache hit on a small-object span; ``grow`` runs with it held;
-``free_span`` and ``scavenge_all`` take it.  Every acquisition goes through
+for a page-cache hit on a small-object span with an mspan struct at hand
+while the GC is not marking; ``grow`` runs with it held; ``free_span`` and
+``scavenge_all`` take it; ``gc_start`` and ``gc_done`` run with the world
+stopped and take nothing.  Every acquisition goes through
 ``self.lock`` (a HeapLock) so the replay engine can attribute it and time it.
 
-What is modelled: a span is just (base, npages); there are no mspans, size
-classes or sweeping.  Spans of the trace are keyed by the trace's span id.
+What is modelled: a span is just (base, npages); there are no size classes
+or sweeping, and of the mspan structs only how many each P has cached
+(which decides when allocSpan must lock to refill).  Spans of the trace are keyed by the trace's span id.
 What is accounted: heap_sys grows by whole 64 MiB arenas; new arena memory
 counts as released (Go adds it to heap_released in grow); allocating
 scavenged pages un-releases them (sysUsed) and costs page faults;
@@ -28,6 +31,8 @@ simulation.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from pagealloc.runtime.lock_futex import HeapLock
 from pagealloc.runtime.malloc import (
     ARENA_HINT_BASE,
@@ -37,16 +42,51 @@ from pagealloc.runtime.malloc import (
     PHYS_HUGE_PAGE_SIZE,
     PHYS_PAGE_SIZE,
 )
+from pagealloc.runtime.mem_linux import MADV_DONTNEED, MADV_FREE, sys_unused, sys_used
 from pagealloc.runtime.mgcscavenge import SCAVENGE_ALL
 from pagealloc.runtime.mpagealloc import PageAlloc
-from pagealloc.runtime.mpagealloc_64bit import PALLOC_CHUNK_BYTES, PALLOC_CHUNK_PAGES
+from pagealloc.runtime.mpagealloc_64bit import PALLOC_CHUNK_BYTES, PALLOC_CHUNK_PAGES, chunk_index, chunk_page_index
 from pagealloc.runtime.mpagecache import PAGE_CACHE_PAGES, PageCache
 
 # The model keeps a Python object per 4 MiB chunk, so a heap of terabytes
 # costs gigabytes and minutes; beyond this, sys_alloc fails as an OS would.
 MAX_HEAP_SYS = 4 << 40
 SMALL_SPAN_PAGES = PAGE_CACHE_PAGES // 4  # allocSpan uses the P's page cache below this
+MSPAN_CACHE_SLOTS = 128  # Go: len(p.mspancache.buf)
+MSPAN_REFILL = MSPAN_CACHE_SLOTS // 2  # allocMSpanLocked refills half of it
 PHYS_4K = 4096  # madvise and page-fault costs are per 4 KiB OS page
+
+GOGC = 100  # Go: readgogc's default
+DEFAULT_HEAP_MINIMUM = 4 << 20  # Go: defaultHeapMinimum (heapminimum at GOGC=100)
+TRIGGER_RATIO_INIT = 7 / 8.0  # Go: gcinit's memstats.triggerRatio
+RETAIN_EXTRA_PERCENT = 10  # Go: retainExtraPercent (mgcscavenge.go)
+
+
+def heap_minimum(gogc: int = GOGC) -> int:
+    """Go: heapminimum = defaultHeapMinimum * gcpercent / 100 (setGCPercent)."""
+    return DEFAULT_HEAP_MINIMUM * gogc // 100
+
+
+def gc_goal(heap_marked: int, gogc: int = GOGC) -> int:
+    """next_gc for a heap_marked.  Go: gcSetTriggerRatio's goal.
+
+    goal = heap_marked + heap_marked*GOGC/100, raised to the trigger when
+    that is higher.  The trigger ratio is capped at 0.95*GOGC/100, so only
+    the trigger's floor, heapminimum, can be: the goal is at least 4 MiB
+    (at GOGC=100).  (Go's other floor, heap_live + sweepMinHeapDistance
+    while sweeping, needs heap_live, which the model does not have.)
+    """
+    return max(heap_marked + heap_marked * gogc // 100, heap_minimum(gogc))
+
+
+def initial_next_gc(gogc: int = GOGC) -> int:
+    """next_gc after gcinit: 4,473,924 bytes at GOGC=100.
+
+    Go: gcinit sets heap_marked = uint64(float64(heapminimum) / (1 +
+    triggerRatio)) with triggerRatio = 7/8, then setGCPercent ->
+    gcSetTriggerRatio computes the goal from it.
+    """
+    return gc_goal(int(heap_minimum(gogc) / (1 + TRIGGER_RATIO_INIT)), gogc)
 
 
 class Unpriced:
@@ -67,6 +107,9 @@ class MHeap:
         *,
         phys_page_size: int = PHYS_PAGE_SIZE,
         phys_huge_page_size: int = PHYS_HUGE_PAGE_SIZE,
+        madvdontneed: bool = False,
+        gogc: int = GOGC,
+        retain_extra_percent=RETAIN_EXTRA_PERCENT,
     ) -> None:
         self.cost = cost if cost is not None else Unpriced()
         self.lock = HeapLock()
@@ -75,19 +118,29 @@ class MHeap:
         )
         self.pages.sys_unused = self._sys_unused
         self.phys_page_size = phys_page_size
+        self.phys_huge_page_size = phys_huge_page_size
+        self.madvdontneed = madvdontneed  # GODEBUG=madvdontneed=1
+        self.madvise_calls = 0  # every madvise the model made, advice of any kind
+        self.touched: dict[int, int] = {}  # chunk index -> bitmap of pages ever allocated
         # memstats
         self.heap_sys = 0
         self.heap_released = 0
         self.heap_inuse = 0
-        self.next_gc = 0
+        # gcinit fakes heap_marked = heapminimum / (1 + 7/8), so next_gc
+        # starts at GOGC=100's goal for it: the first GC already paces.
+        self.next_gc = initial_next_gc(gogc)
         self.last_next_gc = 0
         self.last_heap_inuse = 0
+        self.gogc = gogc
+        self.retain_extra_percent = Fraction(retain_extra_percent)
         self.scavenge_goal = MASK64  # Go: ^uint64(0) = no scavenging wanted
         # arena reservation: the current arena's unused tail, and the hint
         self.cur_arena_base = 0
         self.cur_arena_end = 0
         self.arena_hint = ARENA_HINT_BASE
         self.pcache: dict[int, PageCache] = {}
+        self.mspancache: dict[int, int] = {}  # P -> mspan structs in its cache (Go: p.mspancache.len)
+        self.gc_blacken_enabled = False  # Go: gcBlackenEnabled, from a GC's mark start to its termination
         # statistics for the replay's metrics
         self.growths = 0
         self.arenas = 0
@@ -115,7 +168,8 @@ class MHeap:
             from pagealloc.runtime.invariants import InvariantError
 
             raise InvariantError(f"retained went negative: released {self.heap_released} > heap_sys {self.heap_sys}")
-        self.meter_ns += self.cost.madvise_call_ns + self.cost.madvise_page_ns * (nbytes // PHYS_4K)
+        for call in sys_unused(addr, nbytes, self.phys_huge_page_size, self.madvdontneed):
+            self.meter_ns += self._madvise_ns(call)
         if self.forced:
             self.released_by["forced"] += nbytes
         elif self.lock.holder == "scavenger":
@@ -126,16 +180,22 @@ class MHeap:
     # -- allocation --
 
     def alloc_span(self, npages: int, p: int = 0, small_object: bool = True) -> int:
-        """Allocate a span of npages for P p; return its base address.
+        """Allocate a span of npages for P p (-1: no P); return its base address.
 
-        Go: mheap.allocSpan.  Spans under 16 pages come from p's page cache
-        (refilled under the heap lock); a cache hit skips the heap lock only
-        for small-object spans (Go's sizeclass != 0 or manual), as in Go.
-        Otherwise, under the heap lock: pageAlloc.alloc, and on failure grow
-        and retry.  Returns 0 only if the heap cannot grow (address space or
+        Go: mheap.allocSpan.  With a P, spans under 16 pages come from its
+        page cache (refilled under the heap lock), and the span struct from
+        its mspan cache (tryAllocMSpan).  The heap lock is skipped only when
+        all of these hold, as in Go: the page cache had the pages, the mspan
+        cache had a struct, the GC is not marking (gcBlackenEnabled == 0),
+        and the span is for small objects (sizeclass != 0) or manual.
+        Otherwise, under the heap lock: pageAlloc.alloc if the cache could
+        not serve it, growing the heap on failure, and allocMSpanLocked
+        (which refills the P's mspan cache, 64 at a time) if no struct was
+        taken.  Returns 0 only if the heap cannot grow (address space or
         MAX_HEAP_SYS exhausted).
         """
         base = scav = 0
+        have_mspan = False
         cost = self.cost
         if npages < SMALL_SPAN_PAGES and p >= 0:
             c = self.pcache.get(p)
@@ -146,12 +206,14 @@ class MHeap:
             base, scav = c.alloc(npages)
             self.meter_ns += cost.cache_alloc_ns
             self.after_unlock_ns += cost.cache_alloc_ns
-            if base and small_object:
-                if scav:
-                    self._account_alloc(npages, scav)
-                else:
-                    self.heap_inuse += npages * PAGE_SIZE
-                return base
+            if base:
+                have_mspan = self._try_alloc_mspan(p)
+                if have_mspan and small_object and not self.gc_blacken_enabled:
+                    if scav:
+                        self._account_alloc(npages, scav, base)
+                    else:
+                        self.heap_inuse += npages * PAGE_SIZE
+                    return base
         with self.lock:
             if base == 0:
                 base, scav = self.pages.alloc(npages)
@@ -162,17 +224,98 @@ class MHeap:
                     base, scav = self.pages.alloc(npages)
                     if base == 0:
                         raise RuntimeError("grew heap, but no adequate free space found")
-            self._account_alloc(npages, scav)
+            if not have_mspan:
+                self._alloc_mspan_locked(p)
+            self._account_alloc(npages, scav, base)
         return base
 
-    def _account_alloc(self, npages: int, scav: int) -> None:
+    def _try_alloc_mspan(self, p: int) -> bool:
+        """Take a span struct from P p's mspan cache, if it has one.  Go: mheap.tryAllocMSpan."""
+        n = self.mspancache.get(p, 0)
+        if n == 0:
+            return False
+        self.mspancache[p] = n - 1
+        return True
+
+    def _alloc_mspan_locked(self, p: int) -> None:
+        """A span struct, refilling P p's mspan cache when empty.  Go: mheap.allocMSpanLocked.
+
+        Heap lock must be held.  Without a P the struct comes straight from
+        h.spanalloc.
+        """
+        if p < 0:
+            return
+        n = self.mspancache.get(p, 0)
+        if n == 0:
+            n = MSPAN_REFILL
+            self.meter_ns += self.cost.mspan_refill_ns
+        self.mspancache[p] = n - 1
+
+    def _free_mspan_locked(self, p: int) -> None:
+        """Return a span struct to P p's mspan cache if it has room.  Go: mheap.freeMSpanLocked.
+
+        Heap lock must be held.
+        """
+        if p >= 0:
+            n = self.mspancache.get(p, 0)
+            if n < MSPAN_CACHE_SLOTS:
+                self.mspancache[p] = n + 1
+
+    def _first_touch(self, base: int, npages: int) -> int:
+        """Bytes of [base, base+npages) never allocated before; marks them touched.
+
+        Not in Go (the OS knows): memory fresh from sysMap faults in a zeroed
+        page on first touch whatever the advice; memory released with
+        MADV_FREE and reused before the kernel reclaims it does not.  Only
+        called for spans that hold released pages.
+        """
+        fresh = 0
+        addr, end = base, base + npages * PAGE_SIZE
+        touched = self.touched
+        while addr < end:
+            ci = chunk_index(addr)
+            first = chunk_page_index(addr)
+            n = min(PALLOC_CHUNK_PAGES - first, (end - addr) // PAGE_SIZE)
+            mask = ((1 << n) - 1) << first
+            had = touched.get(ci, 0)
+            fresh += n - (had & mask).bit_count()
+            touched[ci] = had | mask
+            addr += n * PAGE_SIZE
+        return fresh * PAGE_SIZE
+
+    def _madvise_ns(self, call: tuple[str, int, int]) -> int:
+        """The price of one madvise call (advice, addr, bytes) from the cost table."""
+        advice, _, nbytes = call
+        cost = self.cost
+        self.madvise_calls += 1
+        if advice == MADV_FREE:
+            return cost.madvise_free_call_ns + cost.madvise_free_page_ns * (nbytes // PHYS_4K)
+        if advice == MADV_DONTNEED:
+            return cost.madvise_call_ns + cost.madvise_page_ns * (nbytes // PHYS_4K)
+        return cost.madvise_hugepage_ns  # MADV_HUGEPAGE / MADV_NOHUGEPAGE: a flag on the mapping
+
+    def _account_alloc(self, npages: int, scav: int, base: int = 0) -> None:
+        """Memstats of a new span; if it holds released pages, Go's sysUsed.
+
+        sysUsed (MADV_HUGEPAGE on the span's whole huge pages) and touching
+        the released pages again come after allocSpan unlocks the heap, so
+        their cost is also counted in after_unlock_ns.  Touching memory
+        released with MADV_DONTNEED faults in a zeroed page; memory
+        released with MADV_FREE that the kernel has not reclaimed yet is
+        still there (the model assumes no memory pressure).
+        """
         if scav:
-            # sysUsed: the pages come back from the OS; touching them faults.
             self.heap_released -= scav
             self.scav_alloc_bytes += scav
-            fault_ns = self.cost.page_fault_ns * (scav // PHYS_4K)
-            self.meter_ns += fault_ns
-            self.after_unlock_ns += fault_ns
+            cost = self.cost
+            fresh = self._first_touch(base, npages)
+            released = scav - fresh
+            touch = cost.page_fault_ns if self.madvdontneed else cost.page_retouch_free_ns
+            after_ns = cost.page_fault_ns * (fresh // PHYS_4K) + touch * (released // PHYS_4K)
+            for call in sys_used(base, npages * PAGE_SIZE, self.phys_huge_page_size):
+                after_ns += self._madvise_ns(call)
+            self.meter_ns += after_ns
+            self.after_unlock_ns += after_ns
         self.heap_inuse += npages * PAGE_SIZE
 
     def sys_alloc(self, n: int) -> tuple[int, int]:
@@ -238,12 +381,26 @@ class MHeap:
 
     # -- free --
 
-    def free_span(self, base: int, npages: int) -> None:
-        """Return a span to the page heap.  Go: mheap.freeSpan (takes the heap lock)."""
+    def free_span(self, base: int, npages: int, p: int = 0) -> None:
+        """Return a span freed on P p (-1: no P) to the page heap.
+
+        Go: mheap.freeSpan: takes the heap lock, freeSpanLocked (pageAlloc.free),
+        and its span struct goes back to the P's mspan cache (freeMSpanLocked).
+        """
         with self.lock:
             self.heap_inuse -= npages * PAGE_SIZE
             self.pages.free(base, npages)
+            self._free_mspan_locked(p)
             self.meter_ns += self.cost.free_ns
+
+    def gc_start(self) -> None:
+        """A GC's mark phase starts.  Go: gcStart (world stopped) sets gcBlackenEnabled.
+
+        From now until gc_done, a page-cache hit still takes the heap lock
+        (allocSpan's gcBlackenEnabled check).
+        """
+        self.gc_blacken_enabled = True
+        self.meter_ns += self.cost.gc_ns
 
     # -- scavenger entry points --
 
@@ -265,19 +422,25 @@ class MHeap:
             self.forced = False
 
     def gc_pace_scavenger(self) -> None:
-        """Set the scavenge goal from the last two GC cycles.  Go: gcPaceScavenger.
+        """Set the scavenge goal for the cycle that starts.  Go: gcPaceScavenger.
 
-        Heap lock must be held.  No goal before the second GC; the goal is
-        last heap_inuse scaled by next_gc / last_next_gc, plus 10%, rounded
-        up to a physical page; disabled when retained is within one
-        physical page of it; otherwise the scavenge address is reset.
+        Go calls it from gcSetTriggerRatio, with the heap lock held or the
+        world stopped.  Disabled before the first GC (last_next_gc == 0);
+        otherwise the goal is last_heap_inuse (the heap in use at the GC
+        that just ended) scaled by next_gc / last_next_gc, plus
+        retainExtraPercent, rounded up to a physical page; disabled when
+        retained is within one physical page of it; otherwise the
+        scavenge address is reset.
         """
         if self.last_next_gc == 0:
             self.scavenge_goal = MASK64
             return
         goal_ratio = self.next_gc / self.last_next_gc
         retained_goal = int(self.last_heap_inuse * goal_ratio)
-        retained_goal += retained_goal // 10  # retainExtraPercent = 10 (Go's constant divides exactly)
+        # Go: retainedGoal / (1.0 / (retainExtraPercent / 100.0)), a constant
+        # divisor (10 for 10%); exact for any percent Go could compile.
+        extra = self.retain_extra_percent
+        retained_goal += retained_goal * extra.numerator // (100 * extra.denominator)
         phys = self.phys_page_size
         retained_goal = (retained_goal + phys - 1) & ~(phys - 1)
         retained_now = self.heap_retained()
@@ -287,15 +450,27 @@ class MHeap:
         self.scavenge_goal = retained_goal
         self.pages.reset_scavenge_addr()
 
-    def gc_done(self, next_gc: int) -> None:
-        """A GC cycle ended with next heap goal next_gc.  Go: gcSetTriggerRatio's
-        pacing, then gcMarkTermination's last_next_gc / last_heap_inuse update.
-        Heap lock must be held."""
-        self.next_gc = next_gc
-        self.gc_pace_scavenger()
+    def gc_done(self, next_gc: int) -> bool:
+        """A GC cycle's mark termination, with the next heap goal next_gc.
+
+        Go: gcMarkTermination records last_next_gc = next_gc (the goal of
+        the cycle that ended) and last_heap_inuse = heap_inuse (now), and only
+        then gcSetTriggerRatio sets the new next_gc and calls
+        gcPaceScavenger.  The world is stopped, and the heap lock is not
+        taken.  ``next_gc`` 0 means the trace does not give the goal: it is
+        derived as Go 1.14 would (gc_goal, with heap_inuse standing in for
+        heap_marked).  Returns whether the goal was derived.
+        """
+        self.gc_blacken_enabled = False  # Go: gcMarkDone clears it before termination
+        derived = next_gc == 0
+        if derived:
+            next_gc = gc_goal(self.heap_inuse, self.gogc)
         self.last_next_gc = self.next_gc
         self.last_heap_inuse = self.heap_inuse
+        self.next_gc = next_gc
+        self.gc_pace_scavenger()
         self.meter_ns += self.cost.gc_ns
+        return derived
 
     def drain_meter(self) -> int:
         """Virtual ns of model work since the last drain (see the module docstring),

@@ -1,9 +1,12 @@
 """Measure the OS costs of the cost model on this machine.
 
 Not a Go file.  Maps anonymous memory with Python's mmap, touches it so the
-pages are resident, and times madvise(MADV_DONTNEED) over ranges of several
-sizes (a least-squares line gives the per-call and per-4 KiB-page costs) and
-the page faults of touching released pages again.  Medians over repeats
+pages are resident, and times madvise(MADV_DONTNEED) and madvise(MADV_FREE)
+over ranges of several sizes (a least-squares line gives each advice's
+per-call and per-4 KiB-page costs), MADV_NOHUGEPAGE / MADV_HUGEPAGE on one
+huge page, and writing released pages again under each advice (a page
+fault and a zeroed page after MADV_DONTNEED; next to nothing after
+MADV_FREE while the kernel has not reclaimed the pages).  Medians over repeats
 keep one noisy sample from moving the figure.  The result is a cost-model
 file for ``pagealloc replay --cost-model``.
 """
@@ -17,6 +20,7 @@ import time
 from pagealloc.sim.costmodel import CostModel
 
 PAGE = 4096
+HUGE = 2 << 20
 SIZES = (1, 2, 4, 16, 64, 256, 1024)  # 4 KiB pages per madvise call
 
 
@@ -25,46 +29,105 @@ def _touch(buf: mmap.mmap, npages: int) -> None:
         buf[i] = 1
 
 
-def _madvise_ns(buf: mmap.mmap, npages: int, repeat: int) -> float:
+def _madvise_ns(buf: mmap.mmap, npages: int, repeat: int, advice: int) -> float:
     samples = []
     for _ in range(repeat):
         _touch(buf, npages)
         t0 = time.perf_counter_ns()
-        buf.madvise(mmap.MADV_DONTNEED, 0, npages * PAGE)
+        buf.madvise(advice, 0, npages * PAGE)
         samples.append(time.perf_counter_ns() - t0)
     return statistics.median(samples)
 
 
-def _fault_ns(buf: mmap.mmap, npages: int, repeat: int) -> float:
+def _line(advice: int, buf: mmap.mmap, repeat: int) -> tuple[int, int]:
+    """(per-call, per-4-KiB-page) ns of madvise(advice): a least-squares line over SIZES."""
+    xs = list(SIZES)
+    ys = [_madvise_ns(buf, n, repeat, advice) for n in xs]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return max(int(round(my - slope * mx)), 0), max(int(round(slope)), 0)
+
+
+def _retouch_ns(buf: mmap.mmap, npages: int, repeat: int, advice: int) -> float:
+    """ns per 4 KiB page of writing memory again after madvise(advice), less a resident write."""
     samples = []
     for _ in range(repeat):
-        buf.madvise(mmap.MADV_DONTNEED, 0, npages * PAGE)
+        _touch(buf, npages)
+        buf.madvise(advice, 0, npages * PAGE)
         t0 = time.perf_counter_ns()
         _touch(buf, npages)
         samples.append((time.perf_counter_ns() - t0) / npages)
-    # The loop itself costs something too: subtract touching resident pages.
     t0 = time.perf_counter_ns()
     _touch(buf, npages)
     resident = (time.perf_counter_ns() - t0) / npages
     return max(statistics.median(samples) - resident, 0.0)
 
 
-def calibrate(repeat: int = 30) -> dict:
-    """{madvise_call_ns, madvise_page_ns, page_fault_ns} measured here."""
-    buf = mmap.mmap(-1, max(SIZES) * PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+def _flag_ns(buf: mmap.mmap, repeat: int) -> float:
+    """One MADV_NOHUGEPAGE / MADV_HUGEPAGE pair on a huge page of the mapping, per call."""
+    samples = []
+    huge = HUGE // PAGE
+    for _ in range(repeat):
+        t0 = time.perf_counter_ns()
+        buf.madvise(mmap.MADV_NOHUGEPAGE, huge * PAGE, HUGE)  # splits the VMA
+        buf.madvise(mmap.MADV_HUGEPAGE, huge * PAGE, HUGE)  # merges it back
+        samples.append((time.perf_counter_ns() - t0) / 2)
+    return statistics.median(samples)
+
+
+def _wake_ns(rounds: int = 2000) -> float:
+    """A blocked process's wake-up latency: half the median round trip of a pipe ping-pong.
+
+    A stand-in for futex_wake_ns (futexwakeup, then the sleeper scheduled):
+    both are a syscall that makes a sleeping task runnable on another core.
+    """
+    import os
+
+    a_r, a_w = os.pipe()
+    b_r, b_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the echo: wake on a byte, answer with one
+        try:
+            for _ in range(rounds):
+                os.read(a_r, 1)
+                os.write(b_w, b"x")
+        finally:
+            os._exit(0)
+    samples = []
     try:
-        xs = list(SIZES)
-        ys = [_madvise_ns(buf, n, repeat) for n in xs]
-        mx, my = statistics.fmean(xs), statistics.fmean(ys)
-        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-        intercept = my - slope * mx
-        fault = _fault_ns(buf, max(SIZES), max(3, repeat // 10))
+        for _ in range(rounds):
+            t0 = time.perf_counter_ns()
+            os.write(a_w, b"x")
+            os.read(b_r, 1)
+            samples.append(time.perf_counter_ns() - t0)
+    finally:
+        os.waitpid(pid, 0)
+        for fd in (a_r, a_w, b_r, b_w):
+            os.close(fd)
+    return statistics.median(samples) / 2
+
+
+def calibrate(repeat: int = 30) -> dict:
+    """The cost model's OS entries, measured here (see costmodel.py for what each is)."""
+    size = max(max(SIZES) * PAGE, 3 * HUGE)
+    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        dn_call, dn_page = _line(mmap.MADV_DONTNEED, buf, repeat)
+        fr_call, fr_page = _line(mmap.MADV_FREE, buf, repeat)
+        fault = _retouch_ns(buf, max(SIZES), max(3, repeat // 10), mmap.MADV_DONTNEED)
+        retouch = _retouch_ns(buf, max(SIZES), max(3, repeat // 10), mmap.MADV_FREE)
+        flag = _flag_ns(buf, repeat)
     finally:
         buf.close()
     return {
-        "madvise_call_ns": max(int(round(intercept)), 0),
-        "madvise_page_ns": max(int(round(slope)), 0),
+        "madvise_call_ns": dn_call,
+        "madvise_page_ns": dn_page,
+        "madvise_free_call_ns": fr_call,
+        "madvise_free_page_ns": fr_page,
+        "madvise_hugepage_ns": int(round(flag)),
         "page_fault_ns": int(round(fault)),
+        "page_retouch_free_ns": int(round(retouch)),
+        "futex_wake_ns": int(round(_wake_ns())),
     }
 
 

@@ -11,21 +11,50 @@ x86 server; ``pagealloc calibrate`` measures the OS ones on this machine):
                          (../shared/reference/go114-facts.md), so 250 / 150.
   cache_alloc_ns         pageCache.alloc, lock-free bit twiddling: 20.
   cache_refill_ns        allocToCache (a find plus a 64-page allocRange): 200.
+  mspan_refill_ns        allocMSpanLocked refilling a P's mspan cache: 64
+                         fixalloc allocations of ~20 ns: 1,300 (an estimate).
   lock_ns                one uncontended lock+unlock pair of a futex mutex: 40.
+  lock_spin_ns           how long Go's lock (lock_futex.go) spins before it
+                         sleeps: 4 rounds of procyield(30) plus one osyield,
+                         ~120 PAUSEs at 10-140 cycles each plus a
+                         sched_yield: 2,000 (an estimate, not measured).  A
+                         waiter that waits longer sleeps in futexsleep.
+  futex_wake_ns          a sleeping waiter's wake-up: the holder's
+                         futexwakeup, then the waiter being scheduled on its
+                         core.  ``pagealloc calibrate`` measures a blocked
+                         process's wake-up through a pipe ping-pong (half a
+                         round trip) as a stand-in: 1,850 here (median of
+                         three runs: 1,820, 1,852, 1,854).
   grow_chunk_ns          pageAlloc.grow bookkeeping per 4 MiB chunk: 300.
   sys_alloc_ns           reserving and mapping a 64 MiB arena (mmap x2): 20,000.
   chunk_scan_ns          the scavenger's look at one chunk (summary + bitmap
                          scan for a candidate): 60.
-  madvise_call_ns        fixed cost of one madvise(MADV_DONTNEED) syscall,
-                         including the TLB shootdown on a 2-core box: 2,500.
-  madvise_page_ns        per 4 KiB page released: 250.  One background
-                         scavenger step (one 8 KiB runtime page = two 4 KiB
-                         pages) then costs ~3 us; Go's own fallback estimate
-                         (approxCritNSPerPhysicalPage) is a pessimistic
-                         10 us per physical page.
-  page_fault_ns          touching one 4 KiB page of scavenged memory again
-                         (minor fault + zeroing): 700.  Charged to the
-                         mutator after it releases the heap lock.
+  OS entries: medians of three runs of ``pagealloc calibrate`` on the
+  development VM (2 vCPU Xeon, Linux 6.18, THP "madvise", 2 MiB huge
+  pages), 2026-12-01; run it on your machine for yours.  Go 1.14 on linux
+  releases with MADV_FREE unless GODEBUG=madvdontneed=1 (replay
+  ``madvdontneed=True``), which selects the MADV_DONTNEED entries.
+  madvise_free_call_ns   fixed cost of one madvise(MADV_FREE): 2,250.
+  madvise_free_page_ns   per 4 KiB page it covers: 15.  One background
+                         scavenger step (one 8 KiB runtime page) then costs
+                         ~2.3 us plus its huge-page flag calls; Go's own
+                         fallback estimate (approxCritNSPerPhysicalPage) is
+                         a pessimistic 10 us per physical page.
+  madvise_call_ns        fixed cost of one madvise(MADV_DONTNEED): 1,600
+  madvise_page_ns        per 4 KiB page it covers (unmapping, freeing the
+                         page, TLB flush): 100.
+  madvise_hugepage_ns    one MADV_NOHUGEPAGE (sysUnused, on the partial huge
+                         pages at each end of a released range) or
+                         MADV_HUGEPAGE (sysUsed, on the whole huge pages of a
+                         reused span) call, a flag change that splits or
+                         merges the mapping: 420.
+  page_fault_ns          writing one 4 KiB page released with MADV_DONTNEED
+                         again (minor fault + zeroing): 1,100.
+  page_retouch_free_ns   writing one 4 KiB page released with MADV_FREE that
+                         the kernel has not reclaimed yet: 285 (no memory
+                         pressure is modelled, so none is reclaimed).
+                         Both retouch costs and MADV_HUGEPAGE are charged to
+                         the allocating P after it releases the heap lock.
   gc_ns                  the pacing update at the end of a GC cycle: 500.
 
 Any subset can be overridden from a TOML or JSON file (``--cost-model``).
@@ -47,13 +76,20 @@ class CostModel:
     free_ns: int = 150
     cache_alloc_ns: int = 20
     cache_refill_ns: int = 200
+    mspan_refill_ns: int = 1_300
     lock_ns: int = 40
+    lock_spin_ns: int = 2_000
+    futex_wake_ns: int = 1_850
     grow_chunk_ns: int = 300
     sys_alloc_ns: int = 20_000
     chunk_scan_ns: int = 60
-    madvise_call_ns: int = 2_500
-    madvise_page_ns: int = 250
-    page_fault_ns: int = 700
+    madvise_call_ns: int = 1_600
+    madvise_page_ns: int = 100
+    madvise_free_call_ns: int = 2_250
+    madvise_free_page_ns: int = 15
+    madvise_hugepage_ns: int = 420
+    page_fault_ns: int = 1_100
+    page_retouch_free_ns: int = 285
     gc_ns: int = 500
 
     def as_dict(self) -> dict:

@@ -19,12 +19,21 @@ Two simulated threads share one heap lock, in virtual nanoseconds:
 
 Lock waits are resolved with a "busy until" time: an actor asking for the
 lock at t gets it at max(t, the holder's release time).  On equal times the
-mutator goes first.  Nothing reads the wall clock except wall_seconds.
+background scavenger goes first (its pending steps up to t run before the
+mutator's event at t).  Nothing reads the wall clock except the
+WALL_CLOCK_FIELDS.
 
-Modes: ``unlocked`` is Go 1.14 (scavengeOne(…, false) in the background,
-FreeOSMemory's scavenge also steps with the lock dropped); ``locked`` holds
-the lock through every background scavengeOne and through FreeOSMemory.
-Heap-growth scavenging runs inside alloc with the lock held in both.
+Modes (presets), named for what they do with the heap lock:
+
+* ``go1.14``, as shipped: the background scavenger calls
+  scavengeOne(…, false), dropping the lock between steps; heap growth and
+  FreeOSMemory (scavengeAll: lock, resetScavengeAddr, scavenge(^0, true),
+  unlock) hold it throughout.  The baseline the others are compared with.
+* ``unlocked``: every site that can drop the lock does: the background
+  scavenger and FreeOSMemory step with it dropped.
+* ``locked``: every site holds it throughout, the background scavenger too.
+
+Heap growth scavenges inside alloc with the lock held in all three.
 """
 
 from __future__ import annotations
@@ -38,11 +47,15 @@ from pagealloc.sim.histogram import Histogram
 from pagealloc.sim.reference import reference_fields
 from pagealloc.runtime.invariants import InvariantError, check_heap
 from pagealloc.runtime.malloc import ARENA_HINT_BASE, PAGE_SHIFT
-from pagealloc.runtime.mgcscavenge import LOCK, PARK, SCAVENGE_ALL, SLEEP, UNLOCKED, bgscavenge
-from pagealloc.runtime.mheap import MAX_HEAP_SYS, SMALL_SPAN_PAGES, MHeap
-from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC
+from pagealloc.runtime.mgcscavenge import LOCK, PARK, SCAVENGE_ALL, SCAVENGE_PERCENT, SLEEP, UNLOCKED, bgscavenge
+from pagealloc.runtime.mheap import MAX_HEAP_SYS, RETAIN_EXTRA_PERCENT, SMALL_SPAN_PAGES, MHeap
+from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, OP_GC_START
 
-MODES = ("unlocked", "locked")
+MODES = ("go1.14", "unlocked", "locked")
+BASELINE_MODE = "go1.14"
+# (background scavenger holds the lock, FreeOSMemory holds the lock) per mode
+LOCKED_SITES = {"go1.14": (False, True), "unlocked": (False, False), "locked": (True, True)}
+TIMINGS = ("recorded", "closed")
 _INF = float("inf")
 
 # Scavenger states
@@ -53,15 +66,15 @@ _RESUME, _ACQUIRE, _SLEEPING, _PARKED = range(4)
 class ReplayResult:
     """Metrics of one replay of one trace in one mode.
 
-    Times ending in _ns are virtual nanoseconds; wall_seconds and
-    events_per_second are the only wall-clock (non-deterministic) fields.
+    Times ending in _ns are virtual nanoseconds; the WALL_CLOCK_FIELDS
+    (the simulator's own speed) are the only non-deterministic fields.
     """
 
     trace: str
     mode: str
     events: int = 0
     wall_seconds: float = 0.0
-    events_per_second: float = 0.0
+    replay_events_per_wall_second: float = 0.0
     released_bytes: int = 0
     released_background_bytes: int = 0
     released_growth_bytes: int = 0
@@ -82,6 +95,12 @@ class ReplayResult:
     makespan_ns: int = 0
     address_agreement: float = 0.0
     skipped_events: int = 0
+    timing: str = "recorded"
+    gc_goal_derived: int = 0  # gc rows without a heap goal, whose goal was derived as Go 1.14 would
+    retain_extra_percent: float = 10
+    scavenge_percent: float = 1
+    madvise_advice: str = "MADV_FREE"  # how sysUnused released: MADV_FREE (Go 1.14's default) or MADV_DONTNEED
+    madvise_calls: int = 0
     retained_timeline: list = field(default_factory=list)  # [(virtual ns, retained bytes)] at each GC, FreeOSMemory and the end
     # What the real Go 1.14.6 runtime did, on go1.14-runtime traces (else None); _ratio = model / real.
     # Filled by pagealloc.sim.reference.reference_fields.
@@ -103,7 +122,7 @@ class ReplayResult:
     reference_scavenged_alloc_bytes_ratio: float | None = None
     reference_retained_timeline: list | None = None  # [(ns, retained bytes)] of the real runtime, as retained_timeline
 
-    WALL_CLOCK_FIELDS = ("wall_seconds", "events_per_second")
+    WALL_CLOCK_FIELDS = ("wall_seconds", "replay_events_per_wall_second")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -126,16 +145,36 @@ class Replay:
     """One replay: the heap, both threads' clocks, and the metrics being gathered."""
 
     def __init__(
-        self, mode: str, cost: CostModel, *, closed_loop: bool = False, lenient: bool = False, kinds_known: bool = False
+        self,
+        mode: str,
+        cost: CostModel,
+        *,
+        timing: str = "recorded",
+        closed_loop: bool = False,
+        lenient: bool = False,
+        kinds_known: bool = False,
+        retain_extra_percent=RETAIN_EXTRA_PERCENT,
+        scavenge_percent=SCAVENGE_PERCENT,
+        madvdontneed: bool = False,
     ):
         if mode not in MODES:
             raise UserError(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
+        if closed_loop:
+            timing = "closed"
+        if timing not in TIMINGS:
+            raise UserError(f"unknown timing {timing!r} (choose from {', '.join(TIMINGS)})")
+        check_knob("retain_extra_percent", retain_extra_percent, 0, 1000)
+        check_knob("scavenge_percent", scavenge_percent, 1e-6, 100)
         self.mode = mode
+        self.bg_locked, self.forced_locked = LOCKED_SITES[mode]
         self.cost = cost
-        self.closed_loop = closed_loop
+        self.timing = timing
+        self.closed_loop = timing == "closed"
         self.lenient = lenient
         self.kinds_known = kinds_known  # the trace's kind column is Go's (a recorded trace)
-        self.heap = heap = MHeap(cost)
+        self.retain_extra_percent, self.scavenge_percent = retain_extra_percent, scavenge_percent
+        self.madvdontneed = bool(madvdontneed)
+        self.heap = heap = MHeap(cost, retain_extra_percent=retain_extra_percent, madvdontneed=self.madvdontneed)
         heap.now = 0
         self.spans: dict[int, tuple[int, int]] = {}  # trace span id -> (base, npages)
         # mutator
@@ -144,7 +183,7 @@ class Replay:
         self.stalls = Histogram()
         self.holds = Histogram()
         # scavenger
-        self.gen = bgscavenge(heap, locked=(mode == "locked"))
+        self.gen = bgscavenge(heap, locked=self.bg_locked, scavenge_percent=scavenge_percent)
         self.s_state = _RESUME
         self.s_time = 0
         self.s_send = None
@@ -157,6 +196,7 @@ class Replay:
         self.agree = 0
         self.allocs = 0
         self.retained_peak = 0
+        self.goals_derived = 0
         self.timeline: list[tuple[int, int]] = []
 
     # -- the background scavenger --
@@ -279,7 +319,7 @@ class Replay:
         lock = heap.lock
         lock.actor = "mutator"  # the scavenger's steps set it to itself
         alloc_span, free_span = heap.alloc_span, heap.free_span
-        locked_mode = self.mode == "locked"
+        forced_locked = self.forced_locked
         closed = self.closed_loop
         m_time = self.m_time
         peak = self.retained_peak
@@ -302,9 +342,9 @@ class Replay:
                 pid = p[i]
                 if kinds is not None and n < SMALL_SPAN_PAGES:
                     k = kinds[i]
-                    base = alloc_span(n, pid if pid >= 0 else 0, bool(k & 1 or k >> 2))
+                    base = alloc_span(n, pid, bool(k & 1 or k >> 2))
                 else:
-                    base = alloc_span(n, pid if pid >= 0 else 0)
+                    base = alloc_span(n, pid)  # P -1: no P, so no page cache (Go: pp == nil)
                 if base == 0:
                     raise UserError(
                         f"{label}: row {first_row + i}: allocating span {sid} of {n} pages would grow the heap "
@@ -324,12 +364,14 @@ class Replay:
                         self.skipped += 1
                         continue
                     raise UserError(f"{label}: row {first_row + i}: free of unknown span {span[i]}")
-                free_span(got[0], got[1])
-            elif code == OP_GC:
-                with lock:
-                    heap.gc_done(value[i])
+                free_span(got[0], got[1], p[i])
+            elif code == OP_GC_START:  # world stopped: no heap lock (Go: gcStart)
+                heap.gc_start()
+            elif code == OP_GC:  # world stopped: no heap lock (Go: gcMarkTermination)
+                if heap.gc_done(value[i]):
+                    self.goals_derived += 1
             elif code == OP_FREE_OS_MEMORY:
-                if locked_mode:
+                if forced_locked:
                     heap.scavenge_all(locked=True)
                 else:
                     m_time = self._scavenge_all_unlocked(start)
@@ -367,7 +409,7 @@ class Replay:
             mode=self.mode,
             events=self.events,
             wall_seconds=wall,
-            events_per_second=self.events / wall if wall > 0 else 0.0,
+            replay_events_per_wall_second=self.events / wall if wall > 0 else 0.0,
             released_bytes=sum(by.values()),
             released_background_bytes=by["background"],
             released_growth_bytes=by["growth"],
@@ -388,6 +430,12 @@ class Replay:
             makespan_ns=self.m_time,
             address_agreement=self.agree / self.allocs if self.allocs else 0.0,
             skipped_events=self.skipped,
+            timing=self.timing,
+            gc_goal_derived=self.goals_derived,
+            retain_extra_percent=self.retain_extra_percent,
+            scavenge_percent=self.scavenge_percent,
+            madvise_advice="MADV_DONTNEED" if self.madvdontneed else "MADV_FREE",
+            madvise_calls=heap.madvise_calls,
             retained_timeline=self.timeline,
         )
 
@@ -402,17 +450,27 @@ def _label(trace) -> str:
 
 def replay(
     trace,
-    mode: str = "unlocked",
+    mode: str = BASELINE_MODE,
     *,
     cost_model: CostModel | str | None = None,
+    timing: str = "recorded",
     closed_loop: bool = False,
+    retain_extra_percent=RETAIN_EXTRA_PERCENT,
+    scavenge_percent=SCAVENGE_PERCENT,
+    madvdontneed: bool = False,
     check: bool = False,
     lenient: bool = False,
     label: str | None = None,
     progress=None,
 ) -> ReplayResult:
-    """Replay ``trace`` (a path, pyarrow Table or pandas DataFrame) in ``mode``.
+    """Replay ``trace`` (a path, pyarrow Table or pandas DataFrame) in ``mode`` (a preset of MODES).
 
+    ``timing`` (TIMINGS): ``recorded`` starts each event at its timestamp
+    or when the mutator is free; ``closed`` runs them back to back
+    (``closed_loop=True`` is the same).  ``retain_extra_percent`` and
+    ``scavenge_percent`` are Go 1.14's retainExtraPercent (10) and
+    scavengePercent (1): knobs for parameter studies.  ``madvdontneed`` is
+    GODEBUG=madvdontneed=1: release with MADV_DONTNEED instead of MADV_FREE.
     Raises UserError for bad input.  ``check`` verifies the model's
     invariants after the replay (pagealloc.runtime.invariants.check_heap).
     ``lenient`` skips frees of unknown spans and allocs of live spans and
@@ -429,7 +487,17 @@ def replay(
     # means "not given", not "large scan object".
     metadata = trace_metadata(trace)
     kinds_known = metadata.get("source") in ("go-trace", "go1.14-runtime")
-    engine = Replay(mode, cost_model or CostModel(), closed_loop=closed_loop, lenient=lenient, kinds_known=kinds_known)
+    engine = Replay(
+        mode,
+        cost_model or CostModel(),
+        timing=timing,
+        closed_loop=closed_loop,
+        lenient=lenient,
+        kinds_known=kinds_known,
+        retain_extra_percent=retain_extra_percent,
+        scavenge_percent=scavenge_percent,
+        madvdontneed=madvdontneed,
+    )
     t0 = time.perf_counter()
     row = 0
     try:
@@ -451,4 +519,10 @@ def replay(
     return result
 
 
-__all__ = ["MODES", "Replay", "ReplayResult", "replay"]
+def check_knob(name: str, value, low, high) -> None:
+    """A model knob must be a number in [low, high]; UserError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise UserError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
+
+
+__all__ = ["BASELINE_MODE", "MODES", "TIMINGS", "Replay", "ReplayResult", "replay"]

@@ -1,4 +1,4 @@
-"""Heap traces in the pagealloc Parquet format v1 (see traces/README.md).
+"""Heap traces in the pagealloc Parquet format v2 (v1 files are read too) (see traces/README.md).
 
 The public API for other modules (the replay engine, the CLI, notebooks):
 
@@ -26,6 +26,7 @@ from pagealloc.trace.format import (
     OP_FREE,
     OP_FREE_OS_MEMORY,
     OP_GC,
+    OP_GC_START,
     OP_NAMES,
     SCHEMA,
     SOURCES,
@@ -51,6 +52,7 @@ __all__ = [
     "OP_FREE",
     "OP_FREE_OS_MEMORY",
     "OP_GC",
+    "OP_GC_START",
     "OP_NAMES",
     "SCHEMA",
     "SOURCES",

@@ -1,4 +1,4 @@
-"""Trace format v1: the Parquet schema, its metadata, and streaming I/O.
+"""Trace format v2 (reads v1): the Parquet schema, its metadata, and streaming I/O.
 
 One row per event, in time order (see traces/README.md for the full
 specification).  Required columns: ``ts`` int64 (ns since trace start,
@@ -31,7 +31,8 @@ import pyarrow.parquet as pq
 
 from pagealloc.errors import UserError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)  # v1 is v2 without gc_start rows (no mark windows)
 METADATA_KEY = b"pagealloc"
 SOURCES = ("go-trace", "synthetic", "user", "go1.14-runtime")  # go1.14-runtime: pagealloc record --go 1.14
 
@@ -40,7 +41,8 @@ OP_ALLOC = 0
 OP_FREE = 1
 OP_GC = 2
 OP_FREE_OS_MEMORY = 3
-OP_NAMES = ("alloc", "free", "gc", "free_os_memory")
+OP_GC_START = 4  # v2: a GC's mark phase starts (Go: gcStart sets gcBlackenEnabled)
+OP_NAMES = ("alloc", "free", "gc", "free_os_memory", "gc_start")
 
 PAGE_SIZE = 8192
 ADDRESS_BITS = 48
@@ -141,8 +143,9 @@ def parse_metadata(schema: pa.Schema, label: str) -> dict:
     if not isinstance(meta, dict):
         raise UserError(f"{label}: metadata key 'pagealloc' must hold a JSON object")
     version = meta.get("version")
-    if version != FORMAT_VERSION:
-        raise UserError(f"{label}: trace format version {version!r} is not supported (this pagealloc reads version {FORMAT_VERSION})")
+    if version not in READ_VERSIONS:
+        versions = " and ".join(map(str, READ_VERSIONS))
+        raise UserError(f"{label}: trace format version {version!r} is not supported (this pagealloc reads versions {versions})")
     if meta.get("source", "user") not in SOURCES:
         raise UserError(f"{label}: metadata source {meta.get('source')!r} is not one of {', '.join(SOURCES)}")
     meta.setdefault("source", "user")

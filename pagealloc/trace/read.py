@@ -259,7 +259,7 @@ def iter_event_batches(source, batch_rows: int = BATCH_ROWS, validate: bool = Tr
     With ``validate`` (the default) every check runs as the batches stream
     by, so a bad row raises UserError before the batch holding it is
     yielded.  ``spans=False`` keeps every check but span consistency (see
-    Validator).  Op codes are OP_ALLOC, OP_FREE, OP_GC, OP_FREE_OS_MEMORY.
+    Validator).  Op codes are OP_ALLOC, OP_FREE, OP_GC, OP_FREE_OS_MEMORY, OP_GC_START.
     """
     for cols in _checked(source, batch_rows, validate, spans):
         yield cols.events()

@@ -5,25 +5,42 @@ events; the same arguments (with the same pagealloc, numpy and pyarrow)
 give a byte-identical file.  Every scenario draws, with numpy and one
 ``numpy.random.Generator(PCG64(seed))``, a stream of spans -- alloc time,
 free time (or never), size in pages -- and ``_assemble`` merges allocs and
-frees by time, keeps the first N events, and adds a ``gc`` row whenever the
-pages allocated since the last GC would have taken the heap to its goal
-(GOGC=100: next goal = max(4 MiB, 2 x live heap)).  No Python loop runs per
-event, so 10 M events take seconds.
+frees by time, keeps the first N events, and adds GC cycles: a ``gc`` row
+(mark termination) whenever the pages allocated since the last GC would
+have taken the heap to its goal (GOGC=100: next goal = max(4 MiB, 2 x live
+heap)), preceded by a ``gc_start`` row (the mark phase starts) where the
+heap passed 90% of the way from the last GC's heap to the goal, roughly
+Go's trigger.  A ``free_os_memory`` row follows a GC of its own, as
+``debug.FreeOSMemory`` runs one first (its gc_start and gc rows sit just
+before it), so its scavenge sees that GC's pacing and scavenge-address
+reset.  No Python loop runs per event, so 10 M events take seconds.
 
 Span ids are sequence numbers (unique over the whole trace), not addresses;
-``kind`` is 0 (unknown); ``p`` is a random P in [0, GOMAXPROCS) for alloc
-and free rows and -1 for gc and free_os_memory rows.
+``kind`` is 0 (unknown); ``p`` is a random P in [0, GOMAXPROCS) for alloc,
+free and free_os_memory rows (the goroutine calling FreeOSMemory runs on a
+P) and -1 for gc_start and gc rows (the runtime's own work, no P's page
+cache).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, PAGE_SIZE, TraceWriter, make_metadata
+from pagealloc.trace.format import (
+    OP_ALLOC,
+    OP_FREE,
+    OP_FREE_OS_MEMORY,
+    OP_GC,
+    OP_GC_START,
+    PAGE_SIZE,
+    TraceWriter,
+    make_metadata,
+)
 
 MS = 1_000_000  # ns
 MIN_GOAL_PAGES = (4 << 20) // PAGE_SIZE  # Go's minimum heap goal, 4 MiB
-GOMAXPROCS = 4
+GOMAXPROCS = 4  # the Ps of every scenario but those in SCENARIO_PROCS
+TRIGGER = 0.9  # gc_start once the heap is this far from the last GC's live heap to the goal
 
 
 def _npages(rng: np.random.Generator, m: int, large: float = 0.02) -> np.ndarray:
@@ -107,23 +124,43 @@ def freeosmemory(rng, m, phase_allocs=6000, gap_ns=2000, release_ns=5 * MS, back
     return alloc, free, _npages(rng, m), fom
 
 
+def contention(rng, m, gap_ns=2000, phase_ns=4 * MS, drop=0.85):
+    """golang/go#57069's shape: 16 Ps allocate large objects (16-128 pages,
+    above the page cache, so every one takes the heap lock) at a high rate
+    while most of the heap dies (it shrinks) and, mid-phase, a
+    ``debug.FreeOSMemory()`` releases everything free -- with the heap lock
+    held throughout in Go 1.14, so every other P that allocates waits."""
+    alloc = np.cumsum(rng.exponential(gap_ns, m)).astype(np.int64)
+    phase = alloc // phase_ns
+    dies = rng.random(m) < drop
+    phase_end = (phase + 1) * phase_ns
+    # Most spans die in a burst in the first half of the next phase (the heap
+    # shrinks while the Ps keep allocating); the rest live one or two more.
+    free = np.where(dies, phase_end + rng.integers(1, phase_ns // 2, m), phase_end + rng.integers(1, 3, m) * phase_ns)
+    npages = np.exp(rng.uniform(np.log(16), np.log(65), m)).astype(np.int64)
+    fom = np.arange(1, phase[-1] + 2) * phase_ns + phase_ns // 2 + MS // 2  # just after the burst of frees
+    return alloc, free, npages, fom
+
+
 SCENARIOS = {
     "churn": churn,
     "burst-idle": burst_idle,
     "fragmentation": fragmentation,
     "growth-storm": growth_storm,
     "freeosmemory": freeosmemory,
+    "contention": contention,
 }
+SCENARIO_PROCS = {"contention": 16}
 
 
 def synthesize(scenario: str, events: int, seed: int) -> dict[str, np.ndarray]:
     """Exactly ``events`` events of ``scenario`` as numpy columns."""
     rng = np.random.Generator(np.random.PCG64(seed))
     alloc, free, npages, fom = SCENARIOS[scenario](rng, max(events, 1))
-    return _assemble(rng, events, alloc, free, npages, fom)
+    return _assemble(rng, events, alloc, free, npages, fom, SCENARIO_PROCS.get(scenario, GOMAXPROCS))
 
 
-def _assemble(rng, n, alloc, free, npages, fom) -> dict[str, np.ndarray]:
+def _assemble(rng, n, alloc, free, npages, fom, procs=GOMAXPROCS) -> dict[str, np.ndarray]:
     m = len(alloc)
     span = np.arange(m, dtype=np.uint64)
     freed = free >= 0
@@ -135,37 +172,59 @@ def _assemble(rng, n, alloc, free, npages, fom) -> dict[str, np.ndarray]:
     order = np.argsort(ts, kind="stable")[:n]  # allocs before frees before free_os_memory on ties
     ts, op, spans, pages = ts[order], op[order], spans[order], pages[order]
 
-    gc_at, goals = _gc_cycles(op, pages)
-    ts = np.insert(ts, gc_at + 1, ts[gc_at])[:n]
-    op = np.insert(op, gc_at + 1, OP_GC)[:n]
-    spans = np.insert(spans, gc_at + 1, 0)[:n]
-    pages = np.insert(pages, gc_at + 1, 0)[:n]
-    value = np.insert(np.zeros(len(order), np.uint64), gc_at + 1, goals)[:n]
-    p = rng.integers(0, GOMAXPROCS, len(ts)).astype(np.int32)
-    p[(op == OP_GC) | (op == OP_FREE_OS_MEMORY)] = -1
+    start_at, gc_at, goals = _gc_cycles(op, pages)
+    # Insert each cycle's gc_start after row start_at and its gc after row gc_at
+    # (np.insert places rows given the same index in the order given).
+    where = np.concatenate([start_at, gc_at]) + 1
+    ins = np.argsort(where, kind="stable")
+    where = where[ins]
+    row_of = np.concatenate([start_at, gc_at])[ins]
+    ts = np.insert(ts, where, ts[row_of])[:n]
+    op = np.insert(op, where, np.concatenate([np.full(len(start_at), OP_GC_START), np.full(len(gc_at), OP_GC)])[ins])[:n]
+    spans = np.insert(spans, where, 0)[:n]
+    pages = np.insert(pages, where, 0)[:n]
+    value = np.insert(np.zeros(len(order), np.uint64), where, np.concatenate([np.zeros(len(start_at), np.uint64), goals])[ins])[:n]
+    p = rng.integers(0, procs, len(ts)).astype(np.int32)
+    p[(op == OP_GC) | (op == OP_GC_START)] = -1
     return {"ts": ts - ts[0] if len(ts) else ts, "op": op, "span": spans, "npages": pages, "p": p, "value": value}
 
 
-def _gc_cycles(op: np.ndarray, pages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows after which a GC ends, and the heap goal (bytes) it sets.
+def _gc_cycles(op: np.ndarray, pages: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows after which each GC cycle's mark starts and ends, and the goal (bytes) it sets.
 
-    A cycle ends once the pages allocated since the previous one would
-    have taken the heap to its goal; the new goal is max(4 MiB, 2 x live).
-    One Python iteration per GC cycle, not per event.
+    A cycle ends once the pages allocated since the previous one would have
+    taken the heap to its goal, or just before a free_os_memory row (its
+    forced GC, which starts marking right there); the new goal is
+    max(4 MiB, 2 x live).  The mark of a natural cycle starts TRIGGER of the
+    way there.  One Python iteration per GC cycle, not per event.
     """
     allocated = np.cumsum(np.where(op == OP_ALLOC, pages, 0))
     live = np.cumsum(np.where(op == OP_ALLOC, pages, 0) - np.where(op == OP_FREE, pages, 0))
-    at, goals = [], []
-    goal, live_then, done = MIN_GOAL_PAGES, 0, 0
+    forced = np.flatnonzero(op == OP_FREE_OS_MEMORY)
+    starts, at, goals = [], [], []
+    goal, live_then, done, k, last = MIN_GOAL_PAGES, 0, 0, 0, -1
     while True:
-        i = int(np.searchsorted(allocated, done + max(goal - live_then, 1)))
-        if i >= len(op):
+        distance = max(goal - live_then, 1)
+        i = int(np.searchsorted(allocated, done + distance))
+        while k < len(forced) and forced[k] - 1 <= last:
+            k += 1  # a FreeOSMemory right after a GC ends: no second one
+        if k < len(forced) and forced[k] - 1 < i:
+            i = s = int(forced[k]) - 1
+            k += 1
+            if i < 0:
+                continue  # the trace opens with FreeOSMemory: nothing to collect yet
+        elif i >= len(op):
             break
-        live_then, done = int(live[i]), int(allocated[i])
+        else:
+            s = max(int(np.searchsorted(allocated, done + int(distance * TRIGGER))), last + 1, 0)
+            s = min(s, i)
+        live_then, done, last = int(live[i]), int(allocated[i]), i
         goal = max(MIN_GOAL_PAGES, 2 * live_then)
+        starts.append(s)
         at.append(i)
         goals.append(goal * PAGE_SIZE)
-    return np.array(at, dtype=np.int64), np.array(goals, dtype=np.uint64)
+    as_array = lambda xs, t=np.int64: np.array(xs, dtype=t)  # noqa: E731
+    return as_array(starts), as_array(at), as_array(goals, np.uint64)
 
 
 def write_synthetic(path: str, scenario: str, events: int, seed: int, name: str | None = None) -> dict:
@@ -175,7 +234,7 @@ def write_synthetic(path: str, scenario: str, events: int, seed: int, name: str 
         "synthetic",
         name=name or scenario,
         page_size=PAGE_SIZE,
-        gomaxprocs=GOMAXPROCS,
+        gomaxprocs=SCENARIO_PROCS.get(scenario, GOMAXPROCS),
         generator={"name": "pagealloc synth", "scenario": scenario, "events": events, "seed": seed},
     )
     with TraceWriter(path, meta) as w:

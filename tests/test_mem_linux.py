@@ -1,0 +1,72 @@
+"""sysUnused / sysUsed as Go 1.14 does them on linux (runtime/mem_linux.go), and their prices."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pagealloc.runtime.mem_linux import MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, sys_unused, sys_used
+from pagealloc.sim.costmodel import CostModel
+from pagealloc.sim.replay import replay
+
+HUGE = 2 << 20
+B = 0xC000000000  # huge-page aligned
+
+
+@pytest.mark.parametrize(
+    "v, n, want",
+    [
+        # aligned at both ends: no huge-page flags, just the release
+        (B, HUGE, [(MADV_FREE, B, HUGE)]),
+        # one 8 KiB page inside a huge page: head and tail are the same huge page, one call
+        (B + 8192, 8192, [(MADV_NOHUGEPAGE, B, HUGE), (MADV_FREE, B + 8192, 8192)]),
+        # crossing one huge-page boundary: head and tail adjacent, one call of two huge pages
+        (B + HUGE - 8192, 16384, [(MADV_NOHUGEPAGE, B, 2 * HUGE), (MADV_FREE, B + HUGE - 8192, 16384)]),
+        # spanning three huge pages, unaligned at both ends: two calls
+        (B + 8192, 2 * HUGE, [(MADV_NOHUGEPAGE, B, HUGE), (MADV_NOHUGEPAGE, B + 2 * HUGE, HUGE),
+                              (MADV_FREE, B + 8192, 2 * HUGE)]),
+        # aligned start, unaligned end: only the tail
+        (B, HUGE + 8192, [(MADV_NOHUGEPAGE, B + HUGE, HUGE), (MADV_FREE, B, HUGE + 8192)]),
+    ],
+)
+def test_sys_unused_matches_go(v, n, want):
+    assert sys_unused(v, n, HUGE) == want
+
+
+def test_sys_unused_without_huge_pages_and_with_madvdontneed():
+    assert sys_unused(B + 8192, 8192, 0) == [(MADV_FREE, B + 8192, 8192)]
+    assert sys_unused(B + 8192, 8192, 0, madvdontneed=True) == [(MADV_DONTNEED, B + 8192, 8192)]
+
+
+def test_sys_used_marks_only_whole_huge_pages():
+    assert sys_used(B + 8192, HUGE, HUGE) == []  # no whole huge page inside
+    assert sys_used(B, HUGE, HUGE) == [(MADV_HUGEPAGE, B, HUGE)]
+    assert sys_used(B + 8192, 3 * HUGE, HUGE) == [(MADV_HUGEPAGE, B + HUGE, 2 * HUGE)]
+    assert sys_used(B, 3 * HUGE, 0) == []
+
+
+def _trace():
+    MiB = 1 << 20
+    rows = [(0, "alloc", 1, 512, 0), (1_000, "alloc", 2, 512, 0), (2_000, "free", 2, 512, 0),
+            (3_000, "gc", 0, 0, 64 * MiB), (4_000, "free_os_memory", 0, 0, 0), (5_000, "alloc", 3, 512, 0)]
+    return pd.DataFrame(rows, columns=["ts", "op", "span", "npages", "value"]).astype(
+        {"ts": "int64", "span": "uint64", "npages": "uint32", "value": "uint64"})
+
+
+def test_madvdontneed_prices_the_release_and_the_retouch_differently():
+    """Same heap decisions either way; only the cost of releasing and reusing memory differs."""
+    free = replay(_trace(), "go1.14")
+    dontneed = replay(_trace(), "go1.14", madvdontneed=True)
+    assert free.madvise_advice == "MADV_FREE" and dontneed.madvise_advice == "MADV_DONTNEED"
+    assert free.released_bytes == dontneed.released_bytes > 0
+    assert free.scavenged_alloc_bytes == dontneed.scavenged_alloc_bytes > 0
+    # FreeOSMemory releases one whole 4 MiB chunk (aligned: no huge-page flag calls) in one
+    # madvise under the lock; span 3 then reuses it, re-touching its 1024 4 KiB pages.
+    c = CostModel()
+    pages = (4 << 20) // 4096
+    forced = {"free": c.madvise_free_call_ns + c.madvise_free_page_ns * pages,
+              "dontneed": c.madvise_call_ns + c.madvise_page_ns * pages}
+    assert free.madvise_calls == dontneed.madvise_calls
+    assert dontneed.lock_hold_max_ns == forced["dontneed"] + c.lock_ns + c.chunk_scan_ns
+    retouch = (c.page_fault_ns - c.page_retouch_free_ns) * pages
+    assert dontneed.makespan_ns - free.makespan_ns == forced["dontneed"] - forced["free"] + retouch
