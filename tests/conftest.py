@@ -8,6 +8,10 @@ Go's ``BitRange{I, N}`` is written here as the tuple ``(i, n)``.
 
 from __future__ import annotations
 
+import subprocess
+import time
+from pathlib import Path
+
 import pytest
 
 from pagealloc.runtime.invariants import check_page_alloc as check_invariants
@@ -122,3 +126,25 @@ def _invariants_always_on(monkeypatch):
     monkeypatch.undo()
     for p in built:
         check_invariants(p)
+
+
+# Go 1.14.6's source and its build script, beside the repository (../shared/go114).
+GO114_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "go114"
+
+
+@pytest.fixture(scope="session")
+def go114_root(request) -> Path:
+    """GOROOT of Go 1.14.6, built by ../shared/go114/build (about 2.5 min the first time, then cached
+    in ~/.cache/pagealloc-go114); skips the tests that need it when that folder is absent."""
+    build = GO114_DIR / "build"
+    if not build.is_file():
+        pytest.skip(f"needs Go 1.14.6: {GO114_DIR} is absent")
+    t0 = time.perf_counter()
+    r = subprocess.run(["bash", str(build)], capture_output=True, text=True, timeout=1800, check=False)
+    if r.returncode != 0:
+        pytest.fail(f"{build} failed (exit {r.returncode}):\n{r.stderr[-4000:]}", pytrace=False)
+    goroot = Path(r.stdout.strip().splitlines()[-1])
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and time.perf_counter() - t0 > 5:
+        reporter.write_line(f"go114: built Go 1.14.6 into {goroot} in {time.perf_counter() - t0:.0f} s")
+    return goroot

@@ -179,6 +179,7 @@ def test_large_object_spans_take_the_heap_lock_even_from_the_page_cache(kind, lo
 
     engine = Replay("unlocked", CostModel(), kinds_known=True)
     engine.run_batch([0, 1, 2], [0, 0, 0], [1, 2, 3], [1, 1, 1], [0] * 3, [0] * 3, [kind] * 3, first_row=0, label="t")
+    engine.drain("t")
     assert engine.heap.lock.by_actor["mutator"] == locks
     assert engine.heap.lock.by_actor["scavenger"] == 0
 
@@ -189,4 +190,5 @@ def test_kinds_of_user_traces_are_not_trusted():
 
     engine = Replay("unlocked", CostModel())
     engine.run_batch([0, 1, 2], [0, 0, 0], [1, 2, 3], [1, 1, 1], [0] * 3, [0] * 3, [0] * 3, first_row=0, label="t")
+    engine.drain("t")
     assert engine.heap.lock.by_actor["mutator"] == 3

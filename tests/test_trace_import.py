@@ -129,7 +129,7 @@ def test_import_missing_file(tmp_path, capfd):
 def test_import_the_real_fixture(tmp_path, capfd):
     out = tmp_path / "fx.parquet"
     assert main(["import", str(GO_TRACE), "-o", str(out), "--go-version", "go1.27.3"]) == 0
-    assert capfd.readouterr().out == f"{out}: 348 events (210 alloc, 132 free, 4 gc, 2 free_os_memory)\n"
+    assert capfd.readouterr().out == f"{out}: 352 events (210 alloc, 132 free, 4 gc, 2 free_os_memory, 4 gc_start)\n"
     s = validate_trace(out)
     m = s.metadata
     assert m["source"] == "go-trace" and m["go_version"] == "go1.27.3" and m["name"] == "freeosmemory"
@@ -160,7 +160,7 @@ def test_python_decoder_on_the_fixture_needs_no_go(tmp_path, capfd, monkeypatch)
     monkeypatch.setenv("PAGEALLOC_GO", str(tmp_path / "no-go"))  # the pure-Python path must not need Go
     out = tmp_path / "py.parquet"
     assert main(["import", str(GO_TRACE), "-o", str(out), "--decoder", "python"]) == 0
-    assert capfd.readouterr().out == f"{out}: 348 events (210 alloc, 132 free, 4 gc, 2 free_os_memory)\n"
+    assert capfd.readouterr().out == f"{out}: 352 events (210 alloc, 132 free, 4 gc, 2 free_os_memory, 4 gc_start)\n"
     m = validate_trace(out).metadata
     assert m["importer"]["decoder"] == "pagealloc.trace.gowire (pure Python)"
     assert (m["min_heap_addr"], m["gomaxprocs"], m["spans_at_start"]) == (0x129021C00000, 2, 68)

@@ -16,28 +16,40 @@ from pagealloc.sim.replay import BASELINE_MODE, MODES, TIMINGS
 
 # Metrics shown in the table, with how to format them.
 TABLE = [
-    ("events", "{:,}"),
+    # what locked scavenging costs the program, and what unlocked saves
+    ("p_stall_ns", "ns"),
+    ("p_stall_max_ns", "ns"),
+    ("p_stall_p99_ns", "ns"),
+    ("alloc_latency_p99_ns", "ns"),
+    ("alloc_latency_max_ns", "ns"),
     ("released_bytes", "bytes"),
+    ("retained_final_bytes", "bytes"),
+    ("slowdown", "{:.4f}"),
+    ("throughput_events_per_vsec", "{:,.0f}"),
+    # the detail
+    ("gomaxprocs", "{:,}"),
+    ("events", "{:,}"),
+    ("makespan_ns", "ns"),
+    ("recorded_duration_ns", "ns"),
     ("released_background_bytes", "bytes"),
     ("released_growth_bytes", "bytes"),
     ("released_forced_bytes", "bytes"),
     ("retained_peak_bytes", "bytes"),
-    ("retained_final_bytes", "bytes"),
     ("heap_growths", "{:,}"),
     ("scavenged_alloc_bytes", "bytes"),
     ("madvise_calls", "{:,}"),
+    ("scavenger_cpu_ns", "ns"),
+    ("released_bytes_per_scavenger_cpu_sec", "bytes"),
     ("lock_acquisitions_mutator", "{:,}"),
     ("lock_acquisitions_scavenger", "{:,}"),
     ("lock_hold_max_ns", "ns"),
     ("lock_hold_p99_ns", "ns"),
-    ("mutator_stall_ns", "ns"),
-    ("mutator_stall_max_ns", "ns"),
-    ("mutator_stall_p99_ns", "ns"),
+    ("runtime_stall_ns", "ns"),
     ("scavenger_fooled", "{:,}"),
-    ("makespan_ns", "ns"),
     ("address_agreement", "{:.1%}"),
     ("skipped_events", "{:,}"),
 ]
+
 
 
 def register(sub) -> None:
@@ -46,7 +58,8 @@ def register(sub) -> None:
     p.add_argument("--mode", default="all", type=parse_modes,
                    help=f"presets: all (default), or a comma list of {', '.join(MODES)}")
     p.add_argument("--timing", choices=TIMINGS, default="recorded",
-                   help="recorded: events start at their timestamps (default); closed: back to back")
+                   help="recorded (default): each event starts at its timestamp or when its P is free; "
+                        "shifted: a P's stalls delay all its later events; closed: each P runs back to back")
     p.add_argument("--closed-loop", action="store_true", help="the same as --timing closed")
     p.add_argument("--json", action="store_true", help="one JSON object per line per (trace, preset)")
     p.add_argument("--cost-model", metavar="FILE", help="TOML or JSON file overriding virtual-time costs")
@@ -78,7 +91,7 @@ def _fmt(value, how: str) -> str:
         for scale, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
             if abs(value) >= scale:
                 return f"{value / scale:,.2f} {unit}"
-        return f"{value:,} B"
+        return f"{value:,.0f} B"
     if how == "ns":
         for scale, unit in ((1e9, "s"), (1e6, "ms"), (1e3, "us")):
             if abs(value) >= scale:

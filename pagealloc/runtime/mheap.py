@@ -60,6 +60,7 @@ GOGC = 100  # Go: readgogc's default
 DEFAULT_HEAP_MINIMUM = 4 << 20  # Go: defaultHeapMinimum (heapminimum at GOGC=100)
 TRIGGER_RATIO_INIT = 7 / 8.0  # Go: gcinit's memstats.triggerRatio
 RETAIN_EXTRA_PERCENT = 10  # Go: retainExtraPercent (mgcscavenge.go)
+START_CYCLE_MIN_DISTANCE = 1 << 20  # Go: startCycle keeps next_gc >= heap_live + 1 MiB
 
 
 def heap_minimum(gogc: int = GOGC) -> int:
@@ -393,12 +394,20 @@ class MHeap:
             self._free_mspan_locked(p)
             self.meter_ns += self.cost.free_ns
 
-    def gc_start(self) -> None:
-        """A GC's mark phase starts.  Go: gcStart (world stopped) sets gcBlackenEnabled.
+    def gc_start(self, heap_live: int = 0) -> None:
+        """A GC's mark phase starts.  Go: gcStart (world stopped): startCycle, then gcBlackenEnabled.
 
-        From now until gc_done, a page-cache hit still takes the heap lock
-        (allocSpan's gcBlackenEnabled check).
+        gcControllerState.startCycle keeps the goal at least 1 MiB above the
+        live heap: next_gc = max(next_gc, heap_live + 1 MiB), and that raised
+        goal is what mark termination records as last_next_gc.  ``heap_live``
+        0 means not known: heap_inuse stands in for it (the bytes of in-use
+        spans, an upper bound of heap_live).  From now until gc_done, a
+        page-cache hit still takes the heap lock (allocSpan's
+        gcBlackenEnabled check).
         """
+        live = heap_live or self.heap_inuse
+        if self.next_gc < live + START_CYCLE_MIN_DISTANCE:
+            self.next_gc = live + START_CYCLE_MIN_DISTANCE
         self.gc_blacken_enabled = True
         self.meter_ns += self.cost.gc_ns
 

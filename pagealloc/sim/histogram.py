@@ -9,7 +9,7 @@ Deterministic: same inputs, same figures.
 
 from __future__ import annotations
 
-_SUB_BITS = 6
+_SUB_BITS = 6  # sim/replay.py inlines add() for allocation latencies with these constants
 _SUB = 1 << _SUB_BITS
 
 

@@ -39,7 +39,9 @@ Heap growth scavenges inside alloc with the lock held in all three.
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
+from heapq import heappop, heappush
 
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.errors import UserError
@@ -55,8 +57,9 @@ MODES = ("go1.14", "unlocked", "locked")
 BASELINE_MODE = "go1.14"
 # (background scavenger holds the lock, FreeOSMemory holds the lock) per mode
 LOCKED_SITES = {"go1.14": (False, True), "unlocked": (False, False), "locked": (True, True)}
-TIMINGS = ("recorded", "closed")
+TIMINGS = ("recorded", "shifted", "closed")
 _INF = float("inf")
+CLOSED_QUEUE_LIMIT = 4_000_000  # events queued at once under closed timing before giving up
 
 # Scavenger states
 _RESUME, _ACQUIRE, _SLEEPING, _PARKED = range(4)
@@ -101,7 +104,22 @@ class ReplayResult:
     scavenge_percent: float = 1
     madvise_advice: str = "MADV_FREE"  # how sysUnused released: MADV_FREE (Go 1.14's default) or MADV_DONTNEED
     madvise_calls: int = 0
+    # The modelled program, GOMAXPROCS Ps contending for the heap lock (virtual time):
+    gomaxprocs: int = 1
+    p_stall_ns: int = 0  # P-time spent waiting for the heap lock, summed over Ps (= mutator_stall_ns)
+    p_stall_max_ns: int = 0  # the longest single wait
+    p_stall_p99_ns: int = 0  # over every heap-lock acquisition of a P
+    p_stall_by_p: list = field(default_factory=list)  # P-stall of P 0 .. gomaxprocs-1
+    runtime_stall_ns: int = 0  # waits of events with no P (p -1), in p_stall_ns but not in p_stall_by_p
+    alloc_latency_p99_ns: int = 0  # request to span in hand, lock wait included
+    alloc_latency_max_ns: int = 0
+    recorded_duration_ns: int = 0  # last timestamp - first timestamp of the trace
+    throughput_events_per_vsec: float = 0.0  # events per virtual second (events / makespan)
+    slowdown: float = 0.0  # makespan / recorded duration
+    scavenger_cpu_ns: int = 0  # virtual CPU time of the background scavenger
+    released_bytes_per_scavenger_cpu_sec: float = 0.0
     retained_timeline: list = field(default_factory=list)  # [(virtual ns, retained bytes)] at each GC, FreeOSMemory and the end
+    p_stall_timeline: list = field(default_factory=list)  # [(virtual ns, P-stall so far)] at the same points
     # What the real Go 1.14.6 runtime did, on go1.14-runtime traces (else None); _ratio = model / real.
     # Filled by pagealloc.sim.reference.reference_fields.
     reference_released_bytes: int | None = None
@@ -141,8 +159,43 @@ class ReplayResult:
         return d
 
 
+class Actor:
+    """A P replaying its own events in order, or the runtime actor (P -1, no page cache).
+
+    ``queue`` holds its events not yet executed, in trace order, as
+    (row, ts, op, span, npages, value, kind) tuples; ``free_at`` is when it
+    is done with its last operation; ``delay`` is the lock-wait time that
+    has accumulated on it (the ``shifted`` timing moves its later events
+    by that much).  ``version`` invalidates its stale entries in the
+    engine's schedule.
+    """
+
+    __slots__ = ("pid", "queue", "free_at", "delay", "stall_ns", "steps", "scheduled", "blocked_on", "version")
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.queue: deque = deque()
+        self.free_at = 0
+        self.delay = 0
+        self.stall_ns = 0
+        self.steps = None  # the rest of a multi-step operation (unlocked FreeOSMemory)
+        self.scheduled = False
+        self.blocked_on = None  # a span id whose earlier op (on another actor) must run first
+        self.version = 0
+
+
 class Replay:
-    """One replay: the heap, both threads' clocks, and the metrics being gathered."""
+    """One replay: the heap, every actor's clock, and the metrics being gathered.
+
+    The actors are the trace's Ps (one per ``p`` value; P -1 is the runtime
+    actor, which has no P and so no page cache) and the background
+    scavenger.  A schedule (a heap of (time, tie, row, actor)) always runs
+    the earliest pending step: the scavenger's next step, or the next event
+    of a P.  Ties go to the scavenger, then to the event earliest in the
+    trace.  Events are queued per P as batches are read; the schedule only
+    runs steps before the horizon (the timestamp of the last event read),
+    because an event not yet read cannot start before its timestamp.
+    """
 
     def __init__(
         self,
@@ -156,6 +209,7 @@ class Replay:
         retain_extra_percent=RETAIN_EXTRA_PERCENT,
         scavenge_percent=SCAVENGE_PERCENT,
         madvdontneed: bool = False,
+        gomaxprocs: int | None = None,
     ):
         if mode not in MODES:
             raise UserError(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
@@ -174,21 +228,35 @@ class Replay:
         self.kinds_known = kinds_known  # the trace's kind column is Go's (a recorded trace)
         self.retain_extra_percent, self.scavenge_percent = retain_extra_percent, scavenge_percent
         self.madvdontneed = bool(madvdontneed)
+        self.gomaxprocs = gomaxprocs  # from the metadata; None: as many as the trace's p column shows
         self.heap = heap = MHeap(cost, retain_extra_percent=retain_extra_percent, madvdontneed=self.madvdontneed)
         heap.now = 0
         self.spans: dict[int, tuple[int, int]] = {}  # trace span id -> (base, npages)
-        # mutator
-        self.m_time = 0  # when the mutator is free again
+        # A span's ops run in trace order: each queued op carries the row of the
+        # span's previous op (or -1), and may run once that row has completed.
+        self.span_last: dict[int, int] = {}  # span id -> row of its last queued op
+        self.span_done: dict[int, tuple[int, int]] = {}  # span id -> (row, end) of its last completed op, while more are queued
+        self.waiting: dict[int, list[Actor]] = {}  # span id -> actors blocked on it
+        self.actors: dict[int, Actor] = {}
+        self.schedule: list = []
+        self.horizon = 0
+        self.now = 0  # time of the step running now
+        self.pending = 0  # events queued and not yet completed
+        self.trace_done = False
+        self.log = None  # a list to get (pid, row, op, start, end) per event run (tests)
         self.lock_busy_until = 0
         self.stalls = Histogram()
         self.holds = Histogram()
+        self.latency = Histogram()
         # scavenger
         self.gen = bgscavenge(heap, locked=self.bg_locked, scavenge_percent=scavenge_percent)
         self.s_state = _RESUME
         self.s_time = 0
+        self.s_version = 0
         self.s_send = None
         self.s_hold_start = 0
         self.s_sleep_start = 0
+        self.s_cpu_ns = 0
         self._step_scavenger()  # runs up to its first PARK
         # metrics
         self.events = 0
@@ -197,18 +265,25 @@ class Replay:
         self.allocs = 0
         self.retained_peak = 0
         self.goals_derived = 0
+        self.first_ts = None
+        self.last_ts = 0
         self.timeline: list[tuple[int, int]] = []
+        self.stall_timeline: list[tuple[int, int]] = []
 
     # -- the background scavenger --
 
-    def _advance_scavenger(self, until: float) -> None:
-        while self.s_time <= until:
-            self._step_scavenger()
+    def _schedule_scavenger(self) -> None:
+        self.s_version += 1
+        if self.s_time != _INF:
+            heappush(self.schedule, (self.s_time, 0, 0, self.s_version, None))
 
     def _step_scavenger(self) -> None:
         heap, cost = self.heap, self.cost
         if self.s_state == _ACQUIRE:
-            acquire = max(self.s_time, self.lock_busy_until)
+            busy = self.lock_busy_until
+            acquire = self.s_time
+            if busy > acquire:
+                acquire = busy + (cost.futex_wake_ns if busy - acquire > cost.lock_spin_ns else 0)
             self.s_time = self.s_hold_start = acquire
             self.s_state = _RESUME
             return
@@ -220,10 +295,12 @@ class Replay:
         self.s_send = None
         spent = heap.drain_meter()
         self.s_time += spent
+        self.s_cpu_ns += spent
         if req == LOCK:
             self.s_state = _ACQUIRE
         elif req == UNLOCKED:
             self.s_time += cost.lock_ns
+            self.s_cpu_ns += cost.lock_ns
             self.holds.add(self.s_time - self.s_hold_start)
             self.lock_busy_until = self.s_time
             self.s_state = _RESUME
@@ -243,58 +320,104 @@ class Replay:
             self.s_time, self.s_state = t, _RESUME
         elif self.s_state == _SLEEPING and t < self.s_time:
             self.s_time = t  # _step_scavenger sends t - sleep start as the time slept
+        else:
+            return
+        self._schedule_scavenger()
 
-    # -- the mutator --
+    # -- the Ps --
 
-    def _finish_op(self, start: int, acquisitions: int) -> int:
-        """Time the operation just executed at ``start``; return when it ends.
+    def _actor(self, pid: int, row: int, label: str) -> Actor:
+        g = self.gomaxprocs
+        if g is not None and pid >= g:
+            raise UserError(f"{label}: row {row}: p {pid} is not below the trace's gomaxprocs {g}")
+        a = self.actors[pid] = Actor(pid)
+        if self.timing == "closed":  # a P first seen late starts now, not at 0 in the past
+            a.free_at = self.now
+        return a
+
+    def _start_of(self, a: Actor) -> int:
+        """When actor a's next event starts, by the timing policy."""
+        ts = a.queue[0][1]
+        timing = self.timing
+        if timing == "recorded":
+            return ts if ts > a.free_at else a.free_at
+        if timing == "shifted":
+            ts += a.delay
+            return ts if ts > a.free_at else a.free_at
+        return a.free_at  # closed: back to back
+
+    def _schedule(self, a: Actor) -> None:
+        a.version += 1
+        a.scheduled = True
+        row = a.queue[0][0] if a.steps is None else -1
+        t = a.free_at if a.steps is not None else self._start_of(a)
+        heappush(self.schedule, (t, 1, row, a.version, a))
+
+    def _lock_op(self, a: Actor, start: int, acquisitions: int) -> int:
+        """Time the operation actor a just executed at ``start``; return when it ends.
 
         An operation that took the heap lock (``acquisitions`` changed) is
         timed as asking for it at ``start`` and holding it for all of its
         work but the part done after the release (page faults, cache hits);
-        if the scavenger holds the lock then, it waits (a stall).
+        if another actor holds the lock then, it waits (a stall).  A wait
+        longer than Go's spin (lock_spin_ns) sleeps in the futex, and waking
+        it costs the waiter futex_wake_ns more.
         """
         heap = self.heap
         after = heap.after_unlock_ns
         spent = heap.drain_meter()
         if heap.lock.acquisitions == acquisitions:
             return start + spent
-        lock_ns = self.cost.lock_ns
-        stall = self.lock_busy_until - start if self.lock_busy_until > start else 0
+        cost = self.cost
+        lock_ns = cost.lock_ns
+        busy = self.lock_busy_until
         stalls = self.stalls
-        if stall:
+        if busy > start:
+            wait = busy - start
+            # Past the spin the waiter sleeps, and waking it costs futex_wake_ns.  The
+            # lock is not idle meanwhile (Go's lock has no handoff: a P spinning for it
+            # takes it), so only the waiter pays: its section is timed from the release.
+            stall = wait + cost.futex_wake_ns if wait > cost.lock_spin_ns else wait
             stalls.add(stall)
+            a.stall_ns += stall
+            a.delay += stall
         else:  # the common case, without the call
+            wait = stall = 0
             stalls.counts[0] += 1
             stalls.n += 1
         hold = spent - after + lock_ns
         self.holds.add(hold)
-        self.lock_busy_until = start + stall + hold
+        self.lock_busy_until = start + wait + hold
         return start + stall + spent + lock_ns
 
-    def _scavenge_all_unlocked(self, start: int) -> int:
-        """FreeOSMemory in unlocked mode: mheap.scavenge_all(locked=False), timed per lock section.
+    def _forced_steps(self, a: Actor):
+        """FreeOSMemory dropping the lock per step (mode ``unlocked``): mheap.scavenge_all(locked=False).
 
-        Each scavenge_one step is its own critical section (its hold is its
-        madvise cost).  The steps run back to back within this one mutator
-        operation, so the background scavenger does not run between them.
+        A generator the engine resumes once per critical section, each at
+        the time the previous one ended, so other actors interleave: first
+        the scavenge-address reset under the lock, then each scavenge_one
+        step (its hold is its madvise).  Yields each section's end time.
         """
         heap = self.heap
-        pages = heap.pages
-        acquisitions = heap.lock.acquisitions
-        heap.forced = True
-        try:
-            with heap.lock:
-                pages.reset_scavenge_addr()
-            t = self._finish_op(start, acquisitions)
-            while True:
-                acquisitions = heap.lock.acquisitions
-                released = pages.scavenge_one(SCAVENGE_ALL, False)
-                t = self._finish_op(t, acquisitions)
-                if released == 0:
-                    return t
-        finally:
-            heap.forced = False
+        pages, lock = heap.pages, heap.lock
+        first = True
+        while True:
+            start = a.free_at
+            acquisitions = lock.acquisitions
+            heap.forced = True
+            try:
+                if first:
+                    with lock:
+                        pages.reset_scavenge_addr()
+                    released = 1
+                else:
+                    released = pages.scavenge_one(SCAVENGE_ALL, False)
+            finally:
+                heap.forced = False
+            yield self._lock_op(a, start, acquisitions)
+            first = False
+            if released == 0:
+                return
 
     def _note_retained(self) -> None:
         r = self.heap.heap_retained()
@@ -302,108 +425,282 @@ class Replay:
             self.retained_peak = r
 
     def run_batch(self, ts, op, span, npages, value, p, kind=None, *, first_row: int, label: str) -> None:
-        """Replay one batch of events (lists, as from EventBatch columns' tolist()).
+        """Queue one batch of events on their actors (lists, as from EventBatch columns'
+        tolist()), then run the schedule up to this batch's last timestamp.
 
         ``kind`` (Go's span kind: span class << 1 | manual) is used when the
         engine was told the trace's kinds are real (``kinds_known``): a span
         under 16 pages for a large object (size class 0, not manual) takes the
         heap lock even when the page cache serves it, as in Go's allocSpan.
         Otherwise every such span is taken to be a small-object span.
-
-        The hot loop: hot attributes live in locals and are written back at
-        the end; the common case (a lock-free page-cache hit while the
-        scavenger sleeps) touches nothing else.
         """
-        heap, spans = self.heap, self.spans
-        kinds = kind if self.kinds_known else None
-        lock = heap.lock
-        lock.actor = "mutator"  # the scavenger's steps set it to itself
-        alloc_span, free_span = heap.alloc_span, heap.free_span
-        forced_locked = self.forced_locked
-        closed = self.closed_loop
-        m_time = self.m_time
-        peak = self.retained_peak
-        allocs = agree = events = 0
-        for i in range(len(ts)):
-            start = m_time if closed or ts[i] < m_time else ts[i]
-            if self.s_time <= start:
-                self._advance_scavenger(start)
-                lock.actor = "mutator"
-            acquisitions = lock.acquisitions
+        n = len(ts)
+        if not n:
+            return
+        if kind is None or not self.kinds_known:
+            kind = [0] * n if kind is None else kind
+        actors, span_last, schedule = self.actors, self.span_last, self.schedule
+        closed = self.timing == "closed"
+        shifted = self.timing == "shifted"
+        for i in range(n):
+            pid = p[i]
+            a = actors.get(pid)
+            if a is None:
+                a = self._actor(pid, first_row + i, label)
             code = op[i]
-            if code == OP_ALLOC:
+            row = first_row + i
+            prev = -1
+            if code <= OP_FREE:  # a span op: its span's ops must run in trace order
                 sid = span[i]
-                if sid in spans:
-                    if self.lenient:
-                        self.skipped += 1
-                        continue
-                    raise UserError(f"{label}: row {first_row + i}: alloc of span {sid}, which is already live")
-                n = npages[i]
-                pid = p[i]
-                if kinds is not None and n < SMALL_SPAN_PAGES:
-                    k = kinds[i]
-                    base = alloc_span(n, pid, bool(k & 1 or k >> 2))
+                prev = span_last.get(sid, -1)
+                span_last[sid] = row
+            if closed and pid < 0 and not a.queue and a.free_at < self.now:
+                a.free_at = self.now  # the runtime actor has no program of its own to run back to back
+            a.queue.append((row, ts[i], code, span[i], npages[i], value[i], kind[i], prev))
+            if not a.scheduled and a.blocked_on is None:
+                if a.steps is None and not closed:  # _schedule, inline: its start is max(ts, free_at) (+ delay)
+                    t = ts[i] + a.delay if shifted else ts[i]
+                    a.version += 1
+                    a.scheduled = True
+                    heappush(schedule, (t if t > a.free_at else a.free_at, 1, row, a.version, a))
                 else:
-                    base = alloc_span(n, pid)  # P -1: no P, so no page cache (Go: pp == nil)
-                if base == 0:
-                    raise UserError(
-                        f"{label}: row {first_row + i}: allocating span {sid} of {n} pages would grow the heap "
-                        f"past {MAX_HEAP_SYS >> 40} TiB, the most the replay models"
-                    )
-                spans[sid] = (base, n)
-                allocs += 1
-                if (base - ARENA_HINT_BASE) >> PAGE_SHIFT == sid:
-                    agree += 1
-            elif code == OP_FREE:
-                got = spans.pop(span[i], None)
-                if got is None or got[1] != npages[i]:
-                    if got is not None:  # not skippable, even with --lenient
-                        raise UserError(f"{label}: row {first_row + i}: free of span {span[i]} with npages "
-                                        f"{npages[i]}, but it was allocated with npages {got[1]}")
-                    if self.lenient:
-                        self.skipped += 1
-                        continue
-                    raise UserError(f"{label}: row {first_row + i}: free of unknown span {span[i]}")
-                free_span(got[0], got[1], p[i])
-            elif code == OP_GC_START:  # world stopped: no heap lock (Go: gcStart)
-                heap.gc_start()
-            elif code == OP_GC:  # world stopped: no heap lock (Go: gcMarkTermination)
-                if heap.gc_done(value[i]):
-                    self.goals_derived += 1
-            elif code == OP_FREE_OS_MEMORY:
-                if forced_locked:
-                    heap.scavenge_all(locked=True)
-                else:
-                    m_time = self._scavenge_all_unlocked(start)
-                    acquisitions = lock.acquisitions  # already timed
+                    self._schedule(a)
+        self.pending += n
+        if self.first_ts is None:
+            self.first_ts = ts[0]
+        self.last_ts = ts[-1]
+        if closed:
+            # A P whose queue is empty may get events starting at its free_at.
+            self.horizon = min((x.free_at for x in actors.values() if not x.queue and x.pid >= 0), default=_INF)
+            if self.pending > CLOSED_QUEUE_LIMIT:
+                raise UserError(f"{label}: row {first_row + n - 1}: closed timing queued {self.pending:,} events waiting for "
+                                "a P that has none in this part of the trace; replay it with --timing recorded or shifted")
+        else:
+            self.horizon = ts[-1]  # an event not read yet starts no earlier than its timestamp
+        self._run(label)
+
+    def drain(self, label: str) -> None:
+        """Run every queued event now, as if the trace ended here (tests drive batches this way)."""
+        horizon, done = self.horizon, self.trace_done
+        self.horizon, self.trace_done = _INF, True
+        try:
+            self._run(label)
+        finally:
+            self.horizon, self.trace_done = horizon, done
+
+    @property
+    def m_time(self) -> int:
+        """When the last P is done with its last operation."""
+        return max((a.free_at for a in self.actors.values()), default=0)
+
+    def _run(self, label: str) -> None:
+        """Run every scheduled step that starts before the horizon.
+
+        After an actor's event, its next one runs at once, without a trip
+        through the schedule, while it is still the earliest step (the
+        common case: one P runs a stretch of events between the
+        scavenger's steps).
+        """
+        schedule = self.schedule
+        closed = self.timing == "closed"
+        recorded = self.timing == "recorded"
+        execute = self._execute
+        while schedule and schedule[0][0] < self.horizon:
+            t, tie, _, version, a = heappop(schedule)
+            self.now = t
+            if a is None:
+                if version == self.s_version:
+                    if not self.pending:  # the program has ended: finish() runs the rest to its end
+                        heappush(schedule, (t, tie, 0, version, None))
+                        return
+                    self._step_scavenger()
+                    self._schedule_scavenger()
+                continue
+            if version != a.version:
+                continue
+            a.scheduled = False
+            if a.steps is not None:
+                self._continue_steps(a)
             else:
-                raise UserError(f"{label}: row {first_row + i}: unknown op code {code}")
-            if lock.acquisitions != acquisitions:
-                m_time = self._finish_op(start, acquisitions)
-            elif code == OP_FREE_OS_MEMORY:
-                pass  # unlocked FreeOSMemory was timed step by step
-            else:  # no lock taken, so no scavenging: the meter is all there is
-                m_time = start + heap.meter_ns
-                heap.meter_ns = heap.after_unlock_ns = 0
-            events += 1
+                execute(a, t, label)
+                queue = a.queue
+                while queue and a.blocked_on is None and not a.scheduled and a.steps is None:
+                    ts, row = queue[0][1], queue[0][0]
+                    if recorded:
+                        t = ts if ts > a.free_at else a.free_at
+                    else:
+                        t = self._start_of(a)
+                    top = schedule[0] if schedule else None
+                    if t >= self.horizon or (top is not None and (t > top[0] or (t == top[0] and (top[1] == 0 or top[2] < row)))):
+                        break
+                    self.now = t
+                    execute(a, t, label)
+            if a.queue and a.blocked_on is None and not a.scheduled:
+                self._schedule(a)
+            if closed and not a.queue and a.pid >= 0 and not self.trace_done:
+                self.horizon = min(self.horizon, a.free_at)
+
+    def _continue_steps(self, a: Actor) -> None:
+        self.heap.lock.actor = "mutator"
+        try:
+            a.free_at = next(a.steps)
+            self._schedule(a)
+        except StopIteration:
+            a.steps = None
+            self.pending -= 1
+            self._after_event(a, OP_FREE_OS_MEMORY)
+
+    def _execute(self, a: Actor, start: int, label: str) -> None:
+        """Run actor a's next event at ``start``, unless its span must wait for another actor."""
+        row, ts, code, sid, n, value, k, prev = a.queue[0]
+        heap = self.heap
+        lenient = self.lenient
+        if prev >= 0:  # the span's previous op ran on another actor, or has yet to
+            done = self.span_done.get(sid)
+            if done is None or done[0] != prev:  # not yet run
+                a.blocked_on = sid
+                self.waiting.setdefault(sid, []).append(a)
+                return
+            if start < done[1]:  # it ran, but completes later: start then
+                a.free_at = done[1]
+                self._schedule(a)
+                return
+        a.queue.popleft()
+        self.pending -= 1
+        lock = heap.lock
+        lock.actor = "mutator"
+        acquisitions = lock.acquisitions
+        spans = self.spans
+        if code == OP_ALLOC:
+            if sid in spans:
+                self._span_done(sid, row, start)
+                if lenient:
+                    self.skipped += 1
+                    return
+                raise UserError(f"{label}: row {row}: alloc of span {sid}, which is already live")
+            if self.kinds_known and n < SMALL_SPAN_PAGES:
+                base = heap.alloc_span(n, a.pid, bool(k & 1 or k >> 2))
+            else:
+                base = heap.alloc_span(n, a.pid)  # P -1: no P, so no page cache (Go: pp == nil)
+            if base == 0:
+                raise UserError(
+                    f"{label}: row {row}: allocating span {sid} of {n} pages would grow the heap "
+                    f"past {MAX_HEAP_SYS >> 40} TiB, the most the replay models"
+                )
+            spans[sid] = (base, n)
+            self.allocs += 1
+            if (base - ARENA_HINT_BASE) >> PAGE_SHIFT == sid:
+                self.agree += 1
+        elif code == OP_FREE:
+            got = spans.pop(sid, None)
+            if got is None or got[1] != n:
+                if got is not None:  # not skippable, even with --lenient
+                    raise UserError(f"{label}: row {row}: free of span {sid} with npages "
+                                    f"{n}, but it was allocated with npages {got[1]}")
+                self._span_done(sid, row, start)
+                if lenient:
+                    self.skipped += 1
+                    return
+                raise UserError(f"{label}: row {row}: free of unknown span {sid}")
+            heap.free_span(got[0], n, a.pid)
+        elif code == OP_GC:  # world stopped: no heap lock (Go: gcMarkTermination)
+            if heap.gc_done(value):
+                self.goals_derived += 1
+        elif code == OP_GC_START:  # world stopped: no heap lock (Go: gcStart); value: heap_live if known
+            heap.gc_start(value)
+        elif code == OP_FREE_OS_MEMORY:
+            if self.forced_locked:  # Go 1.14's scavengeAll: one critical section
+                heap.scavenge_all(locked=True)
+            else:
+                a.free_at = start
+                if self.log is not None:
+                    self.log.append((a.pid, row, code, start, start))
+                a.steps = self._forced_steps(a)
+                self.pending += 1  # until its last step
+                self._continue_steps(a)
+                return
+        else:
+            raise UserError(f"{label}: row {row}: unknown op code {code}")
+        if lock.acquisitions != acquisitions:
+            end = self._lock_op(a, start, acquisitions)
+        else:  # no lock taken, so no scavenging: the meter is all there is
+            end = start + heap.meter_ns
+            heap.meter_ns = heap.after_unlock_ns = 0
+        a.free_at = end
+        if self.log is not None:
+            self.log.append((a.pid, row, code, start, end))
+        if code <= OP_FREE:
+            if code == OP_ALLOC:  # Histogram.add, inline: once per allocation
+                lat, v = self.latency, end - start
+                shift = v.bit_length() - 7
+                lat.counts[v if shift < 0 else ((shift + 1) << 6) + (v >> shift) - 64] += 1
+                lat.n += 1
+                lat.total += v
+                if v > lat.max:
+                    lat.max = v
+            span_last = self.span_last
+            if span_last[sid] == row:  # the common case: no later op of this span queued yet
+                del span_last[sid]
+                if prev >= 0:
+                    del self.span_done[sid]
+            else:
+                self._span_done(sid, row, end)
+            self.events += 1
             retained = heap.heap_sys - heap.heap_released
-            if retained > peak:
-                peak = retained
-            if code == OP_GC or code == OP_FREE_OS_MEMORY:  # sample the timeline
-                self.timeline.append((m_time, retained))
-                if code == OP_GC:
-                    self._wake_scavenger(m_time)
-        self.m_time = m_time
-        self.events += events
-        self.retained_peak = max(peak, self.retained_peak)
-        self.allocs += allocs
-        self.agree += agree
+            if retained > self.retained_peak:
+                self.retained_peak = retained
+        else:
+            self._after_event(a, code)
+
+    def _span_done(self, sid: int, row: int, end: int) -> None:
+        """The op of span sid at ``row`` completed at ``end``: wake whoever
+        waits for the next one, no earlier than that (causality)."""
+        if self.span_last[sid] == row:  # no op of the span queued after it
+            del self.span_last[sid]
+            self.span_done.pop(sid, None)
+            return
+        self.span_done[sid] = (row, end)
+        waiters = self.waiting.pop(sid, None)
+        if waiters:
+            for w in waiters:
+                w.blocked_on = None
+                if w.free_at < end:
+                    w.free_at = end
+                if not w.scheduled:
+                    self._schedule(w)
+
+    def _after_event(self, a: Actor, code: int) -> None:
+        self.events += 1
+        heap = self.heap
+        retained = heap.heap_sys - heap.heap_released
+        if retained > self.retained_peak:
+            self.retained_peak = retained
+        if code == OP_GC or code == OP_FREE_OS_MEMORY:  # sample the timelines
+            self.timeline.append((a.free_at, retained))
+            self.stall_timeline.append((a.free_at, self.stalls.total))
+            if code == OP_GC:
+                self._wake_scavenger(a.free_at)
 
     def finish(self, label: str, wall: float) -> ReplayResult:
-        self._advance_scavenger(self.m_time)
+        self.horizon = _INF
+        self.trace_done = True
+        self._run(label)
+        if self.waiting:  # cannot happen for a valid trace: every wait is for an earlier row
+            raise InvariantError(f"actors still wait for spans {sorted(self.waiting)[:5]} at the end")
+        mutators = self.actors.values()
+        makespan = max((a.free_at for a in mutators), default=0)
+        while self.s_time <= makespan:  # the scavenger's steps until the program ends
+            self._step_scavenger()
         heap = self.heap
-        self.timeline.append((self.m_time, heap.heap_retained()))
+        self.timeline.sort(key=_first)  # in time order (Ps finish out of order); stable
+        self.timeline.append((makespan, heap.heap_retained()))
+        self.stall_timeline.sort(key=_first)
+        self.stall_timeline.append((makespan, self.stalls.total))
         by = heap.released_by
+        recorded = (self.last_ts - self.first_ts) if self.first_ts is not None else 0
+        g = self.gomaxprocs or (max((pid for pid in self.actors if pid >= 0), default=-1) + 1)
+        per_p = [self.actors[pid].stall_ns if pid in self.actors else 0 for pid in range(g)]
+        runtime = self.actors.get(-1)
         return ReplayResult(
             trace=label,
             mode=self.mode,
@@ -427,7 +724,7 @@ class Replay:
             mutator_stall_max_ns=self.stalls.max,
             mutator_stall_p99_ns=self.stalls.quantile(0.99),
             scavenger_fooled=heap.pages.stats_scav_fooled,
-            makespan_ns=self.m_time,
+            makespan_ns=makespan,
             address_agreement=self.agree / self.allocs if self.allocs else 0.0,
             skipped_events=self.skipped,
             timing=self.timing,
@@ -436,7 +733,21 @@ class Replay:
             scavenge_percent=self.scavenge_percent,
             madvise_advice="MADV_DONTNEED" if self.madvdontneed else "MADV_FREE",
             madvise_calls=heap.madvise_calls,
+            gomaxprocs=g,
+            p_stall_ns=self.stalls.total,
+            p_stall_max_ns=self.stalls.max,
+            p_stall_p99_ns=self.stalls.quantile(0.99),
+            p_stall_by_p=per_p,
+            runtime_stall_ns=runtime.stall_ns if runtime is not None else 0,
+            alloc_latency_p99_ns=self.latency.quantile(0.99),
+            alloc_latency_max_ns=self.latency.max,
+            recorded_duration_ns=recorded,
+            throughput_events_per_vsec=self.events * 1e9 / makespan if makespan else 0.0,
+            slowdown=makespan / recorded if recorded else 0.0,
+            scavenger_cpu_ns=self.s_cpu_ns,
+            released_bytes_per_scavenger_cpu_sec=by["background"] * 1e9 / self.s_cpu_ns if self.s_cpu_ns else 0.0,
             retained_timeline=self.timeline,
+            p_stall_timeline=self.stall_timeline,
         )
 
 
@@ -477,6 +788,7 @@ def replay(
     counts them in ``skipped_events``.  ``progress(n)`` is called with the
     number of events done after each batch.
     """
+    from pagealloc.trace.format import open_trace
     from pagealloc.trace.read import iter_event_batches, trace_metadata
 
     if isinstance(cost_model, str) or hasattr(cost_model, "__fspath__"):
@@ -485,8 +797,13 @@ def replay(
     where = str(trace) if isinstance(trace, str) or hasattr(trace, "__fspath__") else label  # for messages
     # Only a trace recorded from Go carries Go's span kinds; elsewhere kind 0
     # means "not given", not "large scan object".
-    metadata = trace_metadata(trace)
-    kinds_known = metadata.get("source") in ("go-trace", "go1.14-runtime")
+    meta = trace_metadata(trace)
+    kinds_known = meta.get("source") in ("go-trace", "go1.14-runtime")
+    gomaxprocs = _gomaxprocs(meta, where)
+    has_p = "p" in open_trace(trace).schema.names
+    if not has_p and (gomaxprocs or 1) > 1:
+        raise UserError(f"{where}: the metadata says gomaxprocs {gomaxprocs} but the trace has no p column, "
+                        "so which P did what is unknown (add a p column, or drop gomaxprocs from the metadata)")
     engine = Replay(
         mode,
         cost_model or CostModel(),
@@ -497,12 +814,15 @@ def replay(
         retain_extra_percent=retain_extra_percent,
         scavenge_percent=scavenge_percent,
         madvdontneed=madvdontneed,
+        gomaxprocs=gomaxprocs if has_p else 1,
     )
     t0 = time.perf_counter()
     row = 0
     try:
         for batch in iter_event_batches(trace, spans=not lenient):
             cols = [a.tolist() for a in batch]
+            if not has_p:  # one P: every event on P 0 (it has a page cache)
+                cols[5] = [0] * len(cols[0])
             engine.run_batch(*cols, first_row=row, label=where)
             row += len(cols[0])
             if progress is not None:
@@ -510,13 +830,27 @@ def replay(
         if row == 0:
             raise UserError(f"{where}: the trace has no events")
         result = engine.finish(label, time.perf_counter() - t0)
-        for name, value in reference_fields(metadata, result, where).items():  # go1.14-runtime traces
+        for name, value in reference_fields(meta, result, where).items():  # go1.14-runtime traces
             setattr(result, name, value)
         if check:
             check_heap(engine.heap, engine.spans)
     except InvariantError as e:  # a bug in the model (also raised mid-replay: retained < 0)
         raise InvariantError(f"{where} ({mode}): {e}") from e
     return result
+
+
+def _first(pair):
+    return pair[0]
+
+
+def _gomaxprocs(meta: dict, where: str) -> int | None:
+    """The metadata's gomaxprocs (None when absent); UserError when it is not a P count."""
+    g = meta.get("gomaxprocs")
+    if g is None:
+        return None
+    if isinstance(g, bool) or not isinstance(g, int) or not 1 <= g <= 1 << 16:
+        raise UserError(f"{where}: metadata gomaxprocs must be a whole number in [1, 65536], got {g!r}")
+    return g
 
 
 def check_knob(name: str, value, low, high) -> None:

@@ -8,6 +8,8 @@ The events come from the toolchain's own decoder, ``go tool trace
   alloc).  ``span`` is Go's id, (base - min heap address) / 8 KiB;
   ``kind`` is Go's kindclass (span class << 1, or 1 for stacks and other
   manual spans).
+- The begin of each ``GC concurrent mark phase`` range becomes a ``gc_start``
+  row, carrying the last ``/memory/classes/heap/objects:bytes`` (heap_live).
 - The end of each ``GC concurrent mark phase`` range becomes a ``gc`` row;
   its ``value`` is the next ``/gc/heap/goal:bytes`` metric (the runtime
   publishes it just after), or the last known goal if none follows.
@@ -94,9 +96,13 @@ def decode_parsed(lines) -> Decoded:
                 continue
             if metric.group(1) == "/gc/heap/goal:bytes":
                 d.heap_goal(int(metric.group(2)))
+            elif metric.group(1) == "/memory/classes/heap/objects:bytes":
+                d.heap_live(int(metric.group(2)))
             elif metric.group(1) == "/sched/gomaxprocs:threads" and d.gomaxprocs is None:
                 d.gomaxprocs = int(metric.group(2))
         elif " RangeBegin " in line and GC_MARK in line:
+            m = LINE_RE.match(line)
+            d.gc_start(int(m.group(3)), int(m.group(1)))
             gc_begin = True
         elif " RangeEnd " in line and GC_MARK in line:
             m = LINE_RE.match(line)

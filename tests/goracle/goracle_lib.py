@@ -2,9 +2,9 @@
 
 The pieces (see README.md in this folder for the why):
 
-* ``build_oracle`` / ``run_oracle``: copy GOROOT to a scratch tree, drop our
-  Go test files into its src/runtime, ``go test -c`` the runtime once
-  (binary cached by content hash), run it on an op-stream file.
+* ``oracle_binary`` / ``run_oracle``: the runtime test binary with our Go
+  files for one toolchain (current Go or Go 1.14.6), built once in a scratch
+  GOROOT (gobuild.py) and cached by content hash; run it on an op-stream file.
 * ``Stream`` / ``ModelRunner``: an op stream and its execution on the model,
   printing one result line per op in exactly the format the Go driver
   (pagealloc_oracle_test.go) prints.
@@ -14,23 +14,21 @@ The pieces (see README.md in this folder for the why):
   span k mod len(live)"), so the same stream is valid for Go whatever the
   model does.
 * ``compare``: first differing result line, with context.
+* ``hits_go40191``: layouts on which Go 1.14 itself may crash.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 import random
+import re
 import shutil
-import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pagealloc import (
-    BASE_CHUNK_IDX,
     PAGE_SIZE,
     PALLOC_CHUNK_PAGES,
     SCAVENGE_ALL,
@@ -42,8 +40,17 @@ from pagealloc.runtime.mpagealloc_64bit import chunk_index, chunk_page_index
 from pagealloc.runtime.mpallocbits import CHUNK_MASK
 
 HERE = Path(__file__).resolve().parent
-GO_FILES = ("pagealloc_oracle_test.go", "export_pagealloc_oracle_test.go")
+sys.path.insert(0, str(HERE))
+from gobuild import Toolchain, run_go_test, runtime_test_binary
+
 TEST_NAME = "TestPageAllocOracle"
+# Our Go files per runtime: the driver and huge-page export are shared; the
+# two calls whose API changed after 1.14 (Scavenge, AddrRange) have a file each.
+_COMMON = ("pagealloc_oracle_test.go", "export_pagealloc_oracle_test.go")
+GO_FILES = {
+    "current": _COMMON + ("oracle_api_current_test.go",),
+    "go1.14": _COMMON + ("oracle_api_go114_test.go", "export_pagealloc_oracle_go114_test.go"),
+}
 
 # --- the Go side --------------------------------------------------------------
 
@@ -56,90 +63,17 @@ def find_go() -> str | None:
     return shutil.which("go")
 
 
-def go_env() -> dict[str, str]:
-    """Environment for the go command: local toolchain only, no cgo, no user GOFLAGS/GOROOT."""
-    env = dict(os.environ)
-    env.pop("GOROOT", None)  # the scratch tree's bin/go must find its own root
-    env.update(GOTOOLCHAIN="local", CGO_ENABLED="0", GOFLAGS="", GOWORK="off")
-    if not (env.get("GOCACHE") or env.get("XDG_CACHE_HOME") or env.get("HOME")):
-        env["GOCACHE"] = os.path.join(tempfile.gettempdir(), "pagealloc-goracle-gocache")
-    return env
+def go_files(tc: Toolchain) -> list[Path]:
+    return [HERE / name for name in GO_FILES["go1.14" if tc.is_go114 else "current"]]
 
 
-def go_info(go: str) -> dict[str, str]:
-    out = subprocess.run(
-        [go, "env", "GOROOT", "GOVERSION", "GOOS", "GOARCH"],
-        env=go_env(), capture_output=True, text=True, check=True, timeout=120,
-    ).stdout.split("\n")
-    return dict(zip(("GOROOT", "GOVERSION", "GOOS", "GOARCH"), out))
-
-
-def oracle_key(info: dict[str, str]) -> str:
-    """Content hash naming a compiled oracle binary."""
-    h = hashlib.sha256()
-    for k in ("GOVERSION", "GOOS", "GOARCH"):
-        h.update(f"{k}={info[k]}\n".encode())
-    for name in GO_FILES:
-        h.update(name.encode() + b"\0" + (HERE / name).read_bytes() + b"\0")
-    h.update((Path(info["GOROOT"]) / "src/runtime/export_test.go").read_bytes())
-    return h.hexdigest()[:20]
-
-
-def scratch_goroot(src: Path, dst: Path) -> Path:
-    """Copy GOROOT src to dst (hard links where possible: nothing is ever written
-    to an existing file, only new files are added) and add our Go files."""
-    try:
-        shutil.copytree(src, dst, symlinks=True, copy_function=os.link)
-    except (OSError, shutil.Error):
-        shutil.rmtree(dst, ignore_errors=True)
-        shutil.copytree(src, dst, symlinks=True)
-    for name in GO_FILES:
-        shutil.copyfile(HERE / name, dst / "src" / "runtime" / name)
-    return dst
-
-
-def _runtime_tests_not_needed(goroot: Path) -> list[Path]:
-    """The runtime's own test files, except the export*_test.go files the driver needs."""
-    keep = set(GO_FILES)
-    return [f for f in (goroot / "src" / "runtime").glob("*_test.go")
-            if f.name not in keep and not f.name.startswith("export")]
-
-
-def build_oracle(goroot: Path, out: Path) -> None:
-    """go test -c the runtime of the scratch tree goroot into out (atomically).
-
-    First without the runtime's own ~115 test files (only unlinked from the
-    scratch copy), which halves the build; if the export files turn out to
-    need them, they are put back and the whole test package is built.
-    """
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    cmd = [str(goroot / "bin" / "go"), "test", "-c", "-o", str(tmp), "runtime"]
-    pruned = _runtime_tests_not_needed(goroot)
-    saved = {f: f.read_bytes() for f in pruned}
-    for f in pruned:
-        f.unlink()
-    r = subprocess.run(cmd, cwd=goroot, env=go_env(), capture_output=True, text=True, timeout=900)
-    if r.returncode != 0:
-        first = r
-        for f, data in saved.items():
-            f.write_bytes(data)
-        r = subprocess.run(cmd, cwd=goroot, env=go_env(), capture_output=True, text=True, timeout=900)
-        if r.returncode != 0:
-            raise RuntimeError(
-                f"go test -c runtime failed in {goroot} (with only the export test files:\n"
-                f"{first.stdout}{first.stderr}\nwith all of them:)\n{r.stdout}{r.stderr}"
-            )
-    os.replace(tmp, out)
+def oracle_binary(tc: Toolchain, cache_dir: Path, scratch: Path) -> tuple[Path, str]:
+    """The oracle test binary for tc, built (or found in cache_dir): (path, how it was obtained)."""
+    return runtime_test_binary(tc, "runtime-oracle", go_files(tc), cache_dir, scratch)
 
 
 def run_oracle(binary: Path, infile: Path, outfile: Path) -> list[str]:
-    env = dict(os.environ, PAGEALLOC_ORACLE_IN=str(infile), PAGEALLOC_ORACLE_OUT=str(outfile))
-    r = subprocess.run(
-        [str(binary), "-test.run", f"^{TEST_NAME}$", "-test.count=1", "-test.timeout=300s"],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
-    if r.returncode != 0:
-        raise RuntimeError(f"{binary.name} failed (exit {r.returncode}):\n{r.stdout[-5000:]}\n{r.stderr[-5000:]}")
+    run_go_test(binary, TEST_NAME, {"PAGEALLOC_ORACLE_IN": str(infile), "PAGEALLOC_ORACLE_OUT": str(outfile)})
     return outfile.read_text().splitlines()
 
 
@@ -170,7 +104,7 @@ class Stream:
     op_of_line: list[int] = field(default_factory=list)  # result line -> op index
 
     def header(self) -> str:
-        rng = lambda rs: " ".join(f"{i}:{n}" for i, n in rs)  # noqa: E731
+        rng = lambda rs: " ".join(f"{i}:{n}" for i, n in rs)
         lines = [f"stream {self.name}", f"huge {self.huge}"]
         lines += [f"chunk {ci} {rng(rs)}".rstrip() for ci, rs in self.chunks.items()]
         if self.scav is not None:
@@ -191,11 +125,13 @@ class Totals:
     frees: int = 0
     cache_ops: int = 0
     scavenges: int = 0
+    scav_locked: int = 0  # of which with the heap lock held ("sl": Go 1.14's locked=true)
     scav_as_is: int = 0  # compared with the model's scavAddr exactly as Go 1.14 leaves it
-    scav_reset: int = 0  # compared after resetScavengeAddr (1.14 would skip freed memory)
+    scav_stale: int = 0  # ... of which with free, unscavenged memory above scavAddr (current Go would see it)
+    scav_reset: int = 0  # compared after resetScavengeAddr (current Go only: 1.14 would skip freed memory)
     scav_reset_would_differ: int = 0  # ... of which 1.14 without the reset gives another result
 
-    def add(self, other: "Totals") -> None:
+    def add(self, other: Totals) -> None:
         for k in self.__dataclass_fields__:
             setattr(self, k, getattr(self, k) + getattr(other, k))
 
@@ -222,20 +158,60 @@ def candidates_above_scav_addr(p: PageAlloc) -> bool:
     return False
 
 
-class ModelRunner:
-    """Runs ops on the model, printing what the Go driver prints."""
+# Go 1.14's radix tree: a level-0 summary covers 4096 chunks (16 GiB); a
+# physical page of leaf summaries covers 512 chunks (4 KiB of 8-byte entries).
+L0_REGION_CHUNKS = 1 << 12
+LEAF_SUMMARY_PAGE_CHUNKS = 512
 
-    def __init__(self, s: Stream, phys_page_size: int):
+
+def hits_go40191(chunks) -> bool:
+    """Whether a NewPageAlloc layout has the shape of golang/go#40191 (fixed after 1.14).
+
+    Go 1.14's find can leave searchAddr at the first page of a level-0 region
+    it skipped; the next Alloc or AllocToCache reads that page's leaf summary,
+    and if no chunk of that 512-chunk page of summaries was ever grown, it is
+    unmapped and the runtime segfaults.  searchAddr never goes below the
+    lowest chunk, so only regions above the lowest chunk's own region matter:
+    one with chunks but none among its first 512 has the shape.
+    """
+    lowest_region = min(chunks) // L0_REGION_CHUNKS
+    regions = {ci // L0_REGION_CHUNKS for ci in chunks} - {lowest_region}
+    return any(not any(r * L0_REGION_CHUNKS <= ci < r * L0_REGION_CHUNKS + LEAF_SUMMARY_PAGE_CHUNKS for ci in chunks)
+               for r in regions)
+
+
+# How golang/go#40191 ends a Go 1.14 run: a fault reading an unmapped leaf summary.
+GO40191_CRASH = re.compile(r"(?s)signal SIGSEGV.*runtime\.\(\*pageAlloc\)\.(alloc|allocToCache)\(")
+
+
+def _scavenge(p: PageAlloc, nbytes: int, locked: bool) -> int:
+    """Scavenge(nbytes) in one of CL 195699's two lock modes (same result single-threaded)."""
+    if locked:
+        with p.heap_lock:
+            return p.scavenge(nbytes, True)
+    return p.scavenge(nbytes, False)
+
+
+class ModelRunner:
+    """Runs ops on the model, printing what the Go driver prints.
+
+    ``reset_stale_scav_addr``: compare with current Go, whose scavenger sees
+    memory freed above Go 1.14's scavAddr; before a scavenge that would
+    differ for that reason the model calls resetScavengeAddr first (see
+    README.md).  False for Go 1.14 itself: every scavenge runs as is.
+    """
+
+    def __init__(self, s: Stream, phys_page_size: int, reset_stale_scav_addr: bool = True):
         self.s = s
         self.p = PageAlloc.for_test(
             s.chunks, s.scav, phys_page_size=phys_page_size, phys_huge_page_size=s.huge
         )
+        self.reset_stale_scav_addr = reset_stale_scav_addr
         self.order = sorted(s.chunks)
         self.live: list[tuple[int, int]] = []
         self.caches = []
         self.used = sum(c.bits.bit_count() for c in self.p.chunks.values())
         self.totals = Totals(streams=1)
-        self.locked_toggle = False
 
     def bits_lines(self) -> list[str]:
         out = []
@@ -244,30 +220,27 @@ class ModelRunner:
             out.append(f"bits {ci} {a:0128x} {v:0128x}")
         return out
 
-    def scavenge(self, nbytes: int) -> int:
+    def scavenge(self, nbytes: int, locked: bool) -> int:
         p, t = self.p, self.totals
         t.scavenges += 1
-        if candidates_above_scav_addr(p):
-            # Go 1.27 would see memory that Go 1.14's stale scavAddr hides; in
-            # the 1.14 runtime the next GC cycle or heap growth resets it.
-            t.scav_reset += 1
-            asis = copy.deepcopy(p)
-            r_asis = self._scavenge(asis, nbytes)
-            p.reset_scavenge_addr()
-            r = self._scavenge(p, nbytes)
-            if r_asis != r or any(asis.chunks[ci].scavenged != p.chunks[ci].scavenged for ci in self.order):
-                t.scav_reset_would_differ += 1
-            return r
-        t.scav_as_is += 1
-        return self._scavenge(p, nbytes)
-
-    def _scavenge(self, p: PageAlloc, nbytes: int) -> int:
-        # Alternate the two lock modes of CL 195699: same result single-threaded.
-        self.locked_toggle = not self.locked_toggle
-        if self.locked_toggle:
-            with p.heap_lock:
-                return p.scavenge(nbytes, True)
-        return p.scavenge(nbytes, False)
+        t.scav_locked += locked
+        if not candidates_above_scav_addr(p):
+            t.scav_as_is += 1
+            return _scavenge(p, nbytes, locked)
+        if not self.reset_stale_scav_addr:
+            t.scav_as_is += 1
+            t.scav_stale += 1
+            return _scavenge(p, nbytes, locked)
+        # Current Go would see memory that Go 1.14's stale scavAddr hides; in
+        # the 1.14 runtime the next GC cycle or FreeOSMemory resets it.
+        t.scav_reset += 1
+        asis = copy.deepcopy(p)
+        r_asis = _scavenge(asis, nbytes, locked)
+        p.reset_scavenge_addr()
+        r = _scavenge(p, nbytes, locked)
+        if r_asis != r or any(asis.chunks[ci].scavenged != p.chunks[ci].scavenged for ci in self.order):
+            t.scav_reset_would_differ += 1
+        return r
 
     def apply(self, op: str) -> list[str]:
         """Apply one op line; return the result lines Go prints for it."""
@@ -340,8 +313,8 @@ class ModelRunner:
             self.caches[k] = self.caches[-1]
             self.caches.pop()
             return [f"cf {base:#x}"]
-        if kind == "s":
-            return [f"s {self.scavenge(int(f[1]))}"]
+        if kind in ("s", "sl"):
+            return [f"{kind} {self.scavenge(int(f[1]), kind == 'sl')}"]
         if kind == "b":
             return self.bits_lines()
         if kind == "end":
@@ -509,8 +482,8 @@ def generate(
             m.do("b")
         r = rng.random()
         if r < p_scavenge:
-            m.do(f"s {scav_bytes(rng, p_scavenge_all, max_scavenge_pages)}")
-            if stop_when_scavenged_out and s.expect[-1] == "s 0":
+            m.do(f"{rng.choice(('s', 'sl'))} {scav_bytes(rng, p_scavenge_all, max_scavenge_pages)}")
+            if stop_when_scavenged_out and s.expect[-1].endswith(" 0"):
                 break
             continue
         if not mutate:  # allocations only, mostly small: they never make new scavenge candidates
@@ -553,7 +526,7 @@ def parse_streams(text: str) -> list[Stream]:
     """The streams of a file written by Stream.text (the inverse of Stream.text)."""
     streams: list[Stream] = []
     lines = iter(text.splitlines())
-    rng = lambda fs: [tuple(int(x) for x in r.split(":")) for r in fs]  # noqa: E731
+    rng = lambda fs: [tuple(int(x) for x in r.split(":")) for r in fs]
     for line in lines:
         f = line.split()
         if not f:
@@ -580,12 +553,13 @@ def parse_streams(text: str) -> list[Stream]:
     return streams
 
 
-def replay(s: Stream, phys_page_size: int) -> Stream:
-    """s with its expected result lines recomputed on the model."""
+def replay(s: Stream, phys_page_size: int, reset_stale_scav_addr: bool = True) -> Stream:
+    """s with its expected result lines recomputed on the model (its totals in .totals)."""
     out = Stream(name=s.name, huge=s.huge, chunks=s.chunks, scav=s.scav)
-    m = ModelRunner(out, phys_page_size)
+    m = ModelRunner(out, phys_page_size, reset_stale_scav_addr)
     for op in s.ops:
         m.do(op)
+    out.totals = m.totals  # type: ignore[attr-defined]
     return out
 
 
@@ -595,17 +569,21 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description="Rerun op streams on the model and on the Go runtime; print differences.")
     ap.add_argument("streams", type=Path, help="a streams file (named in a failure report)")
     ap.add_argument("names", nargs="*", help="only these streams")
-    ap.add_argument("--binary", type=Path, help="oracle test binary (default: newest in .pytest_cache/d/goracle)")
+    ap.add_argument("--go114", action="store_true",
+                    help="the streams are from a Go 1.14 run (their folder is goracle-run-go1.14.6N)")
+    ap.add_argument("--binary", type=Path, help="oracle test binary (default: the newest one in "
+                    ".pytest_cache/d/goracle for current Go, or for Go 1.14 with --go114)")
     a = ap.parse_args(argv)
-    binary = a.binary or max((HERE.parents[1] / ".pytest_cache/d/goracle").glob("runtime-oracle-*.test"),
-                             key=lambda p: p.stat().st_mtime)
+    binaries = (HERE.parents[1] / ".pytest_cache/d/goracle").glob("runtime-oracle-*.test")
+    binary = a.binary or max((b for b in binaries if ("-go1.14." in b.name) == a.go114), key=lambda p: p.stat().st_mtime)
     streams = [s for s in parse_streams(a.streams.read_text()) if not a.names or s.name in a.names]
     infile = a.streams.with_name(a.streams.name + ".rerun")
     infile.write_text("".join(s.text() for s in streams))
     (page, _), out = split_output(run_oracle(binary, infile, infile.with_suffix(".out")))
+    go114 = "-go1.14." in binary.name  # Go 1.14 itself: every scavenge as is
     bad = 0
     for s in streams:
-        err = compare(replay(s, page), out.get(s.name))
+        err = compare(replay(s, page, reset_stale_scav_addr=not go114), out.get(s.name))
         if err:
             bad += 1
             print(err, end="\n\n")

