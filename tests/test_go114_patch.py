@@ -81,6 +81,9 @@ def test_the_patch_applies_to_the_go114_runtime(tmp_path, strip_comments):
     for name, n in added.items():
         text = (runtime / name).read_text()
         assert text.count("// pagealloc") - before[name].count("// pagealloc") == n, name
+    mheap = (runtime / "mheap.go").read_text()
+    assert mheap.count("pageallocRecAlloc(") == 3  # allocSpan's three ways to a span: refilled cache, cache, heap
+    assert mheap.count("pageallocLocked") == 4 and mheap.count("pageallocEvFree") == 1
     # Every hook the recorder defines is called, and every call is to one it defines.
     calls = set(re.findall(r"\b(pagealloc\w+)\(", "".join((runtime / n).read_text() for n in added)))
     defined = set(re.findall(r"^func (pagealloc\w+)\(", (runtime / "pagealloc_record.go").read_text(), re.M))
