@@ -8,22 +8,23 @@ growths, heap_sys and retained bytes at the end, a retained timeline.
 ReplayResult, each with ``reference_*_ratio`` = model / real (``None`` where
 the real figure is 0 and the model's is not; 1.0 where both are 0).
 
-``address_walk`` answers the other half of "is the model Go 1.14?": it
-replays only the trace's allocations and frees, in row order, on a bare
-Go 1.14 heap (no scavenger, no timing: neither moves a span), and says how
-many spans land at the recorded address and where the first one that does
-not came from.
+``heap_walk`` answers the other half of "is the model Go 1.14?": it
+replays the trace in row order on a bare Go 1.14 heap (no scavenger, no
+timing: neither moves a span), says how many spans land at the recorded
+address and where the first one that does not came from, and, with the
+runtime's own background releases put back, what heap growth and
+FreeOSMemory release and which scavenge goal each GC sets.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from pagealloc.errors import UserError
 from pagealloc.runtime.malloc import ARENA_HINT_BASE, PAGE_SHIFT
 from pagealloc.runtime.mheap import SMALL_SPAN_PAGES, MHeap
 from pagealloc.runtime.mpagealloc_64bit import chunk_index, chunk_page_index
-from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC
+from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, OP_GC_START
 from pagealloc.trace.read import iter_event_batches, trace_metadata
 
 SOURCE = "go1.14-runtime"
@@ -105,7 +106,7 @@ def free_os_memory_retained(trace, result) -> list[tuple[int, int]]:
 
 
 # --------------------------------------------------------------------------
-# Addresses
+# The heap alone, row by row
 
 
 @dataclass
@@ -124,51 +125,111 @@ class Mismatch:
 
 
 @dataclass
-class AddressWalk:
+class HeapWalk:
+    """What ``heap_walk`` found."""
+
     allocs: int = 0
     agreed: int = 0
     first_mismatch: Mismatch | None = None
+    released: dict | None = None  # model's released bytes by path, the runtime's background releases put back
+    goals: int = 0  # GCs whose scavenge goal was compared
+    goals_agreed: int = 0
+    first_goal_mismatch: dict | None = None  # {"gc": i, "row": r, "model": goal, "real": goal}
+    background_not_free: int = 0  # recorded background releases of pages the model had allocated
+    heap_growths: int = 0
+    heap_sys_bytes: int = 0
+    free_os_memory_retained: list = field(default_factory=list)  # [(model, real)] retained just after each FreeOSMemory
 
     @property
     def agreement(self) -> float:
         return self.agreed / self.allocs if self.allocs else 0.0
 
     def to_dict(self) -> dict:
-        return {"allocs": self.allocs, "agreed": self.agreed, "agreement": self.agreement,
-                "first_mismatch": asdict(self.first_mismatch) if self.first_mismatch else None}
+        d = asdict(self)
+        d["agreement"] = self.agreement
+        return d
 
 
-def address_walk(trace, kinds_known: bool = True) -> AddressWalk:
-    """Place every span of ``trace`` on a bare Go 1.14 heap in row order; count the agreements.
+def heap_walk(trace) -> HeapWalk:
+    """Replay ``trace`` on a bare Go 1.14 heap in row order, with no scavenger and no timing.
 
-    P ids choose the page cache as in Go's allocSpan (no P: no cache); a
-    span under 16 pages skips the cache's lock only if small-object or
-    manual, which does not move it, so ``kinds_known`` only matters for
-    the accounting.
+    Spans: every alloc is placed as Go's allocSpan would (P ids choose the
+    page cache; no P, no cache) and compared with the recorded address;
+    neither the scavenger nor time moves a span, so this is the heap
+    model's agreement alone.  On a go1.14-runtime trace the runtime's own
+    background releases are put back where they happened (its background
+    scavenger is paced by time, which is not the heap's business), so what
+    heap growth and FreeOSMemory release here, and the scavenge goal after
+    each GC, can be held against the reference exactly.
     """
+    ref = reference_of(trace_metadata(trace), str(trace))
+    releases = (ref or {}).get("background_releases")  # absent from recordings older than the key
+    background = releases["rows"] if releases else []
+    real_goals = [row[ref["gc_end"]["columns"].index("scavenge_goal")] for row in ref["gc_end"]["rows"]] if ref else []
     heap = MHeap()
     live: dict[int, tuple[int, int]] = {}
-    walk = AddressWalk()
-    row = 0
-    for ts, op, span, npages, _value, p, kind in iter_event_batches(trace):
+    walk = HeapWalk()
+    row = k = gcs = 0
+    fom: list[int] = []
+    for ts, op, span, npages, value, p, kind in iter_event_batches(trace):
         for i, code in enumerate(op.tolist()):
+            while k < len(background) and background[k][0] <= row + i:
+                walk.background_not_free += not _release(heap, *background[k][1:])
+                k += 1
             if code == OP_ALLOC:
-                sid, n, pid, k = int(span[i]), int(npages[i]), int(p[i]), int(kind[i])
-                small = not kinds_known or n >= SMALL_SPAN_PAGES or bool(k & 1 or k >> 2)
-                base = heap.alloc_span(n, pid, small)
+                sid, n, pid, kd = int(span[i]), int(npages[i]), int(p[i]), int(kind[i])
+                base = heap.alloc_span(n, pid, n >= SMALL_SPAN_PAGES or bool(kd & 1 or kd >> 2))
                 live[sid] = (base, n)
                 walk.allocs += 1
                 model = (base - ARENA_HINT_BASE) >> PAGE_SHIFT
                 if model == sid:
                     walk.agreed += 1
                 elif walk.first_mismatch is None:
-                    walk.first_mismatch = Mismatch(row + i, int(ts[i]), pid, n, k, sid, model, model < sid,
+                    walk.first_mismatch = Mismatch(row + i, int(ts[i]), pid, n, kd, sid, model, model < sid,
                                                    _free_in_model(heap, ARENA_HINT_BASE + (sid << PAGE_SHIFT), n))
             elif code == OP_FREE:
                 base, n = live.pop(int(span[i]))
-                heap.free_span(base, n)
+                heap.free_span(base, n, int(p[i]))
+            elif code == OP_GC:
+                heap.gc_done(int(value[i]))
+                if gcs < len(real_goals):
+                    walk.goals += 1
+                    if heap.scavenge_goal == real_goals[gcs]:
+                        walk.goals_agreed += 1
+                    elif walk.first_goal_mismatch is None:
+                        walk.first_goal_mismatch = {"gc": gcs, "row": row + i, "model": heap.scavenge_goal, "real": real_goals[gcs]}
+                gcs += 1
+            elif code == OP_GC_START:
+                heap.gc_start()
+            elif code == OP_FREE_OS_MEMORY:
+                heap.scavenge_all(locked=True)
+                fom.append(heap.heap_retained())
         row += len(op)
+    for rest in background[k:]:
+        walk.background_not_free += not _release(heap, *rest[1:])
+    walk.released = dict(heap.released_by) if releases is not None else None
+    walk.heap_growths, walk.heap_sys_bytes = heap.growths, heap.heap_sys
+    if ref:
+        rows = ref["free_os_memory"]
+        real = [r[rows["columns"].index("retained")] for r in rows["rows"]]
+        walk.free_os_memory_retained = list(zip(fom, real, strict=True))
     return walk
+
+
+def _release(heap: MHeap, page: int, npages: int) -> bool:
+    """Release pages the real background scavenger released, as scavengeRangeLocked did; False if not free here."""
+    addr = ARENA_HINT_BASE + (page << PAGE_SHIFT)
+    ci, base = chunk_index(addr), chunk_page_index(addr)
+    chunk = heap.pages.chunks.get(ci)
+    mask = ((1 << npages) - 1) << base
+    if chunk is None or chunk.bits & mask or chunk.scavenged & mask:
+        return False
+    lock = heap.lock
+    lock.actor = "scavenger"
+    with lock:
+        heap.pages.scavenge_range_locked(ci, base, npages)
+    lock.actor = "mutator"
+    return True
 
 
 def _free_in_model(heap: MHeap, base: int, npages: int) -> bool:
@@ -182,4 +243,4 @@ def _free_in_model(heap: MHeap, base: int, npages: int) -> bool:
     return True
 
 
-__all__ = ["COMPARED", "FIELDS", "AddressWalk", "Mismatch", "address_walk", "free_os_memory_retained", "ratio", "reference_fields", "reference_of"]
+__all__ = ["COMPARED", "FIELDS", "HeapWalk", "Mismatch", "heap_walk", "free_os_memory_retained", "ratio", "reference_fields", "reference_of"]

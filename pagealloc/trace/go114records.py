@@ -210,6 +210,11 @@ def reference(recs: np.ndarray, rows: np.ndarray, label: str) -> dict:
         "free_os_memory": table(EV_FOM_END, ["ts", "released", "heap_sys", "heap_released", "retained"],
                                 lambda i: [ts[i], *w[i, :3], sys_col[i] + manual[i] - rel_col[i]]),
         "growths": table(EV_GROW, ["ts", "npages", "growth_bytes", "heap_sys", "heap_released", "scavenge_goal", "retained"], lambda i: [ts[i], *w[i, :6]]),
+        # Where the background scavenger released what, so that a replay can put its releases back (sim.reference).
+        "background_releases": {
+            "columns": ["before_row", "page", "npages"],
+            "rows": [[int(np.searchsorted(rows, i)), int((w[i, 0] - HEAP_BASE) >> PAGE_SHIFT), int(w[i, 1])] for i in np.flatnonzero(scav & (x == 0))],
+        },
     }
 
 
