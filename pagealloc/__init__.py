@@ -10,6 +10,7 @@ The packages, in pipeline order (each may import only those before it):
 - ``pagealloc.trace``: the trace format, validation, import, record, synth;
 - ``pagealloc.sim``: the replay engine, cost model, metrics;
 - ``pagealloc.results``: asv results, the gate's rules, the report;
+- ``pagealloc.sweep``: parameter sweeps on Dask, their results and report;
 - ``pagealloc.cli``: the ``pagealloc`` command.
 
 ``pagealloc.errors`` (``UserError``) is shared by all but the runtime.

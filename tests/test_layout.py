@@ -21,7 +21,8 @@ ALLOWED = {
     "trace": {"trace", "errors"},
     "sim": {"sim", "runtime", "trace", "errors"},
     "results": {"results", "sim", "runtime", "trace", "errors"},
-    "cli": {"cli", "results", "sim", "runtime", "trace", "errors"},
+    "sweep": {"sweep", "results", "sim", "runtime", "trace", "errors"},
+    "cli": {"cli", "sweep", "results", "sim", "runtime", "trace", "errors"},
 }
 
 

@@ -25,6 +25,8 @@ COMMANDS = [
     "synth",
     "replay",
     "report",
+    "sweep",
+    "sweep_report",
     "calibrate",
 ]
 
