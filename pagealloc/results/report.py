@@ -115,6 +115,10 @@ def plot_retained(label: str, by_mode: dict, out_dir: Path) -> str:
         ys = [b / MiB for _, b in tl]
         ax.step(xs, ys, where="post", color=COLORS[mode], label=mode, linewidth=1.4,
                 linestyle="-" if mode == "unlocked" else "--")
+    real = next((r["reference_retained_timeline"] for r in by_mode.values() if r.get("reference_retained_timeline")), None)
+    if real:  # a go1.14-runtime trace: what the real Go 1.14.6 runtime retained (pagealloc.sim.reference)
+        ax.step([t / 1e9 for t, _ in real], [b / MiB for _, b in real], where="post", color="black", alpha=0.6,
+                linewidth=1, label="real Go 1.14.6")
     ax.set_title(f"{label}: retained bytes over time")
     ax.set_xlabel("virtual time (s)")
     ax.set_ylabel("retained (MiB)")

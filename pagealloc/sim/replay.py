@@ -46,6 +46,7 @@ from heapq import heappop, heappush
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.errors import UserError
 from pagealloc.sim.histogram import Histogram
+from pagealloc.sim.reference import reference_fields
 from pagealloc.runtime.invariants import InvariantError, check_heap
 from pagealloc.runtime.malloc import ARENA_HINT_BASE, PAGE_SHIFT
 from pagealloc.runtime.mgcscavenge import LOCK, PARK, SCAVENGE_ALL, SCAVENGE_PERCENT, SLEEP, UNLOCKED, bgscavenge
@@ -119,6 +120,25 @@ class ReplayResult:
     released_bytes_per_scavenger_cpu_sec: float = 0.0
     retained_timeline: list = field(default_factory=list)  # [(virtual ns, retained bytes)] at each GC, FreeOSMemory and the end
     p_stall_timeline: list = field(default_factory=list)  # [(virtual ns, P-stall so far)] at the same points
+    # What the real Go 1.14.6 runtime did, on go1.14-runtime traces (else None); _ratio = model / real.
+    # Filled by pagealloc.sim.reference.reference_fields.
+    reference_released_bytes: int | None = None
+    reference_released_bytes_ratio: float | None = None
+    reference_released_background_bytes: int | None = None
+    reference_released_background_bytes_ratio: float | None = None
+    reference_released_growth_bytes: int | None = None
+    reference_released_growth_bytes_ratio: float | None = None
+    reference_released_forced_bytes: int | None = None
+    reference_released_forced_bytes_ratio: float | None = None
+    reference_retained_final_bytes: int | None = None
+    reference_retained_final_bytes_ratio: float | None = None
+    reference_heap_sys_bytes: int | None = None
+    reference_heap_sys_bytes_ratio: float | None = None
+    reference_heap_growths: int | None = None
+    reference_heap_growths_ratio: float | None = None
+    reference_scavenged_alloc_bytes: int | None = None
+    reference_scavenged_alloc_bytes_ratio: float | None = None
+    reference_retained_timeline: list | None = None  # [(ns, retained bytes)] of the real runtime, as retained_timeline
 
     WALL_CLOCK_FIELDS = ("wall_seconds", "replay_events_per_wall_second")
 
@@ -806,7 +826,7 @@ def replay(
     # Only a trace recorded from Go carries Go's span kinds; elsewhere kind 0
     # means "not given", not "large scan object".
     meta = trace_metadata(trace)
-    kinds_known = meta.get("source") == "go-trace"
+    kinds_known = meta.get("source") in ("go-trace", "go1.14-runtime")
     gomaxprocs = _gomaxprocs(meta, where)
     has_p = "p" in open_trace(trace).schema.names
     if not has_p and (gomaxprocs or 1) > 1:
@@ -838,6 +858,8 @@ def replay(
         if row == 0:
             raise UserError(f"{where}: the trace has no events")
         result = engine.finish(label, time.perf_counter() - t0)
+        for name, value in reference_fields(meta, result, where).items():  # go1.14-runtime traces
+            setattr(result, name, value)
         if check:
             check_heap(engine.heap, engine.spans)
     except InvariantError as e:  # a bug in the model (also raised mid-replay: retained < 0)
