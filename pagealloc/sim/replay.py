@@ -232,6 +232,7 @@ class Replay:
         self.heap = heap = MHeap(cost, retain_extra_percent=retain_extra_percent, madvdontneed=self.madvdontneed)
         heap.now = 0
         self.spans: dict[int, tuple[int, int]] = {}  # trace span id -> (base, npages)
+        self.manual_spans: set[int] = set()  # the live ones among them that are manual (kind & 1)
         # A span's ops run in trace order: each queued op carries the row of the
         # span's previous op (or -1), and may run once that row has completed.
         self.span_last: dict[int, int] = {}  # span id -> row of its last queued op
@@ -607,8 +608,11 @@ class Replay:
                     self.skipped += 1
                     return
                 raise UserError(f"{label}: row {row}: alloc of span {sid}, which is already live")
-            if self.kinds_known and n < SMALL_SPAN_PAGES:
-                base = heap.alloc_span(n, a.pid, bool(k & 1 or k >> 2))
+            if self.kinds_known and k & 1:  # a manual span (Go's allocManual: stacks, GC work buffers)
+                base = heap.alloc_span(n, a.pid, True, True)
+                self.manual_spans.add(sid)
+            elif self.kinds_known and n < SMALL_SPAN_PAGES:
+                base = heap.alloc_span(n, a.pid, bool(k >> 2))
             else:
                 base = heap.alloc_span(n, a.pid)  # P -1: no P, so no page cache (Go: pp == nil)
             if base == 0:
@@ -631,7 +635,12 @@ class Replay:
                     self.skipped += 1
                     return
                 raise UserError(f"{label}: row {row}: free of unknown span {sid}")
-            heap.free_span(got[0], n, a.pid)
+            if self.manual_spans:
+                manual = sid in self.manual_spans
+                self.manual_spans.discard(sid)
+                heap.free_span(got[0], n, a.pid, manual)
+            else:
+                heap.free_span(got[0], n, a.pid)
         elif code == OP_GC:  # world stopped: no heap lock (Go: gcMarkTermination)
             if heap.gc_done(value):
                 self.goals_derived += 1
