@@ -1,4 +1,4 @@
-"""Which traces the benchmarks replay, and helpers shared by the suites.
+"""Which traces and modes the benchmarks replay, and helpers shared by the suites.
 
 The corpus is traces/manifest.json (written by the corpus owners): each
 entry has a name, a file relative to traces/ and a set, "default" or
@@ -6,7 +6,14 @@ entry has a name, a file relative to traces/ and a set, "default" or
 manifest, traces/*.parquet is the default set and traces/heavy/*.parquet
 the heavy one.
 
-Nothing here imports pagealloc: benchmark discovery runs against whatever
+The ``mode`` parameter is every preset any benchmarked commit may have
+(``go1.14``, the baseline, first).  It is a fixed list rather than
+``pagealloc.MODES``: asv imports this module in a fresh process for every
+parameter combination, and importing pagealloc there would cost ~0.4 s
+each, minutes per run (tests/test_asv_suite.py fails when pagealloc has a
+mode this list lacks).  A commit that lacks a mode skips it (bench_replay).
+
+Nothing here needs pagealloc: benchmark discovery runs against whatever
 commit asv benchmarks, which may predate any of its modules.
 """
 
@@ -17,7 +24,7 @@ import os
 from pathlib import Path
 
 TRACES = Path(os.environ.get("PAGEALLOC_BENCH_TRACES") or Path(__file__).resolve().parents[1] / "traces")
-MODES = ["unlocked", "locked"]
+KNOWN_MODES = ["go1.14", "unlocked", "locked"]  # every preset of any commit: the baseline first
 NO_TRACES = "(no traces)"
 HEAVY_ENV = "PAGEALLOC_BENCH_HEAVY"
 
@@ -27,6 +34,9 @@ except ImportError:  # pragma: no cover - older asv_runner
 
     class SkipNotImplemented(NotImplementedError):
         pass
+
+
+MODES = KNOWN_MODES
 
 
 def corpus(which: str = "default") -> list[tuple[str, Path]]:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import random
 
-from ._corpus import MODES
-
 CHUNKS = 16
 OPS = 200
 
@@ -116,7 +114,7 @@ class ScavengeOne(_Batch):
     are all unscavenged, locked (caller holds the heap lock) or unlocked
     (scavenge_one takes and drops it itself, as Go 1.14's scavengeOne)."""
 
-    params = [MODES, [1, 64]]
+    params = [["unlocked", "locked"], [1, 64]]  # the lock flag of scavenge_one, not a replay preset
     param_names = ["mode", "max_pages"]
 
     def setup(self, mode, max_pages):

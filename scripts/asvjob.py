@@ -1,20 +1,29 @@
-"""Shared by scripts/main and scripts/nightly: running asv quietly, publishing, the report.
+"""Shared by scripts/main, scripts/nightly, scripts/publish and scripts/compare:
+running asv quietly, benchmarking past commits, publishing, the report.
 
 Folders (see README.md, "Benchmarking with asv"):
   .asv/results       asv results: history, never deleted by these scripts
-  .asv/html          the dashboard (asv publish rewrites it)
-  .asv/html/report   pagealloc report, written after publishing
+  .asv/report        pagealloc report (asv publish does not touch it)
+  .asv/html          the dashboard (asv publish rewrites it); .asv/html/report is a copy of the report
   .asv/<job>.log     the full asv output of the last run of a job
+
+asv names a ``--python=same`` run's environment after the interpreter it
+runs under (``existing-py_<its path>``) and compares results only within one
+environment.  ``asv`` here runs under the interpreter of the virtualenv's
+``asv`` command, so the scripts' results and a hand ``.venv/bin/asv run
+--python=same`` land in the same environment and compare.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ASV_DIR = ROOT / ".asv"
 RESULTS = ASV_DIR / "results"
 HTML = ASV_DIR / "html"
-REPORT = HTML / "report"
+REPORT = ASV_DIR / "report"
+HTML_REPORT = HTML / "report"
 
 sys.path.insert(0, str(ROOT))  # pagealloc and benchmarks of this checkout
 
@@ -43,11 +53,29 @@ def default_machine() -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
+def asv_python() -> str:
+    """The interpreter the virtualenv's ``asv`` command runs under (its
+    shebang, or the target of pip's /bin/sh trampoline for long paths);
+    this Python when there is no such command."""
+    script = Path(sys.executable).parent / "asv"
+    try:
+        head = script.read_text(errors="replace").splitlines()[:3]
+    except OSError:
+        return sys.executable
+    m = re.match(r"#!\s*(\S+)", head[0]) if head else None
+    if m and not m.group(1).endswith("/sh"):
+        exe = m.group(1)
+    else:
+        m = re.search(r"""'''exec' "?([^"]+?)"? "\$0" "\$@"'?""", "\n".join(head))
+        exe = m.group(1) if m else ""
+    return exe if os.path.isabs(exe) and os.access(exe, os.X_OK) else sys.executable
+
+
 def asv(args: list[str], log: Path, *, env: dict | None = None, echo: bool = True) -> int:
     """Run ``python -m asv ARGS`` in the repository, all output to ``log``
     (appended), echoing asv's one-line progress messages; return its status."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "asv", *args]
+    cmd = [asv_python(), "-m", "asv", *args]
     with open(log, "a") as f:
         f.write(f"\n$ {' '.join(cmd)}\n")
         f.flush()
@@ -74,8 +102,57 @@ def ensure_machine(machine: str, log: Path) -> None:
         raise SystemExit(f"asv machine failed; see {log}:\n{tail(log)}")
 
 
+# -- past commits in this Python (scripts/main's short history) --
+
+
+def has_replay_api(src: Path) -> bool:
+    """Whether the pagealloc in ``src`` has the replay API the benchmarks use."""
+    probe = "import pagealloc, sys; sys.exit(0 if callable(getattr(pagealloc, 'replay', None)) else 1)"
+    p = subprocess.run([sys.executable, "-c", probe], cwd=src, env={**os.environ, "PYTHONPATH": str(src)},
+                       capture_output=True, timeout=120)
+    return p.returncode == 0
+
+
+def history(head: str, count: int, done: set[str], *, look_back: int = 20) -> list[str]:
+    """Up to ``count`` first-parent ancestors of ``head``, nearest first, that
+    have the replay API; those in ``done`` (already benchmarked) count but
+    are not returned."""
+    out, found = [], 0
+    for commit in git("rev-list", "--first-parent", f"--max-count={look_back + 1}", head).split()[1:]:
+        if found == count:
+            break
+        if commit in done:
+            found += 1
+            continue
+        with tempfile.TemporaryDirectory(prefix="pagealloc-history-") as tmp:
+            if extract(commit, Path(tmp)) and has_replay_api(Path(tmp)):
+                found += 1
+                out.append(commit)
+    return out
+
+
+def extract(commit: str, dest: Path) -> bool:
+    """The ``pagealloc`` package of ``commit`` into ``dest`` (False when it has none)."""
+    archive = subprocess.run(["git", "archive", commit, "pagealloc"], cwd=ROOT, capture_output=True)
+    if archive.returncode != 0:
+        return False
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return True
+
+
+def run_commit(commit: str, run_args: list[str], log: Path, env: dict) -> int:
+    """``asv run --python=same --set-commit-hash COMMIT`` with that commit's
+    pagealloc (extracted to a temporary folder) first on the path."""
+    with tempfile.TemporaryDirectory(prefix="pagealloc-history-") as tmp:
+        extract(commit, Path(tmp))
+        return asv([*run_args, "--set-commit-hash", commit], log, env={**env, "ASV_PYTHONPATH": tmp}, echo=False)
+
+
+# -- the dashboard --
+
 # asv 0.6's dashboard loads these from CDNs; scripts/asv-vendor has local copies.
 VENDOR = Path(__file__).resolve().parent / "asv-vendor"
+DASHBOARD_JS = Path(__file__).resolve().parent / "dashboard.js"
 CDN = {
     "https://code.jquery.com/jquery-3.3.1.min.js": "jquery-3.3.1.min.js",
     "https://cdnjs.cloudflare.com/ajax/libs/flot/0.8.3/jquery.flot.min.js": "jquery.flot-0.8.3.min.js",
@@ -89,6 +166,8 @@ CDN = {
     "https://cdn.jsdelivr.net/npm/flot-orderbars@1.0.0/js/jquery.flot.orderBars.js": "jquery.flot.orderBars.js",
 }
 _ASSET = re.compile(r'(<(?:script|link)\b[^>]*?\b(?:src|href)=")(https?://[^"]+)(")')
+REPORT_LINK = ('<li id="nav-li-pagealloc-report"><a href="report/index.html">'
+               "Report: each preset vs go1.14, per trace</a></li>")
 
 
 def localize_dashboard(html_dir: Path = HTML) -> list[str]:
@@ -116,13 +195,53 @@ def localize_dashboard(html_dir: Path = HTML) -> list[str]:
     return unmapped
 
 
+def drop_empty_benchmarks(html_dir: Path = HTML) -> list[str]:
+    """Leave out of the dashboard's index the benchmarks without a value on
+    any commit (asv draws them as empty thumbnails and 404s on their
+    graphs): figures this pagealloc's ReplayResult lacks, so far.  Returns
+    their names."""
+    index = html_dir / "index.json"
+    data = json.loads(index.read_text())
+    empty = sorted(b for b in data["benchmarks"] if not (html_dir / "graphs" / "summary" / f"{b}.json").exists())
+    for b in empty:
+        del data["benchmarks"][b]
+    index.write_text(json.dumps(data))
+    return empty
+
+
+def add_pagealloc(html_dir: Path = HTML) -> None:
+    """pagealloc's script (every trace and mode on a benchmark's graph) and a
+    link to the report in the navigation bar of the dashboard's index.html."""
+    index = html_dir / "index.html"
+    shutil.copy2(DASHBOARD_JS, html_dir / "vendor" / "pagealloc-dashboard.js")
+    text = index.read_text()
+    if "pagealloc-dashboard.js" not in text:
+        text = text.replace("</head>", '    <script src="vendor/pagealloc-dashboard.js"></script>\n  </head>', 1)
+    if REPORT_LINK not in text:
+        text, n = re.subn(r'(<li id="nav-li-regressions">.*?</li>)', lambda m: m.group(1) + "\n\t" + REPORT_LINK, text,
+                          count=1, flags=re.S)
+        if n == 0:
+            say("  warning: no navigation bar found in the dashboard's index.html; the report is not linked")
+    index.write_text(text)
+
+
 def publish(log: Path) -> bool:
-    """asv publish, then make the dashboard self-contained (no CDN)."""
+    """asv publish, then make the dashboard self-contained (no CDN), add
+    pagealloc's script and report link, and copy the report in."""
     if asv(["publish"], log, echo=False) != 0:
         return False
     for url in localize_dashboard():
         say(f"  warning: the dashboard still loads {url} (no local copy in {VENDOR.relative_to(ROOT)})")
+    add_pagealloc()
+    empty = drop_empty_benchmarks()
+    if empty:
+        say(f"  dashboard: {len(empty)} benchmark(s) without a value on any commit left out: {', '.join(empty)}")
+    if (REPORT / "index.html").exists():
+        shutil.copytree(REPORT, HTML_REPORT, dirs_exist_ok=True)
     return True
+
+
+# -- the report --
 
 
 def default_traces() -> list[Path]:
@@ -131,14 +250,14 @@ def default_traces() -> list[Path]:
     return [path for _, path in corpus("default")]
 
 
-def report(log: Path, machine: str, traces: list[Path] | None = None) -> Path | None:
-    """pagealloc report into .asv/html/report: the traces (default set) and the asv history."""
+def report(machine: str, traces: list[Path] | None = None) -> Path | None:
+    """pagealloc report into .asv/report: the traces (default set) and the asv history."""
     from pagealloc.cli import main as cli
 
     traces = default_traces() if traces is None else traces
     args = ["report", *map(str, traces), "--asv-results", str(RESULTS), "--machine", machine, "-o", str(REPORT)]
     t0 = time.time()
-    say(f"  pagealloc {' '.join(args[:1])} ({len(traces)} traces x 2 modes, asv history) ...")
+    say(f"  pagealloc report ({len(traces)} traces in every mode, asv history) ...")
     status = cli(args)
     if status != 0:
         say(f"  pagealloc report failed (status {status})")
@@ -152,4 +271,4 @@ def where(index: Path | None) -> None:
     say(f"results:   {rel(RESULTS)}/ (asv results, kept across runs)")
     say(f"dashboard: {rel(HTML / 'index.html')}  (serve it: .venv/bin/asv preview, or python3 -m http.server -d {rel(HTML)})")
     if index is not None:
-        say(f"report:    {rel(index)}")
+        say(f"report:    {rel(index)} (also {rel(HTML_REPORT / 'index.html')}, linked from the dashboard)")

@@ -5,6 +5,7 @@ API, and the results reader / gate rules of pagealloc.results.asvresults."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -15,10 +16,19 @@ from pathlib import Path
 
 import pytest
 
+import pagealloc
 from pagealloc.errors import UserError
-from pagealloc.results.asvresults import Run, Value, load_results
-from pagealloc.results.gate import compare_runs, direction, regressions
-from pagealloc.results.tables import format_mode_table
+from pagealloc.results.asvresults import Run, Value, load_results, runs_to_compare
+from pagealloc.results.gate import (
+    LOWER_IS_BETTER_TRACKS,
+    NO_DIRECTION_TRACKS,
+    compare_runs,
+    direction,
+    is_wall_clock,
+    regressions,
+)
+from pagealloc.results.headline import from_run, headline
+from pagealloc.results.tables import format_headline, format_mode_table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -54,17 +64,50 @@ def test_asv_check_discovers_the_suite(tmp_path):
 
 def test_benchmark_names_and_params():
     names = _corpus.trace_names("default")
+    modes = bench_replay.MODES
+    assert modes[:3] == ["go1.14", "unlocked", "locked"] and set(pagealloc.MODES) <= set(modes)
     for cls in (bench_replay.Replay, bench_replay.ReplayMetrics):
-        assert cls.params == [names, ["unlocked", "locked"]] and cls.param_names == ["trace", "mode"]
-    assert bench_replay.ReplayHeavy.params[0] == _corpus.trace_names("heavy")
+        assert cls.params == [names, modes] and cls.param_names == ["trace", "mode"]
     for method in ("track_released_bytes", "track_retained_peak_bytes", "track_mutator_stall_ns",
-                   "track_lock_hold_max_ns", "track_events_per_second"):
-        assert hasattr(bench_replay.ReplayMetrics, method)
+                   "track_lock_hold_max_ns", "track_p_stall_ns", "track_p_stall_max_ns", "track_p_stall_p99_ns",
+                   "track_alloc_latency_p99_ns", "track_alloc_latency_max_ns", "track_slowdown",
+                   "track_virtual_ns_per_event", "track_scavenger_cpu_ns", "track_scavenger_ns_per_released_mib",
+                   "track_wall_seconds_per_event"):
+        assert hasattr(bench_replay.ReplayMetrics, method), method
+    assert not hasattr(bench_replay.ReplayMetrics, "track_events_per_second")  # renamed: its inverse
     assert bench_replay.ReplayMetrics.track_released_bytes.unit == "bytes"
+    assert bench_replay.ReplayMetrics.track_wall_seconds_per_event.unit == "seconds"
     assert hasattr(bench_replay.Replay, "time_replay") and hasattr(bench_replay.Replay, "peakmem_replay")
+    assert bench_model.ScavengeOne.params[0] == ["unlocked", "locked"]  # scavenge_one's lock flag, not presets
     for cls, method in ((bench_model.Alloc, "time_alloc"), (bench_model.Free, "time_free"), (bench_model.Find, "time_find"),
                         (bench_model.ScavengeOne, "time_scavenge_one"), (bench_model.FillAligned, "time_fill_aligned")):
         assert hasattr(cls, method)
+
+
+def test_heavy_classes_exist_only_when_enabled(monkeypatch):
+    """Without PAGEALLOC_BENCH_HEAVY the Heavy classes are not defined, so the
+    dashboard has no always-empty graphs for them."""
+    assert not hasattr(bench_replay, "ReplayHeavy") and not hasattr(bench_replay, "ReplayMetricsHeavy")
+    monkeypatch.setenv(_corpus.HEAVY_ENV, "1")
+    heavy = importlib.reload(bench_replay)
+    try:
+        assert heavy.ReplayHeavy.params[0] == _corpus.trace_names("heavy")
+        assert heavy.ReplayMetricsHeavy.params[1] == heavy.MODES
+    finally:
+        monkeypatch.delenv(_corpus.HEAVY_ENV)
+        importlib.reload(bench_replay)
+
+
+def test_published_benchmarks_keep_their_versions():
+    """asv drops results whose benchmark version differs from the current
+    one: the benchmarks published before keep the versions they had."""
+    from asv_runner.discovery import disc_benchmarks
+
+    found = {b.name.rsplit(".", 1)[-1]: b.version for b in disc_benchmarks(str(ROOT / "benchmarks"))
+             if ".Replay." in b.name or ".ReplayMetrics." in b.name}
+    for method, version in bench_replay.VERSIONS.items():
+        assert found[method] == version, method
+    assert all(found[m] == bench_replay.NEW_VERSION for m in found if m not in bench_replay.VERSIONS)
 
 
 def test_corpus_follows_the_manifest(tmp_path, monkeypatch):
@@ -96,28 +139,46 @@ def test_replay_benchmarks_run_and_agree_with_replay(tmp_path, monkeypatch):
 
     b = bench_replay.ReplayMetrics()
     cache = b.setup_cache()
-    for mode in ("unlocked", "locked"):
+    for mode in pagealloc.MODES:
         b.setup(cache, "t", mode)
         want = replay(tmp_path / "t.parquet", mode)
         assert b.track_released_bytes(cache, "t", mode) == want.released_bytes
         assert b.track_mutator_stall_ns(cache, "t", mode) == want.mutator_stall_ns
         assert b.track_lock_hold_max_ns(cache, "t", mode) == want.lock_hold_max_ns
         assert b.track_retained_peak_bytes(cache, "t", mode) == want.retained_peak_bytes
-        assert b.track_events_per_second(cache, "t", mode) > 0
+        assert 0 < b.track_wall_seconds_per_event(cache, "t", mode) < 1
+        for name in ("p_stall_ns", "alloc_latency_p99_ns", "slowdown", "scavenger_cpu_ns"):
+            if hasattr(want, name):  # a multi-P field this commit has
+                assert getattr(b, f"track_{name}")(cache, "t", mode) == getattr(want, name)
+            else:
+                with pytest.raises(NotImplementedError):
+                    getattr(b, f"track_{name}")(cache, "t", mode)
     t = bench_replay.Replay()
     traces = t.setup_cache()
     t.setup(traces, "t", "locked")
     t.time_replay(traces, "t", "locked")
-    with pytest.raises(NotImplementedError):  # heavy traces are opt-in
-        h = bench_replay.ReplayHeavy()
-        h.setup(h.setup_cache(), "t", "locked")
+
+
+def test_inverse_tracks_fall_when_the_figure_rises():
+    """Higher-is-better figures are tracked as inverses, so that asv's
+    lower-is-better reading is right: a slower simulator (fewer events per
+    wall second) gives a larger track_wall_seconds_per_event."""
+    b = bench_replay.ReplayMetrics()
+    b.m = {"events": 1000, "wall_seconds": 0.5, "throughput_events_per_vsec": 2e6,
+           "released_bytes_per_scavenger_cpu_sec": 4 * 2**30}
+    fast = (b.track_wall_seconds_per_event(None, "t", "go1.14"), b.track_virtual_ns_per_event(None, "t", "go1.14"),
+            b.track_scavenger_ns_per_released_mib(None, "t", "go1.14"))
+    b.m = {"events": 1000, "wall_seconds": 1.0, "throughput_events_per_vsec": 1e6,
+           "released_bytes_per_scavenger_cpu_sec": 2 * 2**30}
+    slow = (b.track_wall_seconds_per_event(None, "t", "go1.14"), b.track_virtual_ns_per_event(None, "t", "go1.14"),
+            b.track_scavenger_ns_per_released_mib(None, "t", "go1.14"))
+    assert fast == (0.0005, 500.0, 2**20 * 1e9 / (4 * 2**30))
+    assert all(s == 2 * f for s, f in zip(slow, fast))
 
 
 def test_benchmarks_skip_on_a_commit_without_the_api(monkeypatch):
     """What an older commit looks like to the suite: no pagealloc.replay, a
-    ReplayResult without a field, a pagealloc without PageAlloc.for_test."""
-    import pagealloc
-
+    ReplayResult without a field."""
     monkeypatch.delattr(pagealloc, "replay")  # no function exported ...
     monkeypatch.setitem(sys.modules, "pagealloc.replay", None)  # ... and no submodule
     m = bench_replay.ReplayMetrics()
@@ -129,6 +190,31 @@ def test_benchmarks_skip_on_a_commit_without_the_api(monkeypatch):
     m.m = {"released_bytes": 1}
     with pytest.raises(NotImplementedError):  # asv's SkipNotImplemented: a skip, not a failure
         m.track_lock_hold_max_ns(cache, "x", "locked")
+
+
+def test_a_mode_the_commit_lacks_skips(monkeypatch, tmp_path):
+    """An older commit had only unlocked and locked: go1.14 skips there."""
+    import pagealloc.sim.replay as engine
+
+    subprocess.run([sys.executable, "-m", "pagealloc", "synth", "churn", "-o", str(tmp_path / "t.parquet"),
+                    "--events", "2000"], check=True, capture_output=True)
+    monkeypatch.setattr(_corpus, "TRACES", tmp_path)
+    monkeypatch.setattr(engine, "MODES", ("unlocked", "locked"))
+    with pytest.raises(NotImplementedError, match="mode 'go1.14' is not in this commit"):
+        bench_replay._replay_api("go1.14")
+    m = bench_replay.ReplayMetrics()
+    cache = m.setup_cache()
+    assert cache["__modes__"] == ["unlocked", "locked"]
+    with pytest.raises(NotImplementedError, match="not in this commit"):
+        m.setup(cache, "t", "go1.14")
+    m.setup(cache, "t", "locked")
+    assert m.track_released_bytes(cache, "t", "locked") >= 0
+    with pytest.raises(NotImplementedError):
+        bench_replay.Replay().setup(bench_replay.Replay().setup_cache(), "t", "go1.14")
+
+
+def test_microbenchmarks_skip_on_a_commit_without_the_api(monkeypatch):
+    """A pagealloc without fill_aligned or PageAlloc.for_test."""
     monkeypatch.delattr(pagealloc, "fill_aligned")
     with pytest.raises(NotImplementedError):
         bench_model.FillAligned().setup(8)
@@ -171,8 +257,25 @@ def test_direction():
     assert direction("bench_replay.Replay.time_replay") == 1
     assert direction("bench_replay.Replay.peakmem_replay") == 1
     assert direction("bench_replay.ReplayMetrics.track_mutator_stall_ns") == 1
-    assert direction("bench_replay.ReplayMetrics.track_events_per_second") == -1
+    assert direction("bench_replay.ReplayMetrics.track_wall_seconds_per_event") == 1
+    assert direction("bench_replay.ReplayMetrics.track_events_per_second") == -1  # older results
     assert direction("bench_replay.ReplayMetrics.track_released_bytes") == 0
+    assert is_wall_clock("bench_replay.ReplayMetrics.track_wall_seconds_per_event")
+    assert not is_wall_clock("bench_replay.ReplayMetrics.track_p_stall_ns")
+
+
+def test_asv_reads_every_directed_benchmark_the_right_way():
+    """asv compare and continuous take lower as better: every benchmark of the
+    suite is lower-is-better or has no direction (listed in gate's
+    NO_DIRECTION_TRACKS), never higher-is-better."""
+    from asv_runner.discovery import disc_benchmarks
+
+    for b in disc_benchmarks(str(ROOT / "benchmarks")):
+        method = b.name.rsplit(".", 1)[-1]
+        if method.startswith("track_"):
+            assert method in LOWER_IS_BETTER_TRACKS or method in NO_DIRECTION_TRACKS, method
+        else:
+            assert direction(b.name) == 1, b.name
 
 
 def test_gate_rules():
@@ -200,21 +303,69 @@ def test_gate_rules():
     assert [c.status for c in compare_runs(noisy_old, noisy_new, 1.5)] == ["noise"]
 
 
+class _Units:
+    def __init__(self, unit):
+        self.u = unit
+
+    def unit(self, bench):
+        return self.u
+
+    def param_names(self, bench):
+        return ["trace", "mode"]
+
+
 def test_format_mode_table():
-    E = "b.ReplayMetrics.track_mutator_stall_ns"
-    run = _run("a", {(E, ("t", "unlocked")): 2000.0, (E, ("t", "locked")): 1000.0,
-                     ("b.ReplayHeavy.time_replay", ("h", "unlocked")): math.nan,
-                     ("b.ReplayHeavy.time_replay", ("h", "locked")): math.nan})
-
-    class R:
-        def unit(self, b):
-            return "ns"
-
-    table = format_mode_table(run, R())
-    assert "ReplayMetrics.track_mutator_stall_ns(t)" in table and "0.50" in table
-    assert "ReplayHeavy" not in table  # skipped in both modes
+    S, H = "b.ReplayMetrics.track_mutator_stall_ns", "b.ReplayHeavy.time_replay"
+    run = _run("a", {(S, ("t", "go1.14")): 2000.0, (S, ("t", "unlocked")): 2000.0, (S, ("t", "locked")): 1000.0,
+                     (H, ("h", "go1.14")): math.nan, (H, ("h", "unlocked")): math.nan, (H, ("h", "locked")): math.nan})
+    table = format_mode_table(run, _Units("ns"))
+    header = table.splitlines()[0]
+    assert header.index("go1.14") < header.index("unlocked") < header.index("locked")  # the baseline first
     line = next(x for x in table.splitlines() if "track_mutator" in x)
-    assert line.startswith("| L |")  # locked stalls less: better
+    assert "ReplayMetrics.track_mutator_stall_ns(t)" in line and "1.00  " in line and "0.50 -" in line  # locked better
+    assert "ReplayHeavy" not in table  # skipped in every mode
+
+
+def test_wall_clock_rows_are_marked_only_beyond_noise():
+    T = "b.Replay.time_replay"
+    one_sample = _run("a", {(T, ("t", "go1.14")): 1.0, (T, ("t", "locked")): 1.5})
+    line = next(x for x in format_mode_table(one_sample, _Units("seconds")).splitlines() if "time_replay" in x)
+    assert "1.50  " in line and "+" not in line  # one sample each: noise unknown, no mark
+    ci = {(T, ("t", "go1.14")): (0.9, 1.1), (T, ("t", "locked")): (1.4, 1.6)}
+    apart = _run("a", {(T, ("t", "go1.14")): 1.0, (T, ("t", "locked")): 1.5}, ci)
+    assert "1.50 +" in format_mode_table(apart, _Units("seconds"))
+    ci[(T, ("t", "locked"))] = (1.05, 1.6)  # overlapping: within noise
+    close = _run("a", {(T, ("t", "go1.14")): 1.0, (T, ("t", "locked")): 1.5}, ci)
+    assert "+" not in next(x for x in format_mode_table(close, _Units("seconds")).splitlines() if "time_replay" in x)
+
+
+def test_headline_leads_with_the_biggest_difference():
+    M = "b.ReplayMetrics.track_"
+    values = {}
+    for trace, stall, hold in (("small", (100, 100, 110), (10, 10, 10)), ("big", (100, 100, 100), (10, 5, 400)),
+                               ("flat", (7, 7, 7), (3, 3, 3))):
+        for mode, s_, h in zip(("go1.14", "unlocked", "locked"), stall, hold):
+            values[(M + "mutator_stall_ns", (trace, mode))] = float(s_)
+            values[(M + "lock_hold_max_ns", (trace, mode))] = float(h)
+            values[(M + "released_bytes", (trace, mode))] = 1e6
+    text = format_headline(from_run(_run("a", values)))
+    lines = text.splitlines()
+    assert "go1.14 (baseline)" in lines[0] and lines[0].index("unlocked") < lines[0].index("locked")
+    assert lines[2].startswith("| big ") and "longest heap-lock hold" in lines[2] and "(40x)" in lines[2] and "(0.5x)" in lines[2]
+    assert lines[3].startswith("| small ") and "mutator stall" in lines[3] and "(1.1x)" in lines[3] and "(=)" in lines[3]
+    assert len(lines) == 5 and "released" not in text  # identical in every mode: not a headline figure
+    assert lines[4] == "no headline figure differs by 1% or more: flat"
+
+
+def test_headline_uses_the_multi_p_figures_when_there_are_any():
+    by_mode = {m: {"p_stall_ns": p, "alloc_latency_p99_ns": 5, "alloc_latency_max_ns": 9, "released_bytes": 1,
+                   "mutator_stall_ns": s, "lock_hold_max_ns": 3} for m, p, s in (("go1.14", 10, 1), ("locked", 20, 2))}
+    per_trace, same = headline({"t": by_mode})
+    assert [line.field for line in per_trace[0]] == ["p_stall_ns"] and same == []
+    for d in by_mode.values():
+        del d["p_stall_ns"], d["alloc_latency_p99_ns"], d["alloc_latency_max_ns"]
+    per_trace, _ = headline({"t": by_mode})
+    assert [line.field for line in per_trace[0]] == ["mutator_stall_ns"]
 
 
 def test_load_results_errors(tmp_path):
@@ -231,3 +382,30 @@ def test_load_results_errors(tmp_path):
     (m / "abc.json").write_text(json.dumps({"version": 1}))
     with pytest.raises(UserError, match="not an asv results file"):
         load_results(tmp_path)
+
+
+def test_unknown_machine_is_an_error(tmp_path):
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "machine.json").write_text("{}")
+    (m / "abc-env.json").write_text(json.dumps({"version": 2, "commit_hash": "abc", "env_name": "env", "results": {},
+                                                 "result_columns": [], "params": {"machine": "m"}}))
+    results = load_results(tmp_path)
+    assert len(results.for_machine("m")) == 1
+    with pytest.raises(UserError, match="no results of machine 'nosuch' \\(there are: m\\)"):
+        results.for_machine("nosuch")
+
+
+def test_runs_to_compare(tmp_path):
+    def run(commit, env):
+        path = tmp_path / f"{commit}-{env}.json"
+        path.write_text("{}")
+        return Run(path=path, machine="m", commit=commit * 8, env=env, date=0)
+
+    a_same, a_built, b_same = run("a", "same"), run("a", "built"), run("b", "same")
+    old, new, warning = runs_to_compare([a_built, a_same, b_same], "a", "b")
+    assert (old, new, warning) == (a_same, b_same, None)  # the environment both have
+    old, new, warning = runs_to_compare([a_built, b_same], "a", "b")
+    assert (old, new) == (a_built, b_same) and "no results in a common environment (built vs same)" in warning
+    with pytest.raises(UserError, match="no asv results for commit c"):
+        runs_to_compare([a_same], "a", "c")

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+import pagealloc
 from pagealloc.cli import main
+from pagealloc.results.report import plot_retained, retained_gap
 
 BENCH = "bench_replay.ReplayMetrics.track_released_bytes"
 COLUMNS = ["result", "params", "version", "started_at", "duration", "stats_ci_99_a", "stats_ci_99_b"]
@@ -54,13 +56,31 @@ def test_report_page_and_pngs(trace, tmp_path, capsys):
     assert main(["report", str(trace), "--asv-results", str(results), "-o", str(out), "--jobs", "1"]) == 0
     assert str(out / "index.html") in capsys.readouterr().out
     page = (out / "index.html").read_text()
-    for png in ("retained-small.png", "released.png", "stall.png", "commits-track_released_bytes.png",
+    # The trace is called by its metadata name (synth's default: the scenario), as info and replay call it.
+    for png in ("retained-freeosmemory.png", "released.png", "stall.png", "commits-track_released_bytes.png",
                 "commits-time_replay.png", "commits-microbenchmarks.png"):
         assert f'src="{png}"' in page, png
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
-    assert "small: retained bytes over time, unlocked vs locked" in page
+    modes = " vs ".join(pagealloc.MODES)
+    assert f"freeosmemory: retained bytes over time, {modes}" in page
     assert "2 commit(s)" in page and "aaaa1111" in page and "bbbb2222" in page
     assert "<script" not in page  # static page: nothing to fail in a browser
+    # The first section is the headline: per trace, each preset against the baseline.
+    assert page.index('<h2 id="headline">') < page.index("<h2", page.index('<h2 id="headline">') + 1)
+    assert page.index('<h2 id="headline">') == page.index("<h2")
+    headline = page[page.index('<h2 id="headline">'):page.index("<h2", page.index('<h2 id="headline">') + 1)]
+    assert "Headline: each preset against" in headline and pagealloc.MODES[0] in headline
+    assert "(baseline)</th>" in headline or "No headline figure differs by 1% or more in: freeosmemory" in headline
+
+
+def test_retained_plot_says_where_modes_differ(tmp_path):
+    same = {m: {"retained_timeline": [(0, 0), (10**9, 5 * 2**20)]} for m in ("go1.14", "unlocked", "locked")}
+    png, caption = plot_retained("t", same, tmp_path)
+    assert (tmp_path / png).exists() and "no difference; the lines lie on top of each other" in caption
+    apart = {**same, "locked": {"retained_timeline": [(0, 0), (10**9, 2 * 2**20)]}}
+    assert retained_gap(apart) == (3 * 2**20, "locked", 10**9)
+    _, caption = plot_retained("t", apart, tmp_path)
+    assert "Largest gap: 3MiB (locked vs go1.14 at 1.000 s)" in caption
 
 
 def test_report_of_traces_only_and_of_results_only(trace, tmp_path):
@@ -100,6 +120,7 @@ def _bad_cases(tmp_path: Path, trace: Path):
         (["--asv-results", str(badjson)], str(bad)),
         (["--asv-results", str(wrongfmt)], str(old)),
         (["--asv-results", str(two)], "--machine"),
+        (["--asv-results", str(two), "--machine", "nosuch"], "no results of machine 'nosuch'"),
         ([str(trace), "-o", str(blocker / "sub")], "a-file"),
         ([str(trace), "--jobs", "0"], "--jobs"),
         ([], "nothing to report"),

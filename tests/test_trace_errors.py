@@ -146,14 +146,17 @@ def test_directory_is_not_a_trace(tmp_path, capfd):
     assert run_cli(capfd, "validate", str(tmp_path)).endswith("is a directory, not a Parquet trace file")
 
 
-def test_validate_stops_at_the_first_bad_file(tmp_path, capfd):
-    good, bad = tmp_path / "good.parquet", tmp_path / "bad.parquet"
+def test_validate_checks_every_file(tmp_path, capfd):
+    good, bad, missing = tmp_path / "good.parquet", tmp_path / "bad.parquet", tmp_path / "missing.parquet"
     frame().to_parquet(good)
     frame(ts=[0, 5, 4, 12]).to_parquet(bad)
-    assert main(["validate", str(good), str(bad)]) == 2
+    assert main(["validate", str(bad), str(missing), str(good)]) == 2
     out, err = capfd.readouterr()
     assert out == f"{good}: ok: 4 events (2 alloc, 2 free, 0 gc, 0 free_os_memory, 0 gc_start), source user\n"
-    assert err.startswith(f"pagealloc: error: {bad}: row 2:")
+    lines = err.splitlines()
+    assert len(lines) == 2, err
+    assert lines[0].startswith(f"pagealloc: error: {bad}: row 2:")
+    assert lines[1] == f"pagealloc: error: {missing}: no such file"
 
 
 def test_real_process_exit_code_and_no_traceback(tmp_path):

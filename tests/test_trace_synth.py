@@ -104,7 +104,8 @@ def test_synth_streams_back_in_batches(tmp_path):
     "argv, text",
     [
         (["synth", "nope", "-o", "x.parquet"], "invalid choice: 'nope'"),
-        (["synth", "churn", "-o", "x.parquet", "--events", "-1"], "--events must be >= 0"),
+        (["synth", "churn", "-o", "x.parquet", "--events", "-1"], "--events must be >= 1"),
+        (["synth", "churn", "-o", "x.parquet", "--events", "0"], "--events must be >= 1"),
         (["synth", "churn", "-o", "x.parquet", "--seed", "-2"], "--seed must be >= 0"),
         (["synth", "churn", "--events", "10"], "the following arguments are required: -o/--output"),
         (["synth", "churn", "-o", "/nonexistent-dir/x.parquet"], "/nonexistent-dir/x.parquet: cannot write"),

@@ -31,16 +31,45 @@ COMMANDS = [
 ]
 
 
+DESCRIPTION = ("Replay Go heap traces against a model of Go 1.14's page allocator and scavenger, "
+               "and compare its scavenging presets (go1.14, unlocked, locked).")
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Help taken from docstrings, shown without their RST ``literal`` markup."""
+
+    def _format_text(self, text):
+        return super()._format_text(text.replace("``", ""))
+
+    def _expand_help(self, action):
+        return super()._expand_help(action).replace("``", "")
+
+
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors are one ``pagealloc: error:`` line."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):  # noqa: D401 - argparse API
         prog = self.prog.replace(" ", " ")
         raise UserError(f"{prog}: {message}" if prog != "pagealloc" else message)
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("pagealloc")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pagealloc", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="pagealloc", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"pagealloc {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMANDS:

@@ -1,9 +1,14 @@
-"""``pagealloc info TRACE [--json]``: metadata and statistics of a trace.
+"""``pagealloc info TRACE... [--json]``: metadata and statistics of traces.
 
-Reads (and so validates) the whole trace, streaming, and prints its
+Reads (and so validates) each whole trace, streaming, and prints its
 metadata, counts per op, duration and live-heap peak; ``--json`` prints one
-JSON object instead (keys include ``source``, ``events``, ``counts``,
-``duration_ns``, ``live_heap_peak_bytes`` and the file's ``metadata``).
+JSON object per line per trace instead (keys include ``name``, ``source``,
+``events``, ``counts``, ``duration_ns``, ``live_heap_peak_bytes`` and the
+file's ``metadata``).  A bad file gets its ``pagealloc: error:`` line and
+the others are still shown; exit status 2 if any was bad.
+
+``name`` is what every command calls the trace: the metadata's name (given
+by ``record --name`` or ``synth --name``), else the file's stem.
 """
 
 from __future__ import annotations
@@ -15,35 +20,43 @@ from pagealloc.trace.format import PAGE_SIZE
 
 
 def register(sub) -> None:
-    p = sub.add_parser("info", help="show a trace's metadata, op counts, duration and live-heap peak")
-    p.add_argument("trace", metavar="TRACE", help="Parquet trace file")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p = sub.add_parser("info", help="show traces' metadata, op counts, duration and live-heap peak")
+    p.add_argument("traces", metavar="TRACE", nargs="+", help="Parquet trace file(s)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per line per trace")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from pagealloc.cli.validate import each_trace
+    from pagealloc.results.replays import trace_name
     from pagealloc.trace import validate_trace
 
-    summary = validate_trace(args.trace)
-    if summary.events == 0:
-        raise UserError(f"{args.trace}: the trace has no events")
-    if args.json:
-        print(json.dumps(summary.to_dict(), indent=2))
-    else:
-        print(format_summary(summary))
-    return 0
+    first = [True]
+
+    def show(path):
+        summary = validate_trace(path)
+        if summary.events == 0:
+            raise UserError(f"{path}: the trace has no events")
+        name = trace_name(path, summary.metadata)
+        if args.json:
+            print(json.dumps({**summary.to_dict(), "name": name}))
+        else:
+            print(("" if first[0] else "\n") + format_summary(summary, name))
+        first[0] = False
+
+    return each_trace(args.traces, show)
 
 
 def _mib(pages: int) -> str:
     return f"{pages * PAGE_SIZE / 2**20:.1f} MiB ({pages} pages)"
 
 
-def format_summary(s) -> str:
+def format_summary(s, name: str) -> str:
     m = s.metadata
     gen = m.get("generator") or {}
     rows = [
         ("trace", s.label),
-        ("name", m.get("name")),
+        ("name", name if m.get("name") else f"{name} (the file's name: the metadata gives none)"),
         ("format", f"pagealloc trace v{m.get('version')}"),
         ("source", m["source"]),
         ("size", f"{s.size_bytes / 2**20:.2f} MiB on disk" if s.size_bytes is not None else None),

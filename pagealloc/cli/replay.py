@@ -117,11 +117,13 @@ def _progress(label: str):
 
 
 def run(args) -> int:
+    from pagealloc.results.replays import trace_name, warm_up
     from pagealloc.sim.costmodel import CostModel
     from pagealloc.sim.replay import replay
 
     cost = CostModel.load(args.cost_model) if args.cost_model else CostModel()
     modes = args.mode
+    warm_up(args.traces[0], modes)  # else the first replay's wall clock also pays the process's start-up
     for path in args.traces:
         results = []
         for mode in modes:
@@ -130,7 +132,7 @@ def run(args) -> int:
                 r = replay(path, mode, cost_model=cost, timing="closed" if args.closed_loop else args.timing,
                            retain_extra_percent=args.retain_extra_percent, scavenge_percent=args.scavenge_percent,
                            madvdontneed=args.madvdontneed,
-                           check=args.check, lenient=args.lenient, progress=update)
+                           check=args.check, lenient=args.lenient, progress=update, label=trace_name(path))
             finally:
                 if bar is not None:
                     bar.close()
@@ -168,6 +170,8 @@ def format_table(path: str, results) -> str:
              f"simulator speed {r0.replay_events_per_wall_second:,.0f} events per wall second)"]
     for row in [header, *rows]:
         lines.append("  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)))
+    lines.append("address_agreement: share of allocs placed where the recorded program had them (a diagnostic of "
+                 "recorded traces, meaningless for synthetic ones; ARCHITECTURE.md)")
     if getattr(r0, "reference_released_bytes", None) is not None:  # a go1.14-runtime trace
         lines += ["", *_aligned(_reference_rows(results))]
     return "\n".join(lines) + "\n"

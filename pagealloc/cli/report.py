@@ -1,9 +1,12 @@
-"""``pagealloc report [TRACE...] [--asv-results DIR] [-o DIR]``: the HTML report.
+"""``pagealloc report [TRACE...] [--asv-results DIR] [--machine NAME] [-o DIR]``: the HTML report.
 
-Replays each TRACE in both modes and writes DIR/index.html with PNGs:
-retained bytes over time (unlocked vs locked) per trace, released bytes and
-mutator stall per mode, and, given asv's results folder, the replay
-benchmarks and model microbenchmarks across commits.  See pagealloc/results/report.py.
+Replays each TRACE in every mode and writes DIR/index.html with PNGs: first
+the headline (per trace, what each preset changes against go1.14, biggest
+difference first), then a summary table, released bytes and stall per
+mode, retained bytes over time with each preset's difference from go1.14,
+and, given asv's results folder, the replay benchmarks and model
+microbenchmarks across commits.  Traces are named as everywhere: their
+metadata name, else the file's stem.  See pagealloc/results/report.py.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from pagealloc.errors import UserError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("report", help="HTML report with plots: locked vs unlocked per trace, and across commits from asv results")
-    p.add_argument("traces", metavar="TRACE", nargs="*", help="Parquet trace files to replay in both modes")
+    p = sub.add_parser("report", help="HTML report: each preset against go1.14 per trace, and across commits from asv results")
+    p.add_argument("traces", metavar="TRACE", nargs="*", help="Parquet trace files to replay in every mode")
     p.add_argument("--asv-results", metavar="DIR", help="asv results folder (e.g. .asv/results): plot benchmarks across commits")
     p.add_argument("--machine", metavar="NAME", help="asv machine whose results to plot (needed when there are several)")
     p.add_argument("-o", "--output", metavar="DIR", default="out/report", help="output folder (default: out/report)")

@@ -25,8 +25,8 @@ def register(sub) -> None:
 def run(args) -> int:
     from pagealloc.trace.synth import write_synthetic
 
-    if args.events < 0:
-        raise UserError(f"--events must be >= 0, not {args.events}")
+    if args.events < 1:  # a trace with no events is valid, but nothing can replay it
+        raise UserError(f"--events must be >= 1, not {args.events}")
     if args.seed < 0:
         raise UserError(f"--seed must be >= 0, not {args.seed}")
     meta = write_synthetic(args.output, args.scenario, args.events, args.seed, name=args.name)

@@ -1,12 +1,12 @@
-"""asv results, read without asv: runs, values, and one commit's presets side by side.
+"""asv results, read without asv: runs, values, one commit's presets side by side, runs to compare.
 
 asv keeps one JSON file per (machine, commit, environment) under
 ``results_dir/<machine>/`` (format version 2: ``result_columns`` names the
 columns of each ``results[benchmark]`` row) and ``results_dir/benchmarks.json``
 describes the benchmarks (unit, param names).  This module reads them for
-``scripts/main`` (the preset table, through ``tables``), ``scripts/nightly``
-(the gate, ``gate``) and ``pagealloc report --asv-results`` (plots across
-commits).  Bad files raise UserError naming the file.
+``scripts/main`` (the preset tables, through ``tables``), ``scripts/nightly``
+and ``scripts/compare`` (the gate's rules, ``gate``) and ``pagealloc report
+--asv-results`` (plots across commits).  Bad files raise UserError naming the file.
 """
 
 from __future__ import annotations
@@ -134,6 +134,8 @@ class Results:
                     f"{self.folder}: results of several machines ({', '.join(machines)}): choose one with --machine"
                 )
             machine = machines[0] if machines else None
+        elif machine not in machines:
+            raise UserError(f"{self.folder}: no results of machine {machine!r} (there are: {', '.join(machines)})")
         runs = [r for r in self.runs if r.machine == machine]
         return sorted(runs, key=lambda r: (r.date, r.commit))
 
@@ -178,19 +180,66 @@ def latest_run(runs: list[Run], commit: str, env: str | None = None) -> Run | No
     return max(mine, key=lambda r: r.path.stat().st_mtime, default=None)
 
 
-# -- locked vs unlocked --
+def runs_to_compare(runs: list[Run], old: str, new: str) -> tuple[Run, Run, str | None]:
+    """The newest runs of commits ``old`` and ``new`` in one environment both
+    have (asv compares only within an environment), or, when they share none,
+    the newest run of each and a warning naming the two environments."""
+    old_runs = [r for r in runs if r.commit.startswith(old)]
+    new_runs = [r for r in runs if r.commit.startswith(new)]
+    for commit, mine in ((old, old_runs), (new, new_runs)):
+        if not mine:
+            raise UserError(f"no asv results for commit {commit} on machine {runs[0].machine if runs else '?'}")
+    common = {r.env for r in old_runs} & {r.env for r in new_runs}
+    if common:
+        env = latest_run([r for r in new_runs if r.env in common], new).env
+        return latest_run(old_runs, old, env), latest_run(new_runs, new, env), None
+    a, b = latest_run(old_runs, old), latest_run(new_runs, new)
+    return a, b, (
+        f"{a.commit[:8]} and {b.commit[:8]} have no results in a common environment "
+        f"({a.env} vs {b.env}): asv compare would show every benchmark as n/a, \"stayed the same\". "
+        "Compared across the two environments; wall-clock figures may differ for that reason alone."
+    )
 
 
-def mode_pairs(run: Run):
-    """[(benchmark, params-without-mode, unlocked Value, locked Value)] for every
-    benchmark of ``run`` with a ``mode`` parameter, in benchmark and parameter order."""
-    out = []
+# -- the presets of one commit side by side --
+
+BASELINE_MODE = "go1.14"  # the preset every other one is compared against, when a commit has it
+KNOWN_MODES = ("go1.14", "unlocked", "locked")
+
+
+def order_modes(modes) -> list[str]:
+    """Modes in display order: the known presets in KNOWN_MODES order (the
+    baseline first), then any other in the order given.  Without go1.14 the
+    first one is the baseline (older commits: unlocked, which was Go 1.14)."""
+    modes = list(dict.fromkeys(modes))
+    rank = {m: i for i, m in enumerate(KNOWN_MODES)}
+    return sorted(modes, key=lambda m: (rank.get(m, len(rank)), modes.index(m)))
+
+
+def mode_groups(run: Run, param_names=None) -> list[tuple[str, tuple, dict[str, Value]]]:
+    """[(benchmark, params without the mode, {mode: Value})] for every
+    benchmark of ``run`` with a ``mode`` parameter, modes in display order.
+
+    ``param_names(benchmark)`` gives a benchmark's parameter names (from
+    benchmarks.json); without them the mode is the parameter whose value is
+    ``locked`` in some combination."""
+    position: dict[str, int] = {}
+    for bench, params in run.values:
+        names = list(param_names(bench)) if param_names else []
+        if "mode" in names and len(names) == len(params):
+            position[bench] = names.index("mode")
+        elif bench not in position and "locked" in params:
+            position[bench] = params.index("locked")
+    groups: dict[tuple, dict[str, Value]] = {}
     for (bench, params), v in run.values.items():
-        if "locked" not in params:
-            continue
-        i = params.index("locked")
-        other = params[:i] + ("unlocked",) + params[i + 1 :]
-        u = run.values.get((bench, other))
-        if u is not None:
-            out.append((bench, params[:i] + params[i + 1 :], u, v))
+        if bench in position:
+            i = position[bench]
+            groups.setdefault((bench, params[:i] + params[i + 1 :]), {})[params[i]] = v
+    # A mode skipped everywhere (a preset this commit lacks) is left out.
+    present = {m for by_mode in groups.values() for m, v in by_mode.items() if v.value is None or v.ok}
+    out = []
+    for (bench, rest), by_mode in groups.items():
+        modes = [m for m in order_modes(by_mode) if m in present]
+        if len(modes) > 1:
+            out.append((bench, rest, {m: by_mode[m] for m in modes}))
     return out

@@ -1,15 +1,18 @@
-"""The nightly gate's rules: which way is worse, and what changed between two runs.
+"""The suite's rules for its benchmarks: which way is worse, which are wall
+clock, and what changed between two runs (the nightly gate, scripts/compare).
 
-The gate (``regressions``) knows which way is better for each benchmark,
-which asv's own ``compare`` does not (it treats every number as a time):
+asv's own ``compare`` and ``continuous`` take every number as lower-is-better.
+The benchmarks are named so that this is right wherever a figure has a
+better direction (a higher-is-better figure is tracked as its inverse,
+e.g. ``track_wall_seconds_per_event``), so here:
 
-* lower is better: ``time_*``, ``peakmem_*``, ``mem_*``, and the replay's
-  ``track_mutator_stall_ns``, ``track_lock_hold_max_ns``,
-  ``track_retained_peak_bytes``;
-* higher is better: ``track_events_per_second``;
-* ``track_released_bytes`` (and any other ``track_*``) has no good
-  direction: releasing more lowers RSS but costs madvise calls.  Its changes
-  are listed, never gated.
+* lower is better: ``time_*``, ``peakmem_*``, ``mem_*`` and every replay
+  ``track_*`` of ``LOWER_IS_BETTER_TRACKS``;
+* higher is better: ``track_events_per_second``, a name of older results
+  (now ``track_wall_seconds_per_event``);
+* no better direction: ``track_released_bytes`` (releasing more lowers RSS
+  but costs madvise calls), ``track_scavenger_cpu_ns`` and any other
+  ``track_*``.  Their changes are listed, never gated.
 
 A benchmark regresses when it moves the bad way by more than ``factor``
 (new/old > factor, or old/new > factor for higher-is-better), unless both
@@ -26,20 +29,50 @@ from pagealloc.results.asvresults import Run, Value
 
 DEFAULT_FACTOR = 1.5
 
-LOWER_IS_BETTER_TRACKS = ("track_mutator_stall_ns", "track_lock_hold_max_ns", "track_retained_peak_bytes")
+LOWER_IS_BETTER_TRACKS = (
+    "track_mutator_stall_ns",
+    "track_lock_hold_max_ns",
+    "track_retained_peak_bytes",
+    "track_p_stall_ns",
+    "track_p_stall_max_ns",
+    "track_p_stall_p99_ns",
+    "track_alloc_latency_p99_ns",
+    "track_alloc_latency_max_ns",
+    "track_slowdown",
+    "track_virtual_ns_per_event",
+    "track_scavenger_ns_per_released_mib",
+    "track_wall_seconds_per_event",
+)
 HIGHER_IS_BETTER_TRACKS = ("track_events_per_second",)
+NO_DIRECTION_TRACKS = ("track_released_bytes", "track_scavenger_cpu_ns")
+# Wall-clock figures: noisy; the rest of the replay's track_* are virtual time.
+WALL_CLOCK_TRACKS = ("track_wall_seconds_per_event", "track_events_per_second")
+
+
+def method(benchmark: str) -> str:
+    return benchmark.rsplit(".", 1)[-1]
 
 
 def direction(benchmark: str) -> int:
     """+1: lower is better; -1: higher is better; 0: no good direction (never gated)."""
-    method = benchmark.rsplit(".", 1)[-1]
-    if method.startswith(("time_", "peakmem_", "mem_")) or method in LOWER_IS_BETTER_TRACKS:
+    m = method(benchmark)
+    if m.startswith(("time_", "peakmem_", "mem_")) or m in LOWER_IS_BETTER_TRACKS:
         return 1
-    if method in HIGHER_IS_BETTER_TRACKS:
+    if m in HIGHER_IS_BETTER_TRACKS:
         return -1
     return 0
 
 
+def is_wall_clock(benchmark: str) -> bool:
+    m = method(benchmark)
+    return m.startswith(("time_", "peakmem_", "mem_")) or m in WALL_CLOCK_TRACKS
+
+
+def cis_overlap(a: Value, b: Value) -> bool | None:
+    """Whether the 99% confidence intervals overlap; None when one is unknown."""
+    if not (a.ci and b.ci):
+        return None
+    return a.ci[0] <= b.ci[1] and b.ci[0] <= a.ci[1]
 
 
 @dataclass
@@ -81,8 +114,7 @@ def compare_runs(old: Run, new: Run, factor: float = DEFAULT_FACTOR) -> list[Cha
             if d == 0:
                 status = "changed" if (ratio > factor or ratio < 1 / factor) else "same"
             elif worse > factor or worse < 1 / factor:
-                overlap = a.ci and b.ci and a.ci[0] <= b.ci[1] and b.ci[0] <= a.ci[1]
-                status = "noise" if overlap else ("regressed" if worse > factor else "improved")
+                status = "noise" if cis_overlap(a, b) else ("regressed" if worse > factor else "improved")
             else:
                 status = "same"
         out.append(Change(bench, params, a, b, status))

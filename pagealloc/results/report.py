@@ -1,14 +1,17 @@
-"""The replay report: an HTML page with matplotlib PNGs, locked vs unlocked.
+"""The replay report: an HTML page with matplotlib PNGs, each preset against go1.14.
 
 ``build_report(traces, out_dir, asv_results=...)`` replays each trace in
-both modes and writes ``out_dir/index.html`` with:
+every mode and writes ``out_dir/index.html`` with, in this order:
 
+* the headline (``headline``): per trace, what each preset changes against
+  the baseline, biggest difference first;
+* a table of the main figures of every trace in every mode;
+* released bytes and stall per trace and mode (bar charts);
 * per trace, retained bytes (heap_sys - heap_released) over virtual time,
-  unlocked vs locked, from ReplayResult.retained_timeline;
-* released bytes and mutator stall per trace and mode (bar charts), and a
-  table of the main metrics;
+  every mode, with a panel of each alternative's difference from the
+  baseline, or a plain "no difference" where there is none;
 * with asv results, the replay benchmarks across commits (one line per
-  trace, a panel per mode) and the model microbenchmarks across commits.
+  trace, a panel per mode, log y axis) and the model microbenchmarks.
 
 The page is static (no JavaScript); PNGs sit beside it.  Every input
 problem raises UserError naming the file.
@@ -19,62 +22,49 @@ from __future__ import annotations
 import html
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from pagealloc.errors import UserError
+from pagealloc.results.asvresults import order_modes
+from pagealloc.results.headline import MIN_CHANGE, headline, unit_of
+from pagealloc.results.replays import replay_all
+from pagealloc.results.tables import human, ratio_text
 
-MODES = ("unlocked", "locked")
-COLORS = {"unlocked": "#d62728", "locked": "#1f77b4"}
+COLORS = {"go1.14": "#2ca02c", "unlocked": "#d62728", "locked": "#1f77b4"}
+STYLES = {"go1.14": "-", "unlocked": "--", "locked": ":"}
 MiB = 2**20
 
-# Replay benchmarks plotted across commits: (method, title, unit scale, unit label).
+# Replay benchmarks plotted across commits: (method, title, unit).
 ACROSS = [
-    ("track_released_bytes", "released bytes", MiB, "MiB"),
-    ("track_retained_peak_bytes", "retained peak", MiB, "MiB"),
-    ("track_mutator_stall_ns", "mutator stall", 1e6, "ms (virtual)"),
-    ("track_lock_hold_max_ns", "longest heap-lock hold", 1e3, "us (virtual)"),
-    ("track_events_per_second", "replay speed", 1e3, "k events/s (wall clock)"),
-    ("time_replay", "replay wall time", 1.0, "s"),
-    ("peakmem_replay", "replay peak memory", MiB, "MiB"),
+    ("track_p_stall_ns", "P-stall", "ns"),
+    ("track_alloc_latency_p99_ns", "alloc latency p99", "ns"),
+    ("track_released_bytes", "released bytes", "bytes"),
+    ("track_retained_peak_bytes", "retained peak", "bytes"),
+    ("track_mutator_stall_ns", "mutator stall", "ns"),
+    ("track_lock_hold_max_ns", "longest heap-lock hold", "ns"),
+    ("track_wall_seconds_per_event", "simulator wall seconds per event", "seconds"),
+    ("time_replay", "replay wall time", "seconds"),
+    ("peakmem_replay", "replay peak memory", "bytes"),
 ]
+SCALES = {"ns": (1e6, "ms (virtual)"), "bytes": (MiB, "MiB"), "seconds": (1.0, "s (wall clock)")}
 
-# Columns of the summary table: (ReplayResult field, heading, scale, unit).
+# The summary table: (ReplayResult field, heading); fields a commit lacks are left out.
 SUMMARY = [
-    ("released_bytes", "released", MiB, "MiB"),
-    ("retained_peak_bytes", "retained peak", MiB, "MiB"),
-    ("retained_final_bytes", "retained at end", MiB, "MiB"),
-    ("mutator_stall_ns", "mutator stall", 1e6, "ms"),
-    ("lock_hold_max_ns", "max lock hold", 1e3, "us"),
-    ("scavenger_fooled", "scavenger fooled", 1, ""),
-    ("replay_events_per_wall_second", "simulator events/s", 1e3, "k"),
+    ("p_stall_ns", "P-stall"),
+    ("alloc_latency_p99_ns", "alloc latency p99"),
+    ("alloc_latency_max_ns", "alloc latency max"),
+    ("released_bytes", "released"),
+    ("retained_peak_bytes", "retained peak"),
+    ("retained_final_bytes", "retained at end"),
+    ("mutator_stall_ns", "mutator stall"),
+    ("lock_hold_max_ns", "longest lock hold"),
+    ("scavenger_fooled", "scavenger fooled"),
+    ("replay_events_per_wall_second", "simulator events per wall second"),
 ]
 
 
-def _replay_one(job):
-    path, mode, cost_model = job
-    from pagealloc.sim.replay import replay
-
-    r = replay(path, mode, cost_model=cost_model)
-    return r.to_dict()
-
-
-def replay_all(traces, jobs: int = 1, cost_model=None) -> dict[str, dict[str, dict]]:
-    """{trace label: {mode: ReplayResult.to_dict()}} for every trace in both modes."""
-    for t in traces:
-        if not Path(t).is_file():
-            raise UserError(f"{t}: no such file" if not Path(t).exists() else f"{t}: not a file")
-    work = [(str(t), mode, cost_model) for t in traces for mode in MODES]
-    if jobs > 1 and len(work) > 1:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
-            done = list(pool.map(_replay_one, work))
-    else:
-        done = [_replay_one(w) for w in work]
-    out: dict[str, dict[str, dict]] = {}
-    for (path, mode, _), d in zip(work, done):
-        label = Path(path).stem
-        out.setdefault(label, {})[mode] = d
-    return out
+def color(mode: str) -> str:
+    return COLORS.get(mode, "#7f7f7f")
 
 
 # -- figures --
@@ -104,41 +94,80 @@ def _slug(s: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in s)
 
 
-def plot_retained(label: str, by_mode: dict, out_dir: Path) -> str:
+def retained_gap(by_mode: dict) -> tuple[float, str | None, float]:
+    """(largest |retained(alt) - retained(baseline)| in bytes, that alt, at which virtual ns).
+
+    The timelines are sampled at the same trace rows (each GC and
+    FreeOSMemory, and the end) in every mode, so they align by index."""
+    modes = list(by_mode)
+    base = by_mode[modes[0]]["retained_timeline"]
+    best = (0.0, None, 0.0)
+    for alt in modes[1:]:
+        for (t, b), (_, a) in zip(base, by_mode[alt]["retained_timeline"]):
+            if abs(a - b) > best[0]:
+                best = (abs(a - b), alt, t)
+    return best
+
+
+def plot_retained(label: str, by_mode: dict, out_dir: Path) -> tuple[str, str]:
+    """(png, caption): retained bytes over time in every mode and, where they
+    differ, each alternative minus the baseline below."""
+    modes = list(by_mode)
+    gap, where, at = retained_gap(by_mode)
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7.5, 3.2))
-    for mode in MODES:
+    if gap:
+        fig, (ax, dax) = plt.subplots(2, 1, figsize=(7.5, 4.6), sharex=True, height_ratios=(3, 2))
+    else:
+        fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    for mode in modes:
         tl = by_mode[mode]["retained_timeline"]
         if not tl:
             continue
-        xs = [t / 1e9 for t, _ in tl]
-        ys = [b / MiB for _, b in tl]
-        ax.step(xs, ys, where="post", color=COLORS[mode], label=mode, linewidth=1.4,
-                linestyle="-" if mode == "unlocked" else "--")
+        ax.step([t / 1e9 for t, _ in tl], [b / MiB for _, b in tl], where="post", color=color(mode), label=mode,
+                linewidth=1.4, linestyle=STYLES.get(mode, "-"))
     real = next((r["reference_retained_timeline"] for r in by_mode.values() if r.get("reference_retained_timeline")), None)
     if real:  # a go1.14-runtime trace: what the real Go 1.14.6 runtime retained (pagealloc.sim.reference)
         ax.step([t / 1e9 for t, _ in real], [b / MiB for _, b in real], where="post", color="black", alpha=0.6,
                 linewidth=1, label="real Go 1.14.6")
-    ax.set_title(f"{label}: retained bytes over time")
-    ax.set_xlabel("virtual time (s)")
     ax.set_ylabel("retained (MiB)")
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
-    return _save(fig, out_dir, f"retained-{_slug(label)}.png")
+    base = by_mode[modes[0]]["retained_timeline"]
+    if gap:
+        ax.set_title(f"{label}: retained bytes over time; largest gap {human(gap, 'bytes')} ({where} vs {modes[0]})")
+        for alt in modes[1:]:
+            tl = by_mode[alt]["retained_timeline"]
+            dax.step([t / 1e9 for t, _ in base], [(a - b) / MiB for (_, b), (_, a) in zip(base, tl)], where="post",
+                     color=color(alt), label=f"{alt} - {modes[0]}", linewidth=1.2)
+        dax.axhline(0, color="#888", linewidth=0.8)
+        dax.set_ylabel(f"minus {modes[0]} (MiB)")
+        dax.grid(alpha=0.3)
+        dax.legend(loc="best", fontsize=8)
+        dax.set_xlabel("virtual time (s)")
+        caption = (f"{label}: retained bytes over time, {' vs '.join(modes)}; below, each minus {modes[0]}. "
+                   f"Largest gap: {human(gap, 'bytes')} ({where} vs {modes[0]} at {at / 1e9:.3f} s).")
+    else:
+        ax.set_title(f"{label}: retained bytes over time: identical in every mode")
+        ax.set_xlabel("virtual time (s)")
+        caption = (f"{label}: retained bytes over time, {' vs '.join(modes)}: no difference; "
+                   "the lines lie on top of each other.")
+    return _save(fig, out_dir, f"retained-{_slug(label)}.png"), caption
 
 
-def plot_per_mode(results: dict, field: str, title: str, scale: float, unit: str, out_dir: Path, name: str) -> str:
+def plot_per_mode(results: dict, field: str, title: str, unit: str, out_dir: Path, name: str) -> str:
+    scale, unit_label = SCALES[unit]
     plt = _plt()
     labels = list(results)
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(labels) + 1.2))
-    h = 0.38
-    for k, mode in enumerate(MODES):
-        ys = [i + (k - 0.5) * h for i in range(len(labels))]
+    modes = order_modes(next(iter(results.values())))
+    fig, ax = plt.subplots(figsize=(7.5, 0.2 * len(modes) * len(labels) + 1.2))
+    h = 0.8 / len(modes)
+    for k, mode in enumerate(modes):
+        ys = [i + (k - (len(modes) - 1) / 2) * h for i in range(len(labels))]
         vals = [results[lab][mode][field] / scale for lab in labels]
-        ax.barh(ys, vals, height=h, color=COLORS[mode], label=mode)
+        ax.barh(ys, vals, height=h, color=color(mode), label=mode)
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
-    ax.set_xlabel(unit)
+    ax.set_xlabel(unit_label)
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="best")
@@ -148,6 +177,14 @@ def plot_per_mode(results: dict, field: str, title: str, scale: float, unit: str
 def _geomean(xs):
     xs = [x for x in xs if x and x > 0]
     return math.exp(sum(map(math.log, xs)) / len(xs)) if xs else math.nan
+
+
+def _log_axis(ax, ys) -> bool:
+    """A log y axis when the data have positive values (zeros are not drawn)."""
+    if any(y > 0 for y in ys if math.isfinite(y)):
+        ax.set_yscale("log")
+        return True
+    return False
 
 
 def plot_across_commits(results, machine, out_dir: Path):
@@ -163,27 +200,33 @@ def plot_across_commits(results, machine, out_dir: Path):
     plt = _plt()
     figs = []
     names = sorted({b for r in runs for b in r.benchmarks()})
-    for method, title, scale, unit in ACROSS:
+    for method, title, unit in ACROSS:
         bench = next((b for b in names if b.endswith(f".ReplayMetrics.{method}") or b.endswith(f".Replay.{method}")), None)
         if bench is None:
             continue
-        traces = sorted({p[0] for r in runs for (b, p) in r.values if b == bench and len(p) == 2})
+        pairs = {p for r in runs for (b, p), v in r.values.items() if b == bench and len(p) == 2 and v.ok}
+        traces = sorted({t for t, _ in pairs})
+        modes = order_modes(m for _, m in sorted(pairs, key=lambda p: p[1]))
         if not traces:
             continue
-        fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+        scale, unit_label = SCALES[unit]
+        fig, axes = plt.subplots(1, len(modes), figsize=(4.2 * len(modes) + 1.5, 3.6), sharey=True, squeeze=False)
         cmap = plt.get_cmap("tab20")
-        for ax, mode in zip(axes, MODES):
+        every = []
+        for ax, mode in zip(axes[0], modes):
             for i, tr in enumerate(traces):
                 ys = []
                 for r in runs:
                     v = r.get(bench, (tr, mode))
                     ys.append(v.value / scale if v is not None and v.ok else math.nan)
+                every += ys
                 ax.plot(xs, ys, marker="o", markersize=3, linewidth=1, color=cmap(i % 20), label=tr)
-            ax.set_title(f"{mode}")
+            ax.set_title(mode)
             ax.set_xticks(xs, ticks, rotation=45, ha="right", fontsize=7)
-            ax.grid(alpha=0.3)
-        axes[0].set_ylabel(unit)
-        axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7)
+            ax.grid(alpha=0.3, which="both")
+        log = _log_axis(axes[0][0], every)
+        axes[0][0].set_ylabel(f"{unit_label}, log scale" if log else unit_label)
+        axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7)
         fig.suptitle(f"{title} across commits ({bench})", y=1.03)
         figs.append((f"{title} across commits", _save(fig, out_dir, f"commits-{method}.png")))
     micro = [b for b in names if ".Replay" not in b]
@@ -212,24 +255,71 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; 
 h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.9em; }
 td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
+th:first-child, td:first-child, td.figure { text-align: left; }
 img { max-width: 100%; display: block; margin: 0.6em 0; }
-.unlocked { color: #d62728; } .locked { color: #1f77b4; }
+.worse { color: #b00; } .better { color: #070; }
 .note { color: #555; font-size: 0.9em; }
 """
-
-
-def _fmt(v, scale, unit):
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "n/a"
-    x = v / scale
-    s = f"{x:,.0f}" if abs(x) >= 100 or scale == 1 else f"{x:,.2f}"
-    return f"{s} {unit}".strip()
 
 
 def _img(png: str, alt: str) -> str:
     e = html.escape
     return f'<figure><img src="{e(png)}" alt="{e(alt)}" title="{e(alt)}"><figcaption class="note">{e(alt)}</figcaption></figure>'
+
+
+def _mode_span(mode: str) -> str:
+    return f'<span style="color:{color(mode)}">{html.escape(mode)}</span>'
+
+
+def headline_html(replays: dict) -> str:
+    """The headline table: per trace (biggest difference first), each figure
+    that differs, the baseline's value and each alternative's with its ratio."""
+    e = html.escape
+    per_trace, same = headline(replays)
+    modes = order_modes(next(iter(replays.values())))
+    out = ['<h2 id="headline">Headline: each preset against ' + _mode_span(modes[0]) + ", per trace</h2>"]
+    out.append(
+        f'<p class="note">What holding the heap lock costs the program and what the scavenger returns to the OS, '
+        f"in virtual time (deterministic: every difference is real). Only figures where a preset differs from "
+        f"{e(modes[0])} by {MIN_CHANGE:.0%} or more; the traces with the biggest difference first. "
+        'Ratio &gt; 1: more than the baseline (<span class="worse">red</span> where more is worse).</p>'
+    )
+    if per_trace:
+        out.append("<table><tr><th>trace</th><th>figure</th>" + "".join(
+            f"<th>{_mode_span(m)}{' (baseline)' if i == 0 else ''}</th>" for i, m in enumerate(modes)) + "</tr>")
+        for lines in per_trace:
+            for i, line in enumerate(lines):
+                unit = unit_of(line.field)
+                row = f'<tr><td rowspan="{len(lines)}">{e(line.trace)}</td>' if i == 0 else "<tr>"
+                row += f'<td class="figure">{e(line.label)}</td><td>{e(human(line.values[line.baseline], unit))}</td>'
+                for m in modes[1:]:
+                    r = line.ratio(m)
+                    cls = "" if line.field == "released_bytes" or r == 1 else (" class=worse" if r > 1 else " class=better")
+                    row += f"<td{cls}>{e(human(line.values[m], unit))} ({e(ratio_text(r))})</td>"
+                out.append(row + "</tr>")
+        out.append("</table>")
+    if same:
+        out.append(f'<p class="note">No headline figure differs by {MIN_CHANGE:.0%} or more in: {e(", ".join(same))}.</p>')
+    return "\n".join(out)
+
+
+def summary_html(replays: dict) -> str:
+    e = html.escape
+    first = next(iter(replays.values()))
+    modes = order_modes(first)
+    fields = [(f, head) for f, head in SUMMARY if all(f in d for d in first.values())]
+    out = ['<h2 id="summary">Summary per trace</h2>',
+           f'<p class="note">Each cell: {" / ".join(_mode_span(m) for m in modes)}. Virtual time, except the '
+           "simulator's own speed (wall clock, noisy on shared cores).</p>",
+           "<table><tr><th>trace</th><th>events</th>" + "".join(f"<th>{e(head)}</th>" for _, head in fields) + "</tr>"]
+    for label, by in replays.items():
+        cells = []
+        for f, _ in fields:
+            unit = unit_of(f)
+            cells.append(" / ".join(f'<span style="color:{color(m)}">{e(human(by[m][f], unit))}</span>' for m in modes))
+        out.append(f"<tr><td>{e(label)}</td><td>{by[modes[0]]['events']:,}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
 
 
 def build_report(traces, out_dir, *, asv_results=None, machine=None, jobs: int = 1, cost_model=None) -> Path:
@@ -242,7 +332,7 @@ def build_report(traces, out_dir, *, asv_results=None, machine=None, jobs: int =
         from pagealloc.results.asvresults import load_results
 
         results = load_results(asv_results)
-        results.for_machine(machine)  # fails early on an ambiguous machine
+        results.for_machine(machine)  # fails early on an ambiguous or unknown machine
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -251,40 +341,35 @@ def build_report(traces, out_dir, *, asv_results=None, machine=None, jobs: int =
     replays = replay_all(traces, jobs=jobs, cost_model=cost_model) if traces else {}
 
     e = html.escape
-    body = ["<h1>pagealloc replay report: locked vs unlocked scavenging</h1>"]
+    modes = order_modes(next(iter(replays.values()))) if replays else []
+    body = [f"<h1>pagealloc report: {' vs '.join(e(m) for m in modes) or 'asv results'}</h1>"]
     body.append(
-        '<p class="note">Go 1.14 page allocator model. <span class="unlocked">unlocked</span>: Go 1.14 '
-        "(scavengeOne drops the heap lock while it searches); <span class=\"locked\">locked</span>: the "
-        "scavenger holds the lock throughout. Times in virtual nanoseconds unless marked wall clock.</p>"
+        '<p class="note">A Go 1.14 page allocator model, replaying heap traces. Presets: <b>go1.14</b> as shipped '
+        "(the background scavenger drops the heap lock between steps; heap growth and FreeOSMemory hold it); "
+        "<b>unlocked</b>: the background scavenger and FreeOSMemory drop it; <b>locked</b>: every site holds it. "
+        "Times in virtual nanoseconds unless marked wall clock.</p>"
     )
     if replays:
-        body.append("<h2 id=\"summary\">Summary per trace</h2><table><tr><th>trace</th><th>events</th>")
-        for _, head, _, unit in SUMMARY:
-            unit = f" ({e(unit)})" if unit else ""
-            body.append(f"<th>{e(head)}{unit}<br><span class=unlocked>unlocked</span> / <span class=locked>locked</span></th>")
-        body.append("</tr>")
-        for label, by in replays.items():
-            body.append(f"<tr><td>{e(label)}</td><td>{by['unlocked']['events']:,}</td>")
-            for field, _, scale, _ in SUMMARY:
-                u, lk = by["unlocked"][field], by["locked"][field]
-                body.append(f"<td><span class=unlocked>{_fmt(u, scale, '')}</span> / <span class=locked>{_fmt(lk, scale, '')}</span></td>")
-            body.append("</tr>")
-        body.append("</table>")
-        body.append('<h2 id="per-mode">Released bytes and mutator stall per mode</h2>')
-        png = plot_per_mode(replays, "released_bytes", "released bytes per trace", MiB, "MiB", out_dir, "released.png")
-        body.append(_img(png, "released bytes per trace, unlocked vs locked"))
-        png = plot_per_mode(replays, "mutator_stall_ns", "mutator stall per trace (virtual)", 1e6, "ms", out_dir, "stall.png")
-        body.append(_img(png, "mutator stall per trace, unlocked vs locked"))
+        body.append(headline_html(replays))
+        body.append(summary_html(replays))
+        stall, stall_label = (("p_stall_ns", "P-stall") if "p_stall_ns" in next(iter(replays.values()))[modes[0]]
+                              else ("mutator_stall_ns", "mutator stall"))
+        body.append('<h2 id="per-mode">Released bytes and stall per mode</h2>')
+        png = plot_per_mode(replays, "released_bytes", "released bytes per trace", "bytes", out_dir, "released.png")
+        body.append(_img(png, f"released bytes per trace, {' vs '.join(modes)}"))
+        png = plot_per_mode(replays, stall, f"{stall_label} per trace (virtual)", "ns", out_dir, "stall.png")
+        body.append(_img(png, f"{stall_label} per trace, {' vs '.join(modes)}"))
         body.append('<h2 id="retained">Retained bytes over time</h2>')
         for label, by in replays.items():
-            png = plot_retained(label, by, out_dir)
-            body.append(_img(png, f"{label}: retained bytes over time, unlocked vs locked"))
+            png, caption = plot_retained(label, {m: by[m] for m in modes}, out_dir)
+            body.append(_img(png, caption))
     if results is not None:
         figs, runs = plot_across_commits(results, machine, out_dir)
         body.append('<h2 id="commits">Across commits (asv results)</h2>')
         body.append(
             f'<p class="note">{len(runs)} commit(s) from {e(str(results.folder))}, machine '
-            f"{e(runs[0].machine if runs else '?')}: {', '.join(e(r.commit[:8]) for r in runs)}</p>"
+            f"{e(runs[0].machine if runs else '?')}: {', '.join(e(r.commit[:8]) for r in runs)}. "
+            "Log y axis, so that one trace does not squash the others (zero values are not drawn).</p>"
         )
         for title, png in figs:
             body.append(_img(png, title))

@@ -1,15 +1,19 @@
-"""Plain-text tables of asv results: one commit's presets side by side, and a gate's changes.
+"""Plain-text tables of asv results: the headline, one commit's presets side
+by side, and a comparison's changes.
 
 ``human`` turns a value and its unit into a short string; the tables use
-asv compare's layout (before, after, ratio, benchmark).
+asv compare's layout (values, ratio, benchmark) and its marks: ``+`` worse,
+``-`` better.
 """
 
 from __future__ import annotations
 
 import math
 
-from pagealloc.results.asvresults import Results, Run, mode_pairs
-from pagealloc.results.gate import Change, direction
+from pagealloc.results.asvresults import Results, Run, mode_groups
+from pagealloc.results.gate import Change, cis_overlap, direction, is_wall_clock
+from pagealloc.results.headline import MIN_CHANGE, headline, unit_of
+
 
 def human(value, unit: str = "") -> str:
     """A short human-readable value: 1.23ms, 31.0MiB, 768.6us (for unit ns), 137k events/s."""
@@ -29,6 +33,8 @@ def human(value, unit: str = "") -> str:
             if abs(v) >= scale:
                 return f"{v / scale:.3g}{suffix}"
         return f"{v:.0f}B"
+    if unit == "x":
+        return f"{v:.3g}x"
     if abs(v) >= 1e6:
         text = f"{v / 1e6:.3g}M"
     elif abs(v) >= 1e3:
@@ -36,6 +42,17 @@ def human(value, unit: str = "") -> str:
     else:
         text = f"{v:.3g}"
     return f"{text} {unit}".strip() if unit else text
+
+
+def ratio_text(r: float) -> str:
+    """1.31x, 0.84x, 1.004x, = (identical), new (from zero)."""
+    if r == 1:
+        return "="
+    if math.isinf(r):
+        return "new"
+    if not math.isfinite(r):
+        return "n/a"
+    return f"{r:.4g}x" if abs(r - 1) < 0.01 else f"{r:.3g}x"
 
 
 def _table(header: list[str], rows: list[list[str]], right=()) -> str:
@@ -48,36 +65,76 @@ def _table(header: list[str], rows: list[list[str]], right=()) -> str:
     return "\n".join([line(header), sep, *map(line, rows)])
 
 
-def format_mode_table(run: Run, results: Results) -> str:
-    """Locked vs unlocked for every (trace)-parameterized replay benchmark of ``run``:
-    asv compare's layout, with unlocked as "before" and locked as "after".
-
-    ratio = locked / unlocked.  The mark column says which mode is better by
-    more than 5% where the benchmark has a direction (see ``direction``):
-    "L" locked, "U" unlocked; "~" within 5%; blank when there is no direction.
-    """
-    def order(x):
-        bench = x[0]
-        group = 0 if ".ReplayMetrics" in bench else 1 if ".Replay" in bench else 2
-        return (group, bench, str(x[1]))
-
+def format_headline(metrics: dict) -> str:
+    """The headline (see ``headline``) as a table: per trace, the figures that
+    differ between presets, each preset's value and its ratio to the baseline."""
+    per_trace, same = headline(metrics)
+    if not per_trace and not same:
+        return "(no replay metrics in more than one mode)"
+    lines = [line for group in per_trace for line in group]
+    modes = list(lines[0].values) if lines else []
     rows = []
-    for bench, rest, u, lk in sorted(mode_pairs(run), key=order):
-        if u.value is not None and lk.value is not None and not (u.ok or lk.ok):
-            continue  # skipped in both modes (e.g. heavy traces not enabled)
+    for group in per_trace:
+        for i, line in enumerate(group):
+            unit = unit_of(line.field)
+            cells = [human(line.values[line.baseline], unit)]
+            cells += [f"{human(line.values[m], unit)} ({ratio_text(line.ratio(m))})" for m in modes[1:]]
+            rows.append([line.trace if i == 0 else "", line.label, *cells])
+    out = []
+    if rows:
+        header = ["trace", "figure", f"{modes[0]} (baseline)", *modes[1:]]
+        out.append(_table(header, rows, right=tuple(range(2, len(header)))))
+    if same:
+        out.append(f"no headline figure differs by {MIN_CHANGE:.0%} or more: {', '.join(same)}")
+    return "\n".join(out)
+
+
+def mark(benchmark: str, base, alt) -> str:
+    """"+" the alternative is worse than the baseline, "-" better; blank when
+    the figure has no better direction, they are identical, or (wall clock)
+    their 99% confidence intervals overlap or are unknown (one sample)."""
+    d = direction(benchmark)
+    if not (d and base.ok and alt.ok and base.value):
+        return ""
+    worse = alt.value / base.value if d > 0 else (base.value / alt.value if alt.value else math.inf)
+    if is_wall_clock(benchmark):
+        if cis_overlap(base, alt) is not False:
+            return ""
+    elif abs(worse - 1) < 0.01:
+        return ""
+    return "+" if worse > 1 else "-"
+
+
+def format_mode_table(run: Run, results: Results) -> str:
+    """Every benchmark of ``run`` with a mode parameter, its presets side by
+    side: the baseline, then each other preset with its ratio to the baseline
+    and a mark (``mark``)."""
+    def order(group):
+        bench = group[0]
+        kind = 0 if ".ReplayMetrics" in bench else 1 if ".Replay" in bench else 2
+        return (kind, bench, str(group[1]))
+
+    groups = sorted(mode_groups(run, results.param_names), key=order)
+    rows, header = [], None
+    for bench, rest, by_mode in groups:
+        values = list(by_mode.values())
+        if all(v.value is not None and not v.ok for v in values):
+            continue  # skipped in every mode
+        modes = list(by_mode)
+        if header is None or len(header) < 2 + 2 * (len(modes) - 1):
+            header = ["benchmark (trace)", modes[0], *[c for m in modes[1:] for c in (m, "ratio")]]
         unit = results.unit(bench)
-        ratio = lk.value / u.value if u.ok and lk.ok and u.value else math.nan
-        d = direction(bench)
-        mark = ""
-        if d and math.isfinite(ratio):
-            better = ratio if d > 0 else 1 / ratio if ratio else math.inf
-            mark = "~" if 1 / 1.05 <= better <= 1.05 else ("L" if better < 1 else "U")
+        base = values[0]
+        cells = [human(base.value, unit)]
+        for alt in values[1:]:
+            r = alt.value / base.value if alt.ok and base.ok and base.value else math.nan
+            cells += [human(alt.value, unit), f"{r:.2f} {mark(bench, base, alt) or ' '}" if math.isfinite(r) else "n/a  "]
         name = bench.split(".", 1)[-1]
-        label = f"{name}({', '.join(map(str, rest))})" if rest else name
-        rows.append([mark, human(u.value, unit), human(lk.value, unit), f"{ratio:.2f}" if math.isfinite(ratio) else "n/a", label])
+        rows.append([f"{name}({', '.join(map(str, rest))})" if rest else name, *cells])
     if not rows:
         return "(no benchmark with a mode parameter in this run)"
-    return _table(["", "unlocked", "locked", "ratio", "benchmark (trace)"], rows, right=(1, 2, 3))
+    rows = [r + [""] * (len(header) - len(r)) for r in rows]
+    return _table(header, rows, right=tuple(range(1, len(header))))
 
 
 def format_changes(changes: list[Change], results: Results, statuses) -> str:
@@ -98,3 +155,29 @@ def format_changes(changes: list[Change], results: Results, statuses) -> str:
             f"{c.status}, {how}",
         ])
     return _table(["", "before", "after", "ratio", "benchmark", "why"], rows, right=(1, 2, 3)) if rows else ""
+
+
+def format_comparison(changes: list[Change], results: Results, worse: str = "got worse") -> str:
+    """A comparison's changes in sections, asv compare --split style but by
+    the suite's rules: what got worse (titled ``worse``), improved, changed
+    without a better direction, beyond the factor but within the noise, and
+    what could not be compared."""
+    out = []
+    for title, statuses in (
+        (worse, ("regressed", "failed")),
+        ("improved", ("improved", "fixed")),
+        ("changed, not gated (no better direction)", ("changed",)),
+        ("beyond the factor but within the noise (confidence intervals overlap)", ("noise",)),
+    ):
+        table = format_changes(changes, results, statuses)
+        if table:
+            out.append(f"{title}:\n{table}")
+    incomparable = sorted({c.benchmark for c in changes if c.status == "incomparable"})
+    if incomparable:
+        out.append(f"not compared (benchmark code changed): {', '.join(incomparable)}")
+    untested = [c for c in changes if c.status in ("regressed", "improved") and is_wall_clock(c.benchmark)
+                and cis_overlap(c.old, c.new) is None]
+    if untested:
+        out.append(f"note: {len(untested)} of these are wall-clock values without a confidence interval (one sample:"
+                   " --quick or repeat=1), so their significance was not tested; rerun without --quick to check them")
+    return "\n\n".join(out)

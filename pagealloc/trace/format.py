@@ -396,7 +396,12 @@ class TraceWriter:
                 write_statistics=["ts"],
             )
         except OSError as e:
-            raise UserError(f"{self.path}: cannot write: {_one_line(e)}") from None
+            raise self._write_error(e) from None
+
+    def _write_error(self, e: OSError) -> UserError:
+        """The OS's reason, naming the file asked for, not the temporary one."""
+        reason = os.strerror(e.errno) if e.errno else _one_line(e).replace(self._tmp, self.path)
+        return UserError(f"{self.path}: cannot write: {reason}")
 
     def write(self, ts, op, span, npages, p=None, value=None, kind=None) -> None:
         """Append events given as numpy arrays (``op`` as OP_* codes)."""
@@ -437,7 +442,11 @@ class TraceWriter:
             self._flush(final=True)
         self._writer.add_key_value_metadata({METADATA_KEY.decode(): json.dumps(self.metadata, sort_keys=False)})
         self._writer.close()
-        os.replace(self._tmp, self.path)
+        try:
+            os.replace(self._tmp, self.path)
+        except OSError as e:
+            os.unlink(self._tmp)
+            raise self._write_error(e) from None
         return self.metadata
 
     def abort(self) -> None:
