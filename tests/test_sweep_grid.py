@@ -318,6 +318,11 @@ def test_serial_sweep_rows_and_read_back(traces, tmp_path, capsys):
                               retain_extra_percent=20, scavenge_percent=2.5, madvdontneed=True)
     for name, value in direct.deterministic().items():
         got = row[name]
+        if value is None:  # e.g. the reference_* fields of a trace without a reference: stored as NA
+            import pandas as pd
+
+            assert got is None or pd.isna(got), name
+            continue
         assert (got == json.loads(json.dumps(value))) if isinstance(value, list) else got == value, name
     # the knobs matter: retaining more releases less
     by_retain = df[df["mode"] == "locked"].groupby("retain_extra_percent")["released_bytes"].sum()

@@ -54,7 +54,7 @@ def test_trace_validates_and_matches_the_manifest(entry):
 
 
 def test_freeosmemory_trace_has_its_annotations():
-    s = validate_trace(TRACES / "freeosmemory.parquet")
+    s = validate_trace(TRACES / "freeosmemory-p2.parquet")
     assert s.counts["free_os_memory"] == 12
 
 

@@ -172,4 +172,24 @@ def format_table(path: str, results) -> str:
         lines.append("  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)))
     lines.append("address_agreement: share of allocs placed where the recorded program had them (a diagnostic of "
                  "recorded traces, meaningless for synthetic ones; ARCHITECTURE.md)")
+    if getattr(r0, "reference_released_bytes", None) is not None:  # a go1.14-runtime trace
+        lines += ["", *_aligned(_reference_rows(results))]
     return "\n".join(lines) + "\n"
+
+
+def _aligned(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)) for row in rows]
+
+
+def _reference_rows(results) -> list[list[str]]:
+    """The model against the real Go 1.14.6 runtime that recorded the trace (pagealloc.sim.reference)."""
+    from pagealloc.sim.reference import COMPARED
+
+    rows = [["vs the real Go 1.14.6 runtime", "real", *(f"{r.mode}/real" for r in results)],
+            ["address_agreement (spans at the recorded address)", "", *(f"{r.address_agreement:.2%}" for r in results)]]
+    for name in COMPARED:
+        ratios = [getattr(r, f"reference_{name}_ratio") for r in results]
+        rows.append([name, _fmt(getattr(results[0], f"reference_{name}"), "{:,}" if name == "heap_growths" else "bytes"),
+                     *("-" if x is None else f"{x:.3f}" for x in ratios)])
+    return rows

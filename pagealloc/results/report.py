@@ -121,8 +121,14 @@ def plot_retained(label: str, by_mode: dict, out_dir: Path) -> tuple[str, str]:
         fig, ax = plt.subplots(figsize=(7.5, 3.2))
     for mode in modes:
         tl = by_mode[mode]["retained_timeline"]
+        if not tl:
+            continue
         ax.step([t / 1e9 for t, _ in tl], [b / MiB for _, b in tl], where="post", color=color(mode), label=mode,
                 linewidth=1.4, linestyle=STYLES.get(mode, "-"))
+    real = next((r["reference_retained_timeline"] for r in by_mode.values() if r.get("reference_retained_timeline")), None)
+    if real:  # a go1.14-runtime trace: what the real Go 1.14.6 runtime retained (pagealloc.sim.reference)
+        ax.step([t / 1e9 for t, _ in real], [b / MiB for _, b in real], where="post", color="black", alpha=0.6,
+                linewidth=1, label="real Go 1.14.6")
     ax.set_ylabel("retained (MiB)")
     ax.grid(alpha=0.3)
     ax.legend(loc="best")

@@ -322,7 +322,7 @@ def bgscavenge(heap, locked: bool, scavenge_percent=SCAVENGE_PERCENT):
     while True:
         yield LOCK
         lock.lock()
-        if heap.heap_retained() <= heap.scavenge_goal:
+        if heap.go_heap_retained() <= heap.scavenge_goal:
             lock.unlock()
             yield UNLOCKED
             yield PARK

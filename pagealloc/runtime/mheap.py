@@ -127,6 +127,7 @@ class MHeap:
         self.heap_sys = 0
         self.heap_released = 0
         self.heap_inuse = 0
+        self.manual_inuse = 0  # bytes of live manual spans (Go moves them to stacks_inuse etc.)
         # gcinit fakes heap_marked = heapminimum / (1 + 7/8), so next_gc
         # starts at GOGC=100's goal for it: the first GC already paces.
         self.next_gc = initial_next_gc(gogc)
@@ -155,8 +156,12 @@ class MHeap:
     # -- memstats --
 
     def heap_retained(self) -> int:
-        """Go: heapRetained (heap_sys - heap_released)."""
+        """Mapped arena bytes not released: heap_sys - heap_released, manual spans included."""
         return self.heap_sys - self.heap_released
+
+    def go_heap_retained(self) -> int:
+        """Go: heapRetained, with Go's heap_sys, which live manual spans have left."""
+        return self.heap_sys - self.manual_inuse - self.heap_released
 
     def _sys_unused(self, addr: int, nbytes: int) -> None:
         """pageAlloc released [addr, addr+nbytes): madvise, and heap_released grows.
@@ -180,7 +185,7 @@ class MHeap:
 
     # -- allocation --
 
-    def alloc_span(self, npages: int, p: int = 0, small_object: bool = True) -> int:
+    def alloc_span(self, npages: int, p: int = 0, small_object: bool = True, manual: bool = False) -> int:
         """Allocate a span of npages for P p (-1: no P); return its base address.
 
         Go: mheap.allocSpan.  With a P, spans under 16 pages come from its
@@ -192,8 +197,11 @@ class MHeap:
         Otherwise, under the heap lock: pageAlloc.alloc if the cache could
         not serve it, growing the heap on failure, and allocMSpanLocked
         (which refills the P's mspan cache, 64 at a time) if no struct was
-        taken.  Returns 0 only if the heap cannot grow (address space or
-        MAX_HEAP_SYS exhausted).
+        taken.  A manual span (stacks, GC work buffers: Go's allocManual)
+        does not count in heap_inuse, and Go moves its bytes out of heap_sys
+        (into stacks_inuse and the like): the model keeps heap_sys as the
+        mapped arena bytes, and the pacing subtracts them (go_heap_retained).  Returns 0 only if the heap
+        cannot grow (address space or MAX_HEAP_SYS exhausted).
         """
         base = scav = 0
         have_mspan = False
@@ -210,8 +218,8 @@ class MHeap:
             if base:
                 have_mspan = self._try_alloc_mspan(p)
                 if have_mspan and small_object and not self.gc_blacken_enabled:
-                    if scav:
-                        self._account_alloc(npages, scav, base)
+                    if scav or manual:
+                        self._account_alloc(npages, scav, base, manual)
                     else:
                         self.heap_inuse += npages * PAGE_SIZE
                     return base
@@ -227,7 +235,7 @@ class MHeap:
                         raise RuntimeError("grew heap, but no adequate free space found")
             if not have_mspan:
                 self._alloc_mspan_locked(p)
-            self._account_alloc(npages, scav, base)
+            self._account_alloc(npages, scav, base, manual)
         return base
 
     def _try_alloc_mspan(self, p: int) -> bool:
@@ -295,7 +303,7 @@ class MHeap:
             return cost.madvise_call_ns + cost.madvise_page_ns * (nbytes // PHYS_4K)
         return cost.madvise_hugepage_ns  # MADV_HUGEPAGE / MADV_NOHUGEPAGE: a flag on the mapping
 
-    def _account_alloc(self, npages: int, scav: int, base: int = 0) -> None:
+    def _account_alloc(self, npages: int, scav: int, base: int = 0, manual: bool = False) -> None:
         """Memstats of a new span; if it holds released pages, Go's sysUsed.
 
         sysUsed (MADV_HUGEPAGE on the span's whole huge pages) and touching
@@ -317,7 +325,10 @@ class MHeap:
                 after_ns += self._madvise_ns(call)
             self.meter_ns += after_ns
             self.after_unlock_ns += after_ns
-        self.heap_inuse += npages * PAGE_SIZE
+        if manual:  # not heap_inuse: Go counts it in stacks_inuse and the like
+            self.manual_inuse += npages * PAGE_SIZE
+        else:
+            self.heap_inuse += npages * PAGE_SIZE
 
     def sys_alloc(self, n: int) -> tuple[int, int]:
         """Reserve and map whole arenas for n bytes at the arena hint.  Go: mheap.sysAlloc.
@@ -367,7 +378,7 @@ class MHeap:
         self._pages_grow(v, n_base - v)
         total_growth += n_base - v
         self.growths += 1
-        retained = self.heap_retained()
+        retained = self.go_heap_retained()
         if retained + total_growth > self.scavenge_goal:
             todo = min(total_growth, retained + total_growth - self.scavenge_goal)
             self.pages.scavenge(todo, True)
@@ -382,14 +393,18 @@ class MHeap:
 
     # -- free --
 
-    def free_span(self, base: int, npages: int, p: int = 0) -> None:
+    def free_span(self, base: int, npages: int, p: int = 0, manual: bool = False) -> None:
         """Return a span freed on P p (-1: no P) to the page heap.
 
         Go: mheap.freeSpan: takes the heap lock, freeSpanLocked (pageAlloc.free),
         and its span struct goes back to the P's mspan cache (freeMSpanLocked).
+        A manual span is Go's freeManual: its bytes go back to heap_sys.
         """
         with self.lock:
-            self.heap_inuse -= npages * PAGE_SIZE
+            if manual:
+                self.manual_inuse -= npages * PAGE_SIZE
+            else:
+                self.heap_inuse -= npages * PAGE_SIZE
             self.pages.free(base, npages)
             self._free_mspan_locked(p)
             self.meter_ns += self.cost.free_ns
@@ -452,7 +467,7 @@ class MHeap:
         retained_goal += retained_goal * extra.numerator // (100 * extra.denominator)
         phys = self.phys_page_size
         retained_goal = (retained_goal + phys - 1) & ~(phys - 1)
-        retained_now = self.heap_retained()
+        retained_now = self.go_heap_retained()
         if retained_now <= retained_goal or retained_now - retained_goal < phys:
             self.scavenge_goal = MASK64
             return

@@ -46,6 +46,7 @@ from heapq import heappop, heappush
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.errors import UserError
 from pagealloc.sim.histogram import Histogram
+from pagealloc.sim.reference import reference_fields
 from pagealloc.runtime.invariants import InvariantError, check_heap
 from pagealloc.runtime.malloc import ARENA_HINT_BASE, PAGE_SHIFT
 from pagealloc.runtime.mgcscavenge import LOCK, PARK, SCAVENGE_ALL, SCAVENGE_PERCENT, SLEEP, UNLOCKED, bgscavenge
@@ -119,6 +120,25 @@ class ReplayResult:
     released_bytes_per_scavenger_cpu_sec: float = 0.0
     retained_timeline: list = field(default_factory=list)  # [(virtual ns, retained bytes)] at each GC, FreeOSMemory and the end
     p_stall_timeline: list = field(default_factory=list)  # [(virtual ns, P-stall so far)] at the same points
+    # What the real Go 1.14.6 runtime did, on go1.14-runtime traces (else None); _ratio = model / real.
+    # Filled by pagealloc.sim.reference.reference_fields.
+    reference_released_bytes: int | None = None
+    reference_released_bytes_ratio: float | None = None
+    reference_released_background_bytes: int | None = None
+    reference_released_background_bytes_ratio: float | None = None
+    reference_released_growth_bytes: int | None = None
+    reference_released_growth_bytes_ratio: float | None = None
+    reference_released_forced_bytes: int | None = None
+    reference_released_forced_bytes_ratio: float | None = None
+    reference_retained_final_bytes: int | None = None
+    reference_retained_final_bytes_ratio: float | None = None
+    reference_heap_sys_bytes: int | None = None
+    reference_heap_sys_bytes_ratio: float | None = None
+    reference_heap_growths: int | None = None
+    reference_heap_growths_ratio: float | None = None
+    reference_scavenged_alloc_bytes: int | None = None
+    reference_scavenged_alloc_bytes_ratio: float | None = None
+    reference_retained_timeline: list | None = None  # [(ns, retained bytes)] of the real runtime, as retained_timeline
 
     WALL_CLOCK_FIELDS = ("wall_seconds", "replay_events_per_wall_second")
 
@@ -212,10 +232,11 @@ class Replay:
         self.heap = heap = MHeap(cost, retain_extra_percent=retain_extra_percent, madvdontneed=self.madvdontneed)
         heap.now = 0
         self.spans: dict[int, tuple[int, int]] = {}  # trace span id -> (base, npages)
+        self.manual_spans: set[int] = set()  # the live ones among them that are manual (kind & 1)
         # A span's ops run in trace order: each queued op carries the row of the
         # span's previous op (or -1), and may run once that row has completed.
         self.span_last: dict[int, int] = {}  # span id -> row of its last queued op
-        self.span_done: dict[int, tuple[int, int]] = {}  # span id -> (row, end) of its last completed op, while more are queued
+        self.span_done: dict[int, tuple[int, int]] = {}  # span id -> (row, end) of its last completed op, until the clock passes it
         self.waiting: dict[int, list[Actor]] = {}  # span id -> actors blocked on it
         self.actors: dict[int, Actor] = {}
         self.schedule: list = []
@@ -420,6 +441,8 @@ class Replay:
             return
         if kind is None or not self.kinds_known:
             kind = [0] * n if kind is None else kind
+        now = self.now  # forget completions the clock has passed: they hold nothing back
+        self.span_done = {sid: d for sid, d in self.span_done.items() if d[1] > now or sid in self.span_last}
         actors, span_last, schedule = self.actors, self.span_last, self.schedule
         closed = self.timing == "closed"
         shifted = self.timing == "shifted"
@@ -438,6 +461,25 @@ class Replay:
             if closed and pid < 0 and not a.queue and a.free_at < self.now:
                 a.free_at = self.now  # the runtime actor has no program of its own to run back to back
             a.queue.append((row, ts[i], code, span[i], npages[i], value[i], kind[i], prev))
+            self.pending += 1
+            if not closed and i + 1 < n and not a.scheduled and a.blocked_on is None and a.steps is None \
+                    and len(a.queue) == 1:
+                # The fast path: an idle P whose event starts no later than the next row's
+                # timestamp can run it now, once whatever is due before it has run (no row
+                # not read yet can start earlier).  Same order as through the schedule.
+                t = ts[i] + a.delay if shifted else ts[i]
+                if t < a.free_at:
+                    t = a.free_at
+                if t <= ts[i + 1]:
+                    if self.horizon <= t:  # no row not read yet starts before ts[i + 1] >= t
+                        self.horizon = t + 1
+                    if schedule and self._due(schedule[0], t, row):
+                        self._run(label, t, row)
+                    self.now = t
+                    self._execute(a, t, label)
+                    if a.queue and a.blocked_on is None and not a.scheduled:
+                        self._schedule(a)
+                    continue
             if not a.scheduled and a.blocked_on is None:
                 if a.steps is None and not closed:  # _schedule, inline: its start is max(ts, free_at) (+ delay)
                     t = ts[i] + a.delay if shifted else ts[i]
@@ -446,7 +488,6 @@ class Replay:
                     heappush(schedule, (t if t > a.free_at else a.free_at, 1, row, a.version, a))
                 else:
                     self._schedule(a)
-        self.pending += n
         if self.first_ts is None:
             self.first_ts = ts[0]
         self.last_ts = ts[-1]
@@ -474,8 +515,14 @@ class Replay:
         """When the last P is done with its last operation."""
         return max((a.free_at for a in self.actors.values()), default=0)
 
-    def _run(self, label: str) -> None:
-        """Run every scheduled step that starts before the horizon.
+    @staticmethod
+    def _due(entry, t: int, row: int) -> bool:
+        """Whether a schedule entry runs before a P's event (row) starting at t."""
+        return entry[0] < t or (entry[0] == t and (entry[1] == 0 or entry[2] < row))
+
+    def _run(self, label: str, until: int | None = None, row: int = 0) -> None:
+        """Run every scheduled step that starts before the horizon (with ``until``:
+        every step due before a P's event at that time, the fast path's).
 
         After an actor's event, its next one runs at once, without a trip
         through the schedule, while it is still the earliest step (the
@@ -486,7 +533,8 @@ class Replay:
         closed = self.timing == "closed"
         recorded = self.timing == "recorded"
         execute = self._execute
-        while schedule and schedule[0][0] < self.horizon:
+        due, until_row = self._due, row
+        while schedule and schedule[0][0] < self.horizon and (until is None or due(schedule[0], until, until_row)):
             t, tie, _, version, a = heappop(schedule)
             self.now = t
             if a is None:
@@ -513,7 +561,8 @@ class Replay:
                     else:
                         t = self._start_of(a)
                     top = schedule[0] if schedule else None
-                    if t >= self.horizon or (top is not None and (t > top[0] or (t == top[0] and (top[1] == 0 or top[2] < row)))):
+                    if t >= self.horizon or (top is not None and due(top, t, row)) or \
+                            (until is not None and not (t < until or (t == until and row < until_row))):
                         break
                     self.now = t
                     execute(a, t, label)
@@ -537,13 +586,13 @@ class Replay:
         row, ts, code, sid, n, value, k, prev = a.queue[0]
         heap = self.heap
         lenient = self.lenient
-        if prev >= 0:  # the span's previous op ran on another actor, or has yet to
+        if code <= OP_FREE:  # the span's previous op may run on another actor, or complete later
             done = self.span_done.get(sid)
-            if done is None or done[0] != prev:  # not yet run
+            if prev >= 0 and (done is None or done[0] != prev):  # not yet run
                 a.blocked_on = sid
                 self.waiting.setdefault(sid, []).append(a)
                 return
-            if start < done[1]:  # it ran, but completes later: start then
+            if done is not None and start < done[1]:  # it ran, but completes later: start then
                 a.free_at = done[1]
                 self._schedule(a)
                 return
@@ -559,8 +608,11 @@ class Replay:
                     self.skipped += 1
                     return
                 raise UserError(f"{label}: row {row}: alloc of span {sid}, which is already live")
-            if self.kinds_known and n < SMALL_SPAN_PAGES:
-                base = heap.alloc_span(n, a.pid, bool(k & 1 or k >> 2))
+            if self.kinds_known and k & 1:  # a manual span (Go's allocManual: stacks, GC work buffers)
+                base = heap.alloc_span(n, a.pid, True, True)
+                self.manual_spans.add(sid)
+            elif self.kinds_known and n < SMALL_SPAN_PAGES:
+                base = heap.alloc_span(n, a.pid, bool(k >> 2))
             else:
                 base = heap.alloc_span(n, a.pid)  # P -1: no P, so no page cache (Go: pp == nil)
             if base == 0:
@@ -583,7 +635,12 @@ class Replay:
                     self.skipped += 1
                     return
                 raise UserError(f"{label}: row {row}: free of unknown span {sid}")
-            heap.free_span(got[0], n, a.pid)
+            if self.manual_spans:
+                manual = sid in self.manual_spans
+                self.manual_spans.discard(sid)
+                heap.free_span(got[0], n, a.pid, manual)
+            else:
+                heap.free_span(got[0], n, a.pid)
         elif code == OP_GC:  # world stopped: no heap lock (Go: gcMarkTermination)
             if heap.gc_done(value):
                 self.goals_derived += 1
@@ -620,10 +677,9 @@ class Replay:
                 if v > lat.max:
                     lat.max = v
             span_last = self.span_last
+            self.span_done[sid] = (row, end)
             if span_last[sid] == row:  # the common case: no later op of this span queued yet
                 del span_last[sid]
-                if prev >= 0:
-                    del self.span_done[sid]
             else:
                 self._span_done(sid, row, end)
             self.events += 1
@@ -635,12 +691,12 @@ class Replay:
 
     def _span_done(self, sid: int, row: int, end: int) -> None:
         """The op of span sid at ``row`` completed at ``end``: wake whoever
-        waits for the next one, no earlier than that (causality)."""
+        waits for the next one, no earlier than that (causality).  The end
+        is kept (span_done) until the clock passes it, for ops read later."""
+        self.span_done[sid] = (row, end)
         if self.span_last[sid] == row:  # no op of the span queued after it
             del self.span_last[sid]
-            self.span_done.pop(sid, None)
             return
-        self.span_done[sid] = (row, end)
         waiters = self.waiting.pop(sid, None)
         if waiters:
             for w in waiters:
@@ -779,7 +835,7 @@ def replay(
     # Only a trace recorded from Go carries Go's span kinds; elsewhere kind 0
     # means "not given", not "large scan object".
     meta = trace_metadata(trace)
-    kinds_known = meta.get("source") == "go-trace"
+    kinds_known = meta.get("source") in ("go-trace", "go1.14-runtime")
     gomaxprocs = _gomaxprocs(meta, where)
     has_p = "p" in open_trace(trace).schema.names
     if not has_p and (gomaxprocs or 1) > 1:
@@ -811,6 +867,8 @@ def replay(
         if row == 0:
             raise UserError(f"{where}: the trace has no events")
         result = engine.finish(label, time.perf_counter() - t0)
+        for name, value in reference_fields(meta, result, where).items():  # go1.14-runtime traces
+            setattr(result, name, value)
         if check:
             check_heap(engine.heap, engine.spans)
     except InvariantError as e:  # a bug in the model (also raised mid-replay: retained < 0)

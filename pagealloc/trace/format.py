@@ -34,7 +34,7 @@ from pagealloc.errors import UserError
 FORMAT_VERSION = 2
 READ_VERSIONS = (1, 2)  # v1 is v2 without gc_start rows (no mark windows)
 METADATA_KEY = b"pagealloc"
-SOURCES = ("go-trace", "synthetic", "user")
+SOURCES = ("go-trace", "synthetic", "user", "go1.14-runtime")  # go1.14-runtime: pagealloc record --go 1.14
 
 # Op codes, as the numpy ``op`` arrays carry them; OP_NAMES[code] is the name.
 OP_ALLOC = 0

@@ -72,6 +72,15 @@ def go_facts() -> dict:
     return {"go_version": version, "goos": goos, "goarch": goarch}
 
 
+@functools.cache
+def go_root() -> str:
+    """The toolchain's GOROOT."""
+    r = go_run(["env", "GOROOT"])
+    if r.returncode != 0:
+        raise UserError(f"go env failed: {last_line(r.stderr)}")
+    return r.stdout.strip()
+
+
 def last_line(text: str) -> str:
     """The last non-empty line of ``text`` (for one-line error messages)."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]

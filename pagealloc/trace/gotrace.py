@@ -135,6 +135,7 @@ class Decoded:
     spans_at_start: int = 0
     implicit_frees: int = 0
     dropped_frees: int = 0
+    free_os_memory_gcs: int | None = None  # GCs whose stack shows debug.FreeOSMemory (None: not looked for)
 
     _live: dict = field(default_factory=dict)  # span id -> npages of live spans
     _goal: int = 0  # last heap goal seen

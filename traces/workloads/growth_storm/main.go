@@ -36,7 +36,9 @@ func main() {
 		wg.Wait()
 		runtime.GC()
 		time.Sleep(20 * time.Millisecond)
-		mb = min(mb*(*growth), *maxMB)
+		if mb *= *growth; mb > *maxMB {
+			mb = *maxMB
+		}
 	}
 }
 

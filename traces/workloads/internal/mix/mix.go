@@ -4,7 +4,7 @@ package mix
 
 import (
 	"math"
-	"math/rand/v2"
+	"sync"
 )
 
 // Sizes draws sizes from a mixture: small objects (16 B - 4 KiB, packed by
@@ -12,14 +12,14 @@ import (
 // and, with probability Large, large objects (32 KiB - MaxLarge, one span
 // each). Small and medium sizes are log-uniform, as are large ones.
 type Sizes struct {
-	R        *rand.Rand
+	R        *Rand
 	Large    float64
 	MaxLarge int
 }
 
 // New returns a Sizes seeded with seed.
 func New(seed uint64, large float64, maxLarge int) *Sizes {
-	return &Sizes{R: rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)), Large: large, MaxLarge: maxLarge}
+	return &Sizes{R: NewRand(seed, 0x9e3779b97f4a7c15), Large: large, MaxLarge: maxLarge}
 }
 
 // LogUniform draws an int in [lo, hi) with a log-uniform distribution.
@@ -48,4 +48,18 @@ func Alloc(n int) []byte {
 		b[i] = 1
 	}
 	return b
+}
+
+// Parallel runs work(0), ..., work(n-1) in n goroutines and waits for them:
+// with -workers N a workload's Ps allocate at the same time.
+func Parallel(n int, work func(w int)) {
+	var wg sync.WaitGroup
+	for w := 0; w < n; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			work(w)
+		}(w)
+	}
+	wg.Wait()
 }

@@ -1,0 +1,246 @@
+"""How closely a replay reproduces what the real Go 1.14.6 runtime did.
+
+A trace recorded with ``pagealloc record --go 1.14`` (source
+``go1.14-runtime``) carries the runtime's own figures under the metadata key
+``reference`` (pagealloc.trace.go114records): released bytes by path, heap
+growths, heap_sys and retained bytes at the end, a retained timeline.
+``reference_fields`` turns them into the ``reference_*`` fields of a
+ReplayResult, each with ``reference_*_ratio`` = model / real (``None`` where
+the real figure is 0 and the model's is not; 1.0 where both are 0).
+
+``heap_walk`` answers the other half of "is the model Go 1.14?": it
+replays the trace in row order on a bare Go 1.14 heap (no scavenger, no
+timing: neither moves a span), says how many spans land at the recorded
+address and where the first one that does not came from, and, with the
+runtime's own background releases put back, what heap growth and
+FreeOSMemory release and which scavenge goal each GC sets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from pagealloc.errors import UserError
+from pagealloc.runtime.malloc import ARENA_HINT_BASE, PAGE_SHIFT
+from pagealloc.runtime.mheap import SMALL_SPAN_PAGES, MHeap
+from pagealloc.runtime.mpagealloc_64bit import chunk_index, chunk_page_index
+from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, OP_GC_START
+from pagealloc.trace.read import iter_event_batches, trace_metadata
+
+SOURCE = "go1.14-runtime"
+
+# Model field -> its figure in the reference.
+COMPARED = {
+    "released_bytes": lambda ref: sum(ref["released_bytes"].values()),
+    "released_background_bytes": lambda ref: ref["released_bytes"]["background"],
+    "released_growth_bytes": lambda ref: ref["released_bytes"]["growth"],
+    "released_forced_bytes": lambda ref: ref["released_bytes"]["forced"],
+    "retained_final_bytes": lambda ref: ref["retained_final_bytes"],
+    "heap_sys_bytes": lambda ref: ref["heap_sys_bytes"],
+    "heap_growths": lambda ref: ref["heap_growths"],
+    "scavenged_alloc_bytes": lambda ref: ref["scavenged_alloc_bytes"],
+}
+# The ReplayResult fields this module fills (all None for other traces).
+FIELDS = [f"reference_{name}{suffix}" for name in COMPARED for suffix in ("", "_ratio")] + ["reference_retained_timeline"]
+
+
+def reference_of(metadata: dict, label: str) -> dict | None:
+    """The trace's reference (checked), or None when the trace has none."""
+    if metadata.get("source") != SOURCE:
+        return None
+    ref = metadata.get("reference")
+    if not isinstance(ref, dict):
+        raise UserError(f"{label}: a {SOURCE} trace without a 'reference' object in its metadata")
+    try:
+        values = {name: get(ref) for name, get in COMPARED.items()}
+        timeline = ref["retained_timeline"]
+    except (KeyError, TypeError) as e:
+        raise UserError(f"{label}: metadata reference lacks {e}") from None
+    bad = [n for n, v in values.items() if not isinstance(v, int) or isinstance(v, bool) or v < 0]
+    if bad:
+        raise UserError(f"{label}: metadata reference: {bad[0]} is {values[bad[0]]!r}, not a count of bytes or events")
+    if not isinstance(timeline, list) or not all(isinstance(p, list) and len(p) == 2 for p in timeline):
+        raise UserError(f"{label}: metadata reference: retained_timeline must be a list of [ts, bytes] pairs")
+    return ref
+
+
+def ratio(model, real) -> float | None:
+    if real == 0:
+        return 1.0 if model == 0 else None
+    return model / real
+
+
+def reference_fields(metadata: dict, result, label: str) -> dict:
+    """``{field: value}`` for the reference_* fields of ``result`` (empty for a trace without a reference)."""
+    ref = reference_of(metadata, label)
+    if ref is None:
+        return {}
+    out = {}
+    for name, get in COMPARED.items():
+        real = get(ref)
+        model = getattr(result, name, None)
+        out[f"reference_{name}"] = real
+        out[f"reference_{name}_ratio"] = None if model is None else ratio(model, real)
+    out["reference_retained_timeline"] = [tuple(p) for p in ref["retained_timeline"]]
+    return out
+
+
+def free_os_memory_retained(trace, result) -> list[tuple[int, int]]:
+    """``[(model, real)]`` retained bytes just after each FreeOSMemory.
+
+    After scavengeAll every free page is released, so retained is then the
+    heap's in-use pages: exact whenever the spans and heap_sys agree, however
+    differently the background scavenger ran before.  The model's samples
+    are those of its retained timeline taken at free_os_memory rows.
+    """
+    ref = reference_of(trace_metadata(trace), str(trace))
+    if ref is None:
+        return []
+    rows = ref["free_os_memory"]
+    real = [row[rows["columns"].index("retained")] for row in rows["rows"]]
+    sampled = [int(code) for batch in iter_event_batches(trace) for code in batch.op if code in (OP_GC, OP_FREE_OS_MEMORY)]
+    if len(result.retained_timeline) != len(sampled) + 1:
+        raise ValueError(f"the replay's timeline has {len(result.retained_timeline)} samples, not one per gc and free_os_memory row and the end")
+    model = [r for (_, r), code in zip(result.retained_timeline, sampled) if code == OP_FREE_OS_MEMORY]
+    return list(zip(model, real, strict=True))
+
+
+# --------------------------------------------------------------------------
+# The heap alone, row by row
+
+
+@dataclass
+class Mismatch:
+    """The first alloc the model placed elsewhere than the recorded runtime did."""
+
+    row: int
+    ts: int
+    p: int
+    npages: int
+    kind: int
+    recorded_span: int
+    model_span: int
+    earlier: bool  # the model's address is below the recorded one: it saw free memory the runtime did not
+    recorded_range_free_in_model: bool  # the recorded pages were free in the model at that moment
+
+
+@dataclass
+class HeapWalk:
+    """What ``heap_walk`` found."""
+
+    allocs: int = 0
+    agreed: int = 0
+    first_mismatch: Mismatch | None = None
+    released: dict | None = None  # model's released bytes by path, the runtime's background releases put back
+    goals: int = 0  # GCs whose scavenge goal was compared
+    goals_agreed: int = 0
+    first_goal_mismatch: dict | None = None  # {"gc": i, "row": r, "model": goal, "real": goal}
+    background_not_free: int = 0  # recorded background releases of pages the model had allocated
+    heap_growths: int = 0
+    heap_sys_bytes: int = 0
+    free_os_memory_retained: list = field(default_factory=list)  # [(model, real)] retained just after each FreeOSMemory
+
+    @property
+    def agreement(self) -> float:
+        return self.agreed / self.allocs if self.allocs else 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["agreement"] = self.agreement
+        return d
+
+
+def heap_walk(trace) -> HeapWalk:
+    """Replay ``trace`` on a bare Go 1.14 heap in row order, with no scavenger and no timing.
+
+    Spans: every alloc is placed as Go's allocSpan would (P ids choose the
+    page cache; no P, no cache) and compared with the recorded address;
+    neither the scavenger nor time moves a span, so this is the heap
+    model's agreement alone.  On a go1.14-runtime trace the runtime's own
+    background releases are put back where they happened (its background
+    scavenger is paced by time, which is not the heap's business), so what
+    heap growth and FreeOSMemory release here, and the scavenge goal after
+    each GC, can be held against the reference exactly.
+    """
+    ref = reference_of(trace_metadata(trace), str(trace))
+    releases = (ref or {}).get("background_releases")  # absent from recordings older than the key
+    background = releases["rows"] if releases else []
+    real_goals = [row[ref["gc_end"]["columns"].index("scavenge_goal")] for row in ref["gc_end"]["rows"]] if ref else []
+    heap = MHeap()
+    live: dict[int, tuple[int, int]] = {}
+    walk = HeapWalk()
+    row = k = gcs = 0
+    fom: list[int] = []
+    for ts, op, span, npages, value, p, kind in iter_event_batches(trace):
+        for i, code in enumerate(op.tolist()):
+            while k < len(background) and background[k][0] <= row + i:
+                walk.background_not_free += not _release(heap, *background[k][1:])
+                k += 1
+            if code == OP_ALLOC:
+                sid, n, pid, kd = int(span[i]), int(npages[i]), int(p[i]), int(kind[i])
+                base = heap.alloc_span(n, pid, n >= SMALL_SPAN_PAGES or bool(kd & 1 or kd >> 2))
+                live[sid] = (base, n)
+                walk.allocs += 1
+                model = (base - ARENA_HINT_BASE) >> PAGE_SHIFT
+                if model == sid:
+                    walk.agreed += 1
+                elif walk.first_mismatch is None:
+                    walk.first_mismatch = Mismatch(row + i, int(ts[i]), pid, n, kd, sid, model, model < sid,
+                                                   _free_in_model(heap, ARENA_HINT_BASE + (sid << PAGE_SHIFT), n))
+            elif code == OP_FREE:
+                base, n = live.pop(int(span[i]))
+                heap.free_span(base, n, int(p[i]))
+            elif code == OP_GC:
+                heap.gc_done(int(value[i]))
+                if gcs < len(real_goals):
+                    walk.goals += 1
+                    if heap.scavenge_goal == real_goals[gcs]:
+                        walk.goals_agreed += 1
+                    elif walk.first_goal_mismatch is None:
+                        walk.first_goal_mismatch = {"gc": gcs, "row": row + i, "model": heap.scavenge_goal, "real": real_goals[gcs]}
+                gcs += 1
+            elif code == OP_GC_START:
+                heap.gc_start()
+            elif code == OP_FREE_OS_MEMORY:
+                heap.scavenge_all(locked=True)
+                fom.append(heap.heap_retained())
+        row += len(op)
+    for rest in background[k:]:
+        walk.background_not_free += not _release(heap, *rest[1:])
+    walk.released = dict(heap.released_by) if releases is not None else None
+    walk.heap_growths, walk.heap_sys_bytes = heap.growths, heap.heap_sys
+    if ref:
+        rows = ref["free_os_memory"]
+        real = [r[rows["columns"].index("retained")] for r in rows["rows"]]
+        walk.free_os_memory_retained = list(zip(fom, real, strict=True))
+    return walk
+
+
+def _release(heap: MHeap, page: int, npages: int) -> bool:
+    """Release pages the real background scavenger released, as scavengeRangeLocked did; False if not free here."""
+    addr = ARENA_HINT_BASE + (page << PAGE_SHIFT)
+    ci, base = chunk_index(addr), chunk_page_index(addr)
+    chunk = heap.pages.chunks.get(ci)
+    mask = ((1 << npages) - 1) << base
+    if chunk is None or chunk.bits & mask or chunk.scavenged & mask:
+        return False
+    lock = heap.lock
+    lock.actor = "scavenger"
+    with lock:
+        heap.pages.scavenge_range_locked(ci, base, npages)
+    lock.actor = "mutator"
+    return True
+
+
+def _free_in_model(heap: MHeap, base: int, npages: int) -> bool:
+    """Were the pages [base, base + npages) all free in the model's page allocator?"""
+    pages = heap.pages
+    for k in range(npages):
+        addr = base + (k << PAGE_SHIFT)
+        bits = pages.chunk_bits(chunk_index(addr))
+        if bits is None or bits[0] >> chunk_page_index(addr) & 1:
+            return False
+    return True
+
+
+__all__ = ["COMPARED", "FIELDS", "HeapWalk", "Mismatch", "heap_walk", "free_os_memory_retained", "ratio", "reference_fields", "reference_of"]

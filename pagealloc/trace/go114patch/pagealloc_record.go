@@ -1,0 +1,186 @@
+// Added by pagealloc (pagealloc/trace/go114patch in the pagealloc project): a record of what the page
+// heap does, for `pagealloc record --go 1.14`.  Off unless the program starts
+// with PAGEALLOC_RECORD_FD=<fd> in its environment; the variable is then
+// removed from the environment the program (and its children) see.
+//
+// Each record is 64 bytes, little-endian: ts (nanotime), a head word
+// (event | flags<<8 | uint16(P id + 1)<<16 | x<<32) and six event-specific
+// words; pagealloc/trace/go114records.py reads them.  Records go into one
+// buffer under their own lock, taken inside the heap lock where the event
+// happens under it, so their order is the heap's; the buffer is written to
+// the fd when full and at exit.  Records made before the environment is
+// read (the runtime's first spans) wait in the buffer; slot 0 is kept for
+// the start record.
+
+package runtime
+
+import (
+	"runtime/internal/atomic"
+	"unsafe"
+)
+
+const (
+	pageallocRecMagic   = 0x3143455243415050 // "PPACREC1"
+	pageallocRecVersion = 1
+	pageallocRecBufLen  = 4096
+
+	pageallocEvStart        = 1  // magic, version, physPageSize, pageSize, heapArenaBytes, records dropped
+	pageallocEvAlloc        = 2  // base, npages, scav; x = span class; flags: 1 manual, 2 page cache, 4 cache refilled, 8 marking
+	pageallocEvFree         = 3  // base, npages; flags: 1 manual
+	pageallocEvGCStart      = 4  // next_gc, heap_inuse, heap_sys, heap_released, scavengeGoal; x = numgc
+	pageallocEvGCEnd        = 5  // next_gc, heap_inuse, heap_sys, heap_released, scavengeGoal, last_next_gc; x = numgc
+	pageallocEvFOMStart     = 6  // heap_sys, heap_released
+	pageallocEvFOMEnd       = 7  // released, heap_sys, heap_released
+	pageallocEvScavenge     = 8  // addr, npages; x = who (pageallocRecWho)
+	pageallocEvGrow         = 9  // npage, totalGrowth, heap_sys, heap_released, scavengeGoal, retained
+	pageallocEvPCacheFlush  = 10 // cache base, cache bits; x = the P flushed
+	pageallocEvProcs        = 11 // x = gomaxprocs
+	pageallocEvSetGCPercent = 12 // next_gc, scavengeGoal; x = gcpercent
+	pageallocEvEnd          = 13 // heap_sys, heap_released, heap_inuse, stacks_inuse, records dropped, gomaxprocs; x = exit code
+
+	pageallocRecPending = 0 // buffering until the environment is read
+	pageallocRecOn      = 1
+	pageallocRecOff     = 2
+)
+
+type pageallocRecord struct {
+	ts   int64
+	head uint64
+	w    [6]uint64
+}
+
+var pageallocRec struct {
+	lock    mutex
+	state   uint32
+	fd      uintptr
+	n       int
+	dropped uint64
+	buf     [pageallocRecBufLen]pageallocRecord
+}
+
+// pageallocRecWho is who scavenges, set under the heap lock by the callers of
+// pageAlloc.scavenge that hold it: 0 background, 1 heap growth, 2 FreeOSMemory.
+var pageallocRecWho uint32
+
+// pageallocRecInit reads PAGEALLOC_RECORD_FD; schedinit calls it after goenvs.
+func pageallocRecInit() {
+	const key = "PAGEALLOC_RECORD_FD="
+	fd := int32(-1)
+	for i, s := range envs {
+		if len(s) >= len(key) && s[:len(key)] == key {
+			if v, ok := atoi32(s[len(key):]); ok && v >= 0 {
+				fd = v
+			}
+			envs = append(envs[:i], envs[i+1:]...)
+			break
+		}
+	}
+	r := &pageallocRec
+	lock(&r.lock)
+	if fd < 0 {
+		r.n = 0
+		atomic.Store(&r.state, pageallocRecOff)
+	} else {
+		r.fd = uintptr(fd)
+		if r.n == 0 {
+			r.n = 1
+		}
+		r.buf[0] = pageallocRecord{nanotime(), pageallocEvStart,
+			[6]uint64{pageallocRecMagic, pageallocRecVersion, uint64(physPageSize), pageSize, uint64(heapArenaBytes), r.dropped}}
+		atomic.Store(&r.state, pageallocRecOn)
+	}
+	unlock(&r.lock)
+}
+
+// pageallocRecordEv appends one record (when recording).  It never allocates,
+// and it runs on the system stack, so a stack growth cannot re-enter it.
+func pageallocRecordEv(ev, flags uint8, x uint32, a, b, c, d, e, f uint64) {
+	if atomic.Load(&pageallocRec.state) == pageallocRecOff {
+		return
+	}
+	systemstack(func() {
+		p := int32(-1)
+		if pp := getg().m.p.ptr(); pp != nil {
+			p = pp.id
+		}
+		r := &pageallocRec
+		lock(&r.lock)
+		if r.state != pageallocRecOff {
+			if r.n == 0 {
+				r.n = 1
+			}
+			if r.n == len(r.buf) {
+				if r.state == pageallocRecPending {
+					r.dropped++
+					unlock(&r.lock)
+					return
+				}
+				pageallocRecFlush()
+			}
+			r.buf[r.n] = pageallocRecord{nanotime(), uint64(ev) | uint64(flags)<<8 | uint64(uint16(p+1))<<16 | uint64(x)<<32,
+				[6]uint64{a, b, c, d, e, f}}
+			r.n++
+		}
+		unlock(&r.lock)
+	})
+}
+
+// pageallocRecFlush writes the buffer out; pageallocRec.lock must be held.
+func pageallocRecFlush() {
+	r := &pageallocRec
+	b := uintptr(unsafe.Pointer(&r.buf[0]))
+	left := uintptr(r.n) * unsafe.Sizeof(r.buf[0])
+	for left > 0 {
+		n := write(r.fd, unsafe.Pointer(b), int32(left))
+		if n == -4 { // EINTR
+			continue
+		}
+		if n <= 0 {
+			atomic.Store(&r.state, pageallocRecOff) // cannot write: the reader sees no end record
+			break
+		}
+		b += uintptr(n)
+		left -= uintptr(n)
+	}
+	r.n = 0
+}
+
+// pageallocRecEnd writes the end record and the rest of the buffer; the exit
+// paths (runtime.main's return, os.Exit) call it.
+func pageallocRecEnd(code int32) {
+	if atomic.Load(&pageallocRec.state) != pageallocRecOn {
+		return
+	}
+	systemstack(func() {
+		lock(&mheap_.lock)
+		pageallocRecordEv(pageallocEvEnd, 0, uint32(code), memstats.heap_sys, memstats.heap_released,
+			memstats.heap_inuse, memstats.stacks_inuse, pageallocRec.dropped, uint64(gomaxprocs))
+		r := &pageallocRec
+		lock(&r.lock)
+		if r.state == pageallocRecOn {
+			pageallocRecFlush()
+			atomic.Store(&r.state, pageallocRecOff)
+		}
+		unlock(&r.lock)
+		unlock(&mheap_.lock)
+	})
+}
+
+// pageallocRecGC records a GC's mark start or its mark termination pacing.
+func pageallocRecGC(ev uint8) {
+	pageallocRecordEv(ev, 0, memstats.numgc, memstats.next_gc, memstats.heap_inuse, memstats.heap_sys,
+		memstats.heap_released, mheap_.scavengeGoal, memstats.last_next_gc)
+}
+
+// pageallocRecAlloc records a span allocation; flags: 2 from the P's page
+// cache, 4 the cache was refilled for it; it adds 1 for manual spans and 8
+// during marking.
+func pageallocRecAlloc(base, npages, scav uintptr, spanclass spanClass, manual bool, flags uint8) {
+	if manual {
+		flags |= 1
+	}
+	if gcBlackenEnabled != 0 {
+		flags |= 8 // marking: Go takes the heap lock even for a cache hit
+	}
+	pageallocRecordEv(pageallocEvAlloc, flags, uint32(spanclass), uint64(base), uint64(npages), uint64(scav), 0, 0, 0)
+}
