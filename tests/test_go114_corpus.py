@@ -4,15 +4,16 @@ Every go1.14-runtime trace of traces/manifest.json is replayed in the
 baseline preset and held against its reference:
 
 - spans: the heap model, fed the rows in order, places every one at its
-  recorded address; the replay meets ADDRESS_THRESHOLD (except where the
-  multi-P engine runs rows out of their recorded order: see
-  REORDERED_BY_THE_ENGINE); heap_sys and the number of heap growths are the
-  runtime's exactly, in the walk and in those replays;
+  recorded address; the replay (its default timing for these traces,
+  ``ordered``: the rows' order is the order the runtime took the heap lock
+  in) meets ADDRESS_THRESHOLD in every preset; heap_sys and the number of
+  heap growths are the runtime's exactly, in the walk and in the replays;
+- pacing: the scavenge goal the model sets at each GC is the runtime's;
 - FreeOSMemory: retained bytes just after each call are exact (scavengeAll
   releases every free page, so only the spans decide them);
 - with the runtime's background releases put back (sim.reference.heap_walk:
   its scavenger is paced by time), what heap growth and FreeOSMemory release
-  is the runtime's to GROWTH_FORCED_TOLERANCE, for the reasons given there;
+  is the runtime's to the byte;
 - background: the model's own background scavenger, paced by virtual time,
   lies within BACKGROUND_FACTOR of the real one (a measured envelope; see
   BACKGROUND_FACTOR for how far and why), and what is retained at the end
@@ -38,32 +39,26 @@ ROOT = Path(__file__).resolve().parents[1]
 ENTRIES = [e for e in json.loads((ROOT / "traces" / "manifest.json").read_text())["traces"] if e["source"] == "go1.14-runtime"]
 BASELINE = getattr(engine, "BASELINE_MODE", "go1.14" if "go1.14" in pagealloc.MODES else "unlocked")
 
-# Issue 12's goal, for the replay.  Measured: the heap walk (row order) puts
-# every span of the 16 traces at its recorded address; the replay does on
-# 13 of them, in every preset (the other three: REORDERED_BY_THE_ENGINE).
+# Issue 12's goal, for the replay.  Measured: every span of the 16 traces
+# lands at its recorded address, in the heap walk and in the replay in every
+# preset (ordered timing; under recorded timing 2.5-9.9% of the spans of the
+# three busiest GOMAXPROCS-8 traces land elsewhere: see README, "Timing").
 ADDRESS_THRESHOLD = 0.999
-# Measured with the runtime's background releases put back: growth and
-# FreeOSMemory releases are the runtime's to the byte on 15 of the 16 traces;
-# on go114-json-p8 growth is 2.9% short (4096 KiB vs 4216 KiB).  The reason
-# is the scavenge goal: Go 1.14 leaves manual spans (stacks, GC work buffers)
-# out of heap_inuse and heap_sys, the model counts them, so the goal the model
-# paces (retained goal = last heap_inuse x next_gc / last_next_gc + 10%) and
-# the retained it compares with it differ from Go's by about the manual
-# bytes; Go's own formula on the recorded figures gives every recorded goal
-# (test below), the model's walk 2-100% of them.  A heap growth scavenges the
-# excess over that goal, so a different goal releases a different amount.
-GROWTH_FORCED_TOLERANCE = 0.03
-# Measured (go1.14 preset, default cost model): the model's own background
-# scavenger releases 1.2x (go114-burst-idle-p2) to ~590x (go114-fragmentation-p8,
-# where Go's released 40 KiB) what Go 1.14.6's did: more on every trace but
-# the FreeOSMemory ones, where neither does much.  Go paces it by wall time
-# (1% of a CPU: it sleeps ~99x each release's measured cost, on a shared
-# 2-core machine), the model by virtual time from its cost model, and it
-# scavenges down to the goal above.  What it leaves matters more, and is
-# close: retained bytes at the end are within 17% of Go's on every trace
-# (0.83x to 1.07x).  The envelope's lower bound leaves room below Go's pace.
-BACKGROUND_FACTOR = (0.4, 1000)
-RETAINED_FINAL_TOLERANCE = 0.2
+# Measured (go1.14 preset, default cost model, on the bundled corpus): the model's own background scavenger releases 2.1x
+# (go114-freeosmemory-p2) to 189x (go114-fragmentation-p8, where Go's
+# released 0.33 MiB) what Go 1.14.6's did, and never less.  Both work in the
+# same GC cycles, since every cycle's goal is Go's (test above); they differ
+# in pace.  Go paces by wall time: it sleeps 100x each release's measured
+# cost, it is woken when sweeping ends (via sysmon, 0.7-2.7 ms after mark
+# termination, median per trace), and on this 2-core machine it waits for a
+# CPU behind 2-8 busy Ps, so its releases are a median 1-13 ms apart
+# (sim.reference background_releases against the rows' timestamps).  The
+# model's are paced by its virtual costs (a 2.25 us MADV_FREE and the lock:
+# ~0.3 ms apart) from mark termination on.  What it leaves is closer: retained
+# bytes at the end are 0.73x (go114-json-p2) to 1.19x (go114-burst-idle-p2)
+# Go's.
+BACKGROUND_FACTOR = (1.0, 250)
+RETAINED_FINAL_TOLERANCE = 0.3
 
 
 def path_of(entry) -> Path:
@@ -71,9 +66,9 @@ def path_of(entry) -> Path:
 
 
 @cache
-def replayed(name: str):
+def replayed(name: str, mode: str = BASELINE):
     entry = next(e for e in ENTRIES if e["name"] == name)
-    return pagealloc.replay(path_of(entry), BASELINE)
+    return pagealloc.replay(path_of(entry), mode)
 
 
 @cache
@@ -98,24 +93,19 @@ def test_the_heap_model_places_every_span_where_the_runtime_did(entry):
     assert (w.heap_sys_bytes, w.heap_growths) == (ref["heap_sys_bytes"], ref["heap_growths"])
 
 
-# The multi-P engine runs each P's events at their timestamps or when the P is
-# free, whichever is later.  When the cost model charges a P's event more than
-# the gap the real run left before that P's next one, the P falls behind and
-# another P's later row runs first, taking the address the delayed P got in
-# reality; first fit then shifts the spans after it.  First such row: 84 of
-# go114-fragmentation-p8 (P2, 16 pages, recorded 2.327 ms), run after row 85
-# (P0, 36 pages, 2.340 ms) because P2's 47-page allocation of row 83 (2.289 ms)
-# cost more than the 38 us the runtime took.  On those traces one heap growth
-# more than Go's follows too.  The heap walk above, in row order, is exact on
-# every trace.
-REORDERED_BY_THE_ENGINE = {"go114-burst-idle-p8", "go114-churn-p8", "go114-fragmentation-p8"}
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e["name"])
+def test_every_gc_sets_the_runtimes_scavenge_goal(entry):
+    """Fed the recorded rows (gc_start carries heap_live, gc the next goal), the model's pacing gives Go's goal at every GC."""
+    w = walked(entry["name"])
+    assert w.goals == len(reference(entry)["gc_end"]["rows"]) > 0
+    assert w.goals_agreed == w.goals, w.first_goal_mismatch
 
 
-@pytest.mark.parametrize("entry", [
-    pytest.param(e, marks=pytest.mark.xfail(reason="the multi-P engine runs some rows out of recorded order (see above)"))
-    if e["name"] in REORDERED_BY_THE_ENGINE else e for e in ENTRIES], ids=lambda e: e["name"])
-def test_the_replay_places_spans_where_the_runtime_did(entry):
-    r, ref = replayed(entry["name"]), reference(entry)
+@pytest.mark.parametrize("mode", pagealloc.MODES)
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e["name"])
+def test_the_replay_places_spans_where_the_runtime_did(entry, mode):
+    r, ref = replayed(entry["name"], mode), reference(entry)
+    assert r.timing == "ordered"
     assert r.address_agreement >= ADDRESS_THRESHOLD
     assert (r.heap_sys_bytes, r.heap_growths) == (ref["heap_sys_bytes"], ref["heap_growths"])
     assert r.reference_heap_sys_bytes_ratio == r.reference_heap_growths_ratio == 1.0
@@ -131,9 +121,8 @@ def test_retained_after_each_free_os_memory_is_exact(entry):
 def test_growth_and_forced_releases_with_the_real_background_put_back(entry):
     w, ref = walked(entry["name"]), reference(entry)
     assert w.background_not_free == 0
-    for path in ("growth", "forced"):
-        real = ref["released_bytes"][path]
-        assert abs(w.released[path] - real) <= GROWTH_FORCED_TOLERANCE * real, (path, w.released[path], real, w.first_goal_mismatch)
+    assert {path: w.released[path] for path in ("growth", "forced")} == \
+        {path: ref["released_bytes"][path] for path in ("growth", "forced")}
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e["name"])

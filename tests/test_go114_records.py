@@ -64,7 +64,7 @@ GOOD = [
     rec("procs", x=2),
     rec("alloc", base(4), 1, PAGE, p=0, flags=2 | 4, x=42),  # page cache, refilled
     rec("alloc", base(5), 20, 20 * PAGE, p=1, x=0),  # a large object
-    rec("gc_start", 4 << 20, 21 * PAGE, 64 << 20, 60 << 20, NONE, x=0),
+    rec("gc_start", 4 << 20, 21 * PAGE, 64 << 20, 60 << 20, NONE, 3 << 20, x=0),  # heap_live 3 MiB
     rec("free", base(5), 20, p=1),
     rec("gc_end", 8 << 20, 5 * PAGE, (64 << 20) - 4 * PAGE, (64 << 20) - 25 * PAGE, 3 << 20, 4 << 20, x=1),
     rec("scavenge", base(5), 2, x=0),
@@ -126,6 +126,19 @@ def test_a_stream_becomes_rows_and_a_reference(tmp_path):
     ]
     assert ref["released_timeline"]["rows"][-1][1:] == [2 * PAGE, PAGE, 10 * PAGE]
     assert warnings_for(ref) == []
+
+
+def test_the_mark_start_row_carries_heap_live(tmp_path):
+    """Version 2 records heap_live at mark start, the value startCycle paced from; a version 1 stream did not (0)."""
+    def gc_start_values(records):
+        path = write(tmp_path, records)
+        import_records(str(path), str(tmp_path / "t.parquet"))
+        t = read_trace(tmp_path / "t.parquet").to_pandas()
+        return list(t[t.op == "gc_start"].value)
+
+    assert gc_start_values(GOOD) == [3 << 20]
+    v1 = [rec("start", MAGIC, 1, 4096, PAGE, 64 << 20, 0, ts=50), *GOOD[1:]]
+    assert gc_start_values(v1) == [0]
 
 
 def test_the_reference_reaches_the_replay_result(tmp_path):

@@ -109,6 +109,26 @@ def test_a_free_waits_for_its_alloc_on_another_p():
     assert r.events == len(rows)
 
 
+def test_ordered_timing_keeps_the_recorded_order_across_ps():
+    """P0's first span (fresh memory: page faults) keeps it busy past its next
+    row's timestamp.  Under recorded timing P1's later row runs first and takes
+    the address P0's row had in the recording; under ordered timing it waits
+    for P0's row to start, and the wait is order_wait_ns, not lock stall."""
+    rows = [(0, "alloc", 0, 300, 0, 0), (10_000, "alloc", 300, 20, 0, 0), (20_000, "alloc", 320, 20, 0, 1)]
+    runs = {}
+    for timing in ("recorded", "ordered"):
+        log = []
+        r = _replay_logged(frame(rows), "go1.14", log, timing=timing)
+        runs[timing] = (r, {row: (start, end) for _, row, _, start, end in log}, [e[1] for e in log])
+    (rec, rec_t, rec_order), (ordd, ord_t, ord_order) = runs["recorded"], runs["ordered"]
+    assert rec_t[0][1] > 20_000  # P0 is still busy at P1's timestamp
+    assert rec_order == [0, 2, 1] and rec.address_agreement == 1 / 3  # span ids are the recorded pages
+    assert ord_order == [0, 1, 2] and ordd.address_agreement == 1.0
+    assert ord_t[2][0] == ord_t[1][0] == rec_t[1][0]  # P1 starts when P0's row does
+    assert ordd.order_wait_ns == ord_t[1][0] - 20_000 and rec.order_wait_ns == 0
+    assert ordd.timing == "ordered" and replay(frame(rows), "go1.14").timing == "recorded"  # auto, not from Go 1.14
+
+
 def _replay_logged(df, mode, log, **kw):
     """replay() with the engine's event log captured."""
     import pagealloc.sim.replay as engine_module
@@ -207,6 +227,11 @@ def test_order_causality_counts_and_determinism(rows, mode, timing):
         elif code == OP_FREE:
             assert start >= done[rows[row][2]]
     assert sum(r.p_stall_by_p) + r.runtime_stall_ns == r.p_stall_ns
+    if timing == "ordered":  # every row runs in trace order, across Ps, none starting before the one ahead
+        assert [e[1] for e in log] == list(range(len(rows)))
+        assert all(a[3] <= b[3] for a, b in zip(log, log[1:]))
+    else:
+        assert r.order_wait_ns == 0
     again = replay(frame(rows), mode, timing=timing)
     assert again.deterministic() == r.deterministic()
 

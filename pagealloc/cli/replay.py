@@ -45,6 +45,7 @@ TABLE = [
     ("lock_hold_max_ns", "ns"),
     ("lock_hold_p99_ns", "ns"),
     ("runtime_stall_ns", "ns"),
+    ("order_wait_ns", "ns"),
     ("scavenger_fooled", "{:,}"),
     ("address_agreement", "{:.1%}"),
     ("skipped_events", "{:,}"),
@@ -57,9 +58,11 @@ def register(sub) -> None:
     p.add_argument("traces", metavar="TRACE", nargs="+", help="Parquet trace files")
     p.add_argument("--mode", default="all", type=parse_modes,
                    help=f"presets: all (default), or a comma list of {', '.join(MODES)}")
-    p.add_argument("--timing", choices=TIMINGS, default="recorded",
-                   help="recorded (default): each event starts at its timestamp or when its P is free; "
-                        "shifted: a P's stalls delay all its later events; closed: each P runs back to back")
+    p.add_argument("--timing", choices=TIMINGS, default="auto",
+                   help="recorded: each event starts at its timestamp or when its P is free; ordered: the same, "
+                        "and rows run in the trace's order across Ps (the order a Go 1.14 recording took the heap "
+                        "lock in); shifted: a P's stalls delay all its later events; closed: each P runs back to "
+                        "back; auto (default): ordered for go1.14-runtime traces, recorded for others")
     p.add_argument("--closed-loop", action="store_true", help="the same as --timing closed")
     p.add_argument("--json", action="store_true", help="one JSON object per line per (trace, preset)")
     p.add_argument("--cost-model", metavar="FILE", help="TOML or JSON file overriding virtual-time costs")

@@ -167,7 +167,7 @@ def heap_walk(trace) -> HeapWalk:
     background = releases["rows"] if releases else []
     real_goals = [row[ref["gc_end"]["columns"].index("scavenge_goal")] for row in ref["gc_end"]["rows"]] if ref else []
     heap = MHeap()
-    live: dict[int, tuple[int, int]] = {}
+    live: dict[int, tuple[int, int, bool]] = {}
     walk = HeapWalk()
     row = k = gcs = 0
     fom: list[int] = []
@@ -178,8 +178,8 @@ def heap_walk(trace) -> HeapWalk:
                 k += 1
             if code == OP_ALLOC:
                 sid, n, pid, kd = int(span[i]), int(npages[i]), int(p[i]), int(kind[i])
-                base = heap.alloc_span(n, pid, n >= SMALL_SPAN_PAGES or bool(kd & 1 or kd >> 2))
-                live[sid] = (base, n)
+                base = heap.alloc_span(n, pid, n >= SMALL_SPAN_PAGES or bool(kd & 1 or kd >> 2), bool(kd & 1))
+                live[sid] = (base, n, bool(kd & 1))  # manual: Go's allocManual (stacks, GC work buffers)
                 walk.allocs += 1
                 model = (base - ARENA_HINT_BASE) >> PAGE_SHIFT
                 if model == sid:
@@ -188,8 +188,8 @@ def heap_walk(trace) -> HeapWalk:
                     walk.first_mismatch = Mismatch(row + i, int(ts[i]), pid, n, kd, sid, model, model < sid,
                                                    _free_in_model(heap, ARENA_HINT_BASE + (sid << PAGE_SHIFT), n))
             elif code == OP_FREE:
-                base, n = live.pop(int(span[i]))
-                heap.free_span(base, n, int(p[i]))
+                base, n, manual = live.pop(int(span[i]))
+                heap.free_span(base, n, int(p[i]), manual)
             elif code == OP_GC:
                 heap.gc_done(int(value[i]))
                 if gcs < len(real_goals):
@@ -200,7 +200,7 @@ def heap_walk(trace) -> HeapWalk:
                         walk.first_goal_mismatch = {"gc": gcs, "row": row + i, "model": heap.scavenge_goal, "real": real_goals[gcs]}
                 gcs += 1
             elif code == OP_GC_START:
-                heap.gc_start()
+                heap.gc_start(int(value[i]))
             elif code == OP_FREE_OS_MEMORY:
                 heap.scavenge_all(locked=True)
                 fom.append(heap.heap_retained())

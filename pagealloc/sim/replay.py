@@ -57,7 +57,9 @@ MODES = ("go1.14", "unlocked", "locked")
 BASELINE_MODE = "go1.14"
 # (background scavenger holds the lock, FreeOSMemory holds the lock) per mode
 LOCKED_SITES = {"go1.14": (False, True), "unlocked": (False, False), "locked": (True, True)}
-TIMINGS = ("recorded", "shifted", "closed")
+AUTO_TIMING = "auto"  # replay(): ordered for a go1.14-runtime trace, recorded for any other
+TIMINGS = (AUTO_TIMING, "recorded", "ordered", "shifted", "closed")
+_ORDER = "order"  # Actor.blocked_on while it waits for its turn in the trace's row order
 _INF = float("inf")
 CLOSED_QUEUE_LIMIT = 4_000_000  # events queued at once under closed timing before giving up
 
@@ -111,6 +113,7 @@ class ReplayResult:
     p_stall_p99_ns: int = 0  # over every heap-lock acquisition of a P
     p_stall_by_p: list = field(default_factory=list)  # P-stall of P 0 .. gomaxprocs-1
     runtime_stall_ns: int = 0  # waits of events with no P (p -1), in p_stall_ns but not in p_stall_by_p
+    order_wait_ns: int = 0  # ordered timing: P-time spent waiting for an earlier row of another P to run (not in p_stall_ns)
     alloc_latency_p99_ns: int = 0  # request to span in hand, lock wait included
     alloc_latency_max_ns: int = 0
     recorded_duration_ns: int = 0  # last timestamp - first timestamp of the trace
@@ -215,6 +218,8 @@ class Replay:
             raise UserError(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
         if closed_loop:
             timing = "closed"
+        if timing == AUTO_TIMING:  # the engine alone does not know where the trace came from
+            timing = "recorded"
         if timing not in TIMINGS:
             raise UserError(f"unknown timing {timing!r} (choose from {', '.join(TIMINGS)})")
         check_knob("retain_extra_percent", retain_extra_percent, 0, 1000)
@@ -224,6 +229,10 @@ class Replay:
         self.cost = cost
         self.timing = timing
         self.closed_loop = timing == "closed"
+        self.ordered = timing == "ordered"
+        self.next_row = 0  # ordered timing: the row whose turn it is
+        self.order_waiters: dict[int, tuple[Actor, int]] = {}  # row -> (its actor, when it asked to run)
+        self.order_wait_ns = 0
         self.lenient = lenient
         self.kinds_known = kinds_known  # the trace's kind column is Go's (a recorded trace)
         self.retain_extra_percent, self.scavenge_percent = retain_extra_percent, scavenge_percent
@@ -341,7 +350,7 @@ class Replay:
         """When actor a's next event starts, by the timing policy."""
         ts = a.queue[0][1]
         timing = self.timing
-        if timing == "recorded":
+        if timing == "recorded" or timing == "ordered":
             return ts if ts > a.free_at else a.free_at
         if timing == "shifted":
             ts += a.delay
@@ -531,7 +540,7 @@ class Replay:
         """
         schedule = self.schedule
         closed = self.timing == "closed"
-        recorded = self.timing == "recorded"
+        recorded = self.timing in ("recorded", "ordered")
         execute = self._execute
         due, until_row = self._due, row
         while schedule and schedule[0][0] < self.horizon and (until is None or due(schedule[0], until, until_row)):
@@ -596,6 +605,14 @@ class Replay:
                 a.free_at = done[1]
                 self._schedule(a)
                 return
+        if self.ordered:  # rows run in the trace's order, across Ps: the order the runtime took its lock in
+            if row != self.next_row:
+                a.blocked_on = _ORDER
+                self.order_waiters[row] = (a, start)
+                return
+            self.next_row = row + 1
+            if self.order_waiters:
+                self._wake_next_in_order(row + 1, start)
         a.queue.popleft()
         self.pending -= 1
         lock = heap.lock
@@ -689,6 +706,19 @@ class Replay:
         else:
             self._after_event(a, code)
 
+    def _wake_next_in_order(self, row: int, now: int) -> None:
+        """Ordered timing: the row before ``row`` runs at ``now``, so ``row``'s actor may run, no earlier."""
+        got = self.order_waiters.pop(row, None)
+        if got is None:
+            return
+        w, asked = got
+        w.blocked_on = None
+        if now > asked:
+            self.order_wait_ns += now - asked
+        if w.free_at < now:
+            w.free_at = now
+        self._schedule(w)
+
     def _span_done(self, sid: int, row: int, end: int) -> None:
         """The op of span sid at ``row`` completed at ``end``: wake whoever
         waits for the next one, no earlier than that (causality).  The end
@@ -724,6 +754,8 @@ class Replay:
         self._run(label)
         if self.waiting:  # cannot happen for a valid trace: every wait is for an earlier row
             raise InvariantError(f"actors still wait for spans {sorted(self.waiting)[:5]} at the end")
+        if self.order_waiters:
+            raise InvariantError(f"rows {sorted(self.order_waiters)[:5]} still wait for their turn at the end")
         mutators = self.actors.values()
         makespan = max((a.free_at for a in mutators), default=0)
         while self.s_time <= makespan:  # the scavenger's steps until the program ends
@@ -776,6 +808,7 @@ class Replay:
             p_stall_p99_ns=self.stalls.quantile(0.99),
             p_stall_by_p=per_p,
             runtime_stall_ns=runtime.stall_ns if runtime is not None else 0,
+            order_wait_ns=self.order_wait_ns,
             alloc_latency_p99_ns=self.latency.quantile(0.99),
             alloc_latency_max_ns=self.latency.max,
             recorded_duration_ns=recorded,
@@ -801,7 +834,7 @@ def replay(
     mode: str = BASELINE_MODE,
     *,
     cost_model: CostModel | str | None = None,
-    timing: str = "recorded",
+    timing: str = AUTO_TIMING,
     closed_loop: bool = False,
     retain_extra_percent=RETAIN_EXTRA_PERCENT,
     scavenge_percent=SCAVENGE_PERCENT,
@@ -814,8 +847,13 @@ def replay(
     """Replay ``trace`` (a path, pyarrow Table or pandas DataFrame) in ``mode`` (a preset of MODES).
 
     ``timing`` (TIMINGS): ``recorded`` starts each event at its timestamp
-    or when the mutator is free; ``closed`` runs them back to back
-    (``closed_loop=True`` is the same).  ``retain_extra_percent`` and
+    or when its P is free; ``ordered`` does too, and runs the rows in the
+    trace's order across Ps (a row waits for the one before it to start:
+    ``order_wait_ns``), which is the order a Go 1.14 recording took the
+    heap lock in; ``shifted`` moves a P's later events by the lock waits it
+    had; ``closed`` runs each P's events back to back (``closed_loop=True``
+    is the same).  ``auto``, the default: ``ordered`` for a go1.14-runtime
+    trace, ``recorded`` for any other.  ``retain_extra_percent`` and
     ``scavenge_percent`` are Go 1.14's retainExtraPercent (10) and
     scavengePercent (1): knobs for parameter studies.  ``madvdontneed`` is
     GODEBUG=madvdontneed=1: release with MADV_DONTNEED instead of MADV_FREE.
@@ -836,6 +874,8 @@ def replay(
     # means "not given", not "large scan object".
     meta = trace_metadata(trace)
     kinds_known = meta.get("source") in ("go-trace", "go1.14-runtime")
+    if timing == AUTO_TIMING:
+        timing = "ordered" if meta.get("source") == "go1.14-runtime" else "recorded"
     gomaxprocs = _gomaxprocs(meta, where)
     has_p = "p" in open_trace(trace).schema.names
     if not has_p and (gomaxprocs or 1) > 1:
@@ -896,4 +936,4 @@ def check_knob(name: str, value, low, high) -> None:
         raise UserError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
 
 
-__all__ = ["BASELINE_MODE", "MODES", "TIMINGS", "Replay", "ReplayResult", "replay"]
+__all__ = ["AUTO_TIMING", "BASELINE_MODE", "MODES", "TIMINGS", "Replay", "ReplayResult", "replay"]

@@ -15,7 +15,9 @@ Rows of the trace (source ``go1.14-runtime``):
 - each span free (``freeSpanLocked``) -> ``free``;
 - each mark termination's pacing (``gcSetTriggerRatio``, where
   ``gcPaceScavenger`` runs) -> ``gc``, ``value`` = the new ``next_gc``;
-- each mark start -> ``gc_start``, where the trace format has that op;
+- each mark start -> ``gc_start``, where the trace format has that op,
+  ``value`` = ``heap_live`` then (what ``startCycle`` kept ``next_gc`` 1
+  MiB above; 0 in a version 1 stream, which lacks it);
 - each ``scavengeAll`` (``debug.FreeOSMemory``) -> ``free_os_memory``, at
   the moment it takes the heap lock: after the GC that FreeOSMemory ran.
 
@@ -42,7 +44,8 @@ from pagealloc.errors import UserError
 from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, OP_NAMES, PAGE_SIZE, Columns, TraceSource, TraceWriter, make_metadata
 
 MAGIC = 0x3143455243415050  # b"PPACREC1"
-VERSION = 1
+VERSION = 2  # 2: the mark start record carries heap_live
+READS_VERSIONS = (1, 2)  # a version 1 stream's gc_start rows say heap_live is not known (0)
 RECORD = np.dtype([("ts", "<i8"), ("head", "<u8"), ("w", "<u8", (6,))])
 HEAP_BASE = 0xC000000000  # arena hint 0x00c0 << 32
 PAGE_SHIFT = 13
@@ -82,8 +85,9 @@ def read_records(path: str) -> np.ndarray:
         raise UserError(f"{path}: cannot read the record stream ({e.strerror})") from None
     if len(recs) == 0 or recs[0]["w"][0] != MAGIC:
         raise UserError(f"{path}: not a record stream of pagealloc's Go 1.14 runtime (no start record)")
-    if recs[0]["w"][1] != VERSION:
-        raise UserError(f"{path}: record stream version {recs[0]['w'][1]} (this pagealloc reads version {VERSION})")
+    if recs[0]["w"][1] not in READS_VERSIONS:
+        raise UserError(f"{path}: record stream version {recs[0]['w'][1]} (this pagealloc reads versions "
+                        f"{', '.join(map(str, READS_VERSIONS))})")
     if size % RECORD.itemsize:
         raise UserError(f"{path}: truncated record stream ({size} bytes is not a whole number of {RECORD.itemsize}-byte records)")
     ev = recs["head"] & 0xFF
@@ -119,6 +123,7 @@ class _Checker:
 def to_columns(recs: np.ndarray, label: str) -> tuple[Columns, np.ndarray]:
     """Trace rows from the records (checked), and each row's record number."""
     ev, head, w = recs["head"] & 0xFF, recs["head"], recs["w"]
+    live = recs[0]["w"][1] >= 2  # the mark start record carries heap_live
     op_of = {EV_ALLOC: OP_ALLOC, EV_FREE: OP_FREE, EV_GC_END: OP_GC, EV_FOM_START: OP_FREE_OS_MEMORY}
     if OP_GC_START is not None:
         op_of[EV_GC_START] = OP_GC_START
@@ -143,7 +148,7 @@ def to_columns(recs: np.ndarray, label: str) -> tuple[Columns, np.ndarray]:
         np.where(spanop, (base - HEAP_BASE) >> PAGE_SHIFT, 0).astype(np.uint64),
         np.where(spanop, wr[:, 1], 0).astype(np.uint32),
         (((head[rows] >> 16) & 0xFFFF).astype(np.int64) - 1).astype(np.int32),
-        np.where(e == EV_GC_END, wr[:, 0], 0).astype(np.uint64),
+        np.where(e == EV_GC_END, wr[:, 0], np.where(e == EV_GC_START, wr[:, 5] if live else 0, 0)).astype(np.uint64),
         np.where(e == EV_ALLOC, np.where(flags & MANUAL, 1, x << 1), 0).astype(np.uint16),
     )
     _Checker(label, rows).check(cols)
@@ -206,7 +211,8 @@ def reference(recs: np.ndarray, rows: np.ndarray, label: str) -> dict:
             ["ts", "next_gc", "heap_inuse", "heap_sys", "heap_released", "scavenge_goal", "last_next_gc", "manual_bytes"],
             lambda i: [ts[i], *w[i, :6], manual[i]],
         ),
-        "gc_start": table(EV_GC_START, ["ts", "next_gc", "heap_inuse", "heap_sys", "heap_released", "scavenge_goal"], lambda i: [ts[i], *w[i, :5]]),
+        "gc_start": table(EV_GC_START, ["ts", "next_gc", "heap_inuse", "heap_sys", "heap_released", "scavenge_goal", "heap_live"],
+                          lambda i: [ts[i], *w[i, :5], w[i, 5] if recs[0]["w"][1] >= 2 else 0]),
         "free_os_memory": table(EV_FOM_END, ["ts", "released", "heap_sys", "heap_released", "retained"],
                                 lambda i: [ts[i], *w[i, :3], sys_col[i] + manual[i] - rel_col[i]]),
         "growths": table(EV_GROW, ["ts", "npages", "growth_bytes", "heap_sys", "heap_released", "scavenge_goal", "retained"], lambda i: [ts[i], *w[i, :6]]),

@@ -21,13 +21,13 @@ import (
 
 const (
 	pageallocRecMagic   = 0x3143455243415050 // "PPACREC1"
-	pageallocRecVersion = 1
+	pageallocRecVersion = 2 // 2: the mark start record carries heap_live
 	pageallocRecBufLen  = 4096
 
 	pageallocEvStart        = 1  // magic, version, physPageSize, pageSize, heapArenaBytes, records dropped
 	pageallocEvAlloc        = 2  // base, npages, scav; x = span class; flags: 1 manual, 2 page cache, 4 cache refilled, 8 marking
 	pageallocEvFree         = 3  // base, npages; flags: 1 manual
-	pageallocEvGCStart      = 4  // next_gc, heap_inuse, heap_sys, heap_released, scavengeGoal; x = numgc
+	pageallocEvGCStart      = 4  // next_gc, heap_inuse, heap_sys, heap_released, scavengeGoal, heap_live; x = numgc
 	pageallocEvGCEnd        = 5  // next_gc, heap_inuse, heap_sys, heap_released, scavengeGoal, last_next_gc; x = numgc
 	pageallocEvFOMStart     = 6  // heap_sys, heap_released
 	pageallocEvFOMEnd       = 7  // released, heap_sys, heap_released
@@ -168,8 +168,12 @@ func pageallocRecEnd(code int32) {
 
 // pageallocRecGC records a GC's mark start or its mark termination pacing.
 func pageallocRecGC(ev uint8) {
+	last := memstats.last_next_gc
+	if ev == pageallocEvGCStart {
+		last = memstats.heap_live // what startCycle kept next_gc 1 MiB above (the world is stopped)
+	}
 	pageallocRecordEv(ev, 0, memstats.numgc, memstats.next_gc, memstats.heap_inuse, memstats.heap_sys,
-		memstats.heap_released, mheap_.scavengeGoal, memstats.last_next_gc)
+		memstats.heap_released, mheap_.scavengeGoal, last)
 }
 
 // pageallocRecAlloc records a span allocation; flags: 2 from the P's page
