@@ -16,9 +16,10 @@ that lacks a mode, the replay engine, or a ReplayResult field skips
   so a figure where higher is better is tracked as its inverse under a
   name that says so (track_wall_seconds_per_event, track_virtual_ns_per_event,
   track_scavenger_ns_per_released_mib).  Figures with no better direction
-  (track_released_bytes, track_scavenger_cpu_ns) are listed by asv as
-  improved or worse all the same: scripts/compare applies the suite's
-  rules (pagealloc/results/gate.py).
+  (track_released_bytes, track_scavenger_cpu_ns) cannot be named so:
+  asv compare lists them apart, never as improved or worse, through
+  pagealloc/results/asvplugin.py (asv.conf.json's plugins), and
+  scripts/compare applies the same rules (pagealloc/results/gate.py).
 * ReplayHeavy, ReplayMetricsHeavy: the same on the heavy traces; defined
   only with PAGEALLOC_BENCH_HEAVY=1 (so the dashboard has no always-empty
   graphs).

@@ -139,8 +139,7 @@ def test_asv_compare_flags_the_change(quickstart, expected):
 
 def test_compare_applies_the_suites_directions(quickstart, expected):
     """What got worse, by the suite's rules, is what asv says got worse; a
-    figure with no better direction (released bytes) is "changed", though asv
-    sorts it into improved or worse."""
+    figure with no better direction (released bytes) is "changed"."""
     status, out = quickstart["compare"]
     assert status == 0, _show(quickstart["compare"])
     assert "WARNING" not in out, _show(quickstart["compare"])
@@ -163,6 +162,26 @@ def test_compare_applies_the_suites_directions(quickstart, expected):
         bench, params = name.split("(", 1)
         asv_name = f"{bench}({', '.join(repr(p) for p in params.rstrip(')').split(', '))})"
         assert asv_name in asv_worse and asv_name not in asv_better, (asv_name, _show(quickstart["asv_compare"]))
+
+
+def test_asv_compare_lists_figures_without_a_direction_apart(quickstart, expected):
+    """asv itself (through pagealloc.results.asvplugin, loaded by asv.conf.json)
+    lists released bytes apart, marked by which way they went, never under
+    improved, stayed the same or got worse."""
+    from pagealloc.results.asvplugin import NO_DIRECTION_TITLE
+
+    out = quickstart["asv_compare"][1]
+    directed, title, apart = out.partition(NO_DIRECTION_TITLE)
+    assert title, _show(quickstart["asv_compare"])
+    undirected = [(k, v) for k, v in expected.items() if direction(k[0]) == 0]
+    assert any(b > 1.5 * a or a > 1.5 * b for _, (a, b) in undirected), undirected
+    for (method, trace, mode), (a, b) in undirected:
+        name = f"{method}('{trace}', '{mode}')"
+        assert name not in directed, (name, _show(quickstart["asv_compare"]))
+        line = _line(apart, name)
+        assert line, (name, _show(quickstart["asv_compare"]))
+        want = "+" if b > 1.5 * a else "-" if a > 1.5 * b else ""
+        assert line.split("|")[1].strip() == want, line
 
 
 def test_compare_is_loud_when_nothing_compares(quickstart, expected, tmp_path):
