@@ -60,10 +60,26 @@ def corpus(which: str = "default") -> list[tuple[str, Path]]:
     return [(p.stem, p) for p in sorted(folder.glob("*.parquet"))]
 
 
+# The simulator's speed (bench_replay.Replay) is measured on a few traces that
+# cover its paths, not the whole set: each replay there is a process of its
+# own, twice (time and peak memory), and the figures of every trace come from
+# ReplayMetrics.  One per kind: a synthetic trace at 4 and at 16 Ps, a Go
+# 1.27 recording, and two Go 1.14 recordings (ordered timing), 2.1 M events
+# over the three presets.  With none of them in the corpus, the whole set.
+SPEED_TRACES = ("synth-churn", "synth-contention", "go-parser-p2", "go114-churn-p8", "go114-json-p2")
+
+
+def speed_corpus() -> list[tuple[str, Path]]:
+    """[(name, path)] of the default set's traces that bench_replay.Replay times."""
+    chosen = [(name, path) for name, path in corpus("default") if name in SPEED_TRACES]
+    return chosen or corpus("default")
+
+
 def trace_names(which: str = "default") -> list[str]:
-    """The asv parameter values for set ``which`` (a placeholder when empty:
-    asv needs at least one value)."""
-    return [name for name, _ in corpus(which)] or [NO_TRACES]
+    """The asv parameter values for set ``which`` ("default", "heavy", or
+    "speed": SPEED_TRACES; a placeholder when empty: asv needs at least one
+    value)."""
+    return [name for name, _ in (speed_corpus() if which == "speed" else corpus(which))] or [NO_TRACES]
 
 
 def heavy_enabled() -> bool:

@@ -8,7 +8,7 @@ that lacks a mode, the replay engine, or a ReplayResult field skips
 
 * Replay: time_replay and peakmem_replay run pagealloc.replay on the
   trace, already read into memory by setup: the simulator's own speed,
-  wall clock.
+  wall clock, on a few traces that cover its paths (_corpus.SPEED_TRACES).
 * ReplayMetrics: the replay's metrics as track_* benchmarks, one replay
   per (trace, mode) in setup_cache.  All are virtual-time and
   deterministic except track_wall_seconds_per_event (wall clock).
@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import sys
 
-from ._corpus import MODES, NO_TRACES, SkipNotImplemented, corpus, heavy_enabled, trace_names
+from ._corpus import MODES, NO_TRACES, SkipNotImplemented, corpus, heavy_enabled, speed_corpus, trace_names
 
 # asv keeps results comparable while a benchmark's version is unchanged; by
 # default the version hashes the benchmark's code with its class's setup and
@@ -82,7 +82,7 @@ def commit_modes(replay) -> tuple:
 
 def _read_traces(which: str) -> dict:
     """{name: the file's bytes}: read once, decoded per benchmark process."""
-    return {name: path.read_bytes() for name, path in corpus(which)}
+    return {name: path.read_bytes() for name, path in (speed_corpus() if which == "speed" else corpus(which))}
 
 
 def _table(data: bytes):
@@ -106,9 +106,9 @@ def _warm_up(replay, table, modes) -> None:
 
 
 class Replay:
-    """Wall time and peak memory of one replay: the simulator's own speed."""
+    """Wall time and peak memory of one replay: the simulator's own speed (on _corpus.SPEED_TRACES)."""
 
-    params = [trace_names("default"), MODES]
+    params = [trace_names("speed"), MODES]
     param_names = ["trace", "mode"]
     timeout = 600
     number = 1
@@ -116,7 +116,7 @@ class Replay:
     warmup_time = 0
 
     def setup_cache(self):  # each class defines its own: asv keys caches by source line
-        return _read_traces("default")
+        return _read_traces("speed")
 
     def setup(self, traces, trace, mode):
         if trace == NO_TRACES:

@@ -66,8 +66,11 @@ def test_benchmark_names_and_params():
     names = _corpus.trace_names("default")
     modes = bench_replay.MODES
     assert modes[:3] == ["go1.14", "unlocked", "locked"] and set(pagealloc.MODES) <= set(modes)
+    assert bench_replay.ReplayMetrics.params == [names, modes]
+    speed = _corpus.trace_names("speed")
+    assert bench_replay.Replay.params == [speed, modes] and sorted(speed) == sorted(_corpus.SPEED_TRACES)  # all bundled
     for cls in (bench_replay.Replay, bench_replay.ReplayMetrics):
-        assert cls.params == [names, modes] and cls.param_names == ["trace", "mode"]
+        assert cls.param_names == ["trace", "mode"]
     for method in ("track_released_bytes", "track_retained_peak_bytes", "track_mutator_stall_ns",
                    "track_lock_hold_max_ns", "track_p_stall_ns", "track_p_stall_max_ns", "track_p_stall_p99_ns",
                    "track_alloc_latency_p99_ns", "track_alloc_latency_max_ns", "track_slowdown",
@@ -126,6 +129,7 @@ def test_corpus_follows_the_manifest(tmp_path, monkeypatch):
     (tmp_path / "manifest.json").unlink()  # without a manifest: the folders
     assert _corpus.trace_names("default") == ["a", "b"]
     assert _corpus.trace_names("heavy") == ["h"]
+    assert _corpus.trace_names("speed") == ["a", "b"]  # no SPEED_TRACES here: the whole default set
     (tmp_path / "heavy/h.parquet").unlink()
     assert _corpus.trace_names("heavy") == [_corpus.NO_TRACES]
 
