@@ -25,6 +25,8 @@ baseline preset and held against its reference:
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -149,3 +151,15 @@ def test_gos_pacing_formula_gives_every_recorded_goal(entry):
             if retained > g and retained - g >= 4096:
                 want = g
         assert goal == want, row
+
+
+def test_the_fidelity_script_prints_the_table():
+    script = ROOT / "scripts" / "go114-fidelity"
+    p = subprocess.run([sys.executable, str(script), "go114-go-parser-p2"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    (row,) = [line for line in p.stdout.splitlines() if line.startswith("| go114-go-parser-p2 ")]
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    goals = cells[8].split(" / ")
+    assert cells[1] == "100.0000%" and goals[0] == goals[1] != "0", row
+    p = subprocess.run([sys.executable, str(script), "nosuch"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "nosuch" in p.stderr
