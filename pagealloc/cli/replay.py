@@ -12,6 +12,7 @@ import json
 import sys
 
 from pagealloc.errors import UserError
+from pagealloc.results.tables import scaled
 from pagealloc.sim.replay import BASELINE_MODE, MODES, TIMINGS
 
 # Metrics shown in the table, with how to format them.
@@ -90,16 +91,11 @@ def parse_modes(text: str) -> tuple[str, ...]:
 
 def _fmt(value, how: str) -> str:
     """A value in units that suit it: bytes as B/KiB/MiB/GiB, ns as ns/us/ms/s."""
-    if how == "bytes":
-        for scale, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-            if abs(value) >= scale:
-                return f"{value / scale:,.2f} {unit}"
-        return f"{value:,.0f} B"
-    if how == "ns":
-        for scale, unit in ((1e9, "s"), (1e6, "ms"), (1e3, "us")):
-            if abs(value) >= scale:
-                return f"{value / scale:,.2f} {unit}"
-        return f"{value:,} ns"
+    if how in ("bytes", "ns"):
+        x, unit = scaled(value, how)
+        if unit == "B":
+            return f"{value:,.0f} B"
+        return f"{value:,} ns" if unit == "ns" else f"{x:,.2f} {unit}"
     return how.format(value)
 
 

@@ -15,6 +15,21 @@ from pagealloc.results.gate import Change, cis_overlap, direction, is_wall_clock
 from pagealloc.results.headline import MIN_CHANGE, headline, unit_of
 
 
+_SCALES = {
+    "bytes": ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"), (1, "B")),
+    "ns": ((1e9, "s"), (1e6, "ms"), (1e3, "us"), (1, "ns")),
+}
+
+
+def scaled(value, unit: str) -> tuple[float, str]:
+    """(value, suffix) in the largest unit the value reaches: ``bytes`` as
+    B/KiB/MiB/GiB, ``ns`` as ns/us/ms/s.  Shared by every table that prints them."""
+    for scale, suffix in _SCALES[unit]:
+        if abs(value) >= scale or scale == 1:
+            return value / scale, suffix
+    raise AssertionError("unreachable: the last scale is 1")
+
+
 def human(value, unit: str = "") -> str:
     """A short human-readable value: 1.23ms, 31.0MiB, 768.6us (for unit ns), 137k events/s."""
     if value is None:
@@ -22,17 +37,12 @@ def human(value, unit: str = "") -> str:
     if isinstance(value, float) and math.isnan(value):
         return "n/a"
     v = float(value)
-    if unit == "seconds":
-        for scale, suffix in ((1, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")):
-            if abs(v) >= scale or suffix == "ns":
-                return f"{v / scale:.3g}{suffix}"
-    if unit == "ns":
-        return human(v / 1e9, "seconds")
+    if unit in ("seconds", "ns"):
+        x, suffix = scaled(v * 1e9 if unit == "seconds" else v, "ns")
+        return f"{x:.3g}{suffix}"
     if unit == "bytes":
-        for scale, suffix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-            if abs(v) >= scale:
-                return f"{v / scale:.3g}{suffix}"
-        return f"{v:.0f}B"
+        x, suffix = scaled(v, "bytes")
+        return f"{x:.0f}B" if suffix == "B" else f"{x:.3g}{suffix}"
     if unit == "x":
         return f"{v:.3g}x"
     if abs(v) >= 1e6:
