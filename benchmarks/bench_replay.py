@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import sys
 
-from ._corpus import MODES, NO_TRACES, SkipNotImplemented, corpus, heavy_enabled, speed_corpus, trace_names
+from ._corpus import MODES, NO_TRACES, SkipNotImplemented, corpus, heavy_enabled, trace_names
 
 # asv keeps results comparable while a benchmark's version is unchanged; by
 # default the version hashes the benchmark's code with its class's setup and
@@ -82,7 +82,7 @@ def commit_modes(replay) -> tuple:
 
 def _read_traces(which: str) -> dict:
     """{name: the file's bytes}: read once, decoded per benchmark process."""
-    return {name: path.read_bytes() for name, path in (speed_corpus() if which == "speed" else corpus(which))}
+    return {name: path.read_bytes() for name, path in corpus(which)}
 
 
 def _table(data: bytes):

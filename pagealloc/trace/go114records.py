@@ -120,10 +120,15 @@ class _Checker:
         self.validator.check(cols)
 
 
+def _carries_heap_live(recs: np.ndarray) -> bool:
+    """Whether the stream's mark start records carry heap_live (version 2 on)."""
+    return recs[0]["w"][1] >= 2
+
+
 def to_columns(recs: np.ndarray, label: str) -> tuple[Columns, np.ndarray]:
     """Trace rows from the records (checked), and each row's record number."""
     ev, head, w = recs["head"] & 0xFF, recs["head"], recs["w"]
-    live = recs[0]["w"][1] >= 2  # the mark start record carries heap_live
+    live = _carries_heap_live(recs)
     op_of = {EV_ALLOC: OP_ALLOC, EV_FREE: OP_FREE, EV_GC_END: OP_GC, EV_FOM_START: OP_FREE_OS_MEMORY}
     if OP_GC_START is not None:
         op_of[EV_GC_START] = OP_GC_START
@@ -161,6 +166,7 @@ def reference(recs: np.ndarray, rows: np.ndarray, label: str) -> dict:
     t0 = recs["ts"][rows[0]] if len(rows) else recs["ts"][-1]
     ts = np.maximum(recs["ts"] - t0, 0)
     flags = (recs["head"] >> 8) & 0xFF
+    live = _carries_heap_live(recs)
     manual_pages = np.where((ev == EV_ALLOC) & (flags & MANUAL != 0), w[:, 1].astype(np.int64), 0)
     manual_pages -= np.where((ev == EV_FREE) & (flags & MANUAL != 0), w[:, 1].astype(np.int64), 0)
     manual = np.cumsum(manual_pages) * PAGE_SIZE  # live manual bytes after each record
@@ -212,7 +218,7 @@ def reference(recs: np.ndarray, rows: np.ndarray, label: str) -> dict:
             lambda i: [ts[i], *w[i, :6], manual[i]],
         ),
         "gc_start": table(EV_GC_START, ["ts", "next_gc", "heap_inuse", "heap_sys", "heap_released", "scavenge_goal", "heap_live"],
-                          lambda i: [ts[i], *w[i, :5], w[i, 5] if recs[0]["w"][1] >= 2 else 0]),
+                          lambda i: [ts[i], *w[i, :5], w[i, 5] if live else 0]),
         "free_os_memory": table(EV_FOM_END, ["ts", "released", "heap_sys", "heap_released", "retained"],
                                 lambda i: [ts[i], *w[i, :3], sys_col[i] + manual[i] - rel_col[i]]),
         "growths": table(EV_GROW, ["ts", "npages", "growth_bytes", "heap_sys", "heap_released", "scavenge_goal", "retained"], lambda i: [ts[i], *w[i, :6]]),
