@@ -874,8 +874,7 @@ def replay(
     # means "not given", not "large scan object".
     meta = trace_metadata(trace)
     kinds_known = meta.get("source") in ("go-trace", "go1.14-runtime")
-    if timing == AUTO_TIMING:
-        timing = "ordered" if meta.get("source") == "go1.14-runtime" else "recorded"
+    timing = concrete_timing(timing, meta.get("source"))
     gomaxprocs = _gomaxprocs(meta, where)
     has_p = "p" in open_trace(trace).schema.names
     if not has_p and (gomaxprocs or 1) > 1:
@@ -916,6 +915,14 @@ def replay(
     return result
 
 
+def concrete_timing(timing: str, source: str | None) -> str:
+    """The timing a replay of a trace from ``source`` (its metadata's) runs for ``timing``:
+    ``auto`` is ``ordered`` for a go1.14-runtime trace (its rows are in heap-lock order), else ``recorded``."""
+    if timing != AUTO_TIMING:
+        return timing
+    return "ordered" if source == "go1.14-runtime" else "recorded"
+
+
 def _first(pair):
     return pair[0]
 
@@ -936,4 +943,4 @@ def check_knob(name: str, value, low, high) -> None:
         raise UserError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
 
 
-__all__ = ["AUTO_TIMING", "BASELINE_MODE", "MODES", "TIMINGS", "Replay", "ReplayResult", "replay"]
+__all__ = ["AUTO_TIMING", "BASELINE_MODE", "MODES", "TIMINGS", "Replay", "ReplayResult", "concrete_timing", "replay"]

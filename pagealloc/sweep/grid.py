@@ -28,6 +28,7 @@ from pathlib import Path
 
 from pagealloc.errors import UserError
 from pagealloc.sim.costmodel import CostModel
+from pagealloc.sim.replay import concrete_timing
 from pagealloc.sweep.replaycall import PARAMS, capabilities
 
 AXIS_KEYS = ("traces", "trace_sets", "modes", "timings", "cost_files", "cost", *PARAMS)
@@ -179,19 +180,13 @@ class _Parser:
         for (trace, path, sha), mode, timing, base, costs, values in itertools.product(
                 traces, modes, timings, bases, itertools.product(*cost_axes.values()),
                 itertools.product(*params.values())):
-            concrete = self._concrete(timing, path)
+            concrete = concrete_timing(timing, self._sources.get(path))
             if concrete != timing and concrete in timings:
                 continue  # "auto" stands for a timing the grid lists too: one point
             cost = dict(self._costs[base]) if base else CostModel().as_dict()
             cost.update(zip(cost_axes, costs))
             points.append(Point(trace, path, sha, mode, concrete, tuple(cost.items()), base, tuple(zip(params, values))))
         return points
-
-    def _concrete(self, timing: str, path: str) -> str:
-        """The timing replay() runs for ``timing`` on the trace at ``path``: "auto" named, so rows and ids say it."""
-        if timing != "auto":
-            return timing
-        return "ordered" if self._sources.get(path) == "go1.14-runtime" else "recorded"
 
     def _traces_of(self, spec: dict, where: str) -> list[tuple[str, str, str]]:
         paths: list[Path] = []
