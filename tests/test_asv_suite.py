@@ -147,7 +147,7 @@ def test_replay_benchmarks_run_and_agree_with_replay(tmp_path, monkeypatch):
         b.setup(cache, "t", mode)
         want = replay(tmp_path / "t.parquet", mode)
         assert b.track_released_bytes(cache, "t", mode) == want.released_bytes
-        assert b.track_mutator_stall_ns(cache, "t", mode) == want.mutator_stall_ns
+        assert b.track_mutator_stall_ns(cache, "t", mode) == want.p_stall_ns
         assert b.track_lock_hold_max_ns(cache, "t", mode) == want.lock_hold_max_ns
         assert b.track_retained_peak_bytes(cache, "t", mode) == want.retained_peak_bytes
         assert 0 < b.track_wall_seconds_per_event(cache, "t", mode) < 1

@@ -16,7 +16,7 @@ import pytest
 
 from pagealloc.cli import main
 from pagealloc.errors import UserError
-from pagealloc.sim.reference import reference_fields
+from pagealloc.sim.reference import reference_record
 from pagealloc.trace import read_trace, validate_trace
 from pagealloc.trace.go114records import (
     EVENTS,
@@ -155,22 +155,22 @@ def test_the_reference_reaches_the_replay_result(tmp_path):
         heap_growths = 2
         scavenged_alloc_bytes = 0
 
-    f = reference_fields(meta, Model(), "t")
+    f = reference_record(meta, Model(), "t").flat()
     assert f["reference_released_bytes"] == 13 * PAGE and f["reference_released_bytes_ratio"] == 1.0
     assert f["reference_released_background_bytes_ratio"] == 1.5
     assert f["reference_released_forced_bytes_ratio"] == 0.9
     assert f["reference_heap_growths_ratio"] == f["reference_heap_sys_bytes_ratio"] == 1.0
     assert f["reference_scavenged_alloc_bytes_ratio"] == 0.0
     assert len(f["reference_retained_timeline"]) == 3
-    assert reference_fields({"source": "go-trace"}, Model(), "t") == {}
+    assert reference_record({"source": "go-trace"}, Model(), "t") is None
 
 
 def test_bad_reference_metadata_is_an_error():
     with pytest.raises(UserError, match="without a 'reference'"):
-        reference_fields({"source": "go1.14-runtime"}, object(), "t.parquet")
+        reference_record({"source": "go1.14-runtime"}, object(), "t.parquet")
     ref = {"released_bytes": {"background": -1, "growth": 0, "forced": 0}}
     with pytest.raises(UserError, match="lacks 'retained_final_bytes'"):
-        reference_fields({"source": "go1.14-runtime", "reference": ref}, object(), "t.parquet")
+        reference_record({"source": "go1.14-runtime", "reference": ref}, object(), "t.parquet")
 
 
 def test_what_the_replay_cannot_follow_is_a_warning(tmp_path):

@@ -42,6 +42,7 @@ def test_one_p_gives_the_two_actor_engines_figures(shape, mode):
     background scavenger step in between, so there only the total released
     may be compared."""
     want = json.loads(FIXTURE.read_text())[f"{shape}|{mode}"]
+    want = {k.replace("mutator_stall", "p_stall"): v for k, v in want.items()}  # the old name of the same figure
     got = json.loads(json.dumps(replay(single_p_trace(shape), mode, label=shape,
                                        cost_model=CostModel(futex_wake_ns=0)).deterministic()))
     if shape == "freeosmemory" and mode == "unlocked":
@@ -74,7 +75,7 @@ def test_a_locked_free_os_memory_stalls_the_other_ps_by_its_hold():
     # The lock passes on at each release (the wake-up delays only the sleeper): P1 gets it at
     # T + H, P2 when P1 releases it, P3 when P2 does.
     assert r.p_stall_by_p == [0, H - 1000 + W, H + h - 2000 + W, H + 2 * h - 3000 + W]
-    assert r.p_stall_ns == r.mutator_stall_ns == sum(r.p_stall_by_p)
+    assert r.p_stall_ns == sum(r.p_stall_by_p)
     assert r.p_stall_max_ns == max(r.p_stall_by_p)
     assert r.alloc_latency_max_ns >= r.p_stall_max_ns + c.alloc_ns  # latency: the wait included
     locked = replay(frame(CONTENDED), "locked", cost_model=c)

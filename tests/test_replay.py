@@ -68,11 +68,11 @@ def test_locked_and_unlocked_differ_on_a_constructed_trace():
 
     assert unlocked.scavenger_fooled == 1
     assert unlocked.released_bytes == 0
-    assert unlocked.mutator_stall_ns == 0
+    assert unlocked.p_stall_ns == 0
 
     assert locked.scavenger_fooled == 0
     assert locked.released_bytes == locked.released_background_bytes == 2 * MiB
-    assert 1_000_000 < locked.mutator_stall_ns < 1_500_000  # waits out the scan and the madvise
+    assert 1_000_000 < locked.p_stall_ns < 1_500_000  # waits out the scan and the madvise
     assert locked.lock_hold_max_ns > 2_000_000  # the scavenger held the lock over both scans
     assert locked.scavenged_alloc_bytes == unlocked.scavenged_alloc_bytes + 2 * MiB
 

@@ -25,6 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.runtime.invariants import check_heap
+from pagealloc.runtime.lock_futex import MUTATOR, SCAVENGER
 from pagealloc.runtime.malloc import PAGE_SIZE
 from pagealloc.runtime.mgcscavenge import LOCK, PARK, SLEEP, UNLOCKED, bgscavenge
 from pagealloc.runtime.mheap import MHeap
@@ -62,7 +63,6 @@ class HeapMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         self.heap = MHeap()
-        self.heap.now = 0
         self.spans: dict[int, tuple[int, int]] = {}
         self.next_id = 0
         self.bg = None  # the background scavenger, paused at its last yield
@@ -137,12 +137,12 @@ class HeapMachine(RuleBasedStateMachine):
         """Resume the scavenger ``steps`` times, ``dt`` ns apart (a sleep ends early if longer)."""
         heap = self.heap
         for _ in range(steps):
-            heap.now += dt
-            heap.lock.actor = "scavenger"
+            heap.clock.now += dt
+            heap.lock.running(SCAVENGER)
             try:
                 req = self.bg.send(self.sent)
             finally:
-                heap.lock.actor = "mutator"
+                heap.lock.running(MUTATOR)
             assert not heap.lock.held  # critical sections never span a yield
             self.sent = None
             if isinstance(req, tuple):
@@ -283,7 +283,7 @@ class ReplayMachine(RuleBasedStateMachine):
         assert r.lock_acquisitions_mutator + r.lock_acquisitions_scavenger == heap.lock.acquisitions
         if r.scavenger_fooled:
             event("scavenger fooled")
-        if r.mutator_stall_ns:
+        if r.p_stall_ns:
             event(f"mutator stalled ({engine.mode})")
         if r.released_forced_bytes:
             event("FreeOSMemory released memory")

@@ -18,7 +18,8 @@ from pagealloc.errors import UserError
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.sweep import grid as grid_module
 from pagealloc.sweep import load_grid, read_results
-from pagealloc.sweep.replaycall import Capabilities, capabilities, row_schema
+from pagealloc.sim.presets import BASELINE_MODE, TIMINGS
+from pagealloc.sweep.replaycall import knob_defaults, row_schema
 from pagealloc.sweep.store import ResultsWriter
 from pagealloc.trace.synth import write_synthetic
 
@@ -28,7 +29,7 @@ def traces(tmp_path_factory) -> Path:
     """A folder with two tiny synthetic traces (as `pagealloc synth ... --events 2000`)."""
     d = tmp_path_factory.mktemp("traces")
     write_synthetic(str(d / "churn.parquet"), "churn", 2000, 1)
-    write_synthetic(str(d / "burst.parquet"), "burst-idle", 2000, 1)
+    write_synthetic(str(d / "burst-idle.parquet"), "burst-idle", 2000, 1)
     (d / "knobs").mkdir()  # one that releases memory, so retainExtraPercent shows
     write_synthetic(str(d / "knobs" / "frag.parquet"), "fragmentation", 5000, 1)
     return d
@@ -55,7 +56,7 @@ def test_product_of_axes_with_ranges(traces):
     assert g.name == "small"
     assert len(g.points) == 2 * 1 * 2 * 3 * 3
     values = g.axis_values()
-    assert values["trace"] == ["burst", "churn"]  # globs sorted
+    assert values["trace"] == ["burst-idle", "churn"]  # globs sorted
     assert values["cost_madvise_call_ns"] == [1000, 4000, 16000]
     assert values["cost_madvise_page_ns"] == [100, 200, 300]  # stop 350 is not on the step
     assert values["cost_page_fault_ns"] == [700] and values["cost_gc_ns"] == [600]
@@ -69,11 +70,12 @@ def test_product_of_axes_with_ranges(traces):
 
 def test_defaults_are_every_preset_auto_timing_and_go_defaults(traces):
     g = load_grid(grid_file(traces, 'traces = ["churn.parquet"]'))
-    caps = capabilities()
     assert [p.mode for p in g.points] == list(pagealloc.MODES)
     assert {p.timing for p in g.points} == {"recorded"}  # "auto", named: recorded for a trace not from Go 1.14
     assert all(dict(p.cost) == CostModel().as_dict() and p.cost_file == "" for p in g.points)
-    assert all(dict(p.params) == caps.params for p in g.points)  # replay()'s own defaults: Go 1.14's
+    go114 = {k: v for k, v in knob_defaults().items() if v is not None}  # Go 1.14's; gomaxprocs: the trace's
+    assert go114 == {"retain_extra_percent": 10, "scavenge_percent": 1, "madvdontneed": False}
+    assert all(dict(p.params) == go114 for p in g.points)
 
 
 def test_points_list_is_a_union_of_products_over_top_level_defaults(traces):
@@ -83,14 +85,14 @@ def test_points_list_is_a_union_of_products_over_top_level_defaults(traces):
         [[points]]
         cost = {madvise_call_ns = 1000}
         [[points]]
-        traces = ["burst.parquet", "churn.parquet"]
+        traces = ["burst-idle.parquet", "churn.parquet"]
         modes = "unlocked"
         timings = ["closed"]
     """))
     got = [(p.trace, p.mode, p.timing, dict(p.cost)["madvise_call_ns"]) for p in g.points]
     default = CostModel().madvise_call_ns
     assert got == [("churn", "locked", "recorded", 1000),
-                   ("burst", "unlocked", "closed", default), ("churn", "unlocked", "closed", default)]
+                   ("burst-idle", "unlocked", "closed", default), ("churn", "unlocked", "closed", default)]
 
 
 def test_points_merge_cost_axes_and_count_towards_the_limit(traces, monkeypatch):
@@ -130,14 +132,14 @@ def test_cost_files_are_bases_the_cost_axes_override(traces):
 def test_trace_sets_from_a_manifest_and_traces_named_twice_count_once(traces):
     (traces / "manifest.json").write_text(json.dumps({"traces": [
         {"name": "churn", "file": "churn.parquet", "set": "default"},
-        {"name": "burst", "file": "burst.parquet", "set": "heavy"}]}))
+        {"name": "burst-idle", "file": "burst-idle.parquet", "set": "heavy"}]}))
     g = load_grid(grid_file(traces, """
         manifest = "manifest.json"
         trace_sets = ["default", "heavy"]
         traces = ["churn.parquet", "c*.parquet"]
         modes = ["locked"]
     """))
-    assert [p.trace for p in g.points] == ["churn", "burst"]
+    assert [p.trace for p in g.points] == ["churn", "burst-idle"]
 
 
 def test_bundled_manifest_sets(traces):
@@ -151,7 +153,7 @@ def test_point_id_is_the_replay_not_the_spelling(traces, tmp_path):
     (tmp_path / "churn.parquet").write_bytes((traces / "churn.parquet").read_bytes())  # same trace elsewhere
     # every parameter spelt out at its default, numbers as floats (10.0 is the replay 10 is)
     explicit = "\n".join(f"{k} = {json.dumps(v if isinstance(v, bool) else float(v))}"
-                         for k, v in capabilities().params.items())
+                         for k, v in knob_defaults().items() if v is not None)
     b = load_grid(grid_file(tmp_path, f"""
         traces = ["churn.parquet"]
         modes = ["locked"]
@@ -165,26 +167,17 @@ def test_point_id_is_the_replay_not_the_spelling(traces, tmp_path):
     assert c.points[0].id != a.points[0].id
 
 
-def test_axes_the_installed_replay_lacks_are_refused(traces, monkeypatch):
-    """A grid naming a timing or parameter this pagealloc's replay() does not take gets one clear error."""
-    legacy = Capabilities(modes=("unlocked", "locked"), baseline=None, timings=("recorded", "closed"), params={},
-                          takes_timing=False)
-    monkeypatch.setattr(grid_module, "capabilities", lambda: legacy)
-    with pytest.raises(UserError, match=r"timings: timing 'shifted' is not supported by this pagealloc \(it has: "
-                                        r"recorded, closed\)"):
-        load_grid(grid_file(traces, 'traces = ["churn.parquet"]\ntimings = ["shifted"]'))
-    with pytest.raises(UserError, match=r"retain_extra_percent: not supported by this pagealloc \(its replay\(\) "
-                                        r"takes no retain_extra_percent parameter\)"):
-        load_grid(grid_file(traces, 'traces = ["churn.parquet"]\nretain_extra_percent = [5, 20]'))
-    with pytest.raises(UserError, match=r"modes: mode 'go1.14' is not supported by this pagealloc"):
-        load_grid(grid_file(traces, 'traces = ["churn.parquet"]\nmodes = ["go1.14"]'))
+def test_unknown_timings_and_knobs_are_refused(traces):
+    """A grid naming a timing or a parameter the replay does not have gets one clear error."""
+    with pytest.raises(UserError, match=r"timings: timing 'fast' is not supported by this pagealloc"):
+        load_grid(grid_file(traces, 'traces = ["churn.parquet"]\ntimings = ["fast"]'))
+    with pytest.raises(UserError, match=r"unknown key 'retain_percent'"):
+        load_grid(grid_file(traces, 'traces = ["churn.parquet"]\nretain_percent = [5, 20]'))
+    with pytest.raises(UserError, match=r"gomaxprocs: must be an integer in \[1, 65536\], got 1.5"):
+        load_grid(grid_file(traces, 'traces = ["churn.parquet"]\ngomaxprocs = [1.5]'))
 
 
-def test_parameters_the_installed_replay_takes_are_swept(traces, monkeypatch):
-    full = Capabilities(modes=("go1.14", "unlocked", "locked"), baseline="go1.14",
-                        timings=("recorded", "shifted", "closed"),
-                        params={"retain_extra_percent": 10, "scavenge_percent": 1}, takes_timing=True)
-    monkeypatch.setattr(grid_module, "capabilities", lambda: full)
+def test_parameters_are_swept(traces):
     g = load_grid(grid_file(traces, """
         traces = ["churn.parquet"]
         modes = ["go1.14"]
@@ -192,9 +185,10 @@ def test_parameters_the_installed_replay_takes_are_swept(traces, monkeypatch):
         retain_extra_percent = {start = 5, stop = 20, step = 5}
         scavenge_percent = [1, 4]
     """))
-    assert [dict(p.params) for p in g.points][:3] == [{"retain_extra_percent": 5, "scavenge_percent": 1},
-                                                      {"retain_extra_percent": 5, "scavenge_percent": 4},
-                                                      {"retain_extra_percent": 10, "scavenge_percent": 1}]
+    swept = [{k: v for k, v in p.params if k in ("retain_extra_percent", "scavenge_percent")} for p in g.points]
+    assert swept[:3] == [{"retain_extra_percent": 5, "scavenge_percent": 1},
+                         {"retain_extra_percent": 5, "scavenge_percent": 4},
+                         {"retain_extra_percent": 10, "scavenge_percent": 1}]
     assert len(g.points) == 8
 
 
@@ -301,8 +295,8 @@ def test_serial_sweep_rows_and_read_back(traces, tmp_path, capsys):
     schema, kinds = row_schema()
     assert list(df.columns) == schema.names and "retained_timeline" in kinds["json_columns"]
     assert df.attrs["pagealloc-sweep"]["point_columns"][:3] == ["point_id", "trace", "mode"]
-    for f in dataclasses.fields(pagealloc.ReplayResult):  # every result field flows through
-        assert f.name in df.columns
+    for name, _ in pagealloc.ReplayResult.flat_fields():  # every result field flows through, the reference's flat
+        assert name in df.columns
     assert isinstance(df["retained_timeline"][0], list) and df["retained_timeline"][0]
     assert str(df["released_bytes"].dtype) == "Int64"
     assert set(df["cost_madvise_call_ns"]) == {1000, 20000} and set(df["scavenge_percent"]) == {1.0, 2.5}
@@ -406,7 +400,7 @@ def test_sweep_report_plots_each_metric_against_each_swept_axis(traces, tmp_path
     # relative to the baseline preset: one PNG per axis, the ratios taken at the same point
     from pagealloc.sweep.report import ratios_to_baseline
 
-    base = capabilities().baseline
+    base = BASELINE_MODE
     assert f"Relative to {base}" in page
     assert (rep / f"cost_madvise_call_ns--vs-{base}.png").exists()
     df = read_results(out)
@@ -426,7 +420,7 @@ def test_example_grid_is_valid():
 
 
 def test_every_timing_of_the_installed_replay_is_swept(traces, tmp_path):
-    timings = capabilities().timings
+    timings = TIMINGS
     g = grid_file(traces, f'traces = ["churn.parquet"]\nmodes = ["locked"]\ntimings = {json.dumps(list(timings))}')
     out = tmp_path / "out"
     assert main(["sweep", str(g), "-o", str(out), "--serial"]) == 0
@@ -445,10 +439,15 @@ def test_auto_timing_is_ordered_for_a_go_1_14_recording(traces):
                                                        ("go114-churn-p2", "recorded")]
 
 
-def test_gomaxprocs_is_an_axis_only_when_replay_takes_it(traces):
-    path = grid_file(traces, 'traces = ["churn.parquet"]\nmodes = ["locked"]\ngomaxprocs = [2, 64]')
-    if "gomaxprocs" in capabilities().params:
-        assert [dict(p.params)["gomaxprocs"] for p in load_grid(path).points] == [2, 64]
-    else:
-        with pytest.raises(UserError, match="gomaxprocs: not supported by this pagealloc"):
-            load_grid(path)
+def test_gomaxprocs_is_an_axis_and_reaches_the_replay(traces):
+    """gomaxprocs swept: each point replays with that many Ps (the result says so), and a
+    point that does not name it keeps the trace's own (no gomaxprocs in its parameters)."""
+    from pagealloc.sweep.replaycall import run_point
+
+    g = load_grid(grid_file(traces, 'traces = ["churn.parquet"]\nmodes = ["locked"]\ngomaxprocs = [2, 4, 64]'))
+    assert [dict(p.params)["gomaxprocs"] for p in g.points] == [2, 4, 64]
+    rows = [run_point(p.as_task()) for p in g.points]
+    assert [r["status"] for r in rows] == ["error", "ok", "ok"] and [r["gomaxprocs"] for r in rows[1:]] == [4, 64]
+    assert "p 2 is not below the trace's gomaxprocs 2" in rows[0]["error"]  # the trace's Ps run P 0..3
+    plain = load_grid(grid_file(traces, 'traces = ["churn.parquet"]\nmodes = ["locked"]'))
+    assert "gomaxprocs" not in dict(plain.points[0].params)

@@ -28,7 +28,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from pagealloc.cli.validate import each_trace
-    from pagealloc.results.replays import trace_name
+    from pagealloc.trace.naming import trace_name
     from pagealloc.trace import validate_trace
 
     first = [True]

@@ -116,7 +116,8 @@ def _progress(label: str):
 
 
 def run(args) -> int:
-    from pagealloc.results.replays import trace_name, warm_up
+    from pagealloc.sim.replay import warm_up
+    from pagealloc.trace.naming import trace_name
     from pagealloc.sim.costmodel import CostModel
     from pagealloc.sim.replay import replay
 

@@ -1,11 +1,5 @@
 """Replaying traces in every preset for the report and the command line.
 
-* ``trace_name(path)``: what a trace is called everywhere (``info``,
-  ``replay``, ``report``): its metadata ``name``, else the file's stem.
-* ``warm_up(path, modes)``: pays a process's one-time costs before anything
-  is timed.  The first replay in a process otherwise also pays pyarrow's
-  first Parquet read and the engine's first run (~0.2 s), which made
-  whichever mode ran first look slower in the wall-clock figures.
 * ``replay_all(traces, jobs)``: every trace in every mode, in up to
   ``jobs`` processes, each warmed up before its first measured replay.
 """
@@ -17,8 +11,7 @@ from pathlib import Path
 
 from pagealloc.errors import UserError
 from pagealloc.results.asvresults import order_modes
-
-WARM_UP_ROWS = 5_000
+from pagealloc.trace.naming import unique_names
 
 
 def modes() -> list[str]:
@@ -28,53 +21,13 @@ def modes() -> list[str]:
     return order_modes(MODES)
 
 
-def trace_name(path, metadata: dict | None = None) -> str:
-    """The trace's metadata name (``--name`` of record and synth), else the
-    file's stem; ``metadata`` when the caller has read it already."""
-    from pagealloc.trace.read import trace_metadata
-
-    if metadata is None:
-        try:
-            metadata = trace_metadata(path)
-        except UserError:
-            metadata = {}  # the replay that follows reports what is wrong with the file
-    name = metadata.get("name")
-    return str(name) if name else Path(path).stem
-
-
-def unique_names(paths) -> list[str]:
-    """trace_name of each path; a name two files share gets the file name added."""
-    names = [trace_name(p) for p in paths]
-    return [f"{n} ({Path(p).name})" if names.count(n) > 1 else n for n, p in zip(names, paths)]
-
-
-def warm_up(path, modes) -> None:
-    """Replay the first WARM_UP_ROWS rows of ``path`` once in each mode, untimed.
-
-    The rows without the file's metadata (whose counts are the whole
-    trace's) are a valid trace.  A bad input is left for the measured replay
-    to report; a model bug (InvariantError) is reported here, naming the file."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from pagealloc.sim.replay import replay
-
-    try:
-        first = next(pq.ParquetFile(path).iter_batches(batch_size=WARM_UP_ROWS))
-        head = pa.Table.from_batches([first]).replace_schema_metadata(None)
-        for mode in modes:
-            replay(head, mode, label=str(path))
-    except (UserError, OSError, StopIteration, ValueError):
-        pass  # not a measurement: the measured replay reports what is wrong
-
-
 _warmed: set[str] = set()  # the modes warmed up in this process
 
 
 def _replay_one(job):
     """One measured replay, after this process's warm-up (the first time a mode runs here)."""
     path, label, mode, cost_model, modes = job
-    from pagealloc.sim.replay import replay
+    from pagealloc.sim.replay import replay, warm_up
 
     if mode not in _warmed:
         warm_up(path, modes)

@@ -6,13 +6,17 @@ in its role as mheap_.lock, which pageAlloc reaches through s.mheapLock.
 The model is single-threaded, so the lock never blocks: acquiring a held
 lock is a bug in the caller (in Go it would self-deadlock) and raises.  What
 the lock adds is bookkeeping: who holds it and how often each actor took it.
-The replay engine sets ``actor`` before running each thread's code and
-times the critical sections itself.
+The replay engine says which actor runs (``running(actor)``: ``MUTATOR``
+for a P or the runtime, ``SCAVENGER`` for the background scavenger) before
+running its code, and times the critical sections itself.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+
+MUTATOR = "mutator"  # a P running the program, or the runtime on its behalf
+SCAVENGER = "scavenger"  # the background scavenger goroutine (bgscavenge)
 
 
 class LockError(RuntimeError):
@@ -29,7 +33,11 @@ class HeapLock:
         self.acquisitions = 0
         self.by_actor: Counter[str] = Counter()
         # Actor charged for the next acquisitions; the replay engine switches it.
-        self.actor = "mutator"
+        self.actor = MUTATOR
+
+    def running(self, actor: str) -> None:
+        """The actor whose code runs from now on (charged for the next acquisitions)."""
+        self.actor = actor
 
     @property
     def held(self) -> bool:

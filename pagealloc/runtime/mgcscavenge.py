@@ -299,8 +299,8 @@ EWMA_ALPHA = 0.5
 def bgscavenge(heap, locked: bool, scavenge_percent=SCAVENGE_PERCENT):
     """The background scavenger's loop, as a generator.  Go: bgscavenge.
 
-    heap is a pagealloc.runtime.mheap.MHeap; heap.now is the virtual time, kept
-    current by the replay engine each time it resumes this generator.
+    heap is a pagealloc.runtime.mheap.MHeap; heap.clock.nanotime() is the
+    time (Go: nanotime()), which the simulation keeps current.
     Yields LOCK / UNLOCKED around heap-lock critical sections, (SLEEP, ns)
     and PARK; the engine sends the ns actually slept back for SLEEP.
 
@@ -315,7 +315,7 @@ def bgscavenge(heap, locked: bool, scavenge_percent=SCAVENGE_PERCENT):
     ``scavenge_percent`` is Go's scavengePercent (1, % of one CPU), a knob
     for sweeps.  Go's scavengeCostRatio is 0 on linux, so crit is not scaled.
     """
-    lock, pages = heap.lock, heap.pages
+    lock, pages, nanotime = heap.lock, heap.pages, heap.clock.nanotime
     ideal_fraction = scavenge_percent / 100.0
     ewma = ideal_fraction
     yield PARK  # started parked, woken by the first pacing update
@@ -329,7 +329,7 @@ def bgscavenge(heap, locked: bool, scavenge_percent=SCAVENGE_PERCENT):
             continue
         lock.unlock()
         yield UNLOCKED
-        start = heap.now
+        start = nanotime()
         if locked:
             yield LOCK
             lock.lock()
@@ -338,7 +338,7 @@ def bgscavenge(heap, locked: bool, scavenge_percent=SCAVENGE_PERCENT):
             yield UNLOCKED
         else:
             released = yield from pages.scavenge_one_steps(heap.phys_page_size, False)
-        crit = float(heap.now - start)
+        crit = float(nanotime() - start)
         if released == 0:
             yield PARK
             continue

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from pagealloc.runtime.lock_futex import HeapLock
+from pagealloc.runtime.lock_futex import SCAVENGER, HeapLock
 from pagealloc.runtime.malloc import (
     ARENA_HINT_BASE,
     HEAP_ARENA_BYTES,
@@ -47,6 +47,19 @@ from pagealloc.runtime.mgcscavenge import SCAVENGE_ALL
 from pagealloc.runtime.mpagealloc import PageAlloc
 from pagealloc.runtime.mpagealloc_64bit import PALLOC_CHUNK_BYTES, PALLOC_CHUNK_PAGES, chunk_index, chunk_page_index
 from pagealloc.runtime.mpagecache import PAGE_CACHE_PAGES, PageCache
+from pagealloc.runtime.time_nofake import Clock
+
+def span_kind_args(kind: int) -> tuple[bool, bool]:
+    """alloc_span's (small_object, manual) for a span of Go kind ``kind``
+    (the trace's kind column: span class << 1 | manual).
+
+    Go: a manual span (allocManual: stacks, GC work buffers) has kind & 1;
+    otherwise sizeclass = spanclass >> 1 = kind >> 2, and size class 0 is a
+    large object.  small_object only matters below SMALL_SPAN_PAGES.
+    """
+    manual = bool(kind & 1)
+    return manual or bool(kind >> 2), manual
+
 
 # The model keeps a Python object per 4 MiB chunk, so a heap of terabytes
 # costs gigabytes and minutes; beyond this, sys_alloc fails as an OS would.
@@ -113,6 +126,7 @@ class MHeap:
         retain_extra_percent=RETAIN_EXTRA_PERCENT,
     ) -> None:
         self.cost = cost if cost is not None else Unpriced()
+        self.clock = Clock()  # Go: nanotime(); the simulation advances it
         self.lock = HeapLock()
         self.pages = PageAlloc(
             self.lock, phys_page_size=phys_page_size, phys_huge_page_size=phys_huge_page_size
@@ -178,7 +192,7 @@ class MHeap:
             self.meter_ns += self._madvise_ns(call)
         if self.forced:
             self.released_by["forced"] += nbytes
-        elif self.lock.holder == "scavenger":
+        elif self.lock.holder == SCAVENGER:
             self.released_by["background"] += nbytes
         else:
             self.released_by["growth"] += nbytes
@@ -432,18 +446,51 @@ class MHeap:
         """Release every free page.  Go: mheap.scavengeAll (debug.FreeOSMemory).
 
         Go holds the heap lock throughout (locked=True).  locked=False is the
-        replay's "unlocked" mode: reset under the lock, then scavenge taking
-        and dropping the lock per step like the background scavenger.
+        replay's "unlocked" mode: scavenge_all_steps run to the end.
+        """
+        if not locked:
+            steps = self.scavenge_all_steps()
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    return done.value
+        self.forced = True
+        try:
+            with self.lock:
+                self.pages.reset_scavenge_addr()
+                return self.pages.scavenge(SCAVENGE_ALL, True)
+        finally:
+            self.forced = False
+
+    def scavenge_all_steps(self):
+        """scavenge_all(locked=False), one critical section per resumption: a generator.
+
+        First the scavenge-address reset under the lock, then each
+        scavenge_one(^0, false) step (which takes and drops the lock itself),
+        the last being the one that finds nothing.  It yields after each
+        section, so the simulation can time it and let other actors run in
+        between; what is released counts as FreeOSMemory's only while it
+        runs.  Returns the bytes released.
         """
         self.forced = True
         try:
             with self.lock:
                 self.pages.reset_scavenge_addr()
-                if locked:
-                    return self.pages.scavenge(SCAVENGE_ALL, True)
-            return self.pages.scavenge(SCAVENGE_ALL, False)
         finally:
             self.forced = False
+        yield
+        total = 0
+        while True:
+            self.forced = True
+            try:
+                released = self.pages.scavenge_one(SCAVENGE_ALL, False)
+            finally:
+                self.forced = False
+            total += released
+            yield
+            if released == 0:
+                return total
 
     def gc_pace_scavenger(self) -> None:
         """Set the scavenge goal for the cycle that starts.  Go: gcPaceScavenger.

@@ -4,8 +4,8 @@ A trace recorded with ``pagealloc record --go 1.14`` (source
 ``go1.14-runtime``) carries the runtime's own figures under the metadata key
 ``reference`` (pagealloc.trace.go114records): released bytes by path, heap
 growths, heap_sys and retained bytes at the end, a retained timeline.
-``reference_fields`` turns them into the ``reference_*`` fields of a
-ReplayResult, each with ``reference_*_ratio`` = model / real (``None`` where
+``reference_record`` turns them into a ReplayResult's ``reference``
+record, each figure with its ratio = model / real (``None`` where
 the real figure is 0 and the model's is not; 1.0 where both are 0).
 
 ``heap_walk`` answers the other half of "is the model Go 1.14?": it
@@ -21,8 +21,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from pagealloc.errors import UserError
+from pagealloc.sim.result import Reference
 from pagealloc.runtime.malloc import ARENA_HINT_BASE, PAGE_SHIFT
-from pagealloc.runtime.mheap import SMALL_SPAN_PAGES, MHeap
+from pagealloc.runtime.lock_futex import MUTATOR, SCAVENGER
+from pagealloc.runtime.mheap import MHeap, span_kind_args
 from pagealloc.runtime.mpagealloc_64bit import chunk_index, chunk_page_index
 from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, OP_GC_START
 from pagealloc.trace.read import iter_event_batches, trace_metadata
@@ -40,8 +42,7 @@ COMPARED = {
     "heap_growths": lambda ref: ref["heap_growths"],
     "scavenged_alloc_bytes": lambda ref: ref["scavenged_alloc_bytes"],
 }
-# The ReplayResult fields this module fills (all None for other traces).
-FIELDS = [f"reference_{name}{suffix}" for name in COMPARED for suffix in ("", "_ratio")] + ["reference_retained_timeline"]
+assert tuple(COMPARED) == Reference.COMPARED
 
 
 def reference_of(metadata: dict, label: str) -> dict | None:
@@ -70,19 +71,14 @@ def ratio(model, real) -> float | None:
     return model / real
 
 
-def reference_fields(metadata: dict, result, label: str) -> dict:
-    """``{field: value}`` for the reference_* fields of ``result`` (empty for a trace without a reference)."""
+def reference_record(metadata: dict, result, label: str) -> Reference | None:
+    """What the runtime did, with model / real for each figure of ``result``; None for a trace without a reference."""
     ref = reference_of(metadata, label)
     if ref is None:
-        return {}
-    out = {}
-    for name, get in COMPARED.items():
-        real = get(ref)
-        model = getattr(result, name, None)
-        out[f"reference_{name}"] = real
-        out[f"reference_{name}_ratio"] = None if model is None else ratio(model, real)
-    out["reference_retained_timeline"] = [tuple(p) for p in ref["retained_timeline"]]
-    return out
+        return None
+    real = {name: get(ref) for name, get in COMPARED.items()}
+    ratios = {name: ratio(getattr(result, name), value) for name, value in real.items()}
+    return Reference(**real, ratios=ratios, retained_timeline=[tuple(p) for p in ref["retained_timeline"]])
 
 
 def free_os_memory_retained(trace, result) -> list[tuple[int, int]]:
@@ -178,7 +174,7 @@ def heap_walk(trace) -> HeapWalk:
                 k += 1
             if code == OP_ALLOC:
                 sid, n, pid, kd = int(span[i]), int(npages[i]), int(p[i]), int(kind[i])
-                base = heap.alloc_span(n, pid, n >= SMALL_SPAN_PAGES or bool(kd & 1 or kd >> 2), bool(kd & 1))
+                base = heap.alloc_span(n, pid, *span_kind_args(kd))
                 live[sid] = (base, n, bool(kd & 1))  # manual: Go's allocManual (stacks, GC work buffers)
                 walk.allocs += 1
                 model = (base - ARENA_HINT_BASE) >> PAGE_SHIFT
@@ -225,10 +221,10 @@ def _release(heap: MHeap, page: int, npages: int) -> bool:
     if chunk is None or chunk.bits & mask or chunk.scavenged & mask:
         return False
     lock = heap.lock
-    lock.actor = "scavenger"
+    lock.running(SCAVENGER)
     with lock:
         heap.pages.scavenge_range_locked(ci, base, npages)
-    lock.actor = "mutator"
+    lock.running(MUTATOR)
     return True
 
 
@@ -243,4 +239,4 @@ def _free_in_model(heap: MHeap, base: int, npages: int) -> bool:
     return True
 
 
-__all__ = ["COMPARED", "FIELDS", "HeapWalk", "Mismatch", "heap_walk", "free_os_memory_retained", "ratio", "reference_fields", "reference_of"]
+__all__ = ["COMPARED", "HeapWalk", "Mismatch", "heap_walk", "free_os_memory_retained", "ratio", "reference_record", "reference_of"]

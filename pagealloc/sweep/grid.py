@@ -28,10 +28,10 @@ from pathlib import Path
 
 from pagealloc.errors import UserError
 from pagealloc.sim.costmodel import CostModel
-from pagealloc.sim.replay import concrete_timing
-from pagealloc.sweep.replaycall import PARAMS, capabilities
+from pagealloc.sim.presets import AUTO_TIMING, KNOBS, MODES, TIMINGS, concrete_timing
+from pagealloc.sweep.replaycall import knob_defaults
 
-AXIS_KEYS = ("traces", "trace_sets", "modes", "timings", "cost_files", "cost", *PARAMS)
+AXIS_KEYS = ("traces", "trace_sets", "modes", "timings", "cost_files", "cost", *KNOBS)
 TOP_KEYS = ("name", "manifest", *AXIS_KEYS, "points")
 COST_FIELDS = tuple(f.name for f in dataclasses.fields(CostModel))
 COST_RANGE = (0, 10**12)  # as CostModel.from_dict accepts
@@ -79,8 +79,8 @@ class Grid:
                    "cost_file": lambda p: p.cost_file}
         for i, name in enumerate(COST_FIELDS):
             columns[f"cost_{name}"] = lambda p, i=i: p.cost[i][1]
-        for i, name in enumerate(capabilities().params):
-            columns[name] = lambda p, i=i: p.params[i][1]
+        for name in dict.fromkeys(k for p in self.points for k, _ in p.params):
+            columns[name] = lambda p, name=name: dict(p.params).get(name)
         return {c: list(dict.fromkeys(get(p) for p in self.points)) for c, get in columns.items()}
 
     def swept(self) -> dict[str, int]:
@@ -103,7 +103,6 @@ def load_grid(path) -> Grid:
 class _Parser:
     def __init__(self, label: str, base: Path):
         self.label, self.base = label, base
-        self.caps = capabilities()
         self._traces: dict[str, tuple[str, str]] = {}  # absolute path -> (label, sha256)
         self._sources: dict[str, str | None] = {}  # absolute path -> the metadata's source
         self._costs: dict[str, dict] = {}
@@ -147,11 +146,8 @@ class _Parser:
 
     def _known_keys(self, table: dict, known, where: str) -> None:
         for key in table:
-            if key in PARAMS and key not in self.caps.params:
-                self.fail(_join(where, key), f"not supported by this pagealloc (its replay() takes no {key} parameter)")
             if key not in known:
-                shown = [k for k in known if k not in PARAMS or k in self.caps.params]
-                self.fail(where, f"unknown key {key!r} (known: {', '.join(shown)})")
+                self.fail(where, f"unknown key {key!r} (known: {', '.join(known)})")
 
     # -- one product --
 
@@ -159,18 +155,18 @@ class _Parser:
         """The points of one product; ``room``: how many more the sweep may still take."""
         room = MAX_POINTS if room is None else room
         traces = self._traces_of(spec, where)
-        modes = self._values(spec.get("modes", list(self.caps.modes)), _join(where, "modes"),
-                             self._choice("mode", self.caps.modes))
-        default_timing = "auto" if "auto" in self.caps.timings else "recorded"  # an older engine's default
-        timings = self._values(spec.get("timings", default_timing), _join(where, "timings"),
-                               self._choice("timing", self.caps.timings))
+        modes = self._values(spec.get("modes", list(MODES)), _join(where, "modes"), self._choice("mode", MODES))
+        timings = self._values(spec.get("timings", AUTO_TIMING), _join(where, "timings"),
+                               self._choice("timing", TIMINGS))
         key = _join(where, "cost_files")  # the named cost files, each the base its cost axes override
         bases = [self._cost_file(f, key) for f in self._values(spec["cost_files"], key, self._string)] \
             if "cost_files" in spec else [""]
         cost_axes = self._cost_axes(spec.get("cost", {}), _join(where, "cost"))
         params = {}
-        for name, default in self.caps.params.items():
-            kind, lo, hi = PARAMS[name]
+        for name, default in knob_defaults().items():
+            if default is None and name not in spec:
+                continue  # a knob without a value of its own (gomaxprocs: the trace's) is not part of the point
+            kind, lo, hi = KNOBS[name]
             check = self._boolean if kind == "bool" else self._number(lo, hi, as_float=kind == "number")
             params[name] = self._values(spec.get(name, default), _join(where, name), check, integer=kind != "number")
         count = math.prod(len(v) for v in (traces, modes, timings, bases, *cost_axes.values(), *params.values()))
@@ -233,18 +229,20 @@ class _Parser:
 
     def _trace(self, path: Path, key: str) -> tuple[str, str, str]:
         """(label, absolute path, sha256) of a trace file, its header checked."""
+        from pagealloc.trace.naming import trace_name
         from pagealloc.trace.read import trace_metadata
 
         if str(path) not in self._traces:
             try:
-                self._sources[str(path)] = trace_metadata(path).get("source")
+                meta = trace_metadata(path)
             except UserError as e:
                 self.fail(key, str(e))
+            self._sources[str(path)] = meta.get("source")
             digest = hashlib.sha256()
             with open(path, "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):
                     digest.update(chunk)
-            self._traces[str(path)] = (path.stem, digest.hexdigest())
+            self._traces[str(path)] = (trace_name(path, meta), digest.hexdigest())
         label, sha = self._traces[str(path)]
         return label, str(path), sha
 

@@ -1,45 +1,31 @@
 """One sweep point as one ``replay()`` call, and the row it becomes.
 
-The sweep runs against whichever pagealloc is installed, so it asks that
-``replay()`` what it takes (``inspect.signature``) instead of assuming:
-a model parameter or timing policy is passed only when replay() accepts
-it, and a grid that names one it does not accept is refused up front
-(``capabilities()``).  ``run_point`` is the task a Dask worker runs: it
-replays one point and returns its row, a failure included (status
-``error`` and the message), so no point is ever silently dropped.
+A point is a ``ReplayConfig`` (preset, timing, the model knobs of
+``pagealloc.sim.presets.KNOBS``) with a trace and a cost model.
+``run_point`` is the task a Dask worker runs: it replays one point and
+returns its row, a failure included (status ``error`` and the message), so
+no point is ever silently dropped.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import json
 import resource
 import subprocess
 import time
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 import pyarrow as pa
 
-from pagealloc.sim import replay as replay_engine
 from pagealloc.sim.costmodel import CostModel
+from pagealloc.sim.presets import KNOBS, ReplayConfig
+from pagealloc.sim.replay import replay
+from pagealloc.sim.result import ReplayResult
 
-# Model parameters a grid may sweep: name -> (kind, lowest, highest), as replay()
-# accepts them; kind is "number" (int or float), "int" or "bool".  Their
-# defaults are Go 1.14's and come from replay()'s own signature.
-PARAMS = {
-    "retain_extra_percent": ("number", 0, 1000),  # retainExtraPercent: retain the heap goal + this % (Go: 10)
-    "scavenge_percent": ("number", 1e-6, 100),  # scavengePercent: the background scavenger's % of one CPU (Go: 1)
-    "madvdontneed": ("bool", None, None),  # GODEBUG=madvdontneed=1: MADV_DONTNEED instead of MADV_FREE (Go: false)
-    "gomaxprocs": ("int", 1, 1024),  # number of Ps, where the engine models them
-}
 _ARROW_KIND = {"number": pa.float64(), "int": pa.int64(), "bool": pa.bool_()}
-
-# The timing policies when replay() predates its ``timing`` parameter.
-_LEGACY_TIMINGS = ("recorded", "closed")
 
 # Row columns that differ from run to run (besides ReplayResult's wall-clock ones).
 # replay_cpu_seconds is the replay's CPU time in its worker: unlike wall_seconds it
@@ -47,36 +33,15 @@ _LEGACY_TIMINGS = ("recorded", "closed")
 ENVIRONMENT_COLUMNS = ("worker", "worker_peak_rss_bytes", "replay_cpu_seconds")
 
 
-@dataclass(frozen=True)
-class Capabilities:
-    """What the installed replay() supports."""
-
-    modes: tuple[str, ...]
-    baseline: str | None  # the preset every other is compared with, when the engine names one
-    timings: tuple[str, ...]
-    params: dict  # sweepable parameter -> replay()'s default (Go 1.14's value)
-    takes_timing: bool  # replay(timing=...), else the legacy closed_loop flag
+def knob_defaults() -> dict:
+    """{knob: its default} (Go 1.14's values; gomaxprocs None: the trace's own)."""
+    defaults = ReplayConfig.defaults()
+    return {name: defaults[name] for name in KNOBS}
 
 
-@functools.cache
-def capabilities() -> Capabilities:
-    accepted = inspect.signature(replay_engine.replay).parameters
-    takes_timing = "timing" in accepted
-    timings = tuple(getattr(replay_engine, "TIMINGS", _LEGACY_TIMINGS)) if takes_timing else _LEGACY_TIMINGS
-    baseline = getattr(replay_engine, "BASELINE_MODE", None)
-    params = {name: accepted[name].default for name in PARAMS if name in accepted}
-    return Capabilities(tuple(replay_engine.MODES), baseline, timings, params, takes_timing)
-
-
-def replay_kwargs(point: dict) -> dict:
-    """The keyword arguments of replay() for ``point`` (a ``Point.as_task()`` dict)."""
-    caps = capabilities()
-    kwargs = {"cost_model": CostModel(**point["cost"]), "label": point["trace"], **point["params"]}
-    if caps.takes_timing:
-        kwargs["timing"] = point["timing"]
-    else:
-        kwargs["closed_loop"] = point["timing"] == "closed"
-    return kwargs
+def point_config(point: dict, check: bool = False) -> ReplayConfig:
+    """The ReplayConfig of ``point`` (a ``Point.as_task()`` dict)."""
+    return ReplayConfig(mode=point["mode"], timing=point["timing"], check=check, **point["params"])
 
 
 # -- the row --------------------------------------------------------------
@@ -91,7 +56,7 @@ def _arrow_type(annotation) -> pa.DataType | None:
 
 def result_fields() -> list[tuple[str, pa.DataType | None]]:
     """ReplayResult's fields in order, each with its Arrow type (None: JSON)."""
-    return [(f.name, _arrow_type(f.type)) for f in dataclasses.fields(replay_engine.ReplayResult)]
+    return [(name, _arrow_type(kind)) for name, kind in ReplayResult.flat_fields()]
 
 
 def point_columns() -> list[tuple[str, pa.DataType]]:
@@ -100,7 +65,8 @@ def point_columns() -> list[tuple[str, pa.DataType]]:
             ("timing", pa.string()), ("trace_path", pa.string()), ("trace_sha256", pa.string()),
             ("cost_file", pa.string())]
     cols += [(f"cost_{f.name}", pa.int64()) for f in dataclasses.fields(CostModel)]
-    cols += [(name, _ARROW_KIND[PARAMS[name][0]]) for name in capabilities().params]
+    # gomaxprocs is also a figure of the result (the P count the replay ran with): its column comes from there
+    cols += [(name, _ARROW_KIND[kind]) for name, (kind, _, _) in KNOBS.items() if name != "gomaxprocs"]
     return cols
 
 
@@ -125,7 +91,7 @@ def row_schema() -> tuple[pa.Schema, dict]:
 
 def nondeterministic_columns() -> tuple[str, ...]:
     """Columns that vary between runs of the same point: wall clock and where it ran."""
-    return tuple(replay_engine.ReplayResult.WALL_CLOCK_FIELDS) + ENVIRONMENT_COLUMNS
+    return tuple(ReplayResult.WALL_CLOCK_FIELDS) + ENVIRONMENT_COLUMNS
 
 
 # -- provenance -----------------------------------------------------------
@@ -188,14 +154,16 @@ def run_point(point: dict, trace=None, check: bool = False) -> dict:
     source = trace if trace is not None else point["trace_path"]
     cpu = time.process_time()
     try:
-        result = replay_engine.replay(source, point["mode"], check=check, **replay_kwargs(point))
+        result = replay(source, config=point_config(point, check), cost_model=CostModel(**point["cost"]),
+                        label=point["trace"])
     except Exception as e:  # noqa: BLE001 - every failure becomes the point's recorded error
         row = failed_row(point, e, _worker_name())
     else:
         row = {**_point_row(point), "status": "ok", "error": "", **identity(), "worker": _worker_name(),
                "replay_cpu_seconds": time.process_time() - cpu}
+        figures = result.to_dict()
         for name, typ in result_fields():
-            value = getattr(result, name)
+            value = figures[name]
             row[name] = json.dumps(value) if typ is None else value
     row["worker_peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
     return row

@@ -19,7 +19,8 @@ import math
 from pathlib import Path
 
 from pagealloc.errors import UserError
-from pagealloc.sweep.replaycall import capabilities, row_schema
+from pagealloc.sim.presets import BASELINE_MODE, MODES
+from pagealloc.sweep.replaycall import row_schema
 from pagealloc.sweep.store import read_results
 
 MAX_HUE_TRACES = 8  # more traces than this are drawn as one line (median) with a band
@@ -74,7 +75,7 @@ def _unit(metric: str) -> tuple[float, str]:
 
 
 def _presets(df) -> list[str]:
-    known = [m for m in capabilities().modes if m in set(df["mode"])]
+    known = [m for m in MODES if m in set(df["mode"])]
     return known + sorted(set(df["mode"]) - set(known))
 
 
@@ -121,7 +122,7 @@ def plot(df, axis: str, metric: str, out_dir: Path, name: str) -> str:
 
 def _baseline(df) -> str | None:
     presets = _presets(df)
-    base = capabilities().baseline or (presets[0] if presets else None)
+    base = BASELINE_MODE if BASELINE_MODE in presets else (presets[0] if presets else None)
     return base if base in presets and len(presets) > 1 else None
 
 

@@ -1,0 +1,99 @@
+"""The background scavenger as an actor of the simulation.
+
+Not a Go file: it drives ``mgcscavenge.bgscavenge`` (Go: ``bgscavenge``),
+a generator that yields at every heap-lock acquisition and release and to
+sleep or park, and times each step in virtual nanoseconds.
+
+Lock contract: the generator takes and drops ``mheap_.lock`` itself; this
+actor decides *when* each acquisition happens (after the lock's current
+holder is done, ``engine.lock_busy_until``) and records the holds.
+"""
+
+from __future__ import annotations
+
+from heapq import heappush
+
+from pagealloc.runtime.lock_futex import MUTATOR, SCAVENGER
+from pagealloc.runtime.mgcscavenge import LOCK, PARK, SLEEP, UNLOCKED, bgscavenge
+
+_INF = float("inf")
+# States
+RESUME, ACQUIRE, SLEEPING, PARKED = range(4)
+
+
+class BackgroundScavenger:
+    """The bgscavenge goroutine: its state, its clock and its CPU time.
+
+    ``time`` is when its next step runs (infinite while parked); the engine
+    runs that step when it is the earliest pending one (ties go to the
+    scavenger).  ``version`` invalidates its stale schedule entries.
+    """
+
+    def __init__(self, engine, locked: bool, scavenge_percent) -> None:
+        self.engine = engine
+        self.heap = engine.heap
+        self.cost = engine.cost
+        self.gen = bgscavenge(self.heap, locked=locked, scavenge_percent=scavenge_percent)
+        self.state = RESUME
+        self.time = 0
+        self.version = 0
+        self.send = None
+        self.hold_start = 0
+        self.sleep_start = 0
+        self.cpu_ns = 0
+        self.step()  # runs up to its first PARK
+        self.heap.lock.running(MUTATOR)
+
+    def schedule(self) -> None:
+        """Put its next step on the engine's schedule (tie 0: before a P's event at the same time)."""
+        self.version += 1
+        if self.time != _INF:
+            heappush(self.engine.schedule, (self.time, 0, 0, self.version, None))
+
+    def step(self) -> None:
+        """Run its next step at ``self.time``."""
+        heap, cost, engine = self.heap, self.cost, self.engine
+        if self.state == ACQUIRE:
+            busy = engine.lock_busy_until
+            acquire = self.time
+            if busy > acquire:
+                acquire = busy + (cost.futex_wake_ns if busy - acquire > cost.lock_spin_ns else 0)
+            self.time = self.hold_start = acquire
+            self.state = RESUME
+            return
+        if self.state == SLEEPING:
+            self.send = self.time - self.sleep_start
+        heap.clock.now = self.time
+        heap.lock.running(SCAVENGER)
+        req = self.gen.send(self.send)
+        self.send = None
+        spent = heap.drain_meter()
+        self.time += spent
+        self.cpu_ns += spent
+        if req == LOCK:
+            self.state = ACQUIRE
+        elif req == UNLOCKED:
+            self.time += cost.lock_ns
+            self.cpu_ns += cost.lock_ns
+            engine.holds.add(self.time - self.hold_start)
+            engine.lock_busy_until = self.time
+            self.state = RESUME
+            engine.note_retained()
+        elif req == PARK:
+            self.state = PARKED
+            self.time = _INF
+        else:
+            assert req[0] == SLEEP
+            self.sleep_start = self.time
+            self.time += req[1]
+            self.state = SLEEPING
+
+    def wake(self, t: int) -> None:
+        """Go: wakeScavenger — ends a park or a sleep early."""
+        if self.state == PARKED:
+            self.time, self.state = t, RESUME
+        elif self.state == SLEEPING and t < self.time:
+            self.time = t  # step() sends t - sleep start as the time slept
+        else:
+            return
+        self.schedule()
