@@ -174,10 +174,9 @@ class Replay:
             stalls.add(stall)
             a.stall_ns += stall
             a.delay += stall
-        else:  # the common case, without the call
+        else:
             wait = stall = 0
-            stalls.counts[0] += 1
-            stalls.n += 1
+            stalls.add(0)
         hold = spent - after + lock_ns
         self.holds.add(hold)
         self.lock_busy_until = start + wait + hold
@@ -452,14 +451,8 @@ class Replay:
         if self.log is not None:
             self.log.append((a.pid, row, code, start, end))
         if code <= OP_FREE:
-            if code == OP_ALLOC:  # Histogram.add, inline: once per allocation
-                lat, v = self.latency, end - start
-                shift = v.bit_length() - 7
-                lat.counts[v if shift < 0 else ((shift + 1) << 6) + (v >> shift) - 64] += 1
-                lat.n += 1
-                lat.total += v
-                if v > lat.max:
-                    lat.max = v
+            if code == OP_ALLOC:
+                self.latency.add(end - start)
             span_last = self.span_last
             self.span_done[sid] = (row, end)
             if span_last[sid] == row:  # the common case: no later op of this span queued yet

@@ -9,15 +9,8 @@ Deterministic: same inputs, same figures.
 
 from __future__ import annotations
 
-_SUB_BITS = 6  # sim/replay.py inlines add() for allocation latencies with these constants
+_SUB_BITS = 6
 _SUB = 1 << _SUB_BITS
-
-
-def _bucket(v: int) -> int:
-    if v < _SUB:
-        return v
-    shift = v.bit_length() - 1 - _SUB_BITS
-    return ((shift + 1) << _SUB_BITS) + (v >> shift) - _SUB
 
 
 def _lower_bound(b: int) -> int:
