@@ -47,7 +47,7 @@ def calls(monkeypatch):
 
     def spy(trace, mode="go1.14", **kwargs):
         result = real(trace, mode, **kwargs)  # a warm-up that fails would be no warm-up
-        made.append((kwargs.get("label"), mode, result.events))
+        made.append((kwargs.get("label"), result.mode, result.events))
         return result
 
     spy.__module__ = real.__module__
@@ -61,7 +61,7 @@ def _warm_ups_first(made, warm_label, measured_labels):
     n = len(pagealloc.MODES)
     warm = made[:n]
     assert [(label, mode) for label, mode, _ in warm] == [(warm_label, m) for m in pagealloc.MODES], made
-    assert all(0 < rows <= replays.WARM_UP_ROWS for _, _, rows in warm), made
+    assert all(0 < rows <= engine.WARM_UP_ROWS for _, _, rows in warm), made
     rest = made[n:]
     assert [label for label, _, _ in rest] == measured_labels, made
     assert all(rows == 6000 for _, _, rows in rest), made

@@ -13,45 +13,12 @@ import sys
 
 from pagealloc.errors import UserError
 from pagealloc.results.tables import scaled
-from pagealloc.sim.replay import BASELINE_MODE, MODES, TIMINGS
+from pagealloc.sim.presets import BASELINE_MODE, MODES, TIMINGS, ReplayConfig
+from pagealloc.sim.result import table_metrics
 
-# Metrics shown in the table, with how to format them.
-TABLE = [
-    # what locked scavenging costs the program, and what unlocked saves
-    ("p_stall_ns", "ns"),
-    ("p_stall_max_ns", "ns"),
-    ("p_stall_p99_ns", "ns"),
-    ("alloc_latency_p99_ns", "ns"),
-    ("alloc_latency_max_ns", "ns"),
-    ("released_bytes", "bytes"),
-    ("retained_final_bytes", "bytes"),
-    ("slowdown", "{:.4f}"),
-    ("throughput_events_per_vsec", "{:,.0f}"),
-    # the detail
-    ("gomaxprocs", "{:,}"),
-    ("events", "{:,}"),
-    ("makespan_ns", "ns"),
-    ("recorded_duration_ns", "ns"),
-    ("released_background_bytes", "bytes"),
-    ("released_growth_bytes", "bytes"),
-    ("released_forced_bytes", "bytes"),
-    ("retained_peak_bytes", "bytes"),
-    ("heap_growths", "{:,}"),
-    ("scavenged_alloc_bytes", "bytes"),
-    ("madvise_calls", "{:,}"),
-    ("scavenger_cpu_ns", "ns"),
-    ("released_bytes_per_scavenger_cpu_sec", "bytes"),
-    ("lock_acquisitions_mutator", "{:,}"),
-    ("lock_acquisitions_scavenger", "{:,}"),
-    ("lock_hold_max_ns", "ns"),
-    ("lock_hold_p99_ns", "ns"),
-    ("runtime_stall_ns", "ns"),
-    ("order_wait_ns", "ns"),
-    ("scavenger_fooled", "{:,}"),
-    ("address_agreement", "{:.1%}"),
-    ("skipped_events", "{:,}"),
-]
-
+# How each unit of the metric catalogue (pagealloc.sim.result) is printed.
+FORMATS = {"B": "bytes", "B/s": "bytes/s", "ns": "ns", "count": "{:,}", "events/s": "{:,.0f}", "x": "{:.4f}",
+           "fraction": "{:.1%}"}
 
 
 def register(sub) -> None:
@@ -67,10 +34,15 @@ def register(sub) -> None:
     p.add_argument("--closed-loop", action="store_true", help="the same as --timing closed")
     p.add_argument("--json", action="store_true", help="one JSON object per line per (trace, preset)")
     p.add_argument("--cost-model", metavar="FILE", help="TOML or JSON file overriding virtual-time costs")
-    p.add_argument("--retain-extra-percent", type=float, default=10, metavar="P",
-                   help="Go's retainExtraPercent: heap kept above the goal (default 10, Go 1.14's)")
-    p.add_argument("--scavenge-percent", type=float, default=1, metavar="P",
-                   help="Go's scavengePercent: background scavenger's share of one CPU (default 1, Go 1.14's)")
+    go = ReplayConfig()
+    p.add_argument("--retain-extra-percent", type=float, default=go.retain_extra_percent, metavar="P",
+                   help=f"Go's retainExtraPercent: heap kept above the goal (default {go.retain_extra_percent:g}, "
+                        "Go 1.14's)")
+    p.add_argument("--scavenge-percent", type=float, default=go.scavenge_percent, metavar="P",
+                   help=f"Go's scavengePercent: background scavenger's share of one CPU (default "
+                        f"{go.scavenge_percent:g}, Go 1.14's)")
+    p.add_argument("--gomaxprocs", type=int, default=None, metavar="N",
+                   help="number of Ps (default: the trace's metadata, else its p column)")
     p.add_argument("--madvdontneed", action="store_true",
                    help="release with MADV_DONTNEED, as GODEBUG=madvdontneed=1 (default: MADV_FREE, as Go 1.14)")
     p.add_argument("--check", action="store_true", help="verify the model's invariants after each replay")
@@ -90,7 +62,9 @@ def parse_modes(text: str) -> tuple[str, ...]:
 
 
 def _fmt(value, how: str) -> str:
-    """A value in units that suit it: bytes as B/KiB/MiB/GiB, ns as ns/us/ms/s."""
+    """A value in units that suit it: bytes as B/KiB/MiB/GiB (per second with bytes/s), ns as ns/us/ms/s."""
+    if how == "bytes/s":
+        return _fmt(value, "bytes") + "/s"
     if how in ("bytes", "ns"):
         x, unit = scaled(value, how)
         if unit == "B":
@@ -116,10 +90,9 @@ def _progress(label: str):
 
 
 def run(args) -> int:
-    from pagealloc.sim.replay import warm_up
-    from pagealloc.trace.naming import trace_name
     from pagealloc.sim.costmodel import CostModel
-    from pagealloc.sim.replay import replay
+    from pagealloc.sim.replay import replay, warm_up
+    from pagealloc.trace.naming import trace_name
 
     cost = CostModel.load(args.cost_model) if args.cost_model else CostModel()
     modes = args.mode
@@ -129,10 +102,11 @@ def run(args) -> int:
         for mode in modes:
             bar, update = _progress(f"{path} [{mode}]")
             try:
-                r = replay(path, mode, cost_model=cost, timing="closed" if args.closed_loop else args.timing,
-                           retain_extra_percent=args.retain_extra_percent, scavenge_percent=args.scavenge_percent,
-                           madvdontneed=args.madvdontneed,
-                           check=args.check, lenient=args.lenient, progress=update, label=trace_name(path))
+                config = ReplayConfig(mode=mode, timing="closed" if args.closed_loop else args.timing,
+                                      retain_extra_percent=args.retain_extra_percent,
+                                      scavenge_percent=args.scavenge_percent, madvdontneed=args.madvdontneed,
+                                      gomaxprocs=args.gomaxprocs, lenient=args.lenient, check=args.check)
+                r = replay(path, config=config, cost_model=cost, progress=update, label=trace_name(path))
             finally:
                 if bar is not None:
                     bar.close()
@@ -155,7 +129,8 @@ def format_table(path: str, results) -> str:
     for r in results:
         header += [r.mode] + ([f"/{BASELINE_MODE}"] if base is not None and r is not base else [])
     rows = []
-    for name, how in TABLE:
+    for metric in table_metrics():
+        name, how = metric.name, FORMATS[metric.unit]
         row = [name]
         for r in results:
             value = getattr(r, name)
@@ -172,7 +147,7 @@ def format_table(path: str, results) -> str:
         lines.append("  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)))
     lines.append("address_agreement: share of allocs placed where the recorded program had them (a diagnostic of "
                  "recorded traces, meaningless for synthetic ones; ARCHITECTURE.md)")
-    if getattr(r0, "reference_released_bytes", None) is not None:  # a go1.14-runtime trace
+    if r0.reference is not None:  # a go1.14-runtime trace
         lines += ["", *_aligned(_reference_rows(results))]
     return "\n".join(lines) + "\n"
 
@@ -184,12 +159,12 @@ def _aligned(rows: list[list[str]]) -> list[str]:
 
 def _reference_rows(results) -> list[list[str]]:
     """The model against the real Go 1.14.6 runtime that recorded the trace (pagealloc.sim.reference)."""
-    from pagealloc.sim.reference import COMPARED
+    from pagealloc.sim.result import Reference
 
     rows = [["vs the real Go 1.14.6 runtime", "real", *(f"{r.mode}/real" for r in results)],
             ["address_agreement (spans at the recorded address)", "", *(f"{r.address_agreement:.2%}" for r in results)]]
-    for name in COMPARED:
-        ratios = [getattr(r, f"reference_{name}_ratio") for r in results]
-        rows.append([name, _fmt(getattr(results[0], f"reference_{name}"), "{:,}" if name == "heap_growths" else "bytes"),
+    for name in Reference.COMPARED:
+        ratios = [r.reference.ratios[name] for r in results]
+        rows.append([name, _fmt(getattr(results[0].reference, name), "{:,}" if name == "heap_growths" else "bytes"),
                      *("-" if x is None else f"{x:.3f}" for x in ratios)])
     return rows

@@ -19,13 +19,10 @@ import math
 from dataclasses import dataclass
 
 from pagealloc.results.asvresults import Run, order_modes
+from pagealloc.sim.result import METRICS
 
-FIGURES = [
-    ("p_stall_ns", "P-stall (all Ps)"),
-    ("alloc_latency_p99_ns", "alloc latency p99"),
-    ("alloc_latency_max_ns", "alloc latency max"),
-    ("released_bytes", "released"),
-]
+HEADLINE = ("p_stall_ns", "alloc_latency_p99_ns", "alloc_latency_max_ns", "released_bytes")
+FIGURES = [(name, METRICS[name].label) for name in HEADLINE]  # labels from the catalogue (pagealloc.sim.result)
 FALLBACK = [
     ("mutator_stall_ns", "mutator stall"),
     ("lock_hold_max_ns", "longest heap-lock hold"),
@@ -37,7 +34,10 @@ MIN_CHANGE = 0.01
 
 
 def unit_of(field: str) -> str:
-    return "ns" if field.endswith("_ns") else "bytes" if field.endswith("_bytes") else ""
+    """"ns", "bytes" or "" for a figure (the catalogue's unit; an older result's name by its suffix)."""
+    m = METRICS.get(field)
+    unit = m.unit if m is not None else "ns" if field.endswith("_ns") else "B" if field.endswith("_bytes") else ""
+    return {"ns": "ns", "B": "bytes"}.get(unit, "")
 
 
 @dataclass

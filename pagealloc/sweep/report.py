@@ -20,13 +20,14 @@ from pathlib import Path
 
 from pagealloc.errors import UserError
 from pagealloc.sim.presets import BASELINE_MODE, MODES
+from pagealloc.sim.result import METRICS
 from pagealloc.sweep.replaycall import row_schema
 from pagealloc.sweep.store import read_results
 
 MAX_HUE_TRACES = 8  # more traces than this are drawn as one line (median) with a band
 
 # Units for the y axes, by the metric's name.
-UNITS = [("_bytes", 2**20, "MiB"), ("_ns", 1e3, "µs, virtual")]
+UNITS = {"B": (2**20, "MiB"), "ns": (1e3, "µs, virtual"), "B/s": (2**20, "MiB/s")}  # by catalogue unit
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -68,10 +69,9 @@ def metrics(df) -> list[str]:
 
 
 def _unit(metric: str) -> tuple[float, str]:
-    for suffix, scale, unit in UNITS:
-        if metric.endswith(suffix):
-            return scale, unit
-    return 1.0, ""
+    """How a metric is drawn: the scale and unit of its unit in the catalogue (pagealloc.sim.result)."""
+    m = METRICS.get(metric)
+    return UNITS.get(m.unit if m is not None else "", (1.0, ""))
 
 
 def _presets(df) -> list[str]:
