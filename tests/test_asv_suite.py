@@ -330,6 +330,36 @@ def test_format_mode_table():
     assert "ReplayHeavy" not in table  # skipped in every mode
 
 
+class _Benchmarks:
+    """benchmarks.json as Results reads it: each benchmark's unit and parameter names."""
+
+    def __init__(self, names):
+        self.names = names
+
+    def unit(self, bench):
+        return "seconds" if ".time_" in bench else "ns"
+
+    def param_names(self, bench):
+        return self.names[bench]
+
+
+def test_mode_table_headings_come_from_each_benchmarks_own_parameters():
+    # ScavengeOne's "mode" is scavenge_one's lock flag (unlocked, locked), not a replay preset: its
+    # values must not land under the presets' go1.14 | unlocked headings (issue 22, blocker 1).
+    S, O = "b.ReplayMetrics.track_p_stall_ns", "bench_model.ScavengeOne.time_scavenge_one"
+    run = _run("a", {(S, ("t", "go1.14")): 2000.0, (S, ("t", "unlocked")): 2000.0, (S, ("t", "locked")): 1000.0,
+                     (O, ("unlocked", 1)): 709e-6, (O, ("locked", 1)): 658e-6})
+    table = format_mode_table(run, _Benchmarks({S: ["trace", "mode"], O: ["mode", "max_pages"]}))
+    replay, micro = table.split("\n\n")
+    assert [c.strip() for c in replay.splitlines()[0].strip("|").split("|")] == [
+        "benchmark (trace)", "go1.14", "unlocked", "ratio", "locked", "ratio"]
+    assert "ScavengeOne" not in replay and "track_p_stall_ns(t)" in replay
+    assert [c.strip() for c in micro.splitlines()[0].strip("|").split("|")] == [
+        "benchmark (max_pages)", "unlocked", "locked", "ratio"]
+    cells = [c.strip() for c in next(x for x in micro.splitlines() if "ScavengeOne" in x).strip("|").split("|")]
+    assert cells == ["ScavengeOne.time_scavenge_one(1)", "709us", "658us", "0.93"]
+
+
 def test_wall_clock_rows_are_marked_only_beyond_noise():
     T = "b.Replay.time_replay"
     one_sample = _run("a", {(T, ("t", "go1.14")): 1.0, (T, ("t", "locked")): 1.5})
