@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 
 from pagealloc.errors import UserError
-from pagealloc.results.asvresults import order_modes
+from pagealloc.results.asvresults import history_order, order_modes
 from pagealloc.results.headline import MIN_CHANGE, headline, unit_of
 from pagealloc.results.replays import replay_all
 from pagealloc.results.tables import human, ratio_text
@@ -190,11 +190,11 @@ def _log_axis(ax, ys) -> bool:
 def plot_across_commits(results, machine, out_dir: Path):
     """([(title, png)], runs): the replay benchmarks and microbenchmarks over commits."""
     runs = results.for_machine(machine)
-    # One point per commit: its newest run.
+    # One point per commit: its newest run; commits in the history's order.
     by_commit = {}
     for r in runs:
         by_commit[r.commit] = r
-    runs = sorted(by_commit.values(), key=lambda r: (r.date, r.commit))
+    runs = history_order(list(by_commit.values()), results.folder)
     xs = list(range(len(runs)))
     ticks = [r.commit[:8] for r in runs]
     plt = _plt()
