@@ -177,3 +177,29 @@ def test_across_commits_in_history_order_not_date_then_hash(tmp_path):
         path.write_text(json.dumps({**data, "commit_hash": commit, "date": 1000}))
     _, plotted = plot_across_commits(load_results(folder), "m", tmp_path)
     assert [r.commit for r in plotted] == [parent, child]
+
+
+def test_per_trace_bars_use_a_log_axis_when_one_trace_dwarfs_the_others(tmp_path, monkeypatch):
+    import pagealloc.results.report as report
+
+    seen = {}
+
+    def keep(fig, out_dir, name):
+        ax = fig.axes[0]
+        seen[name] = (ax.get_xscale(), [p.get_width() + p.get_x() for p in ax.patches], [t.get_text() for t in ax.texts])
+        report._plt().close(fig)
+        return name
+
+    monkeypatch.setattr(report, "_save", keep)
+    modes = ("go1.14", "unlocked", "locked")
+    wide = {"synth-contention": 7.6 * 2**30, "small": 3 * 2**20, "idle": 0}
+    report.plot_per_mode({t: {m: {"released_bytes": v} for m in modes} for t, v in wide.items()},
+                         "released_bytes", "released", "bytes", tmp_path, "wide.png")
+    scale, ends, texts = seen["wide.png"]
+    assert scale == "log"
+    assert sorted(set(round(e, 3) for e in ends)) == [0.3, 3.0, round(7.6 * 1024, 3)]  # every bar ends at its value
+    assert texts.count(" 0") == 3  # the idle trace's zeros are written, in each mode
+    narrow = {"a": 2e6, "b": 3e6}
+    report.plot_per_mode({t: {m: {"p_stall_ns": v} for m in modes} for t, v in narrow.items()},
+                         "p_stall_ns", "stall", "ns", tmp_path, "narrow.png")
+    assert seen["narrow.png"][0] == "linear"
