@@ -40,7 +40,7 @@ TABLE = [
     ("scavenged_alloc_bytes", "bytes"),
     ("madvise_calls", "{:,}"),
     ("scavenger_cpu_ns", "ns"),
-    ("released_bytes_per_scavenger_cpu_sec", "bytes"),
+    ("released_bytes_per_scavenger_cpu_sec", "bytes/s"),
     ("lock_acquisitions_mutator", "{:,}"),
     ("lock_acquisitions_scavenger", "{:,}"),
     ("lock_hold_max_ns", "ns"),
@@ -90,7 +90,9 @@ def parse_modes(text: str) -> tuple[str, ...]:
 
 
 def _fmt(value, how: str) -> str:
-    """A value in units that suit it: bytes as B/KiB/MiB/GiB, ns as ns/us/ms/s."""
+    """A value in units that suit it: bytes as B/KiB/MiB/GiB, ns as ns/us/ms/s; a rate ("bytes/s") as its unit per second."""
+    if how.endswith("/s"):
+        return _fmt(value, how[:-2]) + "/s"
     if how in ("bytes", "ns"):
         x, unit = scaled(value, how)
         if unit == "B":
