@@ -28,7 +28,7 @@ from pagealloc.results.gate import (
     regressions,
 )
 from pagealloc.results.headline import from_run, headline
-from pagealloc.results.tables import format_headline, format_mode_table
+from pagealloc.results.tables import format_comparison, format_headline, format_mode_table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -291,6 +291,11 @@ def test_gate_rules():
     new = _run("b", {(T, ("t", "locked")): 1.6, (E, ("t", "locked")): 60.0, (R, ("t", "locked")): 100.0,
                      (S, ("t", "locked")): 2.0, (T, ("u", "locked")): None, (T, ("v", "locked")): 1.4,
                      (T, ("w", "locked")): math.nan})
+    # Wall-clock figures are judged with asv's statistics: confidence intervals in both runs.
+    for run, spread in ((old, 0.05), (new, 0.05)):
+        for key in ((T, ("t", "locked")), (E, ("t", "locked"))):
+            v = run.values[key].value
+            run.values[key].ci = (v * (1 - spread), v * (1 + spread))
     status = {(c.benchmark, c.params[0]): c.status for c in compare_runs(old, new, 1.5)}
     assert status[(T, "t")] == "regressed"  # slower by 1.6x
     assert status[(E, "t")] == "regressed"  # events/s fell by 1.67x: higher is better
@@ -305,6 +310,24 @@ def test_gate_rules():
     noisy_old = _run("a", {(T, ("t", "locked")): 1.0}, ci)
     noisy_new = _run("b", {(T, ("t", "locked")): 1.6}, {(T, ("t", "locked")): (1.2, 2.2)})
     assert [c.status for c in compare_runs(noisy_old, noisy_new, 1.5)] == ["noise"]
+
+
+def test_one_sample_wall_clock_moves_are_unjudged_not_regressions():
+    # scripts/compare on --quick results listed one-sample timing noise as regressions (issue 22).
+    T, F, S = "b.Replay.time_replay", "bench_model.FillAligned.time_fill_aligned", "b.ReplayMetrics.track_p_stall_ns"
+    old = _run("a", {(T, ("t", "locked")): 1.0, (F, (1,)): 1.0, (S, ("t", "locked")): 1.0})
+    new = _run("b", {(T, ("t", "locked")): 1.96, (F, (1,)): 0.4, (S, ("t", "locked")): 1.96})
+    status = {c.benchmark: c.status for c in compare_runs(old, new, 1.5)}
+    assert status == {T: "unjudged", F: "unjudged", S: "regressed"}  # virtual time: deterministic, one sample tells
+    assert [c.benchmark for c in regressions(compare_runs(old, new, 1.5))] == [S]
+    text = format_comparison(compare_runs(old, new, 1.5), _Units("seconds"))
+    worse, _, rest = text.partition("\n\n")
+    assert "track_p_stall_ns" in worse and "time_replay" not in worse and "time_fill_aligned" not in worse
+    assert "not judged: one sample" in rest and "time_replay" in rest and "time_fill_aligned" in rest
+    assert "improved" not in text
+    # One run with statistics is not enough: both need them.
+    old.values[(T, ("t", "locked"))].ci = (0.99, 1.01)
+    assert next(c.status for c in compare_runs(old, new, 1.5) if c.benchmark == T) == "unjudged"
 
 
 class _Units:

@@ -164,7 +164,7 @@ def format_changes(changes: list[Change], results: Results, statuses) -> str:
         how = {1: "lower is better", -1: "higher is better", 0: "no direction"}[d]
         ratio = c.ratio
         rows.append([
-            {"regressed": "+", "failed": "!", "improved": "-", "fixed": "*"}.get(c.status, " "),
+            {"regressed": "+", "failed": "!", "improved": "-", "fixed": "*", "unjudged": "?"}.get(c.status, " "),
             human(c.old.value, unit),
             human(c.new.value, unit),
             f"{ratio:.2f}" if math.isfinite(ratio) else "n/a",
@@ -185,6 +185,8 @@ def format_comparison(changes: list[Change], results: Results, worse: str = "got
         ("improved", ("improved", "fixed")),
         ("changed, not gated (no better direction)", ("changed",)),
         ("beyond the factor but within the noise (confidence intervals overlap)", ("noise",)),
+        ("wall clock beyond the factor, not judged: one sample (--quick or repeat=1), so asv cannot tell it from "
+         "noise; rerun without --quick to judge it", ("unjudged",)),
     ):
         table = format_changes(changes, results, statuses)
         if table:
@@ -192,9 +194,4 @@ def format_comparison(changes: list[Change], results: Results, worse: str = "got
     incomparable = sorted({c.benchmark for c in changes if c.status == "incomparable"})
     if incomparable:
         out.append(f"not compared (benchmark code changed): {', '.join(incomparable)}")
-    untested = [c for c in changes if c.status in ("regressed", "improved") and is_wall_clock(c.benchmark)
-                and cis_overlap(c.old, c.new) is None]
-    if untested:
-        out.append(f"note: {len(untested)} of these are wall-clock values without a confidence interval (one sample:"
-                   " --quick or repeat=1), so their significance was not tested; rerun without --quick to check them")
     return "\n\n".join(out)
