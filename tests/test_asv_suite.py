@@ -134,6 +134,19 @@ def test_corpus_follows_the_manifest(tmp_path, monkeypatch):
     assert _corpus.trace_names("heavy") == [_corpus.NO_TRACES]
 
 
+def test_corpus_reads_the_manifest_through_its_owner_without_importing_pagealloc(tmp_path):
+    # benchmarks/_corpus.py uses pagealloc/trace/corpus.py, loaded by path: asv discovers benchmarks in a
+    # process per parameter combination, against commits that may lack the module.
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); from benchmarks import _corpus; "
+             "names = _corpus.trace_names('default'); "
+             "assert not [m for m in sys.modules if m.startswith('pagealloc')], sorted(sys.modules); print(names)")
+    p = subprocess.run([sys.executable, "-c", probe, str(ROOT)], capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    from pagealloc.trace.corpus import load
+
+    assert p.stdout.strip() == str([e.name for e in load().select(sets=["default"])])
+
+
 def test_replay_benchmarks_run_and_agree_with_replay(tmp_path, monkeypatch):
     """One small trace through setup_cache, setup and the benchmark bodies."""
     subprocess.run([sys.executable, "-m", "pagealloc", "synth", "burst-idle", "-o", str(tmp_path / "t.parquet"),
