@@ -52,3 +52,17 @@ def test_record_help_names_every_place_go114_source_comes_from():
     sub = build_parser()._subparsers._group_actions[0].choices["record"]
     text = sub.format_help()
     assert "$PAGEALLOC_GO114_SRC" in text and "../shared/go114" in text
+
+
+def test_no_script_shares_a_name_with_a_benchmark_module():
+    benchmarks = {p.stem for p in (ROOT / "benchmarks").glob("*.py")}
+    scripts = {p.stem.replace("-", "_") for p in (ROOT / "scripts").iterdir() if p.is_file()}
+    assert not benchmarks & scripts, benchmarks & scripts
+
+
+def test_every_script_the_docs_name_exists():
+    docs = [ROOT / "README.md", ROOT / "ARCHITECTURE.md", ROOT / "traces" / "README.md"]
+    named = {m.group(1) for d in docs for m in re.finditer(r"\bscripts/([\w.-]+)", d.read_text())}
+    assert {"model-speed", "replay-speed", "compare"} <= named
+    missing = sorted(n for n in named if not (ROOT / "scripts" / n).exists())
+    assert not missing, missing
