@@ -1,10 +1,10 @@
 """Which traces and modes the benchmarks replay, and helpers shared by the suites.
 
-The corpus is traces/manifest.json (written by the corpus owners): each
-entry has a name, a file relative to traces/ and a set, "default" or
-"heavy".  Entries whose file is not there are left out.  Without a
-manifest, traces/*.parquet is the default set and traces/heavy/*.parquet
-the heavy one.
+The corpus is traces/manifest.json, read by its one owner,
+pagealloc/trace/corpus.py: each entry has a name, a file relative to
+traces/ and a set, "default" or "heavy".  Entries whose file is not there
+are left out.  Without a (readable) manifest, traces/*.parquet is the
+default set and traces/heavy/*.parquet the heavy one.
 
 The ``mode`` parameter is every preset any benchmarked commit may have
 (``go1.14``, the baseline, first).  It is a fixed list rather than
@@ -13,17 +13,22 @@ parameter combination, and importing pagealloc there would cost ~0.4 s
 each, minutes per run (tests/test_asv_suite.py fails when pagealloc has a
 mode this list lacks).  A commit that lacks a mode skips it (bench_replay).
 
-Nothing here needs pagealloc: benchmark discovery runs against whatever
-commit asv benchmarks, which may predate any of its modules.
+Nothing here imports pagealloc: benchmark discovery runs against whatever
+commit asv benchmarks, which may predate any of its modules.  The manifest
+reader is this checkout's pagealloc/trace/corpus.py, loaded by its path
+(it imports nothing of ours at its top).
 """
 
 from __future__ import annotations
 
-import json
+import functools
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
-TRACES = Path(os.environ.get("PAGEALLOC_BENCH_TRACES") or Path(__file__).resolve().parents[1] / "traces")
+ROOT = Path(__file__).resolve().parents[1]
+TRACES = Path(os.environ.get("PAGEALLOC_BENCH_TRACES") or ROOT / "traces")
 KNOWN_MODES = ["go1.14", "unlocked", "locked"]  # every preset of any commit: the baseline first
 NO_TRACES = "(no traces)"
 HEAVY_ENV = "PAGEALLOC_BENCH_HEAVY"
@@ -39,26 +44,30 @@ except ImportError:  # pragma: no cover - older asv_runner
 MODES = KNOWN_MODES
 
 
+@functools.lru_cache(maxsize=1)
+def _manifest_reader():
+    """This checkout's pagealloc/trace/corpus.py, loaded by path (see the module docstring)."""
+    spec = importlib.util.spec_from_file_location("_pagealloc_trace_corpus", ROOT / "pagealloc" / "trace" / "corpus.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 def corpus(which: str = "default") -> list[tuple[str, Path]]:
     """[(name, path)] of the traces in set ``which`` that exist, in manifest order
     ("speed": the default set's SPEED_TRACES)."""
     if which == "speed":
         return speed_corpus()
     manifest = TRACES / "manifest.json"
-    entries = None
-    try:
-        entries = json.loads(manifest.read_text())["traces"]
-    except (OSError, ValueError, KeyError, TypeError):
-        entries = None
-    out = []
-    if isinstance(entries, list):
-        for e in entries:
-            if not isinstance(e, dict) or e.get("set", "default") != which or "file" not in e:
-                continue
-            path = TRACES / e["file"]
-            if path.is_file():
-                out.append((str(e.get("name") or path.stem), path))
-        return out
+    if manifest.is_file():
+        reader = _manifest_reader()
+        try:
+            entries = reader.load(manifest).select(sets=[which])
+        except Exception:  # noqa: BLE001 - a bad manifest (or an old pagealloc to report it): the folders
+            entries = None
+        if entries is not None:
+            return [(e.name, e.path) for e in entries if e.path.is_file()]
     folder = TRACES if which == "default" else TRACES / which
     return [(p.stem, p) for p in sorted(folder.glob("*.parquet"))]
 

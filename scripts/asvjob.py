@@ -225,6 +225,53 @@ def add_pagealloc(html_dir: Path = HTML) -> None:
     index.write_text(text)
 
 
+SERVE_PAGE = "open-over-http.html"
+_FILE_REDIRECT = (f"<script>/* pagealloc: opened as a file, asv cannot read its data */ if (location.protocol === 'file:') "
+                  f"location.replace('{SERVE_PAGE}');</script>")
+
+
+def serve_page(html_dir: Path = HTML) -> str:
+    """The page the dashboard shows when opened as a file: why it cannot draw, and the commands that serve it."""
+    from html import escape
+
+    report = html_dir / "report" / "index.html"
+    also = ('<p>The report needs no server: <a href="report/index.html">report/index.html</a> '
+            "(each preset against go1.14, per trace, and across commits).</p>") if report.exists() else ""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>pagealloc dashboard: serve it over HTTP</title>
+<style>body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 50em; color: #222; }}
+pre {{ background: #f4f4f4; padding: 0.6em; overflow-x: auto; }}</style></head>
+<body>
+<h1>The pagealloc dashboard needs a web server</h1>
+<p>This page was opened as a file. A browser does not let a page opened from a file read the data beside it
+(<code>index.json</code>, <code>graphs/</code>), so asv's dashboard cannot draw from here (asv itself would say
+"Can not determine continental origin of swallow"). Serve the folder, then open the address it prints:</p>
+<pre>cd {escape(str(ROOT))} &amp;&amp; .venv/bin/asv preview
+# then open http://127.0.0.1:8080/</pre>
+<p>or, with any Python 3:</p>
+<pre>python3 -m http.server 8080 --bind 127.0.0.1 -d {escape(str(html_dir.resolve()))}
+# then open http://127.0.0.1:8080/</pre>
+{also}
+<p>Published by <code>scripts/publish</code> (README.md, "Benchmarking with asv").</p>
+</body></html>
+"""
+
+
+def add_serve_page(html_dir: Path = HTML) -> None:
+    """Make the dashboard open usefully from file://: the page that says how to serve it, asv's error page
+    replaced by it, and index.html sent there before anything else loads when opened as a file."""
+    page = serve_page(html_dir)
+    (html_dir / SERVE_PAGE).write_text(page)
+    (html_dir / "error.html").write_text(page)  # where asv's scripts send the browser when they fail to load
+    index = html_dir / "index.html"
+    text = index.read_text()
+    if _FILE_REDIRECT not in text:
+        text, n = re.subn(r"(<head[^>]*>)", lambda m: m.group(1) + "\n    " + _FILE_REDIRECT, text, count=1)
+        if n == 0:
+            say("  warning: no <head> in the dashboard's index.html; opened as a file it will not say how to serve it")
+        index.write_text(text)
+
+
 def publish(log: Path) -> bool:
     """asv publish, then make the dashboard self-contained (no CDN), add
     pagealloc's script and report link, and copy the report in.
@@ -253,6 +300,7 @@ def publish(log: Path) -> bool:
         say(f"  dashboard: {len(empty)} benchmark(s) without a value on any commit left out: {', '.join(empty)}")
     if (REPORT / "index.html").exists():
         shutil.copytree(REPORT, HTML_REPORT, dirs_exist_ok=True)
+    add_serve_page()
     return True
 
 

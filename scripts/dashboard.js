@@ -4,7 +4,12 @@
 // benchmarks, parameterized over (trace, mode), that is 8 traces of the
 // first mode only.  Open every trace in every mode instead, so the presets
 // can be compared at a glance; the panels on the left still narrow it down.
+// With more than MAX_LEGEND lines (the bundled corpus gives ~108) the graph
+// opens without its legend, which would cover the plot: the "legend" button
+// above the graph shows it, and the panels on the left narrow the lines down.
 'use strict';
+
+var MAX_LEGEND = 12;
 
 $(document).ready(function () {
     // The benchmark page's hash with every parameter value selected, or null
@@ -18,7 +23,14 @@ $(document).ready(function () {
             return null;
         }
         var params = {};
-        bench.param_names.forEach(function (p, i) { params['p-' + p] = bench.params[i]; });
+        var lines = 1;
+        bench.param_names.forEach(function (p, i) {
+            params['p-' + p] = bench.params[i];
+            lines *= bench.params[i].length;
+        });
+        if (lines > MAX_LEGEND) {
+            params['show-legend'] = ['false'];
+        }
         return $.asv.format_hash_string({location: [name], params: params});
     }
 

@@ -28,7 +28,7 @@ from pagealloc.results.gate import (
     regressions,
 )
 from pagealloc.results.headline import from_run, headline
-from pagealloc.results.tables import format_headline, format_mode_table
+from pagealloc.results.tables import format_comparison, format_headline, format_mode_table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -132,6 +132,19 @@ def test_corpus_follows_the_manifest(tmp_path, monkeypatch):
     assert _corpus.trace_names("speed") == ["a", "b"]  # no SPEED_TRACES here: the whole default set
     (tmp_path / "heavy/h.parquet").unlink()
     assert _corpus.trace_names("heavy") == [_corpus.NO_TRACES]
+
+
+def test_corpus_reads_the_manifest_through_its_owner_without_importing_pagealloc(tmp_path):
+    # benchmarks/_corpus.py uses pagealloc/trace/corpus.py, loaded by path: asv discovers benchmarks in a
+    # process per parameter combination, against commits that may lack the module.
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); from benchmarks import _corpus; "
+             "names = _corpus.trace_names('default'); "
+             "assert not [m for m in sys.modules if m.startswith('pagealloc')], sorted(sys.modules); print(names)")
+    p = subprocess.run([sys.executable, "-c", probe, str(ROOT)], capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    from pagealloc.trace.corpus import load
+
+    assert p.stdout.strip() == str([e.name for e in load().select(sets=["default"])])
 
 
 def test_replay_benchmarks_run_and_agree_with_replay(tmp_path, monkeypatch):
@@ -291,6 +304,11 @@ def test_gate_rules():
     new = _run("b", {(T, ("t", "locked")): 1.6, (E, ("t", "locked")): 60.0, (R, ("t", "locked")): 100.0,
                      (S, ("t", "locked")): 2.0, (T, ("u", "locked")): None, (T, ("v", "locked")): 1.4,
                      (T, ("w", "locked")): math.nan})
+    # Wall-clock figures are judged with asv's statistics: confidence intervals in both runs.
+    for run, spread in ((old, 0.05), (new, 0.05)):
+        for key in ((T, ("t", "locked")), (E, ("t", "locked"))):
+            v = run.values[key].value
+            run.values[key].ci = (v * (1 - spread), v * (1 + spread))
     status = {(c.benchmark, c.params[0]): c.status for c in compare_runs(old, new, 1.5)}
     assert status[(T, "t")] == "regressed"  # slower by 1.6x
     assert status[(E, "t")] == "regressed"  # events/s fell by 1.67x: higher is better
@@ -305,6 +323,24 @@ def test_gate_rules():
     noisy_old = _run("a", {(T, ("t", "locked")): 1.0}, ci)
     noisy_new = _run("b", {(T, ("t", "locked")): 1.6}, {(T, ("t", "locked")): (1.2, 2.2)})
     assert [c.status for c in compare_runs(noisy_old, noisy_new, 1.5)] == ["noise"]
+
+
+def test_one_sample_wall_clock_moves_are_unjudged_not_regressions():
+    # scripts/compare on --quick results listed one-sample timing noise as regressions (issue 22).
+    T, F, S = "b.Replay.time_replay", "bench_model.FillAligned.time_fill_aligned", "b.ReplayMetrics.track_p_stall_ns"
+    old = _run("a", {(T, ("t", "locked")): 1.0, (F, (1,)): 1.0, (S, ("t", "locked")): 1.0})
+    new = _run("b", {(T, ("t", "locked")): 1.96, (F, (1,)): 0.4, (S, ("t", "locked")): 1.96})
+    status = {c.benchmark: c.status for c in compare_runs(old, new, 1.5)}
+    assert status == {T: "unjudged", F: "unjudged", S: "regressed"}  # virtual time: deterministic, one sample tells
+    assert [c.benchmark for c in regressions(compare_runs(old, new, 1.5))] == [S]
+    text = format_comparison(compare_runs(old, new, 1.5), _Units("seconds"))
+    worse, _, rest = text.partition("\n\n")
+    assert "track_p_stall_ns" in worse and "time_replay" not in worse and "time_fill_aligned" not in worse
+    assert "not judged: one sample" in rest and "time_replay" in rest and "time_fill_aligned" in rest
+    assert "improved" not in text
+    # One run with statistics is not enough: both need them.
+    old.values[(T, ("t", "locked"))].ci = (0.99, 1.01)
+    assert next(c.status for c in compare_runs(old, new, 1.5) if c.benchmark == T) == "unjudged"
 
 
 class _Units:
@@ -328,6 +364,36 @@ def test_format_mode_table():
     line = next(x for x in table.splitlines() if "track_mutator" in x)
     assert "ReplayMetrics.track_mutator_stall_ns(t)" in line and "1.00  " in line and "0.50 -" in line  # locked better
     assert "ReplayHeavy" not in table  # skipped in every mode
+
+
+class _Benchmarks:
+    """benchmarks.json as Results reads it: each benchmark's unit and parameter names."""
+
+    def __init__(self, names):
+        self.names = names
+
+    def unit(self, bench):
+        return "seconds" if ".time_" in bench else "ns"
+
+    def param_names(self, bench):
+        return self.names[bench]
+
+
+def test_mode_table_headings_come_from_each_benchmarks_own_parameters():
+    # ScavengeOne's "mode" is scavenge_one's lock flag (unlocked, locked), not a replay preset: its
+    # values must not land under the presets' go1.14 | unlocked headings (issue 22, blocker 1).
+    S, O = "b.ReplayMetrics.track_p_stall_ns", "bench_model.ScavengeOne.time_scavenge_one"
+    run = _run("a", {(S, ("t", "go1.14")): 2000.0, (S, ("t", "unlocked")): 2000.0, (S, ("t", "locked")): 1000.0,
+                     (O, ("unlocked", 1)): 709e-6, (O, ("locked", 1)): 658e-6})
+    table = format_mode_table(run, _Benchmarks({S: ["trace", "mode"], O: ["mode", "max_pages"]}))
+    replay, micro = table.split("\n\n")
+    assert [c.strip() for c in replay.splitlines()[0].strip("|").split("|")] == [
+        "benchmark (trace)", "go1.14", "unlocked", "ratio", "locked", "ratio"]
+    assert "ScavengeOne" not in replay and "track_p_stall_ns(t)" in replay
+    assert [c.strip() for c in micro.splitlines()[0].strip("|").split("|")] == [
+        "benchmark (max_pages)", "unlocked", "locked", "ratio"]
+    cells = [c.strip() for c in next(x for x in micro.splitlines() if "ScavengeOne" in x).strip("|").split("|")]
+    assert cells == ["ScavengeOne.time_scavenge_one(1)", "709us", "658us", "0.93"]
 
 
 def test_wall_clock_rows_are_marked_only_beyond_noise():

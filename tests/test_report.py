@@ -135,3 +135,71 @@ def test_bad_input_is_one_line_and_status_2(trace, tmp_path):
         assert len(lines) == 1 and lines[0].startswith("pagealloc: error: "), (args, err)
         assert named in lines[0], (args, err)
         assert "Traceback" not in err
+
+
+def _same_second_commits(repo: Path) -> tuple[str, str]:
+    """A parent and its child committed in the same second, the child's hash sorting first (so that
+    (date, hash) order puts the child before its parent)."""
+    env = {"GIT_AUTHOR_DATE": "2026-12-01T12:00:00Z", "GIT_COMMITTER_DATE": "2026-12-01T12:00:00Z",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           "PATH": "/usr/bin:/bin"}
+    git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], check=True, capture_output=True, text=True,  # noqa: E731
+                                    env=env).stdout.strip()
+    git("init", "-q")
+    git("commit", "-q", "--allow-empty", "-m", "parent")
+    parent = git("rev-parse", "HEAD")
+    git("commit", "-q", "--allow-empty", "-m", "child")
+    for i in range(64):
+        git("commit", "-q", "--amend", "--allow-empty", "-m", f"child {i}")  # another hash, same parent and second
+        child = git("rev-parse", "HEAD")
+        if child < parent:
+            return parent, child
+    raise AssertionError("no child hash below its parent's in 64 tries")
+
+
+def test_across_commits_in_history_order_not_date_then_hash(tmp_path):
+    from pagealloc.results.asvresults import Run, history_order, load_results
+    from pagealloc.results.report import plot_across_commits
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    parent, child = _same_second_commits(repo)
+    runs = [Run(Path(f"/x/{c}.json"), "m", c, "env", 1000) for c in (parent, child, "f" * 40)]
+    runs[2].date = 500  # a commit this clone lacks keeps its place in date order
+    assert [r.commit for r in sorted(runs, key=lambda r: (r.date, r.commit))] == ["f" * 40, child, parent]
+    assert [r.commit for r in history_order(runs, repo)] == ["f" * 40, parent, child]
+    assert [r.commit for r in history_order(runs, tmp_path / "not-a-repo")] == ["f" * 40, child, parent]
+    # The report's axis: results kept inside the repository, as .asv/results is.
+    folder = _asv_results(repo / ".asv" / "results", commits=(("aaaa1111", 1), ("bbbb2222", 2)))
+    for commit, name in ((parent, "aaaa1111"), (child, "bbbb2222")):
+        path = folder / "m" / f"{name}-env.json"
+        data = json.loads(path.read_text())
+        path.write_text(json.dumps({**data, "commit_hash": commit, "date": 1000}))
+    _, plotted = plot_across_commits(load_results(folder), "m", tmp_path)
+    assert [r.commit for r in plotted] == [parent, child]
+
+
+def test_per_trace_bars_use_a_log_axis_when_one_trace_dwarfs_the_others(tmp_path, monkeypatch):
+    import pagealloc.results.report as report
+
+    seen = {}
+
+    def keep(fig, out_dir, name):
+        ax = fig.axes[0]
+        seen[name] = (ax.get_xscale(), [p.get_width() + p.get_x() for p in ax.patches], [t.get_text() for t in ax.texts])
+        report._plt().close(fig)
+        return name
+
+    monkeypatch.setattr(report, "_save", keep)
+    modes = ("go1.14", "unlocked", "locked")
+    wide = {"synth-contention": 7.6 * 2**30, "small": 3 * 2**20, "idle": 0}
+    report.plot_per_mode({t: {m: {"released_bytes": v} for m in modes} for t, v in wide.items()},
+                         "released_bytes", "released", "bytes", tmp_path, "wide.png")
+    scale, ends, texts = seen["wide.png"]
+    assert scale == "log"
+    assert sorted(set(round(e, 3) for e in ends)) == [0.3, 3.0, round(7.6 * 1024, 3)]  # every bar ends at its value
+    assert texts.count(" 0") == 3  # the idle trace's zeros are written, in each mode
+    narrow = {"a": 2e6, "b": 3e6}
+    report.plot_per_mode({t: {m: {"p_stall_ns": v} for m in modes} for t, v in narrow.items()},
+                         "p_stall_ns", "stall", "ns", tmp_path, "narrow.png")
+    assert seen["narrow.png"][0] == "linear"

@@ -28,6 +28,9 @@ COMMANDS = [
     "sweep",
     "sweep_report",
     "calibrate",
+    "compare",
+    "replay_figures",
+    "go114_fidelity",
 ]
 
 

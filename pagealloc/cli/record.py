@@ -42,7 +42,7 @@ def register(sub) -> None:
     p.add_argument("--name", help="trace name for the metadata (default: the program or package)")
     p.add_argument("--go", choices=["installed", "1.14"], default="installed",
                    help="the runtime that records: the installed Go (default), or pagealloc's recording Go 1.14.6")
-    p.add_argument("--go114-src", metavar="PATH", help="Go 1.14.6 source tarball or tree for --go 1.14 (default: $PAGEALLOC_GO114_SRC)")
+    p.add_argument("--go114-src", metavar="PATH", help="Go 1.14.6 source tarball or tree for --go 1.14 (default: $PAGEALLOC_GO114_SRC, else ../shared/go114 beside this checkout)")
     p.add_argument("--gomaxprocs", type=int, metavar="N", help="run with GOMAXPROCS=N (more Ps than cores is fine)")
     p.add_argument("--keep-raw", "--keep-go-trace", dest="keep_raw", metavar="FILE",
                    help="also keep the raw recording in FILE (the Go execution trace, or the Go 1.14 record stream; "

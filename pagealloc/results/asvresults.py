@@ -15,6 +15,7 @@ import ast
 import itertools
 import json
 import math
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,6 +171,40 @@ def load_results(folder) -> Results:
     if not runs:
         raise UserError(f"{folder}: no asv results in it (run `asv run` first, or point at asv's results_dir)")
     return Results(folder, runs, benchmarks)
+
+
+def history_order(runs: list[Run], repo) -> list[Run]:
+    """``runs`` in the order of the git history of ``repo`` (a folder inside
+    the repository), parents before children, runs of one commit together.
+
+    asv's commit date has one-second resolution: two commits of the same
+    second sorted by (date, hash) come out in hash order.  Commits the
+    repository lacks (results copied from elsewhere), or no git at all, keep
+    their place in date order; the ones it has fill their slots in history order."""
+    runs = sorted(runs, key=lambda r: (r.date, r.commit))
+    commits = list(dict.fromkeys(r.commit for r in runs))
+    known = _history(commits, repo)
+    if len(known) > 1:
+        slots = iter(known)
+        commits = [next(slots) if c in known else c for c in commits]
+    rank = {c: i for i, c in enumerate(commits)}
+    return sorted(runs, key=lambda r: rank[r.commit])
+
+
+def _history(commits: list[str], repo) -> list[str]:
+    """The ``commits`` that ``repo`` has, parents first (``git rev-list --topo-order``); [] without git."""
+    def git(*args, stdin=None):
+        return subprocess.run(["git", "-C", str(repo), *args], input=stdin, capture_output=True, text=True,
+                              check=True).stdout
+    try:
+        listed = git("cat-file", "--batch-check=%(objectname) %(objecttype)", stdin="\n".join(commits) + "\n")
+        have = [c for c, line in zip(commits, listed.splitlines()) if line.endswith(" commit")]
+        if len(have) < 2:
+            return have
+        wanted = set(have)
+        return [c for c in git("rev-list", "--topo-order", "--reverse", *have).split() if c in wanted]
+    except (OSError, subprocess.CalledProcessError):
+        return []
 
 
 def latest_run(runs: list[Run], commit: str, env: str | None = None) -> Run | None:

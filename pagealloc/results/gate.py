@@ -15,9 +15,13 @@ e.g. ``track_wall_seconds_per_event``), so here:
   ``track_*``.  Their changes are listed, never gated.
 
 A benchmark regresses when it moves the bad way by more than ``factor``
-(new/old > factor, or old/new > factor for higher-is-better), unless both
-runs have 99% confidence intervals and they overlap (noise), or when it had
-a value before and fails now.
+(new/old > factor, or old/new > factor for higher-is-better), or when it
+had a value before and fails now.  A wall-clock figure is judged only with
+asv's own statistics: both runs need a 99% confidence interval (two samples
+or more; ``--quick`` takes one), and when they overlap the move is noise.
+Without them a wall-clock move beyond the factor is "unjudged": listed,
+never a regression or an improvement.  Virtual-time figures are
+deterministic, so one sample tells.
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ class Change:
     params: tuple
     old: Value
     new: Value
-    status: str  # regressed, improved, changed, failed, fixed, noise, same, incomparable
+    status: str  # regressed, improved, changed, failed, fixed, noise, unjudged, same, incomparable
 
     @property
     def ratio(self) -> float:
@@ -114,7 +118,11 @@ def compare_runs(old: Run, new: Run, factor: float = DEFAULT_FACTOR) -> list[Cha
             if d == 0:
                 status = "changed" if (ratio > factor or ratio < 1 / factor) else "same"
             elif worse > factor or worse < 1 / factor:
-                status = "noise" if cis_overlap(a, b) else ("regressed" if worse > factor else "improved")
+                overlap = cis_overlap(a, b)
+                if overlap is None and is_wall_clock(bench):
+                    status = "unjudged"  # one sample: asv cannot tell this move from noise
+                else:
+                    status = "noise" if overlap else ("regressed" if worse > factor else "improved")
             else:
                 status = "same"
         out.append(Change(bench, params, a, b, status))

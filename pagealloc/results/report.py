@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 
 from pagealloc.errors import UserError
-from pagealloc.results.asvresults import order_modes
+from pagealloc.results.asvresults import history_order, order_modes
 from pagealloc.results.headline import MIN_CHANGE, headline, unit_of
 from pagealloc.results.replays import replay_all
 from pagealloc.results.tables import human, ratio_text
@@ -161,13 +161,26 @@ def plot_per_mode(results: dict, field: str, title: str, unit: str, out_dir: Pat
     modes = order_modes(next(iter(results.values())))
     fig, ax = plt.subplots(figsize=(7.5, 0.2 * len(modes) * len(labels) + 1.2))
     h = 0.8 / len(modes)
+    bars = []
     for k, mode in enumerate(modes):
         ys = [i + (k - (len(modes) - 1) / 2) * h for i in range(len(labels))]
-        vals = [results[lab][mode][field] / scale for lab in labels]
-        ax.barh(ys, vals, height=h, color=color(mode), label=mode)
+        bars.append((mode, ys, [results[lab][mode][field] / scale for lab in labels]))
+    positive = [v for _, _, vals in bars for v in vals if v > 0]
+    # Log axis: the traces span orders of magnitude (synth-contention's GiB and seconds would leave the others
+    # without a visible bar on a linear one); bars start a decade below the smallest value, zeros are written.
+    log = bool(positive) and max(positive) / min(positive) >= 10
+    floor = min(positive) / 10 if log else 0
+    for mode, ys, vals in bars:
+        ax.barh(ys, [v - floor if v > 0 else 0 for v in vals], left=floor, height=h, color=color(mode), label=mode)
+        for y, v in zip(ys, vals):
+            if v <= 0:
+                ax.text(floor, y, " 0", va="center", fontsize=6, color=color(mode))
+    if log:
+        ax.set_xscale("log")
+        ax.set_xlim(left=floor)
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
-    ax.set_xlabel(unit_label)
+    ax.set_xlabel(f"{unit_label}, log scale" if log else unit_label)
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="best")
@@ -190,11 +203,11 @@ def _log_axis(ax, ys) -> bool:
 def plot_across_commits(results, machine, out_dir: Path):
     """([(title, png)], runs): the replay benchmarks and microbenchmarks over commits."""
     runs = results.for_machine(machine)
-    # One point per commit: its newest run.
+    # One point per commit: its newest run; commits in the history's order.
     by_commit = {}
     for r in runs:
         by_commit[r.commit] = r
-    runs = sorted(by_commit.values(), key=lambda r: (r.date, r.commit))
+    runs = history_order(list(by_commit.values()), results.folder)
     xs = list(range(len(runs)))
     ticks = [r.commit[:8] for r in runs]
     plt = _plt()
@@ -355,6 +368,8 @@ def build_report(traces, out_dir, *, asv_results=None, machine=None, jobs: int =
         stall, stall_label = (("p_stall_ns", "P-stall") if "p_stall_ns" in next(iter(replays.values()))[modes[0]]
                               else ("mutator_stall_ns", "mutator stall"))
         body.append('<h2 id="per-mode">Released bytes and stall per mode</h2>')
+        body.append('<p class="note">Log axis where the traces span a factor of 10 or more, so that the largest '
+                    "does not hide the others; a zero is written as 0.</p>")
         png = plot_per_mode(replays, "released_bytes", "released bytes per trace", "bytes", out_dir, "released.png")
         body.append(_img(png, f"released bytes per trace, {' vs '.join(modes)}"))
         png = plot_per_mode(replays, stall, f"{stall_label} per trace (virtual)", "ns", out_dir, "stall.png")

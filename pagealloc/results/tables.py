@@ -116,23 +116,26 @@ def mark(benchmark: str, base, alt) -> str:
 
 
 def format_mode_table(run: Run, results: Results) -> str:
-    """Every benchmark of ``run`` with a mode parameter, its presets side by
-    side: the baseline, then each other preset with its ratio to the baseline
-    and a mark (``mark``)."""
+    """Every benchmark of ``run`` with a mode parameter, its values side by
+    side: the first, then each other with its ratio to the first and a mark
+    (``mark``).
+
+    The headings come from each benchmark's own parameter values, so
+    benchmarks whose ``mode`` means different things (the replay presets,
+    a microbenchmark's lock flag) get a table each: one per distinct set of
+    modes and other parameter names, replay benchmarks first."""
     def order(group):
         bench = group[0]
         kind = 0 if ".ReplayMetrics" in bench else 1 if ".Replay" in bench else 2
         return (kind, bench, str(group[1]))
 
-    groups = sorted(mode_groups(run, results.param_names), key=order)
-    rows, header = [], None
-    for bench, rest, by_mode in groups:
+    tables: dict[tuple, list[list[str]]] = {}  # (modes, other parameter names) -> rows
+    for bench, rest, by_mode in sorted(mode_groups(run, results.param_names), key=order):
         values = list(by_mode.values())
         if all(v.value is not None and not v.ok for v in values):
             continue  # skipped in every mode
-        modes = list(by_mode)
-        if header is None or len(header) < 2 + 2 * (len(modes) - 1):
-            header = ["benchmark (trace)", modes[0], *[c for m in modes[1:] for c in (m, "ratio")]]
+        names = [n for n in results.param_names(bench) if n != "mode"]
+        key = (tuple(by_mode), tuple(names) if len(names) == len(rest) else ("params",) * bool(rest))
         unit = results.unit(bench)
         base = values[0]
         cells = [human(base.value, unit)]
@@ -140,11 +143,15 @@ def format_mode_table(run: Run, results: Results) -> str:
             r = alt.value / base.value if alt.ok and base.ok and base.value else math.nan
             cells += [human(alt.value, unit), f"{r:.2f} {mark(bench, base, alt) or ' '}" if math.isfinite(r) else "n/a  "]
         name = bench.split(".", 1)[-1]
-        rows.append([f"{name}({', '.join(map(str, rest))})" if rest else name, *cells])
-    if not rows:
+        tables.setdefault(key, []).append([f"{name}({', '.join(map(str, rest))})" if rest else name, *cells])
+    if not tables:
         return "(no benchmark with a mode parameter in this run)"
-    rows = [r + [""] * (len(header) - len(r)) for r in rows]
-    return _table(header, rows, right=tuple(range(1, len(header))))
+    out = []
+    for (modes, names), rows in tables.items():
+        first = f"benchmark ({', '.join(names)})" if names else "benchmark"
+        header = [first, modes[0], *[c for m in modes[1:] for c in (m, "ratio")]]
+        out.append(_table(header, rows, right=tuple(range(1, len(header)))))
+    return "\n\n".join(out)
 
 
 def format_changes(changes: list[Change], results: Results, statuses) -> str:
@@ -157,7 +164,7 @@ def format_changes(changes: list[Change], results: Results, statuses) -> str:
         how = {1: "lower is better", -1: "higher is better", 0: "no direction"}[d]
         ratio = c.ratio
         rows.append([
-            {"regressed": "+", "failed": "!", "improved": "-", "fixed": "*"}.get(c.status, " "),
+            {"regressed": "+", "failed": "!", "improved": "-", "fixed": "*", "unjudged": "?"}.get(c.status, " "),
             human(c.old.value, unit),
             human(c.new.value, unit),
             f"{ratio:.2f}" if math.isfinite(ratio) else "n/a",
@@ -178,6 +185,8 @@ def format_comparison(changes: list[Change], results: Results, worse: str = "got
         ("improved", ("improved", "fixed")),
         ("changed, not gated (no better direction)", ("changed",)),
         ("beyond the factor but within the noise (confidence intervals overlap)", ("noise",)),
+        ("wall clock beyond the factor, not judged: one sample (--quick or repeat=1), so asv cannot tell it from "
+         "noise; rerun without --quick to judge it", ("unjudged",)),
     ):
         table = format_changes(changes, results, statuses)
         if table:
@@ -185,9 +194,4 @@ def format_comparison(changes: list[Change], results: Results, worse: str = "got
     incomparable = sorted({c.benchmark for c in changes if c.status == "incomparable"})
     if incomparable:
         out.append(f"not compared (benchmark code changed): {', '.join(incomparable)}")
-    untested = [c for c in changes if c.status in ("regressed", "improved") and is_wall_clock(c.benchmark)
-                and cis_overlap(c.old, c.new) is None]
-    if untested:
-        out.append(f"note: {len(untested)} of these are wall-clock values without a confidence interval (one sample:"
-                   " --quick or repeat=1), so their significance was not tested; rerun without --quick to check them")
     return "\n\n".join(out)

@@ -30,6 +30,7 @@ from pagealloc.errors import UserError
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.sim.presets import AUTO_TIMING, KNOBS, MODES, TIMINGS, concrete_timing
 from pagealloc.sweep.replaycall import knob_defaults
+from pagealloc.trace import corpus
 
 AXIS_KEYS = ("traces", "trace_sets", "modes", "timings", "cost_files", "cost", *KNOBS)
 TOP_KEYS = ("name", "manifest", *AXIS_KEYS, "points")
@@ -37,7 +38,7 @@ COST_FIELDS = tuple(f.name for f in dataclasses.fields(CostModel))
 COST_RANGE = (0, 10**12)  # as CostModel.from_dict accepts
 MAX_AXIS_VALUES = 10_000
 MAX_POINTS = 250_000  # ten times the 24,000-point example; each point is a few KB in the client
-DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "traces" / "manifest.json"  # the bundled corpus
+DEFAULT_MANIFEST = corpus.MANIFEST  # the bundled corpus
 
 
 @dataclass(frozen=True)
@@ -209,22 +210,17 @@ class _Parser:
 
     def _manifest_sets(self, sets: list[str], key: str) -> list[Path]:
         try:
-            entries = json.loads(self.manifest.read_text())["traces"]
-            by_set = {}
-            for e in entries:
-                by_set.setdefault(e["set"], []).append(self.manifest.parent / e["file"])
-        except OSError as e:
-            self.fail(key, f"{self.manifest}: cannot read the trace manifest: {e.strerror or e}")
-        except (ValueError, KeyError, TypeError) as e:
-            self.fail(key, f"{self.manifest}: not a trace manifest ({type(e).__name__}: {e})")
+            by_set = corpus.load(self.manifest).sets()
+        except UserError as e:
+            self.fail(key, str(e))
         out = []
         for name in sets:
             if name not in by_set:
                 self.fail(key, f"{self.manifest} has no set {name!r} (it has: {', '.join(by_set)})")
-            for path in by_set[name]:
-                if not path.is_file():
-                    self.fail(key, f"{path}: listed in {self.manifest} (set {name}) but missing")
-                out.append(path)
+            for entry in by_set[name]:
+                if not entry.path.is_file():
+                    self.fail(key, f"{entry.path}: listed in {self.manifest} (set {name}) but missing")
+                out.append(entry.path)
         return out
 
     def _trace(self, path: Path, key: str) -> tuple[str, str, str]:

@@ -1,0 +1,53 @@
+"""``pagealloc go114-fidelity [NAME ...] [--mode PRESET] [--timing TIMING]``: the model against Go 1.14.6 itself.
+
+For each go1.14-runtime trace of traces/manifest.json (or the ones named),
+a Markdown row: the replay in the preset (default go1.14) and timing
+(default auto: ordered) against the reference the recording carries: spans
+at the recorded address, heap_sys and heap growths, released bytes by path,
+retained bytes at the end; and, from sim.reference.heap_walk (row order,
+the runtime's background releases put back), at how many GCs the model set
+the runtime's scavenge goal.  ``scripts/go114-fidelity`` is this command.
+"""
+
+from __future__ import annotations
+
+MiB = 2**20
+
+
+def register(sub) -> None:
+    from pagealloc.sim.replay import MODES, TIMINGS
+
+    p = sub.add_parser("go114-fidelity", help="the model against the bundled Go 1.14.6 recordings, a Markdown row per trace",
+                       description=__doc__.split("\n\n", 1)[1].strip())
+    p.add_argument("names", nargs="*", metavar="NAME", help="traces of the manifest (default: every go1.14-runtime one)")
+    p.add_argument("--mode", default=MODES[0], choices=MODES, help="preset (default: %(default)s)")
+    p.add_argument("--timing", default="auto", choices=TIMINGS, help="timing (default: auto, ordered for these traces)")
+    p.set_defaults(func=run)
+
+
+def _mib(model: int, real: int) -> str:
+    return f"{model / MiB:,.2f} / {real / MiB:,.2f}"
+
+
+def run(args) -> int:
+    from pagealloc.sim.reference import heap_walk
+    from pagealloc.sim.replay import replay
+    from pagealloc.trace import corpus
+
+    entries = corpus.load().select(args.names, sources=["go1.14-runtime"])
+    print(f"{args.mode} preset, timing {args.timing}; model / real runtime")
+    print("| trace | spans at the recorded address | heap_sys MiB | heap growths | background MiB (ratio) | growth MiB "
+          "| FreeOSMemory MiB | retained at the end, ratio | scavenge goals equal (row order) | order wait µs | P-stall µs |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for e in entries:
+        r = replay(e.path, args.mode, timing=args.timing)
+        w = heap_walk(e.path)
+        bg, real_bg = r.released_background_bytes, r.reference_released_background_bytes
+        ratio = f"{bg / real_bg:.2f}x" if real_bg else "-"
+        print(f"| {e.name} | {r.address_agreement:.4%} | {_mib(r.heap_sys_bytes, r.reference_heap_sys_bytes)} "
+              f"| {r.heap_growths} / {r.reference_heap_growths} | {_mib(bg, real_bg)} ({ratio}) "
+              f"| {_mib(r.released_growth_bytes, r.reference_released_growth_bytes)} "
+              f"| {_mib(r.released_forced_bytes, r.reference_released_forced_bytes)} "
+              f"| {r.reference_retained_final_bytes_ratio:.3f} | {w.goals_agreed} / {w.goals} "
+              f"| {getattr(r, 'order_wait_ns', 0) / 1e3:,.1f} | {r.p_stall_ns / 1e3:,.1f} |", flush=True)
+    return 0
