@@ -20,8 +20,10 @@ Actors, in deterministic virtual nanoseconds:
 
 A schedule (a heap of (time, tie, row, version, actor)) always runs the
 earliest pending step; ties go to the scavenger, then to the earliest row.
-Lock waits are resolved with a "busy until" time: an actor asking for the
-lock at t gets it at max(t, the holder's release time).  Nothing reads the
+Lock waits are resolved on the lock's timeline (``heaplock``): an actor
+asking for the lock at t gets it at max(t, the end of the last hold), and
+each actor's critical section runs atomically when it is granted, so there
+is one holder at a time whoever it is.  Nothing reads the
 wall clock.
 """
 
@@ -36,6 +38,7 @@ from pagealloc.runtime.malloc import ARENA_HINT_BASE, PAGE_SHIFT
 from pagealloc.runtime.mheap import MAX_HEAP_SYS, MHeap, span_kind_args
 from pagealloc.sim.actor import ORDER, Actor
 from pagealloc.sim.costmodel import CostModel
+from pagealloc.sim.heaplock import LockTimeline
 from pagealloc.sim.histogram import Histogram
 from pagealloc.sim.presets import LOCKED_SITES, ReplayConfig
 from pagealloc.sim.result import ReplayResult
@@ -100,7 +103,7 @@ class Replay:
         self.pending = 0  # events queued and not yet completed
         self.trace_done = False
         self.log = None  # a list to get (pid, row, op, start, end) per event run (tests)
-        self.lock_busy_until = 0
+        self.lock_line = LockTimeline()  # mheap_.lock's holds in virtual time: one holder at a time
         self.stalls = Histogram()
         self.holds = Histogram()
         self.latency = Histogram()
@@ -163,7 +166,8 @@ class Replay:
             return start + spent
         cost = self.cost
         lock_ns = cost.lock_ns
-        busy = self.lock_busy_until
+        line = self.lock_line
+        busy = line.busy_until
         stalls = self.stalls
         if busy > start:
             wait = busy - start
@@ -179,7 +183,7 @@ class Replay:
             stalls.add(0)
         hold = spent - after + lock_ns
         self.holds.add(hold)
-        self.lock_busy_until = start + wait + hold
+        line.hold(start + wait, start + wait + hold, a.pid)
         return start + stall + spent + lock_ns
 
     def _forced_steps(self, a: Actor):

@@ -5,14 +5,15 @@ a generator that yields at every heap-lock acquisition and release and to
 sleep or park, and times each step in virtual nanoseconds.
 
 Lock contract: the generator takes and drops ``mheap_.lock`` itself; this
-actor decides *when* each acquisition happens (after the lock's current
-holder is done, ``engine.lock_busy_until``) and records the holds.
+actor decides *when* each acquisition happens (when the last holder is
+done, on the engine's ``LockTimeline``) and runs the section there.
 """
 
 from __future__ import annotations
 
 from heapq import heappush
 
+from pagealloc.runtime.invariants import InvariantError
 from pagealloc.runtime.lock_futex import MUTATOR, SCAVENGER
 from pagealloc.runtime.mgcscavenge import LOCK, PARK, SLEEP, UNLOCKED, bgscavenge
 
@@ -38,7 +39,6 @@ class BackgroundScavenger:
         self.time = 0
         self.version = 0
         self.send = None
-        self.hold_start = 0
         self.sleep_start = 0
         self.cpu_ns = 0
         self.step()  # runs up to its first PARK
@@ -54,12 +54,7 @@ class BackgroundScavenger:
         """Run its next step at ``self.time``."""
         heap, cost, engine = self.heap, self.cost, self.engine
         if self.state == ACQUIRE:
-            busy = engine.lock_busy_until
-            acquire = self.time
-            if busy > acquire:
-                acquire = busy + (cost.futex_wake_ns if busy - acquire > cost.lock_spin_ns else 0)
-            self.time = self.hold_start = acquire
-            self.state = RESUME
+            self._critical_section()
             return
         if self.state == SLEEPING:
             self.send = self.time - self.sleep_start
@@ -72,13 +67,6 @@ class BackgroundScavenger:
         self.cpu_ns += spent
         if req == LOCK:
             self.state = ACQUIRE
-        elif req == UNLOCKED:
-            self.time += cost.lock_ns
-            self.cpu_ns += cost.lock_ns
-            engine.holds.add(self.time - self.hold_start)
-            engine.lock_busy_until = self.time
-            self.state = RESUME
-            engine.note_retained()
         elif req == PARK:
             self.state = PARKED
             self.time = _INF
@@ -87,6 +75,28 @@ class BackgroundScavenger:
             self.sleep_start = self.time
             self.time += req[1]
             self.state = SLEEPING
+
+    def _critical_section(self) -> None:
+        """It asked for the lock at ``time``: take it when the last holder is done and run
+        its section there, atomically (as a P's operation), so that no other actor's hold
+        can fall inside it.  Past the spin it slept in the futex, and pays the wake-up."""
+        heap, cost, engine = self.heap, self.cost, self.engine
+        line = engine.lock_line
+        grant = self.time if self.time >= line.busy_until else line.busy_until
+        heap.clock.now = grant
+        heap.lock.running(SCAVENGER)
+        req = self.gen.send(None)
+        if req != UNLOCKED:
+            raise InvariantError(f"the background scavenger yielded {req!r} while holding the heap lock")
+        hold = heap.drain_meter() + cost.lock_ns
+        line.hold(grant, grant + hold, SCAVENGER)
+        engine.holds.add(hold)
+        wait = grant - self.time
+        wake = cost.futex_wake_ns if wait > cost.lock_spin_ns else 0
+        self.time = grant + hold + wake
+        self.cpu_ns += hold
+        self.state = RESUME
+        engine.note_retained()
 
     def wake(self, t: int) -> None:
         """Go: wakeScavenger — ends a park or a sleep early."""
