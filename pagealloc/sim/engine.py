@@ -107,6 +107,7 @@ class Replay:
         self.stalls = Histogram()
         self.holds = Histogram()
         self.latency = Histogram()
+        self.psched = None  # the Ps' schedule (goschedule.PSchedule): when the scavenger's timers fire
         self.scavenger = BackgroundScavenger(self, self.bg_locked, config.scavenge_percent)
         # metrics
         self.events = 0
@@ -200,6 +201,21 @@ class Replay:
             except StopIteration:
                 return
             yield self._lock_op(a, start, acquisitions)
+
+    def p_free(self, p: int, t: int) -> int:
+        """When P p can run a goroutine made runnable on it at t: once it is done with its current operation."""
+        a = self.actors.get(p)
+        return t if a is None or a.free_at <= t else a.free_at
+
+    def occupy(self, p: int, start: int, end: int) -> None:
+        """The background scavenger ran on P p from start to end: the P's program waits for it
+        (a goroutine needs a P; the scavenger is not a free extra CPU)."""
+        a = self.actors.get(p)
+        if a is None or a.free_at >= end or a.steps is not None:
+            return
+        a.free_at = end
+        if a.scheduled:
+            self._schedule(a)
 
     def note_retained(self) -> None:
         r = self.heap.heap_retained()
@@ -510,7 +526,7 @@ class Replay:
             self.timeline.append((a.free_at, retained))
             self.stall_timeline.append((a.free_at, self.stalls.total))
             if code == OP_GC:
-                self.scavenger.wake(a.free_at)
+                self.scavenger.wake(a.free_at, a.pid)
 
     def finish(self, label: str, wall: float) -> ReplayResult:
         self.horizon = _INF

@@ -13,6 +13,8 @@ and its metric catalogue in ``result``; the engine in ``engine``,
 from __future__ import annotations
 
 import time
+
+import numpy as np
 from dataclasses import replace
 
 from pagealloc.errors import UserError
@@ -21,6 +23,7 @@ from pagealloc.runtime.mgcscavenge import SCAVENGE_PERCENT
 from pagealloc.runtime.mheap import RETAIN_EXTRA_PERCENT
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.sim.engine import Replay
+from pagealloc.sim.goschedule import PSchedule
 from pagealloc.sim.presets import (
     AUTO_TIMING,
     BASELINE_MODE,
@@ -93,6 +96,7 @@ def replay(
         raise UserError(f"{where}: the metadata says gomaxprocs {g} but the trace has no p column, "
                         "so which P did what is unknown (add a p column, or drop gomaxprocs from the metadata)")
     engine = Replay(replace(config, gomaxprocs=g if has_p else 1), cost_model or CostModel(), kinds_known=kinds_known)
+    engine.psched = p_schedule_of(trace, g if has_p else 1)
     t0 = time.perf_counter()
     row = 0
     try:
@@ -113,6 +117,20 @@ def replay(
     except InvariantError as e:  # a bug in the model (also raised mid-replay: retained < 0)
         raise InvariantError(f"{where} ({config.mode}): {e}") from e
     return result
+
+
+def p_schedule_of(trace, gomaxprocs: int | None) -> PSchedule:
+    """The Ps' schedule the background scavenger's timers follow: the trace's recorded one (format v3,
+    from the Go 1.14.6 runtime), else derived from its rows (goschedule.PSchedule.from_rows)."""
+    from pagealloc.trace import read
+
+    table = read.p_schedule(trace) if hasattr(read, "p_schedule") else None
+    if table is not None and table.num_rows:
+        return PSchedule.from_table(table, gomaxprocs or 1, read.sched_events(trace))
+    ts, p = read.row_times_and_ps(trace)
+    if gomaxprocs == 1:  # one P runs every row (a trace without a p column: P 0)
+        p = np.zeros_like(p)
+    return PSchedule.from_rows(ts, p, gomaxprocs or (int(p.max()) + 1 if len(p) else 1))
 
 
 def warm_up(path, modes) -> None:

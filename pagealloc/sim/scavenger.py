@@ -11,6 +11,7 @@ done, on the engine's ``LockTimeline``) and runs the section there.
 
 from __future__ import annotations
 
+from collections import Counter
 from heapq import heappush
 
 from pagealloc.runtime.invariants import InvariantError
@@ -32,6 +33,9 @@ class BackgroundScavenger:
 
     def __init__(self, engine, locked: bool, scavenge_percent) -> None:
         self.engine = engine
+        self.host = 0  # the P it runs on; its sleep's timer lives on that P
+        self.run_start = 0  # when its current run on the host began
+        self.fired_by: Counter[str] = Counter()  # how its timers fired (goschedule's rules)
         self.heap = engine.heap
         self.cost = engine.cost
         self.gen = bgscavenge(self.heap, locked=locked, scavenge_percent=scavenge_percent)
@@ -68,13 +72,22 @@ class BackgroundScavenger:
         if req == LOCK:
             self.state = ACQUIRE
         elif req == PARK:
+            engine.occupy(self.host, self.run_start, self.time)
             self.state = PARKED
             self.time = _INF
         else:
             assert req[0] == SLEEP
+            engine.occupy(self.host, self.run_start, self.time)
             self.sleep_start = self.time
-            self.time += req[1]
             self.state = SLEEPING
+            sched = engine.psched
+            if sched is None:  # no Ps' schedule (the engine driven alone): it wakes on time
+                self.time += req[1]
+                self.run_start = self.time
+                return
+            fired, self.host, how = sched.fire(self.host, self.time, self.time + req[1])
+            self.fired_by[how] += 1
+            self.time = self.run_start = engine.p_free(self.host, fired)
 
     def _critical_section(self) -> None:
         """It asked for the lock at ``time``: take it when the last holder is done and run
@@ -98,12 +111,16 @@ class BackgroundScavenger:
         self.state = RESUME
         engine.note_retained()
 
-    def wake(self, t: int) -> None:
-        """Go: wakeScavenger — ends a park or a sleep early."""
+    def wake(self, t: int, p: int) -> None:
+        """Go: wakeScavenger, from a GC's mark termination at ``t`` on P ``p`` — ends a park or a
+        sleep early.  It runs behind bgsweep (goschedule.after_gc), on a P that is free."""
+        sched = self.engine.psched
+        run, host = sched.after_gc(p if p >= 0 else self.host, t) if sched is not None else (t, self.host)
         if self.state == PARKED:
-            self.time, self.state = t, RESUME
-        elif self.state == SLEEPING and t < self.time:
-            self.time = t  # step() sends t - sleep start as the time slept
-        else:
-            return
+            self.state = RESUME
+        elif not (self.state == SLEEPING and run < self.time):
+            return  # step() sends the run time - sleep start as the time slept
+        self.fired_by["gc"] += 1
+        self.host = host
+        self.time = self.run_start = self.engine.p_free(host, run)
         self.schedule()

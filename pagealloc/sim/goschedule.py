@@ -1,0 +1,199 @@
+"""When the background scavenger's timer fires, and on which P it then runs: Go 1.14.6's scheduler.
+
+Not a Go file: the parts of proc.go, time.go and netpoll_epoll.go that
+decide when a goroutine sleeping on a timer runs again, reduced to rules
+over the Ps' schedule (what each P ran when).  The scavenger is a
+goroutine: ``scavengeSleep`` puts a timer on the heap of the P it ran on,
+and in Go 1.14 (../shared/reference/go114-facts.md, "When the background
+scavenger really runs"):
+
+1. the timer's P is running a goroutine at the deadline: only that P runs
+   its timers (``checkTimers`` from ``schedule``), so the timer fires at the
+   P's next reschedule — a goroutine blocking, yielding, or being preempted
+   by sysmon after 10 ms (golang/go#38860, fixed in Go 1.16);
+2. the timer's P is idle and another P is running: an M blocks in
+   ``netpoll(delay)``, which sleeps whole milliseconds (a delay under 1 ms
+   becomes 1 ms), and fires ~70 us after that; a P that goes idle first
+   steals the timer in ``findrunnable``;
+3. every P is idle: sysmon sleeps until the timer and starts an M, ~80 us
+   late, with no floor.
+
+After a GC, ``gcMarkTermination`` wakes the scavenger behind ``bgsweep``:
+it runs when that cycle's sweeping ends.  Once it has run on a P, its next
+timer lives on that P.
+
+The Ps' schedule comes from the trace (format v3's ``p_schedule`` and
+``sched_events``, recorded by the Go 1.14.6 runtime) or, for traces
+without one, is derived from the rows (``from_rows``: a P runs from one of
+its rows to the next when they are less than ``DERIVED_GAP_NS`` apart, and
+is idle otherwise).  The times are the trace's; the replay's virtual time
+follows them (ordered and recorded timings start each row at its timestamp
+unless its P is behind).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+
+import numpy as np
+
+NETPOLL_LATE_NS = 70_000  # netpoll's epoll_wait returns ~70 us after its whole milliseconds
+SYSMON_LATE_NS = 80_000  # with every P idle, sysmon fires a timer ~80 us late
+FORCE_PREEMPT_NS = 10_000_000  # sysmon's retake preempts a goroutine that ran this long (forcePreemptNS)
+DERIVED_GAP_NS = 1_000_000  # derived schedule: a P with rows closer than this runs in between
+
+# p_schedule states: running a goroutine, or not (in the scheduler, idle, stopped for the world)
+RUNNING_STATES = ("user", "gc_worker", "sweep", "scavenger", "runtime")
+IDLE, RUNNING, SCHED = 0, 1, 2
+_MS = 1_000_000
+
+
+class PSchedule:
+    """Per P, its state changes in time order: ``ts[p]`` (ns) and ``state[p]`` (IDLE, RUNNING, SCHED).
+
+    ``sweep_done``: when each GC cycle's sweeping ended (sorted; empty when unknown).
+    ``derived``: True when built from the rows rather than recorded.
+    """
+
+    def __init__(self, ts: list, state: list, sweep_done, derived: bool) -> None:
+        self.ts = [list(map(int, t)) for t in ts]
+        self.state = [list(map(int, s)) for s in state]
+        self.nprocs = len(ts)
+        # reschedule points (a goroutine stops: into SCHED or IDLE) and idle entries, per P
+        self.resched = [[t for t, s in zip(tt, ss) if s != RUNNING] for tt, ss in zip(self.ts, self.state)]
+        self.idle_entries = [[t for t, s in zip(tt, ss) if s == IDLE] for tt, ss in zip(self.ts, self.state)]
+        self.sweep_done = [int(x) for x in sweep_done]
+        self.derived = derived
+
+    # -- building --
+
+    @classmethod
+    def from_table(cls, table, gomaxprocs: int, sched_events=None) -> "PSchedule":
+        """From a trace's ``p_schedule`` side table (and ``sched_events`` for the sweep ends)."""
+        ts = table.column("ts").to_numpy()
+        p = table.column("p").to_numpy()
+        names = table.column("state").to_pylist()
+        state = np.array([RUNNING if s in RUNNING_STATES else IDLE if s in ("idle", "stopped") else SCHED
+                          for s in names], dtype=np.int8)
+        n = max(gomaxprocs, int(p.max()) + 1 if len(p) else 1)
+        per_ts, per_state = [], []
+        for q in range(n):
+            m = p == q
+            per_ts.append(ts[m])
+            per_state.append(state[m])
+        sweep = []
+        if sched_events is not None and sched_events.num_rows:
+            ev = np.array(sched_events.column("event").to_pylist())
+            sweep = np.sort(sched_events.column("ts").to_numpy()[ev == "sweep_done"])
+        return cls(per_ts, per_state, sweep, derived=False)
+
+    @classmethod
+    def from_rows(cls, ts, p, gomaxprocs: int) -> "PSchedule":
+        """Derived from the trace's rows (ts, p columns): a P runs from a row to its next one when
+        they are less than DERIVED_GAP_NS apart, else it goes idle after the row."""
+        ts = np.asarray(ts, dtype=np.int64)
+        p = np.asarray(p)
+        per_ts, per_state = [], []
+        for q in range(max(gomaxprocs, 1)):
+            t = ts[p == q]
+            if not len(t):
+                per_ts.append(np.zeros(0, np.int64))
+                per_state.append(np.zeros(0, np.int8))
+                continue
+            gaps = np.diff(t)
+            idle_after = np.append(gaps >= DERIVED_GAP_NS, True)
+            # a run starts at each row that follows an idle stretch (and at the first row)
+            starts = np.concatenate(([True], idle_after[:-1]))
+            run_ts = t[starts]
+            end_ts = t[idle_after] + 1  # idle just after the last row of a run
+            both_t = np.concatenate((run_ts, end_ts))
+            both_s = np.concatenate((np.full(len(run_ts), RUNNING, np.int8), np.full(len(end_ts), IDLE, np.int8)))
+            order = np.argsort(both_t, kind="stable")
+            per_ts.append(both_t[order])
+            per_state.append(both_s[order])
+        return cls(per_ts, per_state, [], derived=True)
+
+    # -- queries --
+
+    def state_at(self, p: int, t: int) -> int:
+        if not 0 <= p < self.nprocs:
+            return IDLE
+        i = bisect_right(self.ts[p], t) - 1
+        return self.state[p][i] if i >= 0 else IDLE
+
+    def running_since(self, p: int, t: int) -> int:
+        """When P p's current run began (it runs at t)."""
+        ts, st = self.ts[p], self.state[p]
+        i = bisect_right(ts, t) - 1
+        while i > 0 and st[i - 1] == RUNNING:
+            i -= 1
+        return ts[i] if i >= 0 else 0
+
+    def idle_since(self, p: int, t: int) -> int:
+        """When P p last stopped running at or before t (0 when it never ran)."""
+        r = self.resched[p] if 0 <= p < self.nprocs else []
+        i = bisect_right(r, t) - 1
+        return r[i] if i >= 0 else 0
+
+    def next_reschedule(self, p: int, t: int) -> int | None:
+        """The first time >= t at which P p's goroutine stops (None: never, in the trace)."""
+        r = self.resched[p]
+        i = bisect_left(r, t)
+        return r[i] if i < len(r) else None
+
+    def next_idle_entry(self, t: int) -> int | None:
+        """The first time >= t at which some P goes idle (its findrunnable stole timers first)."""
+        best = None
+        for r in self.idle_entries:
+            i = bisect_left(r, t)
+            if i < len(r) and (best is None or r[i] < best):
+                best = r[i]
+        return best
+
+    def any_running(self, t: int) -> bool:
+        return any(self.state_at(q, t) == RUNNING for q in range(self.nprocs))
+
+    def an_idle_p(self, prefer: int, t: int) -> int:
+        """The P an M takes to run a fired timer: ``prefer`` if it is not running, else the first idle one."""
+        if self.state_at(prefer, t) != RUNNING:
+            return prefer
+        for q in range(self.nprocs):
+            if self.state_at(q, t) != RUNNING:
+                return q
+        return prefer
+
+    def next_sweep_done(self, t: int) -> int | None:
+        i = bisect_left(self.sweep_done, t)
+        return self.sweep_done[i] if i < len(self.sweep_done) else None
+
+    # -- the rules --
+
+    def fire(self, p: int, slept_from: int, deadline: int) -> tuple[int, int, str]:
+        """(when, on which P, by what) the scavenger runs again after sleeping on a timer of P ``p``
+        from ``slept_from`` until ``deadline``."""
+        state = self.state_at(p, deadline)
+        if state == SCHED:  # p is in the scheduler right now: checkTimers
+            return deadline, p, "reschedule"
+        if state == RUNNING:  # rule 1: only p runs its timers, at its next reschedule (or preemption)
+            since = self.running_since(p, deadline)
+            preempt = since + FORCE_PREEMPT_NS * (1 + (deadline - since) // FORCE_PREEMPT_NS)
+            r = self.next_reschedule(p, deadline)
+            if self.derived and (r is None or r > preempt):
+                return preempt, p, "preempt"
+            return (r, p, "reschedule") if r is not None else (deadline, p, "reschedule")
+        if not self.any_running(deadline):  # rule 3: sysmon
+            return deadline + SYSMON_LATE_NS, self.an_idle_p(p, deadline), "sysmon"
+        # rule 2: an M blocked in netpoll since p went idle, whole milliseconds; or a P going idle steals it
+        blocked = max(self.idle_since(p, deadline), slept_from)
+        wait = deadline - blocked
+        fired = blocked + max(_MS, -(-wait // _MS) * _MS) + NETPOLL_LATE_NS
+        steal = self.next_idle_entry(deadline)
+        if steal is not None and steal < fired:
+            return steal, self.an_idle_p(p, steal), "steal"
+        return fired, self.an_idle_p(p, fired), "netpoll"
+
+    def after_gc(self, p: int, woken: int) -> tuple[int, int]:
+        """(when, on which P) the scavenger runs after a GC woke it at ``woken`` on P ``p``:
+        behind bgsweep, when the cycle's sweeping is done (at once when that is unknown)."""
+        done = self.next_sweep_done(woken)
+        return (done if done is not None else woken), p

@@ -1,0 +1,73 @@
+"""sim/goschedule.py: when the background scavenger's timer fires, by Go 1.14.6's rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from pagealloc.sim.goschedule import (
+    DERIVED_GAP_NS,
+    FORCE_PREEMPT_NS,
+    IDLE,
+    NETPOLL_LATE_NS,
+    RUNNING,
+    SYSMON_LATE_NS,
+    PSchedule,
+)
+
+US, MS = 1_000, 1_000_000
+
+
+def schedule(rows, nprocs=2, sweep_done=()):
+    """rows: (ts, p, state) with Go's state names."""
+    table = pa.table({"ts": [r[0] for r in rows], "p": [r[1] for r in rows], "state": [r[2] for r in rows],
+                      "reason": [""] * len(rows)})
+    events = pa.table({"ts": list(sweep_done), "p": [0] * len(sweep_done), "event": ["sweep_done"] * len(sweep_done),
+                       "value": list(range(len(sweep_done)))})
+    return PSchedule.from_table(table, nprocs, events)
+
+
+def test_a_running_timer_p_fires_at_its_next_reschedule():
+    """Rule 1 (golang/go#38860): P0 runs a goroutine from 0 to 12 ms; a 1 ms sleep from 0.5 ms fires at 12 ms."""
+    s = schedule([(0, 0, "user"), (12 * MS, 0, "sched"), (12 * MS + 5 * US, 0, "user"), (0, 1, "idle")])
+    assert s.fire(0, 500 * US, 1500 * US) == (12 * MS, 0, "reschedule")
+
+
+def test_an_idle_timer_p_sleeps_whole_milliseconds_in_netpoll():
+    """Rule 2: P1 idle since 1 ms, P0 busy: a 0.3 ms sleep from 1 ms becomes 1 ms, plus netpoll's lateness."""
+    s = schedule([(0, 0, "user"), (0, 1, "user"), (1 * MS, 1, "idle")])
+    assert s.fire(1, 1 * MS, 1 * MS + 300 * US) == (2 * MS + NETPOLL_LATE_NS, 1, "netpoll")
+    # 2.5 ms: three whole milliseconds
+    assert s.fire(1, 1 * MS, 3500 * US) == (4 * MS + NETPOLL_LATE_NS, 1, "netpoll")
+
+
+def test_a_p_going_idle_steals_the_timer_first():
+    s = schedule([(0, 0, "user"), (0, 1, "user"), (1 * MS, 1, "idle"), (1400 * US, 0, "idle"), (1500 * US, 0, "user")])
+    when, p, how = s.fire(1, 1 * MS, 1 * MS + 300 * US)
+    assert (when, how) == (1400 * US, "steal") and p in (0, 1)
+
+
+def test_sysmon_fires_when_every_p_is_idle():
+    """Rule 3: no floor, ~80 us late."""
+    s = schedule([(0, 0, "idle"), (0, 1, "idle")])
+    assert s.fire(0, 100 * US, 400 * US) == (400 * US + SYSMON_LATE_NS, 0, "sysmon")
+
+
+def test_after_a_gc_it_runs_behind_the_sweep():
+    s = schedule([(0, 0, "user"), (0, 1, "sweep")], sweep_done=(5 * MS, 9 * MS))
+    assert s.after_gc(1, 6 * MS) == (9 * MS, 1)
+    assert s.after_gc(0, 10 * MS) == (10 * MS, 0)  # no later sweep end known: at once
+
+
+def test_derived_schedule_from_rows():
+    """Rows closer than DERIVED_GAP_NS: running in between; a preemption every 10 ms of a long run."""
+    ts = np.array([0, 100 * US, 200 * US, 200 * US + 2 * DERIVED_GAP_NS, 30 * MS, 30 * MS + 1])
+    p = np.array([0, 0, 0, 0, 1, 1])
+    s = PSchedule.from_rows(ts, p, 2)
+    assert s.derived and s.state_at(0, 150 * US) == RUNNING and s.state_at(0, 1 * MS) == IDLE
+    assert s.state_at(1, 1 * MS) == IDLE
+    # a long run on P0: rows every 0.5 ms for 25 ms
+    ts = np.arange(0, 25 * MS, 500 * US)
+    s = PSchedule.from_rows(ts, np.zeros(len(ts), int), 1)
+    when, _, how = s.fire(0, 1 * MS, 2 * MS)
+    assert (when, how) == (FORCE_PREEMPT_NS, "preempt")
