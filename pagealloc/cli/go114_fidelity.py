@@ -42,12 +42,13 @@ def run(args) -> int:
     for e in entries:
         r = replay(e.path, args.mode, timing=args.timing)
         w = heap_walk(e.path)
-        bg, real_bg = r.released_background_bytes, r.reference_released_background_bytes
+        ref = r.reference
+        bg, real_bg = r.released_background_bytes, ref.released_background_bytes
         ratio = f"{bg / real_bg:.2f}x" if real_bg else "-"
-        print(f"| {e.name} | {r.address_agreement:.4%} | {_mib(r.heap_sys_bytes, r.reference_heap_sys_bytes)} "
-              f"| {r.heap_growths} / {r.reference_heap_growths} | {_mib(bg, real_bg)} ({ratio}) "
-              f"| {_mib(r.released_growth_bytes, r.reference_released_growth_bytes)} "
-              f"| {_mib(r.released_forced_bytes, r.reference_released_forced_bytes)} "
-              f"| {r.reference_retained_final_bytes_ratio:.3f} | {w.goals_agreed} / {w.goals} "
+        print(f"| {e.name} | {r.address_agreement:.4%} | {_mib(r.heap_sys_bytes, ref.heap_sys_bytes)} "
+              f"| {r.heap_growths} / {ref.heap_growths} | {_mib(bg, real_bg)} ({ratio}) "
+              f"| {_mib(r.released_growth_bytes, ref.released_growth_bytes)} "
+              f"| {_mib(r.released_forced_bytes, ref.released_forced_bytes)} "
+              f"| {ref.ratios['retained_final_bytes']:.3f} | {w.goals_agreed} / {w.goals} "
               f"| {getattr(r, 'order_wait_ns', 0) / 1e3:,.1f} | {r.p_stall_ns / 1e3:,.1f} |", flush=True)
     return 0
