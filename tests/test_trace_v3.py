@@ -33,6 +33,7 @@ from pagealloc.trace import (
 )
 from pagealloc.trace.format import OP_ALLOC, OP_FREE
 from pagealloc.trace.go114records import EVENTS, HEAP_BASE, MAGIC, RECORD, VERSION, import_records
+from pagealloc.trace.go114sched import timing_summary
 
 PAGE = 8192
 
@@ -178,3 +179,6 @@ def test_record_stream_schedule_and_iterations(tmp_path):
         "woken_by": "timer", "ready_p": 0, "next_run_ts": 10_000_300, "next_run_p": 0, "slept_ns": 10_000_195,
     }
     assert row["ewma"] == pytest.approx(0.01)
+    summary = timing_summary(scavenger_iterations(out))
+    assert (summary["iterations"], summary["parks"], summary["crit_p50_ns"], summary["fired_by"]) == (1, 0, 3000.0, {"preempt": 1})
+    assert summary["late_p50_ns"] == 10_000_220 - (105 + 300000)

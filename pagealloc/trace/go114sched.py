@@ -189,4 +189,30 @@ def side_tables(recs: np.ndarray, rows: np.ndarray) -> dict[str, pa.Table]:
     }
 
 
-__all__ = ["side_tables"]
+
+
+
+def timing_summary(iterations: pa.Table) -> dict:
+    """Figures of a ``scavenger_iterations`` table: iterations that slept, crit and timer lateness
+    (fired - wake_at) medians and p90s in ns, and how many timers fired by each mechanism."""
+    it = iterations.to_pandas()
+    slept = it[it["outcome"] == "sleep"]
+    fired = slept[slept["fired_ts"] >= 0]
+    late = (fired["fired_ts"] - fired["wake_at"]).to_numpy()
+
+    def q(values, p):
+        return float(np.percentile(values, p)) if len(values) else float("nan")
+
+    return {
+        "iterations": int(len(slept)),
+        "parks": int((it["outcome"] == "park").sum()),
+        "released_bytes": int(slept["released_bytes"].sum()),
+        "crit_p50_ns": q(slept["crit_ns"], 50),
+        "crit_p90_ns": q(slept["crit_ns"], 90),
+        "sleep_p50_ns": q(slept["sleep_ns"], 50),
+        "late_p50_ns": q(late, 50),
+        "late_p90_ns": q(late, 90),
+        "fired_by": {k: int(v) for k, v in fired["fired_by"].astype(str).value_counts().items()},
+        "woken_by_gc": int((slept["woken_by"] == "gc").sum()),
+    }
+__all__ = ["side_tables", "timing_summary"]
