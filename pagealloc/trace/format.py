@@ -214,7 +214,9 @@ def encode_side_table(name: str, table: pa.Table) -> bytes:
     """A side table as the base64 text of a zstd Parquet file (in the canonical schema of ``name``)."""
     table = table.cast(SIDE_TABLES[name]) if table.schema != SIDE_TABLES[name] else table
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd", compression_level=9, use_dictionary=True, store_schema=True)
+    strings = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+    ints = {f.name: "DELTA_BINARY_PACKED" for f in table.schema if pa.types.is_integer(f.type)}  # ts in order: ~3x smaller
+    pq.write_table(table, sink, compression="zstd", compression_level=9, use_dictionary=strings, column_encoding=ints, store_schema=True)
     return base64.b64encode(sink.getvalue().to_pybytes())
 
 
