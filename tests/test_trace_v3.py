@@ -182,3 +182,22 @@ def test_record_stream_schedule_and_iterations(tmp_path):
     summary = timing_summary(scavenger_iterations(out))
     assert (summary["iterations"], summary["parks"], summary["crit_p50_ns"], summary["fired_by"]) == (1, 0, 3000.0, {"preempt": 1})
     assert summary["late_p50_ns"] == 10_000_220 - (105 + 300000)
+
+
+def test_a_timer_without_a_p_is_minus_one(tmp_path):
+    """A sleep so short that its timer fired (and left its P's heap) before the record: timer_p -1, not 2**32 - 1."""
+    base = HEAP_BASE
+    records = [
+        rec("start", MAGIC, VERSION, 4096, PAGE, 64 << 20, 0, ts=50),
+        rec("alloc", base, 1, 0, p=0, x=2, ts=100),
+        rec("scav_iter", 10, 10, 8192, 0, 0, p=0, ts=110),
+        rec("scav_sleep", 105, 105, 0, 0, p=0, x=2**32 - 1, ts=115),
+        rec("free", base, 1, p=0, ts=200),
+        rec("end", 64 << 20, 0, 0, 0, 0, 1, ts=300),
+    ]
+    arr = np.zeros(len(records), RECORD)
+    for i, r in enumerate(records):
+        arr[i] = r
+    arr.tofile(tmp_path / "r.bin")
+    import_records(str(tmp_path / "r.bin"), str(tmp_path / "t.parquet"))
+    assert scavenger_iterations(tmp_path / "t.parquet").column("timer_p").to_pylist() == [-1]

@@ -145,7 +145,8 @@ def scavenger_iterations(recs: np.ndarray, ts: np.ndarray, t0: int) -> pa.Table:
         elif cur is None:
             continue
         elif e == R.EV_SCAV_SLEEP:
-            cur["wake_at"], cur["timer_p"] = max(int(w[i, 1]) - t0, 0), int(x[i])
+            # -1: no P (a timer asked to fire at once may already have fired, and left its P's heap)
+            cur["wake_at"], cur["timer_p"] = max(int(w[i, 1]) - t0, 0), int(x[i]) if x[i] < 0xFFFF else -1
         elif e == R.EV_TIMER_FIRE:
             if cur["fired_ts"] < 0 and cur["ready_ts"] < 0:
                 cur["fired_ts"], cur["fired_p"] = t, int(own_p[i])
