@@ -127,7 +127,7 @@ FILE_ERRORS = [
     ("string-span", lambda p: frame(span=["a", "b", "a", "b"]).to_parquet(p), "column 'span' has type large_string"),
     ("bool-npages", _table(**{**GOOD, "npages": [True, True, True, True]}), "column 'npages' has type bool"),
     ("bad-metadata-json", _with_metadata(b"{oops"), "metadata key 'pagealloc' is not valid JSON"),
-    ("future-version", _with_metadata(json.dumps({"version": 3}).encode()), "trace format version 3 is not supported"),
+    ("future-version", _with_metadata(json.dumps({"version": 4}).encode()), "trace format version 4 is not supported"),
     ("metadata-count-mismatch", _with_metadata(json.dumps({"version": 1, "source": "user", "events": 5}).encode()), "metadata says 5 events but the file has 4 rows"),
 ]
 

@@ -171,7 +171,7 @@ def test_metadata_counts_must_match_rows(tmp_path):
     [
         (b"{not json", "not valid JSON"),
         (b"[1, 2]", "must hold a JSON object"),
-        (json.dumps({"version": 3, "source": "user"}).encode(), "version 3 is not supported"),
+        (json.dumps({"version": 4, "source": "user"}).encode(), "version 4 is not supported"),
         (json.dumps({"version": 1, "source": "martian"}).encode(), "source 'martian'"),
     ],
 )

@@ -124,7 +124,7 @@ def p_schedule_of(trace, gomaxprocs: int | None) -> PSchedule:
     from the Go 1.14.6 runtime), else derived from its rows (goschedule.PSchedule.from_rows)."""
     from pagealloc.trace import read
 
-    table = read.p_schedule(trace) if hasattr(read, "p_schedule") else None
+    table = read.p_schedule(trace)
     if table is not None and table.num_rows:
         return PSchedule.from_table(table, gomaxprocs or 1, read.sched_events(trace))
     ts, p = read.row_times_and_ps(trace)

@@ -44,8 +44,8 @@ from pagealloc.errors import UserError
 from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, OP_NAMES, PAGE_SIZE, Columns, TraceSource, TraceWriter, make_metadata
 
 MAGIC = 0x3143455243415050  # b"PPACREC1"
-VERSION = 2  # 2: the mark start record carries heap_live
-READS_VERSIONS = (1, 2)  # a version 1 stream's gc_start rows say heap_live is not known (0)
+VERSION = 3  # 2: the mark start record carries heap_live; 3: the Ps' schedule and the scavenger's iterations
+READS_VERSIONS = (1, 2, 3)  # a version 1 stream's gc_start rows say heap_live is not known (0)
 RECORD = np.dtype([("ts", "<i8"), ("head", "<u8"), ("w", "<u8", (6,))])
 HEAP_BASE = 0xC000000000  # arena hint 0x00c0 << 32
 PAGE_SHIFT = 13
@@ -54,10 +54,17 @@ SOURCE = "go1.14-runtime"
 # Event codes (pagealloc_record.go)
 EV_START, EV_ALLOC, EV_FREE, EV_GC_START, EV_GC_END, EV_FOM_START, EV_FOM_END = 1, 2, 3, 4, 5, 6, 7
 EV_SCAVENGE, EV_GROW, EV_PCACHE_FLUSH, EV_PROCS, EV_SET_GC_PERCENT, EV_END = 8, 9, 10, 11, 12, 13
+# Version 3: the schedule (pagealloc.trace.go114sched reads them)
+EV_RUN, EV_STOP, EV_IDLE, EV_UNIDLE, EV_RESUME, EV_STW, EV_PREEMPT_REQ, EV_SWEEP_DONE = 14, 15, 16, 17, 18, 19, 20, 21
+EV_SCAV_ITER, EV_SCAV_SLEEP, EV_SCAV_WOKE, EV_SCAV_PARK, EV_TIMER_FIRE, EV_SCAV_READY = 22, 23, 24, 25, 26, 27
+EV_LAST = EV_SCAV_READY
 EVENTS = dict(
     start=EV_START, alloc=EV_ALLOC, free=EV_FREE, gc_start=EV_GC_START, gc_end=EV_GC_END, fom_start=EV_FOM_START,
     fom_end=EV_FOM_END, scavenge=EV_SCAVENGE, grow=EV_GROW, pcache_flush=EV_PCACHE_FLUSH, procs=EV_PROCS,
-    set_gc_percent=EV_SET_GC_PERCENT, end=EV_END,
+    set_gc_percent=EV_SET_GC_PERCENT, end=EV_END, run=EV_RUN, stop=EV_STOP, idle=EV_IDLE, unidle=EV_UNIDLE,
+    resume=EV_RESUME, stw=EV_STW, preempt_req=EV_PREEMPT_REQ, sweep_done=EV_SWEEP_DONE, scav_iter=EV_SCAV_ITER,
+    scav_sleep=EV_SCAV_SLEEP, scav_woke=EV_SCAV_WOKE, scav_park=EV_SCAV_PARK, timer_fire=EV_TIMER_FIRE,
+    scav_ready=EV_SCAV_READY,
 )
 MANUAL, FROM_CACHE, REFILLED, MARKING = 1, 2, 4, 8  # alloc flags
 RELEASED_BY = ("background", "growth", "forced")  # scavenge record's x
@@ -91,7 +98,8 @@ def read_records(path: str) -> np.ndarray:
     if size % RECORD.itemsize:
         raise UserError(f"{path}: truncated record stream ({size} bytes is not a whole number of {RECORD.itemsize}-byte records)")
     ev = recs["head"] & 0xFF
-    bad = np.flatnonzero((ev < EV_START) | (ev > EV_END) | ((ev == EV_START) & (np.arange(len(recs)) > 0)))
+    last = EV_LAST if recs[0]["w"][1] >= 3 else EV_END
+    bad = np.flatnonzero((ev < EV_START) | (ev > last) | ((ev == EV_START) & (np.arange(len(recs)) > 0)))
     if len(bad):
         raise UserError(f"{path}: record {bad[0]}: unknown event {ev[bad[0]]} (a corrupt stream, or one from another patch)")
     ends = np.flatnonzero(ev == EV_END)
@@ -140,7 +148,7 @@ def to_columns(recs: np.ndarray, label: str) -> tuple[Columns, np.ndarray]:
     if len(bad):
         r = rows[bad[0]]
         raise UserError(f"{label}: record {r}: span base {int(w[r, 0]):#x} with {int(w[r, 1])} pages is not a span of the heap at {HEAP_BASE:#x}")
-    lut = np.zeros(EV_END + 1, dtype=np.uint8)
+    lut = np.zeros(EV_LAST + 1, dtype=np.uint8)
     for code, op in op_of.items():
         lut[code] = op
     flags, x = (head[rows] >> 8) & 0xFF, head[rows] >> 32
@@ -262,7 +270,10 @@ def import_records(path: str, out: str, name: str | None = None, **metadata) -> 
     fields.update({k: v for k, v in metadata.items() if v is not None})
     fields["reference"] = ref
     meta = make_metadata(SOURCE, **fields)
-    with TraceWriter(out, meta) as writer:
+    from pagealloc.trace.go114sched import side_tables  # it reads this module's event codes
+
+    tables = side_tables(recs, rows) if recs[0]["w"][1] >= 3 else None
+    with TraceWriter(out, meta, tables) as writer:
         writer.write(cols.ts, cols.op, cols.span, cols.npages, cols.p, cols.value, cols.kind)
     return writer.metadata
 

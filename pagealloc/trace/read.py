@@ -13,6 +13,11 @@ span that is already live, free of a span that is not live, a free whose
 ``npages`` differs from its alloc's, a live heap beyond 2**48 bytes, and
 metadata event counts that disagree with the rows.  Memory grows with the
 number of live spans, never with the length of the trace.
+
+Format v3's side tables (the Ps' schedule, scheduler events, the background
+scavenger's iterations) are read by ``p_schedule``, ``sched_events`` and
+``scavenger_iterations``; ``validate_trace`` checks them too.  The event
+readers (``iter_event_batches``) never decode them.
 """
 
 from __future__ import annotations
@@ -35,10 +40,12 @@ from pagealloc.trace.format import (
     OP_NAMES,
     PAGE_SIZE,
     SCHEMA,
+    SIDE_TABLES,
     Columns,
     EventBatch,
     TraceSource,
     beyond_address_space,
+    decode_side_table,
     iter_columns,
     open_trace,
 )
@@ -295,7 +302,45 @@ def validate_trace(source, batch_rows: int = BATCH_ROWS) -> TraceSummary:
     validator = Validator(src)
     for _ in _checked_columns(src, validator):
         pass
+    for name in SIDE_TABLES:
+        decode_side_table(src.schema, src.metadata, name, src.label)
     return validator.summary
+
+
+def side_table(source, name: str) -> pa.Table | None:
+    """The side table ``name`` (see format.SIDE_TABLES) of a trace, checked; None if the trace has none.
+
+    ``source`` is a path or a ``pyarrow.Table`` from ``read_trace`` (its
+    schema metadata carries the side tables).  Raises UserError when the
+    table is corrupt or does not follow its schema.
+    """
+    src = open_trace(source)
+    return decode_side_table(src.schema, src.metadata, name, src.label)
+
+
+def p_schedule(source) -> pa.Table | None:
+    """The Ps' schedule: ``ts`` (ns, the trace's clock), ``p``, ``state``, ``reason``; None without one.
+
+    From ``ts`` on, P ``p`` is in ``state`` until its next row: running a
+    goroutine (``user``, ``gc_worker`` with reason dedicated / fractional /
+    idle, ``sweep``, ``scavenger``, ``runtime``), between goroutines in the
+    scheduler (``sched``, reason: why its goroutine stopped -- park, yield,
+    preempt, suspend, exit -- or wake when it left the idle list, or
+    start_the_world), on the idle list (``idle``), or stopped for a
+    stop-the-world (``stopped``).  Rows are in time order.
+    """
+    return side_table(source, "p_schedule")
+
+
+def sched_events(source) -> pa.Table | None:
+    """Scheduler events: ``ts``, ``p``, ``event`` (preempt_request: sysmon's retake asks P's goroutine to
+    stop, value = when it started running; sweep_done: the cycle's sweeping ended, value = numgc), ``value``."""
+    return side_table(source, "sched_events")
+
+
+def scavenger_iterations(source) -> pa.Table | None:
+    """The background scavenger's iterations as the runtime ran them (see format.SIDE_TABLES); None without."""
+    return side_table(source, "scavenger_iterations")
 
 
 def read_trace(source) -> pa.Table:
@@ -310,4 +355,5 @@ def read_trace(source) -> pa.Table:
     src = open_trace(source)
     batches = [cols.to_record_batch() for cols in _checked_columns(src, Validator(src))]
     table = pa.Table.from_batches(batches, schema=SCHEMA)
-    return table.replace_schema_metadata({METADATA_KEY: json.dumps(src.metadata).encode()})
+    side = {k: v for k, v in (src.schema.metadata or {}).items() if k.startswith(b"pagealloc.")}
+    return table.replace_schema_metadata({METADATA_KEY: json.dumps(src.metadata).encode(), **side})

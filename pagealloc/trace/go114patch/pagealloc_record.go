@@ -21,7 +21,7 @@ import (
 
 const (
 	pageallocRecMagic   = 0x3143455243415050 // "PPACREC1"
-	pageallocRecVersion = 2 // 2: the mark start record carries heap_live
+	pageallocRecVersion = 3 // 2: the mark start record carries heap_live; 3: the Ps' schedule and the scavenger's iterations
 	pageallocRecBufLen  = 4096
 
 	pageallocEvStart        = 1  // magic, version, physPageSize, pageSize, heapArenaBytes, records dropped
@@ -37,6 +37,23 @@ const (
 	pageallocEvProcs        = 11 // x = gomaxprocs
 	pageallocEvSetGCPercent = 12 // next_gc, scavengeGoal; x = gcpercent
 	pageallocEvEnd          = 13 // heap_sys, heap_released, heap_inuse, stacks_inuse, records dropped, gomaxprocs; x = exit code
+
+	// Version 3: the schedule.  x is the P the record is about (the head's P
+	// is the one of the M writing it, -1 for sysmon).
+	pageallocEvRun         = 14 // goid, GC worker mode, inheritTime; x = P; flags = kind of goroutine (pageallocKind*)
+	pageallocEvStop        = 15 // goid, kind; x = P; flags = why (pageallocStop*)
+	pageallocEvIdle        = 16 // x = P (onto the idle list)
+	pageallocEvUnidle      = 17 // x = P (off the idle list)
+	pageallocEvResume      = 18 // goid; x = P; flags = kind: back from a syscall on an idle P, running on
+	pageallocEvSTW         = 19 // kind of the goroutine going on running on x; flags 1 world stopped, 0 world starts
+	pageallocEvPreemptReq  = 20 // schedwhen; x = P (sysmon's retake)
+	pageallocEvSweepDone   = 21 // sweepgen, numgc
+	pageallocEvScavIter    = 22 // crit measured, crit used, released, sleep asked (ns), EWMA bits
+	pageallocEvScavSleep   = 23 // start, when, ns, timer status; x = the P holding the timer
+	pageallocEvScavWoke    = 24 // slept (ns)
+	pageallocEvScavPark    = 25 // retained, goal
+	pageallocEvTimerFire   = 26 // when, now, site (M's pageallocSite), wake (M's pageallocWake); x = the timer's P
+	pageallocEvScavReady   = 27 // flags 1: from the timer, 0: a pacing change (the head's P gets it)
 
 	pageallocRecPending = 0 // buffering until the environment is read
 	pageallocRecOn      = 1
@@ -75,6 +92,7 @@ func pageallocRecInit() {
 			break
 		}
 	}
+	pageallocPCMarkWorker = funcPC(gcBgMarkWorker)
 	r := &pageallocRec
 	lock(&r.lock)
 	if fd < 0 {
@@ -187,4 +205,104 @@ func pageallocRecAlloc(base, npages, scav uintptr, spanclass spanClass, manual b
 		flags |= 8 // marking: Go takes the heap lock even for a cache hit
 	}
 	pageallocRecordEv(pageallocEvAlloc, flags, uint32(spanclass), uint64(base), uint64(npages), uint64(scav), 0, 0, 0)
+}
+
+// ---------------------------------------------------------------------------
+// The schedule (version 3)
+
+const (
+	pageallocKindUser      = 0
+	pageallocKindGCWorker  = 1
+	pageallocKindSweep     = 2
+	pageallocKindScavenger = 3
+	pageallocKindRuntime   = 4 // forcegc helper, finalizer goroutine
+	pageallocKindNone      = 255
+
+	pageallocStopPark    = 1
+	pageallocStopYield   = 2
+	pageallocStopPreempt = 3
+	pageallocStopSuspend = 4
+	pageallocStopExit    = 5
+)
+
+var pageallocPCMarkWorker uintptr // gcBgMarkWorker's entry, set by pageallocRecInit
+
+// pageallocGKind says what a goroutine is, cheaply (pointer and pc compares).
+func pageallocGKind(gp *g) uint8 {
+	switch {
+	case gp == nil:
+		return pageallocKindNone
+	case gp == scavenge.g:
+		return pageallocKindScavenger
+	case gp == sweep.g:
+		return pageallocKindSweep
+	case gp.startpc == pageallocPCMarkWorker:
+		return pageallocKindGCWorker
+	case gp == fing || gp == forcegc.g:
+		return pageallocKindRuntime
+	}
+	return pageallocKindUser
+}
+
+func pageallocPID(pp *p) uint32 {
+	if pp == nil {
+		return ^uint32(0)
+	}
+	return uint32(pp.id)
+}
+
+// pageallocRecRun: execute puts gp on pp.
+func pageallocRecRun(pp *p, gp *g, inheritTime bool) {
+	if atomic.Load(&pageallocRec.state) == pageallocRecOff {
+		return
+	}
+	k := pageallocGKind(gp)
+	mode := uint64(0)
+	if k == pageallocKindGCWorker && pp != nil {
+		mode = uint64(pp.gcMarkWorkerMode)
+	}
+	pageallocRecordEv(pageallocEvRun, k, pageallocPID(pp), uint64(gp.goid), mode, uint64(bool2int(inheritTime)), 0, 0, 0)
+}
+
+// pageallocRecStop: gp leaves its P (on g0, the P still held), for why.
+func pageallocRecStop(gp *g, why uint8) {
+	if atomic.Load(&pageallocRec.state) == pageallocRecOff {
+		return
+	}
+	pageallocRecordEv(pageallocEvStop, why, pageallocPID(getg().m.p.ptr()), uint64(gp.goid), uint64(pageallocGKind(gp)), 0, 0, 0, 0)
+}
+
+// pageallocRecResume: the M's goroutine, back from a syscall, goes on running on pp.
+func pageallocRecResume(pp *p) {
+	if atomic.Load(&pageallocRec.state) == pageallocRecOff {
+		return
+	}
+	gp := getg().m.curg
+	goid := uint64(0)
+	if gp != nil {
+		goid = uint64(gp.goid)
+	}
+	pageallocRecordEv(pageallocEvResume, pageallocGKind(gp), pageallocPID(pp), goid, 0, 0, 0, 0, 0)
+}
+
+// pageallocRecSTW: the world stopped (1) or starting (0); the M's own P goes
+// on running its goroutine afterwards.
+func pageallocRecSTW(stopped uint8) {
+	if atomic.Load(&pageallocRec.state) == pageallocRecOff {
+		return
+	}
+	mp := getg().m
+	pageallocRecordEv(pageallocEvSTW, stopped, pageallocPID(mp.p.ptr()), uint64(pageallocGKind(mp.curg)), 0, 0, 0, 0, 0)
+}
+
+// pageallocRecTimer: the scavenger's timer fires on pp's heap (runOneTimer).
+func pageallocRecTimer(pp *p, t *timer, now int64) {
+	mp := getg().m
+	pageallocRecordEv(pageallocEvTimerFire, 0, pageallocPID(pp), uint64(t.when), uint64(now), uint64(mp.pageallocSite), uint64(mp.pageallocWake), 0, 0)
+}
+
+// pageallocRecScavSleep: scavengeSleep set the timer (scavenge.lock held).
+func pageallocRecScavSleep(start, ns int64) {
+	t := scavenge.timer
+	pageallocRecordEv(pageallocEvScavSleep, 0, pageallocPID(t.pp.ptr()), uint64(start), uint64(start+ns), uint64(ns), uint64(atomic.Load(&t.status)), 0, 0)
 }
