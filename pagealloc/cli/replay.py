@@ -165,6 +165,7 @@ def _reference_rows(results) -> list[list[str]]:
             ["address_agreement (spans at the recorded address)", "", *(f"{r.address_agreement:.2%}" for r in results)]]
     for name in Reference.COMPARED:
         ratios = [r.reference.ratios[name] for r in results]
-        rows.append([name, _fmt(getattr(results[0].reference, name), "{:,}" if name == "heap_growths" else "bytes"),
+        real = getattr(results[0].reference, name)
+        rows.append([name, "-" if real is None else _fmt(real, "{:,}" if name in ("heap_growths", "released_background_count") else "bytes"),
                      *("-" if x is None else f"{x:.3f}" for x in ratios)])
     return rows

@@ -301,8 +301,8 @@ def bgscavenge(heap, locked: bool, scavenge_percent=SCAVENGE_PERCENT):
 
     heap is a pagealloc.runtime.mheap.MHeap; heap.clock.nanotime() is the
     time (Go: nanotime()), which the simulation keeps current.
-    Yields LOCK / UNLOCKED around heap-lock critical sections, (SLEEP, ns)
-    and PARK; the engine sends the ns actually slept back for SLEEP.
+    Yields LOCK / UNLOCKED around heap-lock critical sections, (SLEEP, ns,
+    crit) and PARK; the engine sends the ns actually slept back for SLEEP.
 
     Each iteration releases one physical page (more when a free huge page
     can go whole), timing it as crit, then sleeps so that crit is 1% of a
@@ -346,7 +346,7 @@ def bgscavenge(heap, locked: bool, scavenge_percent=SCAVENGE_PERCENT):
             crit = APPROX_CRIT_NS_PER_PHYSICAL_PAGE * (released // heap.phys_page_size)
         crit = min(crit, MAX_CRIT_NS)
         adjust = ewma / ideal_fraction
-        slept = yield (SLEEP, int(adjust * crit / ideal_fraction))
+        slept = yield (SLEEP, int(adjust * crit / ideal_fraction), int(crit))  # crit: for the simulation's figures
         fraction = max(crit / (crit + slept), MIN_FRACTION)
         ewma = EWMA_ALPHA * fraction + (1 - EWMA_ALPHA) * ewma
 

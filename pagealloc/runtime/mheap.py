@@ -162,6 +162,7 @@ class MHeap:
         self.arenas = 0
         self.scav_alloc_bytes = 0  # bytes handed out from scavenged memory
         self.released_by = {"background": 0, "growth": 0, "forced": 0}
+        self.releases_by = {"background": 0, "growth": 0, "forced": 0}  # sysUnused calls (scavengeRangeLocked)
         self.forced = False  # inside scavenge_all
         self.meter_ns = 0
         self.after_unlock_ns = 0  # part of meter_ns spent after the op released the lock
@@ -190,12 +191,9 @@ class MHeap:
             raise InvariantError(f"retained went negative: released {self.heap_released} > heap_sys {self.heap_sys}")
         for call in sys_unused(addr, nbytes, self.phys_huge_page_size, self.madvdontneed):
             self.meter_ns += self._madvise_ns(call)
-        if self.forced:
-            self.released_by["forced"] += nbytes
-        elif self.lock.holder == SCAVENGER:
-            self.released_by["background"] += nbytes
-        else:
-            self.released_by["growth"] += nbytes
+        path = "forced" if self.forced else "background" if self.lock.holder == SCAVENGER else "growth"
+        self.released_by[path] += nbytes
+        self.releases_by[path] += 1
 
     # -- allocation --
 

@@ -56,6 +56,12 @@ x86 server; ``pagealloc calibrate`` measures the OS ones on this machine):
                          Both retouch costs and MADV_HUGEPAGE are charged to
                          the allocating P after it releases the heap lock.
   gc_ns                  the pacing update at the end of a GC cycle: 500.
+  netpoll_late_ns        how late after its whole milliseconds netpoll's
+                         epoll_wait fires a timer (an idle P, another busy):
+                         70,000, measured on the Go 1.14.6 recordings
+                         (go114-facts.md: sleeps of 1.07 / 2.13 / 3.15 ms).
+  sysmon_late_ns         how late sysmon fires a timer when every P is idle:
+                         80,000, measured likewise (burst-idle).
 
 Any subset can be overridden from a TOML or JSON file (``--cost-model``).
 """
@@ -91,6 +97,8 @@ class CostModel:
     page_fault_ns: int = 1_100
     page_retouch_free_ns: int = 285
     gc_ns: int = 500
+    netpoll_late_ns: int = 70_000
+    sysmon_late_ns: int = 80_000
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -556,6 +556,7 @@ class Replay:
             wall_seconds=wall, replay_events_per_wall_second=self.events / wall if wall > 0 else 0.0,
             # the heap
             released_bytes=sum(by.values()), released_background_bytes=by["background"],
+            released_background_count=heap.releases_by["background"],
             released_growth_bytes=by["growth"], released_forced_bytes=by["forced"],
             retained_peak_bytes=self.retained_peak, retained_final_bytes=heap.heap_retained(),
             heap_sys_bytes=heap.heap_sys, heap_growths=heap.growths, scavenged_alloc_bytes=heap.scav_alloc_bytes,
@@ -578,7 +579,8 @@ class Replay:
             makespan_ns=makespan, recorded_duration_ns=recorded,
             throughput_events_per_vsec=self.events * 1e9 / makespan if makespan else 0.0,
             slowdown=makespan / recorded if recorded else 0.0,
-            scavenger_cpu_ns=cpu,
+            scavenger_cpu_ns=cpu, scavenger_crit_p50_ns=scavenger.crits.quantile(0.5),
+            scavenger_crit_p90_ns=scavenger.crits.quantile(0.9),
             released_bytes_per_scavenger_cpu_sec=by["background"] * 1e9 / cpu if cpu else 0.0,
             retained_timeline=self.timeline, p_stall_timeline=self.stall_timeline,
         )

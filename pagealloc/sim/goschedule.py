@@ -37,8 +37,8 @@ from bisect import bisect_left, bisect_right
 
 import numpy as np
 
-NETPOLL_LATE_NS = 70_000  # netpoll's epoll_wait returns ~70 us after its whole milliseconds
-SYSMON_LATE_NS = 80_000  # with every P idle, sysmon fires a timer ~80 us late
+NETPOLL_LATE_NS = 70_000  # netpoll's epoll_wait returns ~70 us after its whole milliseconds (CostModel.netpoll_late_ns)
+SYSMON_LATE_NS = 80_000  # with every P idle, sysmon fires a timer ~80 us late (CostModel.sysmon_late_ns)
 FORCE_PREEMPT_NS = 10_000_000  # sysmon's retake preempts a goroutine that ran this long (forcePreemptNS)
 DERIVED_GAP_NS = 1_000_000  # derived schedule: a P with rows closer than this runs in between
 
@@ -64,6 +64,7 @@ class PSchedule:
         self.idle_entries = [[t for t, s in zip(tt, ss) if s == IDLE] for tt, ss in zip(self.ts, self.state)]
         self.sweep_done = [int(x) for x in sweep_done]
         self.derived = derived
+        self.netpoll_late_ns, self.sysmon_late_ns = NETPOLL_LATE_NS, SYSMON_LATE_NS  # the replay sets its cost model's
 
     # -- building --
 
@@ -182,11 +183,11 @@ class PSchedule:
                 return preempt, p, "preempt"
             return (r, p, "reschedule") if r is not None else (deadline, p, "reschedule")
         if not self.any_running(deadline):  # rule 3: sysmon
-            return deadline + SYSMON_LATE_NS, self.an_idle_p(p, deadline), "sysmon"
+            return deadline + self.sysmon_late_ns, self.an_idle_p(p, deadline), "sysmon"
         # rule 2: an M blocked in netpoll since p went idle, whole milliseconds; or a P going idle steals it
         blocked = max(self.idle_since(p, deadline), slept_from)
         wait = deadline - blocked
-        fired = blocked + max(_MS, -(-wait // _MS) * _MS) + NETPOLL_LATE_NS
+        fired = blocked + max(_MS, -(-wait // _MS) * _MS) + self.netpoll_late_ns
         steal = self.next_idle_entry(deadline)
         if steal is not None and steal < fired:
             return steal, self.an_idle_p(p, steal), "steal"

@@ -35,6 +35,7 @@ SOURCE = "go1.14-runtime"
 COMPARED = {
     "released_bytes": lambda ref: sum(ref["released_bytes"].values()),
     "released_background_bytes": lambda ref: ref["released_bytes"]["background"],
+    "released_background_count": lambda ref: len(ref["background_releases"]["rows"]) if "background_releases" in ref else None,
     "released_growth_bytes": lambda ref: ref["released_bytes"]["growth"],
     "released_forced_bytes": lambda ref: ref["released_bytes"]["forced"],
     "retained_final_bytes": lambda ref: ref["retained_final_bytes"],
@@ -57,7 +58,7 @@ def reference_of(metadata: dict, label: str) -> dict | None:
         timeline = ref["retained_timeline"]
     except (KeyError, TypeError) as e:
         raise UserError(f"{label}: metadata reference lacks {e}") from None
-    bad = [n for n, v in values.items() if not isinstance(v, int) or isinstance(v, bool) or v < 0]
+    bad = [n for n, v in values.items() if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0)]
     if bad:
         raise UserError(f"{label}: metadata reference: {bad[0]} is {values[bad[0]]!r}, not a count of bytes or events")
     if not isinstance(timeline, list) or not all(isinstance(p, list) and len(p) == 2 for p in timeline):
@@ -77,7 +78,7 @@ def reference_record(metadata: dict, result, label: str) -> Reference | None:
     if ref is None:
         return None
     real = {name: get(ref) for name, get in COMPARED.items()}
-    ratios = {name: ratio(getattr(result, name), value) for name, value in real.items()}
+    ratios = {name: None if value is None else ratio(getattr(result, name), value) for name, value in real.items()}
     return Reference(**real, ratios=ratios, retained_timeline=[tuple(p) for p in ref["retained_timeline"]])
 
 

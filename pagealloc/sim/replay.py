@@ -96,7 +96,8 @@ def replay(
         raise UserError(f"{where}: the metadata says gomaxprocs {g} but the trace has no p column, "
                         "so which P did what is unknown (add a p column, or drop gomaxprocs from the metadata)")
     engine = Replay(replace(config, gomaxprocs=g if has_p else 1), cost_model or CostModel(), kinds_known=kinds_known)
-    engine.psched = p_schedule_of(trace, g if has_p else 1)
+    engine.psched = sched = p_schedule_of(trace, g if has_p else 1)
+    sched.netpoll_late_ns, sched.sysmon_late_ns = engine.cost.netpoll_late_ns, engine.cost.sysmon_late_ns
     t0 = time.perf_counter()
     row = 0
     try:

@@ -55,6 +55,7 @@ class Reference:
 
     released_bytes: int
     released_background_bytes: int
+    released_background_count: int | None  # None: a recording older than the key
     released_growth_bytes: int
     released_forced_bytes: int
     retained_final_bytes: int
@@ -64,7 +65,7 @@ class Reference:
     ratios: dict  # figure -> model / real (None where real is 0 and the model's is not; 1.0 where both are 0)
     retained_timeline: list  # [(ns, retained bytes)] as ReplayResult.retained_timeline
 
-    COMPARED = ("released_bytes", "released_background_bytes", "released_growth_bytes", "released_forced_bytes",
+    COMPARED = ("released_bytes", "released_background_bytes", "released_background_count", "released_growth_bytes", "released_forced_bytes",
                 "retained_final_bytes", "heap_sys_bytes", "heap_growths", "scavenged_alloc_bytes")
 
     @classmethod
@@ -97,6 +98,7 @@ class ReplayResult:
                                                   default=0.0)
     released_bytes: int = figure("B", NONE, "released", shown="main")
     released_background_bytes: int = figure("B", NONE, "released by the background scavenger")
+    released_background_count: int = figure("count", NONE, "background scavenger releases (scavengeRangeLocked calls)")
     released_growth_bytes: int = figure("B", NONE, "released by heap growth")
     released_forced_bytes: int = figure("B", NONE, "released by FreeOSMemory")
     retained_peak_bytes: int = figure("B", LOWER, "peak retained")
@@ -133,6 +135,8 @@ class ReplayResult:
                                                shown="main", default=0.0)
     slowdown: float = figure("x", LOWER, "makespan / recorded duration", shown="main", default=0.0)
     scavenger_cpu_ns: int = figure("ns", NONE, "background scavenger CPU")
+    scavenger_crit_p50_ns: int = figure("ns", NONE, "background scavenger crit p50 (an iteration's scavengeOne)")
+    scavenger_crit_p90_ns: int = figure("ns", NONE, "background scavenger crit p90")
     released_bytes_per_scavenger_cpu_sec: float = figure("B/s", HIGHER, "released per scavenger CPU second",
                                                          default=0.0)
     retained_timeline: list = figure("", NONE, "retained at each GC, FreeOSMemory and the end", shown=None,

@@ -16,6 +16,7 @@ from heapq import heappush
 
 from pagealloc.runtime.invariants import InvariantError
 from pagealloc.runtime.lock_futex import MUTATOR, SCAVENGER
+from pagealloc.sim.histogram import Histogram
 from pagealloc.runtime.mgcscavenge import LOCK, PARK, SLEEP, UNLOCKED, bgscavenge
 
 _INF = float("inf")
@@ -36,6 +37,7 @@ class BackgroundScavenger:
         self.host = 0  # the P it runs on; its sleep's timer lives on that P
         self.run_start = 0  # when its current run on the host began
         self.fired_by: Counter[str] = Counter()  # how its timers fired (goschedule's rules)
+        self.crits = Histogram()  # crit of each iteration that slept (Go's measure: wall time of scavengeOne)
         self.heap = engine.heap
         self.cost = engine.cost
         self.gen = bgscavenge(self.heap, locked=locked, scavenge_percent=scavenge_percent)
@@ -77,6 +79,7 @@ class BackgroundScavenger:
             self.time = _INF
         else:
             assert req[0] == SLEEP
+            self.crits.add(req[2])
             engine.occupy(self.host, self.run_start, self.time)
             self.sleep_start = self.time
             self.state = SLEEPING
