@@ -34,16 +34,17 @@ def frame(rows) -> pd.DataFrame:
 # path: it drops the heap lock, scans the top chunk, then the middle one —
 # which has a candidate — and only then locks again.  Chunk scans are priced
 # at 1 ms here, so that unlocked window is 2 ms wide, and at 1 ms into it the
-# mutator allocates a whole chunk (span 4), which first fit puts in the middle chunk.
-FOOLED = [
-    (0, "alloc", 1, 512, 0),
-    (1_000, "alloc", 2, 512, 0),
-    (2_000, "alloc", 3, 512, 0),
-    (3_000, "free", 2, 512, 0),
-    (4_000, "gc", 0, 0, 64 * MiB),
-    (500_000, "gc", 0, 0, 8 * MiB),
-    (1_500_000, "alloc", 4, 512, 0),
-    (50_000_000, "free", 1, 512, 0),
+# mutator allocates a whole chunk (span 4), which first fit puts in the middle chunk.  The race needs
+# two Ps: a scavenger running on the program's only P would keep it from allocating meanwhile.
+FOOLED = [  # the program on P 1, the GCs with no P: the background scavenger runs on P 0, idle
+    (0, "alloc", 1, 512, 0, 1),
+    (1_000, "alloc", 2, 512, 0, 1),
+    (2_000, "alloc", 3, 512, 0, 1),
+    (3_000, "free", 2, 512, 0, 1),
+    (4_000, "gc", 0, 0, 64 * MiB, -1),
+    (500_000, "gc", 0, 0, 8 * MiB, -1),
+    (1_500_000, "alloc", 4, 512, 0, 1),
+    (50_000_000, "free", 1, 512, 0, 1),
 ]
 SLOW_SCANS = CostModel(chunk_scan_ns=1_000_000, page_fault_ns=0)
 
@@ -62,7 +63,8 @@ def test_locked_and_unlocked_differ_on_a_constructed_trace():
     madvise), and the scavenger releases the free huge page of the middle
     chunk (2 MiB) before the mutator gets there — and then faults it back in.
     """
-    trace = frame(FOOLED)
+    trace = pd.DataFrame(FOOLED, columns=["ts", "op", "span", "npages", "value", "p"]).astype(
+        {"ts": "int64", "span": "uint64", "npages": "uint32", "value": "uint64", "p": "int32"})
     unlocked = replay(trace, "unlocked", cost_model=SLOW_SCANS, check=True)
     locked = replay(trace, "locked", cost_model=SLOW_SCANS, check=True)
 
@@ -75,6 +77,10 @@ def test_locked_and_unlocked_differ_on_a_constructed_trace():
     assert 1_000_000 < locked.p_stall_ns < 1_500_000  # waits out the scan and the madvise
     assert locked.lock_hold_max_ns > 2_000_000  # the scavenger held the lock over both scans
     assert locked.scavenged_alloc_bytes == unlocked.scavenged_alloc_bytes + 2 * MiB
+    # On one P (no p column) the scavenger runs on the program's P: while it is in its window the
+    # program does not run, so it cannot be fooled (Go's GOMAXPROCS=1); the allocation waits for the P.
+    one_p = replay(frame([row[:5] for row in FOOLED]), "unlocked", cost_model=SLOW_SCANS, check=True)
+    assert one_p.scavenger_fooled == 0 and one_p.released_background_bytes == 2 * MiB and one_p.p_stall_ns == 0
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import sys
 
 from pagealloc.errors import UserError
 from pagealloc.results.tables import scaled
-from pagealloc.sim.presets import BASELINE_MODE, MODES, TIMINGS, ReplayConfig
+from pagealloc.sim.presets import BASELINE_MODE, MODES, SCAVENGER_TIMERS, TIMINGS, ReplayConfig
 from pagealloc.sim.result import table_metrics
 
 # How each unit of the metric catalogue (pagealloc.sim.result) is printed.
@@ -41,6 +41,10 @@ def register(sub) -> None:
     p.add_argument("--scavenge-percent", type=float, default=go.scavenge_percent, metavar="P",
                    help=f"Go's scavengePercent: background scavenger's share of one CPU (default "
                         f"{go.scavenge_percent:g}, Go 1.14's)")
+    p.add_argument("--scavenger-timers", choices=SCAVENGER_TIMERS, default=SCAVENGER_TIMERS[0],
+                   help="go1.14 (default): the background scavenger's sleeps are timers fired by Go 1.14.6's scheduler "
+                        "over the Ps' schedule, and it runs on a P; exact: it wakes when it asked, needing no P "
+                        "(the model before; for comparison)")
     p.add_argument("--gomaxprocs", type=int, default=None, metavar="N",
                    help="number of Ps (default: the trace's metadata, else its p column)")
     p.add_argument("--madvdontneed", action="store_true",
@@ -105,7 +109,8 @@ def run(args) -> int:
                 config = ReplayConfig(mode=mode, timing="closed" if args.closed_loop else args.timing,
                                       retain_extra_percent=args.retain_extra_percent,
                                       scavenge_percent=args.scavenge_percent, madvdontneed=args.madvdontneed,
-                                      gomaxprocs=args.gomaxprocs, lenient=args.lenient, check=args.check)
+                                      gomaxprocs=args.gomaxprocs, scavenger_timers=args.scavenger_timers,
+                                      lenient=args.lenient, check=args.check)
                 r = replay(path, config=config, cost_model=cost, progress=update, label=trace_name(path))
             finally:
                 if bar is not None:

@@ -18,7 +18,7 @@ class Actor:
     accumulated on it (the ``shifted`` timing moves its later events by that
     much).  ``steps`` is the rest of a multi-step operation (an unlocked
     FreeOSMemory); ``blocked_on`` a span id whose earlier op (on another
-    actor) must run first, or ORDER; ``version`` invalidates its stale
+    actor) must run first, ORDER, or HOSTING; ``version`` invalidates its stale
     entries in the engine's schedule.
     """
 
@@ -37,3 +37,4 @@ class Actor:
 
 
 ORDER = "order"  # Actor.blocked_on while it waits for its turn in the trace's row order
+HOSTING = "hosting"  # Actor.blocked_on while the background scavenger runs on its P

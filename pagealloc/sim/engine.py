@@ -36,7 +36,7 @@ from pagealloc.runtime.invariants import InvariantError
 from pagealloc.runtime.lock_futex import MUTATOR, SCAVENGER
 from pagealloc.runtime.malloc import ARENA_HINT_BASE, PAGE_SHIFT
 from pagealloc.runtime.mheap import MAX_HEAP_SYS, MHeap, span_kind_args
-from pagealloc.sim.actor import ORDER, Actor
+from pagealloc.sim.actor import HOSTING, ORDER, Actor
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.sim.heaplock import LockTimeline
 from pagealloc.sim.histogram import Histogram
@@ -207,14 +207,25 @@ class Replay:
         a = self.actors.get(p)
         return t if a is None or a.free_at <= t else a.free_at
 
-    def occupy(self, p: int, start: int, end: int) -> None:
-        """The background scavenger ran on P p from start to end: the P's program waits for it
+    def host_begin(self, p: int) -> None:
+        """The background scavenger starts running on P p: the P's program waits until host_end
         (a goroutine needs a P; the scavenger is not a free extra CPU)."""
         a = self.actors.get(p)
-        if a is None or a.free_at >= end or a.steps is not None:
+        if a is None or a.blocked_on is not None or a.steps is not None:
             return
-        a.free_at = end
-        if a.scheduled:
+        a.blocked_on = HOSTING
+        a.version += 1  # its pending schedule entry is void
+        a.scheduled = False
+
+    def host_end(self, p: int, end: int) -> None:
+        """The background scavenger stopped running on P p at ``end``: the P runs its program again."""
+        a = self.actors.get(p)
+        if a is None or a.blocked_on is not HOSTING:
+            return
+        a.blocked_on = None
+        if a.free_at < end:
+            a.free_at = end
+        if a.queue and not a.scheduled:
             self._schedule(a)
 
     def note_retained(self) -> None:
@@ -271,6 +282,8 @@ class Replay:
                         self.horizon = t + 1
                     if schedule and self._due(schedule[0], t, row):
                         self._run(label, t, row)
+                        if a.scheduled or a.blocked_on is not None:
+                            continue  # the scavenger ran on this P meanwhile: the schedule has its event
                     self.now = t
                     self._execute(a, t, label)
                     if a.queue and a.blocked_on is None and not a.scheduled:

@@ -39,6 +39,10 @@ BASELINE_MODE = "go1.14"
 LOCKED_SITES = {"go1.14": (False, True), "unlocked": (False, False), "locked": (True, True)}
 AUTO_TIMING = "auto"
 TIMINGS = (AUTO_TIMING, "recorded", "ordered", "shifted", "closed")
+# When the background scavenger runs after a sleep: "go1.14", a timer fired by Go 1.14.6's scheduler
+# over the Ps' schedule, on a P (sim/goschedule.py); "exact", when it asked, needing no P (the model
+# before the scheduled scavenger, kept to measure what the scheduler changes).
+SCAVENGER_TIMERS = ("go1.14", "exact")
 
 # The model knobs a sweep may vary: name -> (kind, lowest, highest).  kind is
 # "number" (int or float), "int" or "bool".  Defaults are ReplayConfig's (Go 1.14's).
@@ -63,6 +67,7 @@ class ReplayConfig:
     scavenge_percent: float = SCAVENGE_PERCENT
     madvdontneed: bool = False
     gomaxprocs: int | None = None
+    scavenger_timers: str = SCAVENGER_TIMERS[0]
     lenient: bool = False  # skip frees of unknown spans and allocs of live spans (counted)
     check: bool = False  # verify the model's invariants after the replay
 
@@ -71,6 +76,8 @@ class ReplayConfig:
             raise UserError(f"unknown mode {self.mode!r} (choose from {', '.join(MODES)})")
         if self.timing not in TIMINGS:
             raise UserError(f"unknown timing {self.timing!r} (choose from {', '.join(TIMINGS)})")
+        if self.scavenger_timers not in SCAVENGER_TIMERS:
+            raise UserError(f"unknown scavenger timers {self.scavenger_timers!r} (choose from {', '.join(SCAVENGER_TIMERS)})")
         for name, (kind, low, high) in KNOBS.items():
             value = getattr(self, name)
             if kind == "bool":

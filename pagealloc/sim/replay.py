@@ -29,6 +29,7 @@ from pagealloc.sim.presets import (
     BASELINE_MODE,
     LOCKED_SITES,
     MODES,
+    SCAVENGER_TIMERS,
     TIMINGS,
     ReplayConfig,
     check_knob,
@@ -52,6 +53,7 @@ def replay(
     scavenge_percent=SCAVENGE_PERCENT,
     madvdontneed: bool = False,
     gomaxprocs: int | None = None,
+    scavenger_timers: str = "go1.14",
     check: bool = False,
     lenient: bool = False,
     label: str | None = None,
@@ -66,6 +68,8 @@ def replay(
     ``closed_loop=True`` is ``closed``), Go 1.14's retainExtraPercent (10)
     and scavengePercent (1), ``madvdontneed`` (GODEBUG=madvdontneed=1),
     ``gomaxprocs`` (None: the trace's metadata, else its p column),
+    ``scavenger_timers`` (SCAVENGER_TIMERS: ``go1.14``, the default, or
+    ``exact``, the background scavenger waking when it asked, on no P),
     ``check`` (verify the model's invariants after the replay), ``lenient``
     (skip frees of unknown spans and allocs of live spans, counted in
     ``skipped_events``).  ``progress(n)`` is called with the number of
@@ -79,7 +83,8 @@ def replay(
     if config is None:
         config = ReplayConfig(mode=mode, timing="closed" if closed_loop else timing,
                               retain_extra_percent=retain_extra_percent, scavenge_percent=scavenge_percent,
-                              madvdontneed=madvdontneed, gomaxprocs=gomaxprocs, lenient=lenient, check=check)
+                              madvdontneed=madvdontneed, gomaxprocs=gomaxprocs, scavenger_timers=scavenger_timers,
+                              lenient=lenient, check=check)
     config.validated()
     if isinstance(cost_model, str) or hasattr(cost_model, "__fspath__"):
         cost_model = CostModel.load(cost_model)
@@ -96,8 +101,9 @@ def replay(
         raise UserError(f"{where}: the metadata says gomaxprocs {g} but the trace has no p column, "
                         "so which P did what is unknown (add a p column, or drop gomaxprocs from the metadata)")
     engine = Replay(replace(config, gomaxprocs=g if has_p else 1), cost_model or CostModel(), kinds_known=kinds_known)
-    engine.psched = sched = p_schedule_of(trace, g if has_p else 1)
-    sched.netpoll_late_ns, sched.sysmon_late_ns = engine.cost.netpoll_late_ns, engine.cost.sysmon_late_ns
+    if config.scavenger_timers == "go1.14":
+        engine.psched = sched = p_schedule_of(trace, g if has_p else 1)
+        sched.netpoll_late_ns, sched.sysmon_late_ns = engine.cost.netpoll_late_ns, engine.cost.sysmon_late_ns
     t0 = time.perf_counter()
     row = 0
     try:
@@ -155,5 +161,5 @@ def warm_up(path, modes) -> None:
         pass  # not a measurement: the measured replay reports what is wrong
 
 
-__all__ = ["AUTO_TIMING", "BASELINE_MODE", "LOCKED_SITES", "MODES", "TIMINGS", "Replay", "ReplayConfig",
+__all__ = ["AUTO_TIMING", "BASELINE_MODE", "LOCKED_SITES", "MODES", "SCAVENGER_TIMERS", "TIMINGS", "Replay", "ReplayConfig",
            "ReplayResult", "check_knob", "concrete_timing", "replay", "warm_up"]

@@ -35,7 +35,7 @@ class BackgroundScavenger:
     def __init__(self, engine, locked: bool, scavenge_percent) -> None:
         self.engine = engine
         self.host = 0  # the P it runs on; its sleep's timer lives on that P
-        self.run_start = 0  # when its current run on the host began
+        self.on_p = False  # running on its host P now (between a wake-up and its next sleep or park)
         self.fired_by: Counter[str] = Counter()  # how its timers fired (goschedule's rules)
         self.crits = Histogram()  # crit of each iteration that slept (Go's measure: wall time of scavengeOne)
         self.heap = engine.heap
@@ -64,6 +64,9 @@ class BackgroundScavenger:
             return
         if self.state == SLEEPING:
             self.send = self.time - self.sleep_start
+        if not self.on_p and engine.psched is not None:  # exact timers: it needs no P
+            engine.host_begin(self.host)
+            self.on_p = True
         heap.clock.now = self.time
         heap.lock.running(SCAVENGER)
         req = self.gen.send(self.send)
@@ -74,23 +77,24 @@ class BackgroundScavenger:
         if req == LOCK:
             self.state = ACQUIRE
         elif req == PARK:
-            engine.occupy(self.host, self.run_start, self.time)
+            engine.host_end(self.host, self.time)
+            self.on_p = False
             self.state = PARKED
             self.time = _INF
         else:
             assert req[0] == SLEEP
             self.crits.add(req[2])
-            engine.occupy(self.host, self.run_start, self.time)
+            engine.host_end(self.host, self.time)
+            self.on_p = False
             self.sleep_start = self.time
             self.state = SLEEPING
             sched = engine.psched
             if sched is None:  # no Ps' schedule (the engine driven alone): it wakes on time
                 self.time += req[1]
-                self.run_start = self.time
                 return
             fired, self.host, how = sched.fire(self.host, self.time, self.time + req[1])
             self.fired_by[how] += 1
-            self.time = self.run_start = engine.p_free(self.host, fired)
+            self.time = engine.p_free(self.host, fired)
 
     def _critical_section(self) -> None:
         """It asked for the lock at ``time``: take it when the last holder is done and run
@@ -125,5 +129,5 @@ class BackgroundScavenger:
             return  # step() sends the run time - sleep start as the time slept
         self.fired_by["gc"] += 1
         self.host = host
-        self.time = self.run_start = self.engine.p_free(host, run)
+        self.time = self.engine.p_free(host, run)
         self.schedule()
