@@ -29,6 +29,10 @@ figures at each GC, and ``heap_sys`` / ``heap_released`` at the end.  Go
 the heap, so the reference's ``heap_sys_bytes`` and retained figures add
 the live manual bytes back (``memstats_heap_sys_bytes`` keeps Go's own).
 
+A version 3 stream also records the Ps' schedule and the background
+scavenger's iterations; ``go114sched`` turns them into the trace's format
+v3 side tables (``p_schedule``, ``sched_events``, ``scavenger_iterations``).
+
 A stream that is not one (wrong size, magic or version), has an unknown
 event, or lacks the end record (the program crashed or was killed, or the
 stream was cut short) is an error; so is one whose spans do not add up.
