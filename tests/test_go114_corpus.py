@@ -30,6 +30,8 @@ import sys
 from functools import cache
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401 (pa.compute)
 import pytest
 
 import pagealloc
@@ -83,9 +85,22 @@ def reference(entry) -> dict:
     return trace_metadata(path_of(entry))["reference"]
 
 
-def test_the_corpus_has_go_1_14_traces_at_2_and_8_ps():
+def test_the_corpus_has_go_1_14_traces_at_2_4_and_8_ps():
     procs = {trace_metadata(path_of(e))["gomaxprocs"] for e in ENTRIES}
-    assert len(ENTRIES) >= 16 and procs == {2, 8}
+    assert len(ENTRIES) >= 17 and procs == {2, 4, 8}
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["name"] for e in ENTRIES])
+def test_every_recording_carries_the_ps_schedule_and_the_scavenger(entry):
+    """Format v3: the P stream covers every P, and each background release belongs to a recorded iteration."""
+    from pagealloc.trace import p_schedule, scavenger_iterations
+
+    meta = trace_metadata(path_of(entry))
+    sched, iters = p_schedule(path_of(entry)), scavenger_iterations(path_of(entry))
+    assert sched is not None and iters is not None
+    assert set(sched.column("p").to_pylist()) == set(range(meta["gomaxprocs"]))
+    slept = iters.filter(pa.compute.equal(iters.column("outcome"), "sleep"))
+    assert sum(slept.column("released_bytes").to_pylist()) == meta["reference"]["released_bytes"]["background"]
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e["name"])

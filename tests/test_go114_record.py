@@ -16,7 +16,7 @@ from pagealloc.cli import main
 from pagealloc.errors import UserError
 from pagealloc.sim import replay as engine
 from pagealloc.sim.reference import heap_walk
-from pagealloc.trace import go114, validate_trace
+from pagealloc.trace import go114, p_schedule, scavenger_iterations, sched_events, validate_trace
 from test_record_cli import PROGRAM  # three FreeOSMemory calls, no annotation
 
 pytestmark = pytest.mark.skipif(not go114.BESIDE_CHECKOUT.is_file(), reason=f"needs the Go 1.14.6 source ({go114.BESIDE_CHECKOUT.parent})")
@@ -48,6 +48,8 @@ def test_record_a_program_on_go_1_14_and_hold_the_replay_against_it(goroot, tmp_
     assert s.counts["free_os_memory"] == 3 and s.counts["gc"] >= 3 and s.counts["alloc"] > 500
     assert ref["released_bytes"]["forced"] > 0 and ref["heap_growths"] >= 1
     assert "--go 1.14 --gomaxprocs 3" in m["generator"]["command"]
+    assert m["version"] == 3 and set(p_schedule(out).column("p").to_pylist()) == {0, 1, 2}  # the Ps' schedule, every P
+    assert scavenger_iterations(out) is not None and sched_events(out) is not None
 
     walk = heap_walk(out)  # the heap model in row order: every span where the runtime put it
     assert walk.agreement == 1.0 and walk.background_not_free == 0, walk.to_dict()

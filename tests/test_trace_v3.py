@@ -201,3 +201,25 @@ def test_a_timer_without_a_p_is_minus_one(tmp_path):
     arr.tofile(tmp_path / "r.bin")
     import_records(str(tmp_path / "r.bin"), str(tmp_path / "t.parquet"))
     assert scavenger_iterations(tmp_path / "t.parquet").column("timer_p").to_pylist() == [-1]
+
+
+def test_the_scavenger_timing_script_prints_the_table():
+    """scripts/go114-scavenger-timing: a row per trace with the summary's figures; no P stream said; bad input exit 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = root / "scripts" / "go114-scavenger-timing"
+    p = subprocess.run([sys.executable, str(script), "go114-service-p4", str(root / "traces" / "synth-churn.parquet")],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    (row,) = [line for line in p.stdout.splitlines() if line.startswith("| go114-service-p4 ")]
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    s = timing_summary(scavenger_iterations(root / "traces" / "go114-service-p4.parquet"))
+    assert s["iterations"] > 100 and cells[1] == f"{s['iterations']:,}"
+    assert cells[3] == f"{s['late_p50_ns'] / 1e3:,.1f} / {s['late_p90_ns'] / 1e3:,.1f}"
+    assert f"netpoll {s['fired_by']['netpoll']}" in cells[4] and sum(s["fired_by"].values()) <= s["iterations"]
+    assert "| synth-churn | (no P stream) |" in p.stdout
+    p = subprocess.run([sys.executable, str(script), "nosuch.parquet"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "nosuch.parquet" in p.stderr

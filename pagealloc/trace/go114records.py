@@ -29,6 +29,10 @@ figures at each GC, and ``heap_sys`` / ``heap_released`` at the end.  Go
 the heap, so the reference's ``heap_sys_bytes`` and retained figures add
 the live manual bytes back (``memstats_heap_sys_bytes`` keeps Go's own).
 
+A version 3 stream also records the Ps' schedule and the background
+scavenger's iterations; ``go114sched`` turns them into the trace's format
+v3 side tables (``p_schedule``, ``sched_events``, ``scavenger_iterations``).
+
 A stream that is not one (wrong size, magic or version), has an unknown
 event, or lacks the end record (the program crashed or was killed, or the
 stream was cut short) is an error; so is one whose spans do not add up.
@@ -42,6 +46,24 @@ import numpy as np
 
 from pagealloc.errors import UserError
 from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, OP_NAMES, PAGE_SIZE, Columns, TraceSource, TraceWriter, make_metadata
+from pagealloc.trace import go114sched
+from pagealloc.trace.go114sched import (
+    EV_IDLE,
+    EV_PREEMPT_REQ,
+    EV_RESUME,
+    EV_RUN,
+    EV_SCAV_ITER,
+    EV_SCAV_PARK,
+    EV_SCAV_READY,
+    EV_SCAV_SLEEP,
+    EV_SCAV_WOKE,
+    EV_STOP,
+    EV_STW,
+    EV_SWEEP_DONE,
+    EV_TIMER_FIRE,
+    EV_UNIDLE,
+    side_tables,
+)
 
 MAGIC = 0x3143455243415050  # b"PPACREC1"
 VERSION = 3  # 2: the mark start record carries heap_live; 3: the Ps' schedule and the scavenger's iterations
@@ -54,9 +76,8 @@ SOURCE = "go1.14-runtime"
 # Event codes (pagealloc_record.go)
 EV_START, EV_ALLOC, EV_FREE, EV_GC_START, EV_GC_END, EV_FOM_START, EV_FOM_END = 1, 2, 3, 4, 5, 6, 7
 EV_SCAVENGE, EV_GROW, EV_PCACHE_FLUSH, EV_PROCS, EV_SET_GC_PERCENT, EV_END = 8, 9, 10, 11, 12, 13
-# Version 3: the schedule (pagealloc.trace.go114sched reads them)
-EV_RUN, EV_STOP, EV_IDLE, EV_UNIDLE, EV_RESUME, EV_STW, EV_PREEMPT_REQ, EV_SWEEP_DONE = 14, 15, 16, 17, 18, 19, 20, 21
-EV_SCAV_ITER, EV_SCAV_SLEEP, EV_SCAV_WOKE, EV_SCAV_PARK, EV_TIMER_FIRE, EV_SCAV_READY = 22, 23, 24, 25, 26, 27
+# Version 3: the schedule (their codes and reader: pagealloc.trace.go114sched)
+assert go114sched.EV_PROCS == EV_PROCS
 EV_LAST = EV_SCAV_READY
 EVENTS = dict(
     start=EV_START, alloc=EV_ALLOC, free=EV_FREE, gc_start=EV_GC_START, gc_end=EV_GC_END, fom_start=EV_FOM_START,
@@ -270,8 +291,6 @@ def import_records(path: str, out: str, name: str | None = None, **metadata) -> 
     fields.update({k: v for k, v in metadata.items() if v is not None})
     fields["reference"] = ref
     meta = make_metadata(SOURCE, **fields)
-    from pagealloc.trace.go114sched import side_tables  # it reads this module's event codes
-
     tables = side_tables(recs, rows) if recs[0]["w"][1] >= 3 else None
     with TraceWriter(out, meta, tables) as writer:
         writer.write(cols.ts, cols.op, cols.span, cols.npages, cols.p, cols.value, cols.kind)

@@ -23,8 +23,12 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from pagealloc.trace import go114records as R
 from pagealloc.trace.format import SIDE_TABLES
+
+# Event codes of the version 3 records (pagealloc_record.go; go114records.EVENTS lists them all).
+EV_PROCS = 11  # procresize (go114records' code, read here for the number of Ps)
+EV_RUN, EV_STOP, EV_IDLE, EV_UNIDLE, EV_RESUME, EV_STW, EV_PREEMPT_REQ, EV_SWEEP_DONE = 14, 15, 16, 17, 18, 19, 20, 21
+EV_SCAV_ITER, EV_SCAV_SLEEP, EV_SCAV_WOKE, EV_SCAV_PARK, EV_TIMER_FIRE, EV_SCAV_READY = 22, 23, 24, 25, 26, 27
 
 KINDS = ("user", "gc_worker", "sweep", "scavenger", "runtime")
 KIND_NONE = 255
@@ -60,12 +64,12 @@ def p_schedule(recs: np.ndarray, ts: np.ndarray) -> pa.Table:
     own_p = ((head >> 16) & 0xFFFF).astype(np.int64) - 1
     out_ts, out_p, out_state, out_reason = [], [], [], []
     nprocs = 0
-    for i in np.flatnonzero(np.isin(ev, [R.EV_RUN, R.EV_STOP, R.EV_IDLE, R.EV_UNIDLE, R.EV_RESUME, R.EV_STW, R.EV_PROCS])):
+    for i in np.flatnonzero(np.isin(ev, [EV_RUN, EV_STOP, EV_IDLE, EV_UNIDLE, EV_RESUME, EV_STW, EV_PROCS])):
         e, t = ev[i], int(ts[i])
-        if e == R.EV_PROCS:
+        if e == EV_PROCS:
             nprocs = int(x[i])
             continue
-        if e == R.EV_STW:
+        if e == EV_STW:
             for p in range(nprocs):
                 out_ts.append(t)
                 out_p.append(p)
@@ -82,14 +86,14 @@ def p_schedule(recs: np.ndarray, ts: np.ndarray) -> pa.Table:
         p = int(x[i])
         if p >= 0xFFFF:  # no P (not expected from these call sites)
             continue
-        if e == R.EV_RUN or e == R.EV_RESUME:
+        if e == EV_RUN or e == EV_RESUME:
             k = int(flags[i])
             state = KINDS[k] if k < len(KINDS) else "user"
-            reason = GC_MODES[w[i, 1]] if (e == R.EV_RUN and state == "gc_worker" and w[i, 1] < len(GC_MODES)) else (
-                "syscall_return" if e == R.EV_RESUME else "")
-        elif e == R.EV_STOP:
+            reason = GC_MODES[w[i, 1]] if (e == EV_RUN and state == "gc_worker" and w[i, 1] < len(GC_MODES)) else (
+                "syscall_return" if e == EV_RESUME else "")
+        elif e == EV_STOP:
             state, reason = "sched", STOPS.get(int(flags[i]), "")
-        elif e == R.EV_IDLE:
+        elif e == EV_IDLE:
             state, reason = "idle", ""
         else:
             state, reason = "sched", "wake"
@@ -103,8 +107,8 @@ def p_schedule(recs: np.ndarray, ts: np.ndarray) -> pa.Table:
 def sched_events(recs: np.ndarray, ts: np.ndarray) -> pa.Table:
     ev, w, x = recs["head"] & 0xFF, recs["w"], (recs["head"] >> 32).astype(np.int64)
     own_p = ((recs["head"] >> 16) & 0xFFFF).astype(np.int64) - 1
-    idx = np.flatnonzero(np.isin(ev, [R.EV_PREEMPT_REQ, R.EV_SWEEP_DONE]))
-    pre = ev[idx] == R.EV_PREEMPT_REQ
+    idx = np.flatnonzero(np.isin(ev, [EV_PREEMPT_REQ, EV_SWEEP_DONE]))
+    pre = ev[idx] == EV_PREEMPT_REQ
     return _table(
         "sched_events",
         {
@@ -124,38 +128,38 @@ def scavenger_iterations(recs: np.ndarray, ts: np.ndarray, t0: int) -> pa.Table:
     last_stop = {}  # P -> the reason its last goroutine stopped (for a timer fired by schedule)
     rows: list[dict] = []
     cur: dict | None = None
-    wanted = [R.EV_SCAV_ITER, R.EV_SCAV_SLEEP, R.EV_SCAV_WOKE, R.EV_SCAV_PARK, R.EV_TIMER_FIRE, R.EV_SCAV_READY, R.EV_RUN, R.EV_STOP]
+    wanted = [EV_SCAV_ITER, EV_SCAV_SLEEP, EV_SCAV_WOKE, EV_SCAV_PARK, EV_TIMER_FIRE, EV_SCAV_READY, EV_RUN, EV_STOP]
     for i in np.flatnonzero(np.isin(ev, wanted)):
         e, t = ev[i], int(ts[i])
-        if e == R.EV_STOP:
+        if e == EV_STOP:
             last_stop[int(x[i])] = int(flags[i])
             continue
-        if e == R.EV_RUN:
+        if e == EV_RUN:
             if cur is not None and flags[i] == 3 and cur["ready_ts"] >= 0 and cur["next_run_ts"] < 0:
                 cur["next_run_ts"], cur["next_run_p"] = t, int(x[i])
             continue
-        if e in (R.EV_SCAV_ITER, R.EV_SCAV_PARK):
-            cur = dict(ts=t, p=int(own_p[i]), outcome="sleep" if e == R.EV_SCAV_ITER else "park", crit_ns=-1, crit_used_ns=-1,
+        if e in (EV_SCAV_ITER, EV_SCAV_PARK):
+            cur = dict(ts=t, p=int(own_p[i]), outcome="sleep" if e == EV_SCAV_ITER else "park", crit_ns=-1, crit_used_ns=-1,
                        released_bytes=0, sleep_ns=-1, ewma=float("nan"), wake_at=-1, timer_p=-1, fired_ts=-1, fired_p=-1,
                        fired_by="none", woken_by="none", ready_ts=-1, ready_p=-1, next_run_ts=-1, next_run_p=-1, slept_ns=-1)
-            if e == R.EV_SCAV_ITER:
+            if e == EV_SCAV_ITER:
                 cur.update(crit_ns=int(w[i, 0]), crit_used_ns=int(w[i, 1]), released_bytes=int(w[i, 2]), sleep_ns=int(w[i, 3]),
                            ewma=float(np.frombuffer(np.uint64(w[i, 4]).tobytes(), np.float64)[0]))
             rows.append(cur)
         elif cur is None:
             continue
-        elif e == R.EV_SCAV_SLEEP:
+        elif e == EV_SCAV_SLEEP:
             # -1: no P (a timer asked to fire at once may already have fired, and left its P's heap)
             cur["wake_at"], cur["timer_p"] = max(int(w[i, 1]) - t0, 0), int(x[i]) if x[i] < 0xFFFF else -1
-        elif e == R.EV_TIMER_FIRE:
+        elif e == EV_TIMER_FIRE:
             if cur["fired_ts"] < 0 and cur["ready_ts"] < 0:
                 cur["fired_ts"], cur["fired_p"] = t, int(own_p[i])
                 cur["fired_by"] = _fired_by(int(w[i, 2]), int(w[i, 3]), last_stop.get(int(own_p[i])))
-        elif e == R.EV_SCAV_READY:
+        elif e == EV_SCAV_READY:
             if cur["ready_ts"] < 0:
                 cur["ready_ts"], cur["ready_p"] = t, int(own_p[i])
                 cur["woken_by"] = "timer" if flags[i] else "gc"
-        elif e == R.EV_SCAV_WOKE:
+        elif e == EV_SCAV_WOKE:
             cur["slept_ns"] = int(w[i, 0])
     names = SIDE_TABLES["scavenger_iterations"].names
     cols = {n: [r[n] for r in rows] for n in names}
