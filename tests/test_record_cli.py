@@ -21,7 +21,7 @@ import pytest
 from pagealloc.cli import main
 from pagealloc.errors import UserError
 from pagealloc.trace import OP_FREE_OS_MEMORY, OP_GC, validate_trace
-from pagealloc.trace.goimport import _drop_duplicate_annotations, decode_parsed, warnings_for
+from pagealloc.trace.goimport import decode_parsed, match_free_os_memory, warnings_for
 from pagealloc.trace.record import OVERLAID_FUNC, freeosmemory_overlay, split_test_flags
 from test_trace_import import needs_go  # skips without Go
 
@@ -87,10 +87,28 @@ def test_the_overlay_annotates_free_os_memory(tmp_path):
         freeosmemory_overlay(str(tmp_path / "again"), str(goroot))
 
 
-def test_one_call_annotated_twice_is_one_row():
-    op = np.array([0, OP_GC, OP_FREE_OS_MEMORY, OP_FREE_OS_MEMORY, 1, OP_GC, OP_FREE_OS_MEMORY], dtype=np.uint8)
-    cols, dropped = _drop_duplicate_annotations({"op": op, "ts": np.arange(7)})
-    assert dropped == 1 and list(cols["ts"]) == [0, 1, 2, 4, 5, 6]
+@pytest.mark.parametrize("calls, annotations, in_call, dropped, unannotated", [
+    # The program's annotation before each call (earlier docs' convention), and record's inside it after: record's stay.
+    ([10, 20, 30], [9, 12, 19, 22, 29, 32], [12, 22, 32], [9, 19, 29], 0),
+    # Only the program's, before each call (a plain go test -trace): one each, where they are.
+    ([10, 20, 30], [9, 19, 29], [], [], 0),
+    # Only the program's, after each call.
+    ([10, 20, 30], [11, 21, 31], [], [], 0),
+    # Before and after each call, both the program's: one of the two per call.
+    ([10, 20, 30], [9, 11, 19, 21, 29, 31], [], [11, 21, 31], 0),
+    # No annotation: every call is missing.
+    ([10, 20, 30], [], [], [], 3),
+    # A call annotated, the next not.
+    ([10, 20], [11], [11], [], 1),
+])
+def test_each_free_os_memory_call_is_one_row(calls, annotations, in_call, dropped, unannotated):
+    m = match_free_os_memory(np.array(calls), np.array(annotations), np.array(in_call))
+    assert (m.calls, m.unannotated, m.dropped.tolist()) == (len(calls), unannotated, dropped)
+
+
+def test_without_stacks_an_annotation_right_after_another_is_the_same_call():
+    m = match_free_os_memory(None, np.array([2, 3, 6]), np.array([], dtype=np.int64))
+    assert (m.calls, m.unannotated, m.dropped.tolist()) == (None, 0, [3])
 
 
 GC_BEGIN = 'M=1 P=0 G=7 RangeBegin Time={t} Name="GC concurrent mark phase" Scope=None'
@@ -105,11 +123,13 @@ def test_free_os_memory_calls_are_seen_in_stacks():
         GC_BEGIN.format(t=40), "Stack=", "\truntime/debug.FreeOSMemory @ 0x2", "",
     ]
     d = decode_parsed(lines)
-    assert d.free_os_memory_gcs == 2
-    meta = {"importer": {"free_os_memory_gcs": 2}, "counts": {"free_os_memory": 1}}
+    f = d.facts
+    assert f.calls.tolist() == [0, 3] and f.annotations.tolist() == [2] and not len(f.in_call)
+    meta = {"importer": {"free_os_memory_gcs": 2, "unannotated_calls": 1}, "counts": {"free_os_memory": 1}}
     (warning,) = warnings_for(meta)
-    assert warning.startswith("2 GCs started by debug.FreeOSMemory (their stacks say so) but only 1 FreeOSMemory annotations")
-    assert warnings_for({"importer": {"free_os_memory_gcs": 1}, "counts": {"free_os_memory": 1}}) == []
+    assert warning.startswith("2 GCs started by debug.FreeOSMemory (their stacks say so) but 1 of them without a FreeOSMemory annotation")
+    assert warnings_for({"importer": {"free_os_memory_gcs": 1, "unannotated_calls": 0}, "counts": {"free_os_memory": 1}}) == []
+    assert len(warnings_for({"importer": {"free_os_memory_gcs": 2}, "counts": {"free_os_memory": 1}})) == 1  # an older import
 
 
 # Three debug.FreeOSMemory() calls and no annotation; exits with the status given as its last argument, if any.
