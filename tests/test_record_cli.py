@@ -203,3 +203,99 @@ def test_record_without_the_source_of_go114_says_where_to_get_it(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pagealloc", "record", "--go", "1.14", "-o", str(tmp_path / "o.parquet"), "--", str(prog)],
                        env={**os.environ, **env}, capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr == f"pagealloc: error: PAGEALLOC_GO114_SRC {tmp_path / 'nowhere.tar.gz'}: no such file or directory (a go1.14.6 source tarball or tree)\n"
+
+
+# Three debug.FreeOSMemory() calls, annotated by the program itself before each call, after it, or not at all.
+ANNOTATING = """package main
+
+import (
+	"context"
+	"os"
+	"runtime/debug"
+	"runtime/trace"
+)
+
+var keep [][]byte
+
+func annotate() { trace.Log(context.Background(), "pagealloc", "FreeOSMemory") }
+
+func main() {
+	convention := os.Args[len(os.Args)-1]
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 400; i++ {
+			keep = append(keep, make([]byte, 1<<(10+i%9)))
+		}
+		keep = keep[:len(keep)/4]
+		if convention == "before" {
+			annotate()
+		}
+		debug.FreeOSMemory()
+		if convention == "after" {
+			annotate()
+		}
+	}
+}
+"""
+
+
+def _fom_rows_follow_their_gc(path) -> bool:
+    """Each free_os_memory row comes after a gc row, with no gc_start between (the call's GC has ended)."""
+    from pagealloc.trace import read_trace
+
+    ops = read_trace(path).column("op").to_pylist()
+    last = {}
+    for i, op in enumerate(ops):
+        if op == "free_os_memory" and not (last.get("gc", -1) > last.get("gc_start", -1) >= 0):
+            return False
+        last[op] = i
+    return True
+
+
+@needs_go
+@pytest.mark.parametrize("convention, duplicates", [("before", 3), ("after", 3), ("none", 0)])
+def test_record_gives_one_row_per_free_os_memory_call(tmp_path, capfd, convention, duplicates):
+    """Issue 22: a program that annotates its calls itself, before them as earlier docs said, had 6 rows for 3 calls."""
+    prog = tmp_path / "annotating.go"
+    prog.write_text(ANNOTATING)
+    out = tmp_path / "o.parquet"
+    assert main(["record", "-o", str(out), "--", str(prog), convention]) == 0
+    assert capfd.readouterr().err == ""  # no warning
+    s = validate_trace(out)
+    importer = s.metadata["importer"]
+    assert s.counts["free_os_memory"] == importer["free_os_memory_gcs"] == 3
+    assert (importer["duplicate_annotations"], importer["unannotated_calls"]) == (duplicates, 0)
+    assert _fom_rows_follow_their_gc(out)  # record's own annotations stand, logged once the call returned
+
+
+@needs_go
+@pytest.mark.parametrize("convention, rows", [("before", 3), ("after", 3), ("none", 0)])
+def test_import_of_a_plain_trace_matches_the_programs_annotations(tmp_path, capfd, convention, rows):
+    """A plain go test -trace (no record overlay): the program's annotations, one per call, where it put them."""
+    (tmp_path / "go.mod").write_text("module x\n\ngo 1.23\n")
+    (tmp_path / "main.go").write_text(ANNOTATING)
+    (tmp_path / "main_test.go").write_text(f'package main\n\nimport ("os"; "testing")\n\nfunc TestMain_(t *testing.T) {{ os.Args = []string{{"x", "{convention}"}}; main() }}\n')
+    from pagealloc.trace.gotool import go_env, go_run
+
+    r = go_run(["test", "-trace=" + str(tmp_path / "t.trace"), "."], cwd=str(tmp_path), env=go_env({"GODEBUG": "traceallocfree=1"}))
+    assert r.returncode == 0, r.stderr
+    capfd.readouterr()
+    out = tmp_path / "t.parquet"
+    assert main(["import", str(tmp_path / "t.trace"), "-o", str(out)]) == 0
+    err = capfd.readouterr().err
+    s = validate_trace(out)
+    importer = s.metadata["importer"]
+    assert s.counts["free_os_memory"] == rows and importer["free_os_memory_gcs"] == 3
+    assert (importer["duplicate_annotations"], importer["unannotated_calls"]) == (0, 3 - rows)
+    assert ("3 of them without a FreeOSMemory annotation" in err) == (rows == 0)
+    if convention == "after":
+        assert _fom_rows_follow_their_gc(out)
+
+
+@needs_go
+def test_record_prints_the_programs_output_and_nothing_of_the_test_binary(tmp_path, capfd):
+    prog = tmp_path / "hello.go"
+    prog.write_text('package main\n\nimport "fmt"\n\nvar sink []byte\n\nfunc main() {\n\tsink = make([]byte, 1<<20)\n\tfmt.Println("hello")\n}\n')
+    out = tmp_path / "o.parquet"
+    assert main(["record", "-o", str(out), "--", str(prog)]) == 0
+    std = capfd.readouterr()
+    assert std.out == f"hello\n{out}: " + std.out.split(f"{out}: ", 1)[1] and "PASS" not in std.out + std.err
