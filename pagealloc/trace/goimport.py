@@ -1,7 +1,12 @@
 """Import a Go execution trace (``GODEBUG=traceallocfree=1``, Go >= 1.23).
 
-The events come from the toolchain's own decoder, ``go tool trace
--d=parsed``, one line per event:
+The events come from the toolchain's own reader, ``internal/trace``: by
+default through ``tracerows`` (pagealloc.trace.gorows, a small Go program
+of ours built once against the installed Go, which writes binary rows that
+are streamed into the trace file), or through the text of ``go tool trace
+-d=parsed`` (``decoder="text"``: the fallback when tracerows does not build
+with the installed Go, and the oracle tracerows is tested against; it
+prints every event, minutes per GiB of trace).  Both apply the same rules:
 
 - ``Span`` (a span alive when tracing started) and ``SpanAlloc`` become
   ``alloc`` rows; ``SpanFree`` becomes ``free`` (with the npages of its
@@ -14,17 +19,17 @@ The events come from the toolchain's own decoder, ``go tool trace
   its ``value`` is the next ``/gc/heap/goal:bytes`` metric (the runtime
   publishes it just after), or the last known goal if none follows.
 - ``runtime/trace`` log events with category ``pagealloc`` and message
-  ``FreeOSMemory`` become ``free_os_memory`` rows.  ``pagealloc record``
-  builds programs so that ``debug.FreeOSMemory()`` logs it right after it
-  returns (a program may also log it itself), so the GC that call ran, and
-  its frees, precede the row, and the replay's scavengeAll sees the heap
-  Go's did.  Every call runs a GC, so two annotations with no row between
-  them are one call annotated twice (by record and by the program): the
-  second is dropped (``duplicate_annotations``).
-- Go's decoder prints stacks: a GC mark phase whose stack shows
-  ``runtime/debug.FreeOSMemory`` is one FreeOSMemory call
-  (``free_os_memory_gcs``).  More of those than annotations means calls the
-  replay will not see, and ``warnings_for`` says so.
+  ``FreeOSMemory`` become ``free_os_memory`` rows, one per call
+  (``match_free_os_memory``): a GC mark phase whose stack shows
+  ``runtime/debug.FreeOSMemory`` is one call (``free_os_memory_gcs``).
+  ``pagealloc record`` builds programs so that ``debug.FreeOSMemory()``
+  logs the annotation right after it returns, so the GC that call ran,
+  and its frees, precede the row, and the replay's scavengeAll sees the
+  heap Go's did; a program's own annotations (before or after its calls)
+  then repeat calls and are dropped (``duplicate_annotations``), and
+  without record's they stand for the calls they are matched to.  Calls
+  left without an annotation (``unannotated_calls``) are calls the replay
+  will not see, and ``warnings_for`` says so.
 
 Order and ties: Go's trace reader merges the per-M event batches by
 timestamp (a min-heap over Ms, stepping past an M whose next event is not
@@ -41,9 +46,11 @@ to stay 0): a ``SpanAlloc`` of a span that is still live first frees it
 
 The header, page size and min heap address come from a small pure-Python
 scan of the binary batches (the AllocFree experiment's info batch), which
-``-d=parsed`` does not print (pagealloc.trace.gotrace).  pagealloc.trace.gowire decodes the whole
+Go's reader does not report (pagealloc.trace.gotrace).  pagealloc.trace.gowire decodes the whole
 binary trace in pure Python instead (``--decoder python``, no Go needed);
-it finds the same events, but orders a few of them differently (see there).
+it finds the same events, but orders a few of them differently and reads
+no stacks (see there), so it sees no calls: an annotation right after
+another (no row between) is dropped as the same call.
 """
 
 from __future__ import annotations

@@ -16,9 +16,13 @@ Two runtimes record:
 - the installed Go (>= 1.23; the ``record`` extra brings Go 1.27): the
   program runs with ``GODEBUG=traceallocfree=1`` under an execution trace
   (``-test.trace``; a program runs through a small generated test that sets
-  ``os.Args`` and calls ``main()``, which must return), then goes through
-  pagealloc.trace.goimport.  The build overlays ``runtime/debug`` so that
-  every ``debug.FreeOSMemory()`` logs the ``pagealloc``/``FreeOSMemory``
+  ``os.Args`` and calls ``main()``, which must return: the test binary
+  writes the end of the trace after the test, so a program that calls
+  ``os.Exit`` is refused; once ``main`` returns, what the test binary
+  prints, its ``PASS``, goes nowhere), then goes through
+  pagealloc.trace.goimport (its compiled decoder, a note first when the
+  trace is large).  The build overlays ``runtime/debug`` so that every
+  ``debug.FreeOSMemory()`` logs the ``pagealloc``/``FreeOSMemory``
   annotation after it returns: the program needs no change.
 - ``go="1.14"``: pagealloc's recording Go 1.14.6 runtime
   (pagealloc.trace.go114), whose record stream pagealloc.trace.go114records
