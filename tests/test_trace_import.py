@@ -354,3 +354,34 @@ def test_record_without_go_says_how_to_get_it(tmp_path):
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.startswith("pagealloc: error: ") and "pip install 'pagealloc[record]'" in r.stderr
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+@needs_go
+def test_a_large_trace_is_announced_before_decoding(tmp_path, capfd, monkeypatch):
+    import pagealloc.trace.goimport as goimport
+
+    monkeypatch.setattr(goimport, "LARGE_TRACE", 1000)
+    out = tmp_path / "fx.parquet"
+    assert main(["import", str(GO_TRACE), "-o", str(out)]) == 0
+    err = capfd.readouterr().err
+    assert err.startswith(f"pagealloc: note: {GO_TRACE} is a large execution trace (") and err.count("\n") == 1
+    assert "pagealloc tracerows (Go's internal/trace)) takes about 0 s" in err
+
+
+@needs_go
+def test_without_the_compiled_decoder_import_falls_back_to_go_tool_trace(tmp_path, capfd, monkeypatch):
+    import pagealloc.trace.gorows as gorows
+
+    broken = tmp_path / "tracerows.go"
+    broken.write_text("package main\n\nfunc main() { undefined() }\n")
+    monkeypatch.setattr(gorows, "SOURCE", broken)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "fx.parquet"
+    assert main(["import", str(GO_TRACE), "-o", str(out)]) == 0
+    err = capfd.readouterr().err
+    assert err.startswith("pagealloc: note: pagealloc's trace decoder does not build with go1.") and err.count("\n") == 1
+    assert "using go tool trace -d=parsed instead" in err
+    assert validate_trace(out).metadata["importer"]["decoder"] == "go tool trace -d=parsed"
+    assert main(["import", str(GO_TRACE), "-o", str(out), "--decoder", "go"]) == 2  # asked for: one line, exit 2
+    err = capfd.readouterr().err
+    assert err.startswith("pagealloc: error: pagealloc's trace decoder does not build with go1.") and err.count("\n") == 1
