@@ -375,7 +375,7 @@ def test_without_the_compiled_decoder_import_falls_back_to_go_tool_trace(tmp_pat
     broken = tmp_path / "tracerows.go"
     broken.write_text("package main\n\nfunc main() { undefined() }\n")
     monkeypatch.setattr(gorows, "SOURCE", broken)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(gorows, "cache_dir", lambda: tmp_path / "cache")  # not XDG_CACHE_HOME: Go's build cache follows it
     out = tmp_path / "fx.parquet"
     assert main(["import", str(GO_TRACE), "-o", str(out)]) == 0
     err = capfd.readouterr().err
