@@ -165,6 +165,7 @@ def test_python_decoder_on_the_fixture_needs_no_go(tmp_path, capfd, monkeypatch)
     m = validate_trace(out).metadata
     assert m["importer"]["decoder"] == "pagealloc.trace.gowire (pure Python)"
     assert (m["min_heap_addr"], m["gomaxprocs"], m["spans_at_start"]) == (0x129021C00000, 2, 68)
+    assert (m["importer"]["free_os_memory_gcs"], m["importer"]["unannotated_calls"]) == (2, 0)
 
 
 @needs_go
@@ -176,6 +177,8 @@ def test_the_text_and_python_decoders_agree_on_the_fixture():
     for name in a:
         assert np.array_equal(a[name], b[name]), name
     assert (go.start, go.wall, go.gomaxprocs, go.spans_at_start) == (py.start, py.wall, py.gomaxprocs, py.spans_at_start)
+    for name in ("calls", "annotations", "in_call"):  # the Python decoder reads the stack table too
+        assert np.array_equal(getattr(go.facts, name), getattr(py.facts, name)), name
 
 
 def decoded(path: str, decoder: str):

@@ -48,9 +48,8 @@ The header, page size and min heap address come from a small pure-Python
 scan of the binary batches (the AllocFree experiment's info batch), which
 Go's reader does not report (pagealloc.trace.gotrace).  pagealloc.trace.gowire decodes the whole
 binary trace in pure Python instead (``--decoder python``, no Go needed);
-it finds the same events, but orders a few of them differently and reads
-no stacks (see there), so it sees no calls: an annotation right after
-another (no row between) is dropped as the same call.
+it finds the same events and calls, but orders a few of them differently
+(see there).
 """
 
 from __future__ import annotations
