@@ -156,7 +156,7 @@ DECODERS = {
     "python": "pagealloc.trace.gowire (pure Python)",
 }
 # Bytes of Go trace per second each decoder reads here (2 cores), for the note on a large trace.
-DECODE_RATE = {"go": 80e6, "text": 2e6, "python": 1.5e6}
+DECODE_RATE = {"go": 80e6, "text": 1e6, "python": 3e6}
 LARGE_TRACE = 256 << 20
 
 
