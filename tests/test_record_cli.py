@@ -21,7 +21,7 @@ import pytest
 from pagealloc.cli import main
 from pagealloc.errors import UserError
 from pagealloc.trace import OP_FREE_OS_MEMORY, OP_GC, validate_trace
-from pagealloc.trace.goimport import _drop_duplicate_annotations, decode_parsed, warnings_for
+from pagealloc.trace.goimport import decode_parsed, match_free_os_memory, warnings_for
 from pagealloc.trace.record import OVERLAID_FUNC, freeosmemory_overlay, split_test_flags
 from test_trace_import import needs_go  # skips without Go
 
@@ -87,10 +87,28 @@ def test_the_overlay_annotates_free_os_memory(tmp_path):
         freeosmemory_overlay(str(tmp_path / "again"), str(goroot))
 
 
-def test_one_call_annotated_twice_is_one_row():
-    op = np.array([0, OP_GC, OP_FREE_OS_MEMORY, OP_FREE_OS_MEMORY, 1, OP_GC, OP_FREE_OS_MEMORY], dtype=np.uint8)
-    cols, dropped = _drop_duplicate_annotations({"op": op, "ts": np.arange(7)})
-    assert dropped == 1 and list(cols["ts"]) == [0, 1, 2, 4, 5, 6]
+@pytest.mark.parametrize("calls, annotations, in_call, dropped, unannotated", [
+    # The program's annotation before each call (earlier docs' convention), and record's inside it after: record's stay.
+    ([10, 20, 30], [9, 12, 19, 22, 29, 32], [12, 22, 32], [9, 19, 29], 0),
+    # Only the program's, before each call (a plain go test -trace): one each, where they are.
+    ([10, 20, 30], [9, 19, 29], [], [], 0),
+    # Only the program's, after each call.
+    ([10, 20, 30], [11, 21, 31], [], [], 0),
+    # Before and after each call, both the program's: one of the two per call.
+    ([10, 20, 30], [9, 11, 19, 21, 29, 31], [], [11, 21, 31], 0),
+    # No annotation: every call is missing.
+    ([10, 20, 30], [], [], [], 3),
+    # A call annotated, the next not.
+    ([10, 20], [11], [11], [], 1),
+])
+def test_each_free_os_memory_call_is_one_row(calls, annotations, in_call, dropped, unannotated):
+    m = match_free_os_memory(np.array(calls), np.array(annotations), np.array(in_call))
+    assert (m.calls, m.unannotated, m.dropped.tolist()) == (len(calls), unannotated, dropped)
+
+
+def test_without_stacks_an_annotation_right_after_another_is_the_same_call():
+    m = match_free_os_memory(None, np.array([2, 3, 6]), np.array([], dtype=np.int64))
+    assert (m.calls, m.unannotated, m.dropped.tolist()) == (None, 0, [3])
 
 
 GC_BEGIN = 'M=1 P=0 G=7 RangeBegin Time={t} Name="GC concurrent mark phase" Scope=None'
@@ -105,11 +123,13 @@ def test_free_os_memory_calls_are_seen_in_stacks():
         GC_BEGIN.format(t=40), "Stack=", "\truntime/debug.FreeOSMemory @ 0x2", "",
     ]
     d = decode_parsed(lines)
-    assert d.free_os_memory_gcs == 2
-    meta = {"importer": {"free_os_memory_gcs": 2}, "counts": {"free_os_memory": 1}}
+    f = d.facts
+    assert f.calls.tolist() == [0, 3] and f.annotations.tolist() == [2] and not len(f.in_call)
+    meta = {"importer": {"free_os_memory_gcs": 2, "unannotated_calls": 1}, "counts": {"free_os_memory": 1}}
     (warning,) = warnings_for(meta)
-    assert warning.startswith("2 GCs started by debug.FreeOSMemory (their stacks say so) but only 1 FreeOSMemory annotations")
-    assert warnings_for({"importer": {"free_os_memory_gcs": 1}, "counts": {"free_os_memory": 1}}) == []
+    assert warning.startswith("2 GCs started by debug.FreeOSMemory (their stacks say so) but 1 of them without a FreeOSMemory annotation")
+    assert warnings_for({"importer": {"free_os_memory_gcs": 1, "unannotated_calls": 0}, "counts": {"free_os_memory": 1}}) == []
+    assert len(warnings_for({"importer": {"free_os_memory_gcs": 2}, "counts": {"free_os_memory": 1}})) == 1  # an older import
 
 
 # Three debug.FreeOSMemory() calls and no annotation; exits with the status given as its last argument, if any.
@@ -183,3 +203,99 @@ def test_record_without_the_source_of_go114_says_where_to_get_it(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pagealloc", "record", "--go", "1.14", "-o", str(tmp_path / "o.parquet"), "--", str(prog)],
                        env={**os.environ, **env}, capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr == f"pagealloc: error: PAGEALLOC_GO114_SRC {tmp_path / 'nowhere.tar.gz'}: no such file or directory (a go1.14.6 source tarball or tree)\n"
+
+
+# Three debug.FreeOSMemory() calls, annotated by the program itself before each call, after it, or not at all.
+ANNOTATING = """package main
+
+import (
+	"context"
+	"os"
+	"runtime/debug"
+	"runtime/trace"
+)
+
+var keep [][]byte
+
+func annotate() { trace.Log(context.Background(), "pagealloc", "FreeOSMemory") }
+
+func main() {
+	convention := os.Args[len(os.Args)-1]
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 400; i++ {
+			keep = append(keep, make([]byte, 1<<(10+i%9)))
+		}
+		keep = keep[:len(keep)/4]
+		if convention == "before" {
+			annotate()
+		}
+		debug.FreeOSMemory()
+		if convention == "after" {
+			annotate()
+		}
+	}
+}
+"""
+
+
+def _fom_rows_follow_their_gc(path) -> bool:
+    """Each free_os_memory row comes after a gc row, with no gc_start between (the call's GC has ended)."""
+    from pagealloc.trace import read_trace
+
+    ops = read_trace(path).column("op").to_pylist()
+    last = {}
+    for i, op in enumerate(ops):
+        if op == "free_os_memory" and not (last.get("gc", -1) > last.get("gc_start", -1) >= 0):
+            return False
+        last[op] = i
+    return True
+
+
+@needs_go
+@pytest.mark.parametrize("convention, duplicates", [("before", 3), ("after", 3), ("none", 0)])
+def test_record_gives_one_row_per_free_os_memory_call(tmp_path, capfd, convention, duplicates):
+    """Issue 22: a program that annotates its calls itself, before them as earlier docs said, had 6 rows for 3 calls."""
+    prog = tmp_path / "annotating.go"
+    prog.write_text(ANNOTATING)
+    out = tmp_path / "o.parquet"
+    assert main(["record", "-o", str(out), "--", str(prog), convention]) == 0
+    assert capfd.readouterr().err == ""  # no warning
+    s = validate_trace(out)
+    importer = s.metadata["importer"]
+    assert s.counts["free_os_memory"] == importer["free_os_memory_gcs"] == 3
+    assert (importer["duplicate_annotations"], importer["unannotated_calls"]) == (duplicates, 0)
+    assert _fom_rows_follow_their_gc(out)  # record's own annotations stand, logged once the call returned
+
+
+@needs_go
+@pytest.mark.parametrize("convention, rows", [("before", 3), ("after", 3), ("none", 0)])
+def test_import_of_a_plain_trace_matches_the_programs_annotations(tmp_path, capfd, convention, rows):
+    """A plain go test -trace (no record overlay): the program's annotations, one per call, where it put them."""
+    (tmp_path / "go.mod").write_text("module x\n\ngo 1.23\n")
+    (tmp_path / "main.go").write_text(ANNOTATING)
+    (tmp_path / "main_test.go").write_text(f'package main\n\nimport ("os"; "testing")\n\nfunc TestMain_(t *testing.T) {{ os.Args = []string{{"x", "{convention}"}}; main() }}\n')
+    from pagealloc.trace.gotool import go_env, go_run
+
+    r = go_run(["test", "-trace=" + str(tmp_path / "t.trace"), "."], cwd=str(tmp_path), env=go_env({"GODEBUG": "traceallocfree=1"}))
+    assert r.returncode == 0, r.stderr
+    capfd.readouterr()
+    out = tmp_path / "t.parquet"
+    assert main(["import", str(tmp_path / "t.trace"), "-o", str(out)]) == 0
+    err = capfd.readouterr().err
+    s = validate_trace(out)
+    importer = s.metadata["importer"]
+    assert s.counts["free_os_memory"] == rows and importer["free_os_memory_gcs"] == 3
+    assert (importer["duplicate_annotations"], importer["unannotated_calls"]) == (0, 3 - rows)
+    assert ("3 of them without a FreeOSMemory annotation" in err) == (rows == 0)
+    if convention == "after":
+        assert _fom_rows_follow_their_gc(out)
+
+
+@needs_go
+def test_record_prints_the_programs_output_and_nothing_of_the_test_binary(tmp_path, capfd):
+    prog = tmp_path / "hello.go"
+    prog.write_text('package main\n\nimport "fmt"\n\nvar sink []byte\n\nfunc main() {\n\tsink = make([]byte, 1<<20)\n\tfmt.Println("hello")\n}\n')
+    out = tmp_path / "o.parquet"
+    assert main(["record", "-o", str(out), "--", str(prog)]) == 0
+    std = capfd.readouterr()
+    assert std.out == f"hello\n{out}: " + std.out.split(f"{out}: ", 1)[1] and "PASS" not in std.out + std.err

@@ -135,8 +135,8 @@ def test_import_the_real_fixture(tmp_path, capfd):
     assert m["source"] == "go-trace" and m["go_version"] == "go1.27.3" and m["name"] == "freeosmemory"
     assert (m["page_size"], m["min_heap_addr"], m["gomaxprocs"], m["go_trace_version"]) == (8192, 0x129021C00000, 2, "1.26")
     assert m["spans_at_start"] > 0 and m["recorded_at"].startswith("20")
-    assert m["importer"] == {"decoder": "go tool trace -d=parsed", "implicit_frees": 0, "dropped_frees": 0,
-                             "duplicate_annotations": 0, "free_os_memory_gcs": 2}
+    assert m["importer"] == {"decoder": "pagealloc tracerows (Go's internal/trace)", "implicit_frees": 0, "dropped_frees": 0,
+                             "duplicate_annotations": 0, "free_os_memory_gcs": 2, "unannotated_calls": 0}
     t = read_trace(out).to_pandas()
     ts = t.ts.to_numpy()
     assert ts[0] >= 0 and np.all(np.diff(ts) >= 0)
@@ -165,17 +165,65 @@ def test_python_decoder_on_the_fixture_needs_no_go(tmp_path, capfd, monkeypatch)
     m = validate_trace(out).metadata
     assert m["importer"]["decoder"] == "pagealloc.trace.gowire (pure Python)"
     assert (m["min_heap_addr"], m["gomaxprocs"], m["spans_at_start"]) == (0x129021C00000, 2, 68)
+    assert (m["importer"]["free_os_memory_gcs"], m["importer"]["unannotated_calls"]) == (2, 0)
 
 
 @needs_go
-def test_both_decoders_agree_on_the_fixture():
+def test_the_text_and_python_decoders_agree_on_the_fixture():
     from pagealloc.trace.goimport import decode
 
-    (go, _), (py, _) = decode(str(GO_TRACE), "go"), decode(str(GO_TRACE), "python")
+    (go, _), (py, _) = decode(str(GO_TRACE), "text"), decode(str(GO_TRACE), "python")
     a, b = go.columns(), py.columns()
     for name in a:
         assert np.array_equal(a[name], b[name]), name
     assert (go.start, go.wall, go.gomaxprocs, go.spans_at_start) == (py.start, py.wall, py.gomaxprocs, py.spans_at_start)
+    for name in ("calls", "annotations", "in_call"):  # the Python decoder reads the stack table too
+        assert np.array_equal(getattr(go.facts, name), getattr(py.facts, name)), name
+
+
+def decoded(path: str, decoder: str):
+    """Every raw row (one array per column) and the facts of a decoder's result."""
+    from pagealloc.trace.goimport import decode
+
+    rows, _ = decode(path, decoder)
+    with rows:
+        chunks = [cols for _, cols in rows.chunks()]
+        return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}, rows.facts
+
+
+def assert_same_rows(path: str):
+    """The compiled decoder (tracerows) gives exactly the rows and facts of the text decoder."""
+    (fast, ff), (text, ft) = decoded(path, "go"), decoded(path, "text")
+    assert set(fast) == set(text) == {"ts", "op", "span", "npages", "p", "value", "kind"}
+    for name in text:
+        assert fast[name].dtype == text[name].dtype and np.array_equal(fast[name], text[name]), name
+    for name, value in vars(ft).items():
+        other = getattr(ff, name)
+        assert (np.array_equal(value, other) if isinstance(value, np.ndarray) else value == other), name
+    return ff
+
+
+@needs_go
+def test_the_compiled_decoder_gives_the_text_decoders_rows_on_the_fixture():
+    f = assert_same_rows(str(GO_TRACE))
+    assert f.rows == 352 and f.calls.tolist() == [158, 294] and f.annotations.tolist() == [157, 293] and not len(f.in_call)
+
+
+@needs_go
+def test_the_compiled_decoder_gives_the_text_decoders_rows_on_a_recorded_program(tmp_path):
+    prog = tmp_path / "alloc.go"
+    prog.write_text(PROGRAM.replace("sink = nil", "sink = nil\n\tdebug.FreeOSMemory()").replace('"os"', '"os"\n\t"runtime/debug"'))
+    raw = tmp_path / "raw.trace"
+    assert main(["record", "-q", "-o", str(tmp_path / "o.parquet"), "--keep-raw", str(raw), "--", str(prog), "-n", "400"]) == 0
+    f = assert_same_rows(str(raw))
+    assert f.counts[OP_ALLOC] >= 400 and len(f.calls) == len(f.annotations) == len(f.in_call) == 1
+
+
+def test_the_compiled_decoders_source_ships_with_the_package():
+    from pagealloc.trace.gorows import SOURCE
+
+    assert SOURCE.is_file() and "internal/trace" in SOURCE.read_text()
+    assert '"gosrc/*.go"' in (Path(__file__).parents[1] / "pyproject.toml").read_text()
 
 
 def test_python_decoder_rejects_a_truncated_trace(tmp_path, capfd):
@@ -198,7 +246,7 @@ def test_import_truncated_go_trace(tmp_path, capfd):
     bad.write_bytes(GO_TRACE.read_bytes()[:300_000])
     assert main(["import", str(bad), "-o", str(tmp_path / "o.parquet")]) == 2
     err = capfd.readouterr().err
-    assert err.startswith(f"pagealloc: error: {bad}: go tool trace cannot read it: ") and err.count("\n") == 1
+    assert err.startswith(f"pagealloc: error: {bad}: Go's trace reader cannot read it: ") and err.count("\n") == 1
 
 
 # ---------------------------------------------------------------- recorder
@@ -309,3 +357,34 @@ def test_record_without_go_says_how_to_get_it(tmp_path):
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.startswith("pagealloc: error: ") and "pip install 'pagealloc[record]'" in r.stderr
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+@needs_go
+def test_a_large_trace_is_announced_before_decoding(tmp_path, capfd, monkeypatch):
+    import pagealloc.trace.goimport as goimport
+
+    monkeypatch.setattr(goimport, "LARGE_TRACE", 1000)
+    out = tmp_path / "fx.parquet"
+    assert main(["import", str(GO_TRACE), "-o", str(out)]) == 0
+    err = capfd.readouterr().err
+    assert err.startswith(f"pagealloc: note: {GO_TRACE} is a large execution trace (") and err.count("\n") == 1
+    assert "pagealloc tracerows (Go's internal/trace)) takes about 0 s" in err
+
+
+@needs_go
+def test_without_the_compiled_decoder_import_falls_back_to_go_tool_trace(tmp_path, capfd, monkeypatch):
+    import pagealloc.trace.gorows as gorows
+
+    broken = tmp_path / "tracerows.go"
+    broken.write_text("package main\n\nfunc main() { undefined() }\n")
+    monkeypatch.setattr(gorows, "SOURCE", broken)
+    monkeypatch.setattr(gorows, "cache_dir", lambda: tmp_path / "cache")  # not XDG_CACHE_HOME: Go's build cache follows it
+    out = tmp_path / "fx.parquet"
+    assert main(["import", str(GO_TRACE), "-o", str(out)]) == 0
+    err = capfd.readouterr().err
+    assert err.startswith("pagealloc: note: pagealloc's trace decoder does not build with go1.") and err.count("\n") == 1
+    assert "using go tool trace -d=parsed instead" in err
+    assert validate_trace(out).metadata["importer"]["decoder"] == "go tool trace -d=parsed"
+    assert main(["import", str(GO_TRACE), "-o", str(out), "--decoder", "go"]) == 2  # asked for: one line, exit 2
+    err = capfd.readouterr().err
+    assert err.startswith("pagealloc: error: pagealloc's trace decoder does not build with go1.") and err.count("\n") == 1

@@ -1,7 +1,7 @@
 """``pagealloc import RECORDING -o OUT.parquet``: convert a raw recording to a trace.
 
 RECORDING is a Go execution trace recorded with GODEBUG=traceallocfree=1
-(Go >= 1.23), decoded by 'go tool trace -d=parsed' when Go is installed (the
+(Go >= 1.23), decoded by Go's own trace reader when Go is installed (the
 record extra), else by pagealloc's pure-Python decoder (--decoder chooses);
 or the record stream of pagealloc's Go 1.14.6 runtime, as 'pagealloc record
 --go 1.14 --keep-raw FILE' keeps it (told apart by its first bytes).
@@ -27,7 +27,7 @@ def register(sub) -> None:
         "--decoder",
         choices=["auto", "go", "python"],
         default="auto",
-        help="for execution traces: go (go tool trace -d=parsed, Go's own reader); python (pure Python, no Go "
+        help="for execution traces: go (Go's own reader, through a small Go program of pagealloc's built once); python (pure Python, no Go "
         "needed, orders a few same-moment events differently); auto (default): go if Go is installed",
     )
     p.set_defaults(func=run)

@@ -11,7 +11,8 @@ The public API for other modules (the replay engine, the CLI, notebooks):
 ``src`` is a file path, a ``pyarrow.Table`` or a ``pandas.DataFrame``.
 
 Modules: ``format`` (schema, metadata, writer), ``read`` (streaming
-validation), ``goimport`` (Go execution traces through ``go tool trace``),
+validation), ``goimport`` (Go execution traces through ``gorows``, a
+compiled decoder on Go's own reader, or ``go tool trace``),
 ``gowire`` (Go's trace wire format and a pure-Python decoder), ``gotool``
 (finding and running Go), ``record`` (run a Go program traced), ``synth``
 (synthetic scenarios).  Imports nothing of ours but ``pagealloc.errors``:

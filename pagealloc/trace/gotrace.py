@@ -1,12 +1,14 @@
-"""What both Go-trace decoders share: the wire format's framing and the rows.
+"""What the Go-trace decoders share: the wire format's framing and the rows.
 
 Not a Go file (Go's counterpart is ``internal/trace``): the 16-byte header,
 the batch framing and LEB128 varints of Go's trace wire format (Go 1.23 to
 1.26), ``read_header`` (the AllocFree experiment's page size and min heap
-address, which ``go tool trace -d=parsed`` does not print), and
-``Decoded``, the trace rows both decoders build through the same event
-methods.  ``goimport`` (through ``go tool trace``) and ``gowire`` (pure
-Python) both import this module and not each other's internals.
+address, which Go's reader does not report), ``Rows`` and ``RowFacts``,
+what every decoder hands the importer, and ``Decoded``, the in-memory rows
+that the two Python decoders build through the same event methods.
+``goimport`` (the text of ``go tool trace -d=parsed``), ``gowire`` (pure
+Python) and ``gorows`` (the compiled ``tracerows``, whose Go code applies
+``Decoded``'s rules) import this module and not each other's internals.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ EV_END_OF_GENERATION = 52
 EXPERIMENT_ALLOC_FREE = 1
 ALLOC_FREE_INFO_BATCH = 1  # [min heap addr, page size, min heap align, fixed stack]
 MIN_MINOR = 23  # traceallocfree appeared in Go 1.23
+GO_REJECTS = "Go's trace reader cannot read it:"
 
 
 @dataclass
@@ -116,11 +119,53 @@ def read_header(path: str) -> GoTraceInfo:
                 pass  # the decoder will say what is wrong
     return info
 
+@dataclass
+class RowFacts:
+    """What a decoder knows once it has read the whole trace, before the rows are written.
+
+    Row numbers count every row the decoder produced (``calls``,
+    ``annotations`` and ``in_call`` are sorted row numbers); ``calls`` is
+    None for a decoder that does not read stacks.
+    """
+
+    start: int | None  # Time of the first Sync; ts = time - start
+    wall: str | None
+    gomaxprocs: int | None
+    rows: int
+    counts: np.ndarray  # rows per op code
+    spans_at_start: int
+    implicit_frees: int
+    dropped_frees: int
+    calls: np.ndarray | None  # gc_start rows whose stack shows debug.FreeOSMemory: one call each
+    annotations: np.ndarray  # free_os_memory rows (pagealloc/FreeOSMemory log events)
+    in_call: np.ndarray  # those logged from inside debug.FreeOSMemory (pagealloc record's annotation)
+
+
+class Rows:
+    """A decoder's result: ``facts`` and ``chunks()``, ``(first row number, raw columns)`` in order.
+
+    Raw columns carry Go's clock in ``ts`` (the importer subtracts
+    ``facts.start``).  Use as a context manager, or ``close()``.
+    """
+
+    facts: RowFacts
+
+    def chunks(self):
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 @dataclass
-class Decoded:
-    """Rows decoded from a ``-d=parsed`` dump, plus facts for the metadata."""
+class Decoded(Rows):
+    """Rows decoded in Python (from a ``-d=parsed`` dump or the wire format), plus facts for the metadata."""
 
     ts: array = field(default_factory=lambda: array("q"))
     op: array = field(default_factory=lambda: array("B"))
@@ -135,7 +180,8 @@ class Decoded:
     spans_at_start: int = 0
     implicit_frees: int = 0
     dropped_frees: int = 0
-    free_os_memory_gcs: int | None = None  # GCs whose stack shows debug.FreeOSMemory (None: not looked for)
+    calls: array | None = None  # rows of gc_starts whose stack shows debug.FreeOSMemory (None: not looked for)
+    in_call: array = field(default_factory=lambda: array("q"))  # free_os_memory rows logged inside FreeOSMemory
 
     _live: dict = field(default_factory=dict)  # span id -> npages of live spans
     _goal: int = 0  # last heap goal seen
@@ -171,6 +217,14 @@ class Decoded:
         """A GC's mark phase begins; the row carries the last heap_live seen (0: none yet)."""
         self.add(t, OP_GC_START, 0, 0, p, value=self._live_bytes)
 
+    def last_row_is_a_call(self) -> None:
+        """The gc_start just added was started by debug.FreeOSMemory (its stack says so)."""
+        self.calls.append(len(self.op) - 1)
+
+    def last_row_is_in_call(self) -> None:
+        """The free_os_memory row just added was logged from inside debug.FreeOSMemory."""
+        self.in_call.append(len(self.op) - 1)
+
     def gc_end(self, t: int, p: int) -> None:
         self._pending_gc = len(self.op)
         self.add(t, OP_GC, 0, 0, p, value=self._goal)
@@ -187,7 +241,22 @@ class Decoded:
         self.value.append(value)
         self.kind.append(kind)
 
+    @property
+    def facts(self) -> RowFacts:
+        op = np.frombuffer(self.op, dtype=np.uint8)
+        return RowFacts(
+            start=self.start, wall=self.wall, gomaxprocs=self.gomaxprocs, rows=len(op),
+            counts=np.bincount(op, minlength=5)[:5], spans_at_start=self.spans_at_start,
+            implicit_frees=self.implicit_frees, dropped_frees=self.dropped_frees,
+            calls=None if self.calls is None else np.frombuffer(self.calls, dtype=np.int64),
+            annotations=np.flatnonzero(op == OP_FREE_OS_MEMORY), in_call=np.frombuffer(self.in_call, dtype=np.int64),
+        )
+
+    def chunks(self):
+        yield 0, {**self.columns(), "ts": np.frombuffer(self.ts, dtype=np.int64)}
+
     def columns(self) -> dict[str, np.ndarray]:
+        """The rows, ``ts`` in ns since ``start``."""
         ts = np.frombuffer(self.ts, dtype=np.int64) - (self.start or 0)
         return {
             "ts": np.maximum(ts, 0),

@@ -6,8 +6,9 @@
 string table, and decodes every per-M event batch with the argument counts
 of Go's ``internal/trace/tracev2`` specs (the event numbering is append-only,
 so one table serves every version).  Heap-object, goroutine and other
-events are skipped by count; span, GC-end, heap-goal, GOMAXPROCS and
-user-log events are kept, and ProcStart/ProcStop/ProcSteal/ProcStatus give
+events are skipped by count; span, GC, heap-goal, GOMAXPROCS and
+user-log events are kept (with whether a GC start's or a log's stack shows
+``runtime/debug.FreeOSMemory``, from the stack table), and ProcStart/ProcStop/ProcSteal/ProcStatus give
 each M's current P (a P taken by ProcSteal is not followed, so a few rows
 may name a P that Go's reader would not).
 
@@ -35,12 +36,13 @@ from pagealloc.errors import UserError
 from pagealloc.trace.gotrace import Decoded, WireError, read_header, uvarint, varints, wire_batches
 
 # Event types (internal/trace/tracev2/events.go) and their argument counts, timestamp delta included.
-EV_STACKS, EV_STRINGS, EV_STRING, EV_CPU_SAMPLES, EV_FREQUENCY = 2, 4, 5, 6, 8
+EV_STACKS, EV_STACK, EV_STRINGS, EV_STRING, EV_CPU_SAMPLES, EV_FREQUENCY = 2, 3, 4, 5, 6, 8
 EV_PROCS_CHANGE, EV_PROC_START, EV_PROC_STOP, EV_PROC_STEAL, EV_PROC_STATUS = 9, 10, 11, 12, 13
 EV_GC_BEGIN, EV_GC_END, EV_HEAP_ALLOC, EV_HEAP_GOAL, EV_USER_LOG = 29, 30, 37, 38, 44
 EV_SYNC, EV_CLOCK_SNAPSHOT = 50, 51
 EV_SPAN, EV_SPAN_ALLOC, EV_SPAN_FREE = 128, 129, 130
 PROC_RUNNING = 1
+FREE_OS_MEMORY_FUNC = b"runtime/debug.FreeOSMemory"
 
 NARGS = [0] * 256
 for _ev, _n in {
@@ -66,7 +68,16 @@ class _Generation:
         self.min_time: int | None = None
         self.wall: tuple[int, int] | None = None
         self.strings: dict[int, bytes] = {}
+        self.stacks: dict[int, list[int]] = {}  # stack id -> its frames' function-name string ids
         self.events: dict[int, list[tuple[int, int, int]]] = {}  # m -> [(time, start, end)]
+        self._fom: set[int] | None = None
+
+    def free_os_memory_stacks(self) -> set[int]:
+        """Ids of the stacks with a runtime/debug.FreeOSMemory frame (once the generation is read)."""
+        if self._fom is None:
+            ids = {i for i, name in self.strings.items() if name == FREE_OS_MEMORY_FUNC}
+            self._fom = {sid for sid, funcs in self.stacks.items() if ids.intersection(funcs)}
+        return self._fom
 
 
 def _read_generations(buf, minor: int) -> list[_Generation]:
@@ -85,13 +96,25 @@ def _read_generations(buf, minor: int) -> list[_Generation]:
                 (sid, n), i = varints(buf, i + 1, 2)
                 g.strings[sid] = bytes(buf[i : i + n])
                 i += n
-        elif head in (EV_STACKS, EV_CPU_SAMPLES):
+        elif head == EV_STACKS:
+            _read_stacks(buf, start, end, g)
+        elif head == EV_CPU_SAMPLES:
             continue
         elif (head == EV_SYNC and minor >= 25) or (head == EV_FREQUENCY and minor < 25):
             _read_sync(buf, start, end, g, minor)
         else:
             g.events.setdefault(m, []).append((time, start, end))
     return [gens[k] for k in sorted(gens)]
+
+
+def _read_stacks(buf, start: int, end: int, g: _Generation) -> None:
+    i = start + 1
+    while i < end:
+        if buf[i] != EV_STACK:
+            raise WireError(f"expected a stack at byte {i}")
+        (sid, n), i = varints(buf, i + 1, 2)
+        frames, i = varints(buf, i, 4 * n)  # pc, function name, file name, line
+        g.stacks[sid] = frames[1::4]
 
 
 def _read_sync(buf, start: int, end: int, g: _Generation, minor: int) -> None:
@@ -149,7 +172,9 @@ def _decode(buf, minor: int) -> Decoded:
                             procs[m] = -1
                         else:
                             if ev == EV_USER_LOG:
-                                args = [args[0], strings.get(args[2]), strings.get(args[3])]
+                                args = [args[0], strings.get(args[2]), strings.get(args[3]), args[4] in g.free_os_memory_stacks()]
+                            elif ev == EV_GC_BEGIN:
+                                args = [args[0], args[1], args[2] in g.free_os_memory_stacks()]
                             kept.append((len(times), ev, args, procs.get(m, -1)))
                     else:
                         dt = VARINT.match(buf, i + 1)
@@ -166,7 +191,7 @@ def _decode(buf, minor: int) -> Decoded:
 
 
 def _rows(kept, fixed: np.ndarray, first: _Generation) -> Decoded:
-    d = Decoded()
+    d = Decoded(calls=array("q"))
     d.start = int(first.min_time * first.freq)
     if first.wall:
         sec, nsec = first.wall
@@ -184,10 +209,14 @@ def _rows(kept, fixed: np.ndarray, first: _Generation) -> Decoded:
             d.heap_live(args[1])
         elif ev == EV_GC_BEGIN:
             d.gc_start(t, p)
+            if args[2]:
+                d.last_row_is_a_call()
         elif ev == EV_GC_END:
             d.gc_end(t, p)
         elif ev == EV_USER_LOG and args[1] == b"pagealloc" and args[2] == b"FreeOSMemory":
             d.free_os_memory(t, p)
+            if args[3]:
+                d.last_row_is_in_call()
         elif ev == EV_PROCS_CHANGE and d.gomaxprocs is None:
             d.gomaxprocs = args[1]
     return d

@@ -16,9 +16,13 @@ Two runtimes record:
 - the installed Go (>= 1.23; the ``record`` extra brings Go 1.27): the
   program runs with ``GODEBUG=traceallocfree=1`` under an execution trace
   (``-test.trace``; a program runs through a small generated test that sets
-  ``os.Args`` and calls ``main()``, which must return), then goes through
-  pagealloc.trace.goimport.  The build overlays ``runtime/debug`` so that
-  every ``debug.FreeOSMemory()`` logs the ``pagealloc``/``FreeOSMemory``
+  ``os.Args`` and calls ``main()``, which must return: the test binary
+  writes the end of the trace after the test, so a program that calls
+  ``os.Exit`` is refused; once ``main`` returns, what the test binary
+  prints, its ``PASS``, goes nowhere), then goes through
+  pagealloc.trace.goimport (its compiled decoder, a note first when the
+  trace is large).  The build overlays ``runtime/debug`` so that every
+  ``debug.FreeOSMemory()`` logs the ``pagealloc``/``FreeOSMemory``
   annotation after it returns: the program needs no change.
 - ``go="1.14"``: pagealloc's recording Go 1.14.6 runtime
   (pagealloc.trace.go114), whose record stream pagealloc.trace.go114records
@@ -68,6 +72,10 @@ func {TEST_NAME}(t *pagealloc_testing.T) {{
 	}}
 	pagealloc_os.Args = append([]string{{pagealloc_os.Getenv("PAGEALLOC_RECORD_NAME")}}, args...)
 	main()
+	// The program is over, as it would be once main returns: the test binary's own "PASS" goes nowhere.
+	if null, err := pagealloc_os.OpenFile(pagealloc_os.DevNull, pagealloc_os.O_WRONLY, 0); err == nil {{
+		pagealloc_os.Stdout = null
+	}}
 }}
 """
 GO_MOD = "module pagealloc.invalid/record\n\ngo {version}\n"  # for a program outside any module
@@ -250,21 +258,25 @@ class InstalledGo:
     def build(self, target: Target) -> Run:
         binary = os.path.join(self.tmp, "prog.test")
         overlay = freeosmemory_overlay(self.tmp, go_root())
-        trace = ["-test.trace=" + self.trace, "-test.timeout=1h"]
         if target.kind == "test":
             build, run = split_test_flags(target.args)
             _built(self, ["test", "-c", "-o", binary, "-overlay", overlay, *build, target.program], os.getcwd(), target)
-            return Run([binary, *trace, *run], _package_dir(self, target.program, build), self.env({}))
-        version = ".".join(self.facts["go_version"].removeprefix("go").split(".")[:2])
-        pkg = stage_program(target, self.tmp, wrapper=True, go_version=version)
-        _built(self, ["test", "-c", "-o", binary, "-overlay", overlay, "."], pkg, target)
-        extra = {"PAGEALLOC_RECORD_ARGS": json.dumps(target.args), "PAGEALLOC_RECORD_NAME": target.name}
-        return Run([binary, f"-test.run=^{TEST_NAME}$", "-test.paniconexit0", *trace], pkg, self.env(extra), main_must_return=True)
+            argv, cwd, extra = [binary, *run], _package_dir(self, target.program, build), {}
+        else:
+            version = ".".join(self.facts["go_version"].removeprefix("go").split(".")[:2])
+            cwd = stage_program(target, self.tmp, wrapper=True, go_version=version)
+            _built(self, ["test", "-c", "-o", binary, "-overlay", overlay, "."], cwd, target)
+            argv = [binary, f"-test.run=^{TEST_NAME}$", "-test.paniconexit0"]
+            extra = {"PAGEALLOC_RECORD_ARGS": json.dumps(target.args), "PAGEALLOC_RECORD_NAME": target.name}
+        argv[1:1] = ["-test.trace=" + self.trace, "-test.timeout=1h"]
+        return Run(argv, cwd, self.env(extra), main_must_return=target.kind == "program")
 
     def imported(self, target: Target, out: str, name: str, generator: dict) -> dict:
         if not os.path.isfile(self.trace) or os.path.getsize(self.trace) == 0:
             raise UserError(f"{target.label} wrote no execution trace (did the tests run? check -run/-bench)")
-        return import_go_trace(self.trace, out, name=name, program=target.label, args=target.args, generator=generator, **self.facts)
+        note = f"{target.label} wrote a large execution trace ({os.path.getsize(self.trace) / 2**20:,.0f} MiB); decoding it"
+        return import_go_trace(self.trace, out, name=name, program=target.label, args=target.args, generator=generator,
+                               large_note=note, **self.facts)
 
     @property
     def raw(self) -> str:
