@@ -34,7 +34,7 @@ import pagealloc
 
 PAGEALLOC = Path(sys.executable).with_name("pagealloc")
 CLI = [str(PAGEALLOC)] if PAGEALLOC.exists() else [sys.executable, "-m", "pagealloc"]
-HAVE_REPORT = (Path(__file__).resolve().parents[1] / "pagealloc" / "cli" / "report.py").exists()
+HAVE_REPORT = (Path(__file__).resolve().parents[2] / "pagealloc" / "cli" / "report.py").exists()
 
 # --------------------------------------------------------------------------
 # The inputs, written once into one folder (the processes run in it).

@@ -30,7 +30,7 @@ from pagealloc.results.gate import (
 from pagealloc.results.headline import from_run, headline
 from pagealloc.results.tables import format_headline, format_mode_table
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import _corpus, bench_model, bench_replay  # noqa: E402
