@@ -10,7 +10,7 @@ The ``mode`` parameter is every preset any benchmarked commit may have
 (``go1.14``, the baseline, first).  It is a fixed list rather than
 ``pagealloc.MODES``: asv imports this module in a fresh process for every
 parameter combination, and importing pagealloc there would cost ~0.4 s
-each, minutes per run (tests/test_asv_suite.py fails when pagealloc has a
+each, minutes per run (tests/results/test_asv_suite.py fails when pagealloc has a
 mode this list lacks).  A commit that lacks a mode skips it (bench_replay).
 
 Nothing here imports pagealloc: benchmark discovery runs against whatever

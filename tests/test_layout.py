@@ -1,14 +1,17 @@
 """The package layout's rules (ARCHITECTURE.md, "Packages"), checked on the source.
 
-Dependencies point one way, in pipeline order: ``cli`` -> ``results`` ->
-``sim`` -> ``runtime`` / ``trace``.  ``runtime`` imports nothing of ours
-outside itself, ``trace`` only ``errors``.  No two modules import each
-other, directly or round a loop, even lazily inside a function.
+Dependencies point one way, in pipeline order: ``cli`` -> ``sweep`` ->
+``results`` -> ``sim`` -> ``runtime`` / ``trace``.  ``runtime`` imports
+nothing of ours outside itself, ``trace`` only ``errors``.  No two modules
+import each other, directly or round a loop, even lazily inside a function.
+The rules written in ARCHITECTURE.md and in each package's docstring are the
+rules checked here.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -66,10 +69,62 @@ def test_imports_point_one_way(package):
     assert not bad, bad
 
 
-def test_every_package_says_what_it_holds_and_may_import():
-    for package in ALLOWED:
-        doc = ast.get_docstring(ast.parse((PKG / package / "__init__.py").read_text())) or ""
-        assert "import" in doc.lower(), f"pagealloc/{package}/__init__.py: the docstring must say what it may import"
+def _docstring(package: str) -> str:
+    return ast.get_docstring(ast.parse((PKG / package / "__init__.py").read_text())) or ""
+
+
+def _quoted(text: str) -> set[str]:
+    return set(re.findall(r"``(?:pagealloc\.)?(\w+)``", text))
+
+
+def _importers(package: str) -> set[str]:
+    return {p for p, allowed in ALLOWED.items() if package in allowed and p != package}
+
+
+def test_architecture_states_the_rules_checked_here():
+    """ARCHITECTURE.md's chain ("`cli` -> `sweep` -> ..."): each package may import the ones after
+    it, and every package but the runtime ``errors``.  That is ALLOWED, no more, no less."""
+    text = (PKG.parent / "ARCHITECTURE.md").read_text()
+    (chain,) = re.findall(r"Dependencies point one way: (.*?)\.\s", text, re.S)
+    groups = [re.findall(r"`(\w+)`", group) for group in chain.split("→")]
+    assert sorted(p for g in groups for p in g) == sorted(ALLOWED), chain
+    assert re.search(r"`runtime` imports\s+nothing of ours outside itself", text)
+    stated = {}
+    for i, group in enumerate(groups):
+        for p in group:
+            below = {q for g in groups[i + 1:] for q in g}
+            stated[p] = {p} | below | ({"errors"} if p != "runtime" else set())
+    assert stated == ALLOWED
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_every_package_says_what_it_holds_and_may_import(package):
+    """A package's docstring states its import rule, and the rule it states is the one checked:
+    every ``pagealloc.X`` it says it may import is allowed, nothing it says it must "never"
+    import is, and when it says who imports it ("only ``cli``", "nothing"), that is so.  Every
+    module it lists (a ``name`` heading a bullet, or in its "Modules" paragraph) exists."""
+    doc = _docstring(package)
+    assert re.search(r"\bimport", doc, re.I), f"pagealloc/{package}/__init__.py: say what it may import"
+    for sentence in re.split(r"(?<=\.)\s+", doc):
+        if "import" not in sentence.lower():
+            continue
+        if m := re.search(r"\bonly (``\w+``(?:,? (?:and |or )?``\w+``)*) imports? it", sentence):
+            assert _importers(package) == _quoted(m.group(1)), sentence
+            continue
+        if "nothing imports it" in sentence:
+            assert _importers(package) == set(), sentence
+            sentence = sentence.replace("nothing imports it", "")
+        allowed_part, _, never_part = sentence.partition("never")
+        named = set(re.findall(r"``pagealloc\.(\w+)``", allowed_part))
+        assert named <= ALLOWED[package], f"{package}'s docstring allows {named - ALLOWED[package]}: {sentence}"
+        forbidden = _quoted(never_part) & (set(ALLOWED) | {"errors"})
+        assert not forbidden & ALLOWED[package], f"{package}'s docstring forbids what it may import: {sentence}"
+    module = r"``([a-z][a-z0-9_]*)``"  # a module's name: snake_case, no dots, no call
+    listed = {n for head in re.findall(r"^- ((?:``\w+``,? ?(?:and )?)+):", doc, re.M) for n in re.findall(module, head)}
+    modules_sentence = re.search(r"^Modules\b.*?(?:\.\s|\Z)", doc, re.M | re.S)  # "Modules: ``format`` (...), ..."
+    listed |= set(re.findall(module, modules_sentence.group(0))) if modules_sentence else set()
+    missing = sorted(n for n in listed if not (PKG / package / f"{n}.py").exists() and not (PKG / package / n).is_dir())
+    assert not missing, f"pagealloc/{package}/__init__.py lists modules that do not exist: {missing}"
 
 
 def test_no_import_cycles():

@@ -240,7 +240,7 @@ def test_documented_scavenger_difference(goracle):
     assert p.scavenge(SCAVENGE_ALL, False) == 10 * PAGE_SIZE  # as current Go without the reset
 
 
-def test_go40191_shape(goracle):
+def test_a_search_addr_left_in_an_unmapped_summary_page_crashes_go114_only(goracle):
     """Why the Go 1.14 runs take layouts of lib.hits_go40191's shape one stream per
     process, and accept that crash from them: on Go 1.14.6 this stream segfaults in
     Alloc (golang/go#40191, since fixed); current Go runs it, and agrees with the model."""

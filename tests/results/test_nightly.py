@@ -36,7 +36,7 @@ from asvproject import commit_edit, git, make_project, shot_without_errors, synt
 BENCH = r"^bench_replay\.(Replay\.time_replay|ReplayMetrics\.track_(released_bytes|mutator_stall_ns))"
 SLOWDOWN = """
 
-# -- deliberately slowed (tests/test_nightly.py): the gate must catch this --
+# -- deliberately slowed (tests/results/test_nightly.py): the gate must catch this --
 import time as _gate_time
 
 _gate_replay = replay

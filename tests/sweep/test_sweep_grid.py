@@ -414,7 +414,7 @@ def test_sweep_report_plots_each_metric_against_each_swept_axis(traces, tmp_path
 
 def test_example_grid_is_valid():
     """examples/sweep-small.toml, the README's example: 54 points over the bundled corpus."""
-    g = load_grid(Path(__file__).resolve().parents[1] / "examples" / "sweep-small.toml")
+    g = load_grid(Path(__file__).resolve().parents[2] / "examples" / "sweep-small.toml")
     assert len(g.points) == 54
     assert g.swept() == {"trace": 2, "mode": 3, "cost_madvise_free_call_ns": 3, "retain_extra_percent": 3}
 
@@ -433,7 +433,7 @@ def test_every_timing_of_the_installed_replay_is_swept(traces, tmp_path):
 
 
 def test_auto_timing_is_ordered_for_a_go_1_14_recording(traces):
-    go114 = Path(__file__).resolve().parents[1] / "traces" / "go114-churn-p2.parquet"
+    go114 = Path(__file__).resolve().parents[2] / "traces" / "go114-churn-p2.parquet"
     g = load_grid(grid_file(traces, f'traces = ["churn.parquet", "{go114}"]\nmodes = ["locked"]\ntimings = ["auto", "recorded"]'))
     assert [(p.trace, p.timing) for p in g.points] == [("churn", "recorded"), ("go114-churn-p2", "ordered"),
                                                        ("go114-churn-p2", "recorded")]

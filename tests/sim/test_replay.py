@@ -16,7 +16,7 @@ from pagealloc.errors import UserError
 from pagealloc.sim.replay import MODES, replay
 
 MiB = 1 << 20
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CORPUS = sorted((ROOT / "traces").glob("*.parquet"))
 
 

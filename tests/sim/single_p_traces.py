@@ -4,7 +4,7 @@ Three synthetic shapes on one P (every row's ``p`` is 0): churn,
 fragmentation and freeosmemory, 20,000 events each.  The figures were
 written by the two-actor engine (one mutator, the background scavenger)
 that the multi-P engine replaced; with one P the multi-P engine must give
-exactly the same deterministic figures (tests/test_multi_p.py).
+exactly the same deterministic figures (tests/sim/test_multi_p.py).
 """
 
 from __future__ import annotations

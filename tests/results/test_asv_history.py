@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BENCH = r"^bench_replay\.ReplayMetrics\.track_released_bytes|^bench_model\.FillAligned"
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The bad-input matrix of issue 6.3, through the real CLI (subprocesses).
+"""The bad-input matrix, through the real CLI (subprocesses).
 
 Every bad input, for every command that reads it (``replay``, ``validate``,
 ``info``, ``report``; ``import`` for Go execution traces), must exit with
@@ -34,7 +34,6 @@ import pagealloc
 
 PAGEALLOC = Path(sys.executable).with_name("pagealloc")
 CLI = [str(PAGEALLOC)] if PAGEALLOC.exists() else [sys.executable, "-m", "pagealloc"]
-HAVE_REPORT = (Path(__file__).resolve().parents[1] / "pagealloc" / "cli" / "report.py").exists()
 
 # --------------------------------------------------------------------------
 # The inputs, written once into one folder (the processes run in it).
@@ -87,7 +86,7 @@ TRACES = [
      "the trace has no events"),
     ("only-frees", "only-frees.parquet", _write(_table(op=["free", "free", "free"], span=[1, 2, 3])), 0, "free of unknown span 1"),
 ]
-TRACE_COMMANDS = ["replay", "validate", "info"] + (["report"] if HAVE_REPORT else [])
+TRACE_COMMANDS = ["replay", "validate", "info", "report"]  # every command with TRACE arguments
 SKIPPABLE = {"free-unknown-span": 1, "double-alloc": 1, "only-frees": 3}  # rows --lenient skips
 NOT_SKIPPABLE = ["unknown-op", "zero-npages", "negative-npages", "npages-beyond-48-bit", "ts-backwards", "empty-trace"]
 
@@ -98,7 +97,7 @@ COST_MODELS = [
     ("cost-model-negative-value", "negative.json", b'{"madvise_call_ns": -1}', "negative.json: madvise_call_ns must be a whole number"),
     ("cost-model-missing-file", "absent.toml", None, "absent.toml: cannot read cost model"),
 ]
-COST_COMMANDS = ["replay"] + (["report"] if HAVE_REPORT else [])
+COST_COMMANDS = ["replay", "report"]  # every command with --cost-model
 
 GO_TRACES = [
     ("missing-file", "missing.gotrace", None, "missing.gotrace: no such file"),
@@ -136,12 +135,11 @@ def _cases() -> dict[str, tuple[list[str], int, list[str]]]:
         "validate": ([], "pagealloc validate: the following arguments are required: TRACE"),
         "info": ([], "pagealloc info: the following arguments are required: TRACE"),
         "import": (["x.gotrace"], "pagealloc import: the following arguments are required: -o/--output"),
+        "report": ([], "report: nothing to report: give TRACE files and/or --asv-results DIR"),
     }
-    if HAVE_REPORT:
-        missing["report"] = ([], "report: nothing to report: give TRACE files and/or --asv-results DIR")
     for cmd, (args, text) in missing.items():
         cases[f"cli-missing-argument-{cmd}"] = ([cmd, *args], 2, [text])
-    for cmd in ["replay", "validate", "info", "import"] + (["report"] if HAVE_REPORT else []):
+    for cmd in [*TRACE_COMMANDS, "import"]:
         args = ["good.gotrace", "-o", "x.parquet"] if cmd == "import" else ["good.parquet"]
         cases[f"cli-unknown-flag-{cmd}"] = ([cmd, *args, "--frob"], 2, ["unrecognized arguments: --frob"])
     return cases
@@ -280,8 +278,7 @@ def test_bad_input(results, inputs, case):
 
 
 # One case per command through the installed script itself.
-REAL = ["missing-file-replay", "ts-backwards-validate", "unknown-op-info", "not-a-go-trace-import"] + (
-    ["only-frees-report"] if HAVE_REPORT else [])
+REAL = ["missing-file-replay", "ts-backwards-validate", "unknown-op-info", "not-a-go-trace-import", "only-frees-report"]
 
 
 def test_real_console_script(results, inputs, tmp_path):
@@ -294,11 +291,34 @@ def test_real_console_script(results, inputs, tmp_path):
         assert (got.returncode, got.stdout, got.stderr) == (want.returncode, want.stdout, want.stderr), case
 
 
-def test_report_command_is_in_the_matrix():
-    """``report`` was being written when this matrix was; it must be covered once it exists."""
-    if not HAVE_REPORT:
-        pytest.skip("pagealloc/cli/report.py does not exist: report is not in the matrix")
-    assert any(c.endswith("-report") for c in CASES)
+def _reads(option: str | None = None, dest: str | None = None) -> set[str]:
+    """The subcommands of the real parser with that option, or that positional argument."""
+    import argparse
+
+    from pagealloc.cli.entry import build_parser
+
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return {name for name, parser in sub.choices.items()
+            if any(option in a.option_strings if option else (not a.option_strings and a.dest == dest)
+                   for a in parser._actions)}
+
+
+def test_every_command_that_reads_an_input_file_is_in_the_matrix():
+    """The matrix follows the command line: a command that takes TRACE files, a --cost-model or a
+    Go recording has every bad file of that kind as a case (``report`` arrived after the matrix
+    and was missed until this was checked), plus a missing argument and an unknown flag."""
+    assert _reads(dest="traces") == set(TRACE_COMMANDS)
+    assert _reads(option="--cost-model") == set(COST_COMMANDS)
+    assert _reads(dest="go_trace") == {"import"}
+    for cmd in TRACE_COMMANDS:
+        assert {f"{t[0]}-{cmd}" for t in TRACES} <= set(CASES), cmd
+    for cmd in COST_COMMANDS:
+        assert {f"{t[0]}-{cmd}" for t in COST_MODELS} <= set(CASES), cmd
+    assert {f"{t[0]}-import" for t in GO_TRACES} <= set(CASES)
+    for cmd in [*TRACE_COMMANDS, "import"]:
+        assert {f"cli-missing-argument-{cmd}", f"cli-unknown-flag-{cmd}"} <= set(CASES), cmd
+    assert {f"{cid}-replay-lenient" for cid in NOT_SKIPPABLE} <= set(CASES)
+    assert not set(NOT_SKIPPABLE) & set(SKIPPABLE) and set(NOT_SKIPPABLE) | set(SKIPPABLE) <= {t[0] for t in TRACES}
 
 
 # --------------------------------------------------------------------------

@@ -199,7 +199,7 @@ def test_every_page_alloc_is_checked_at_teardown(pytester, _invariants_always_on
 
     ours = len(_invariants_always_on)
 
-    pytester.makeconftest(Path(__file__).with_name("conftest.py").read_text())
+    pytester.makeconftest((Path(__file__).resolve().parents[1] / "conftest.py").read_text())
     pytester.makepyfile(
         """
         from pagealloc import PageAlloc

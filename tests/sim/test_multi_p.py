@@ -24,7 +24,7 @@ from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC
 sys.path.insert(0, str(Path(__file__).parent))
 from single_p_traces import SHAPES, single_p_trace  # noqa: E402
 
-FIXTURE = Path(__file__).parent / "fixtures" / "single_p_figures.json"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "single_p_figures.json"
 MiB = 1 << 20
 
 

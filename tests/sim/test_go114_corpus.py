@@ -39,7 +39,7 @@ from pagealloc.sim import replay as engine
 from pagealloc.sim.reference import free_os_memory_retained, heap_walk
 from pagealloc.trace import trace_metadata
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENTRIES = [e for e in json.loads((ROOT / "traces" / "manifest.json").read_text())["traces"] if e["source"] == "go1.14-runtime"]
 BASELINE = getattr(engine, "BASELINE_MODE", "go1.14" if "go1.14" in pagealloc.MODES else "unlocked")
 

@@ -30,7 +30,7 @@ from pagealloc.results.gate import (
 from pagealloc.results.headline import from_run, headline
 from pagealloc.results.tables import format_comparison, format_headline, format_mode_table
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import _corpus, bench_model, bench_replay  # noqa: E402
@@ -240,16 +240,91 @@ def test_microbenchmarks_skip_on_a_commit_without_the_api(monkeypatch):
         bench_model.Alloc().setup(8)
 
 
-@pytest.mark.parametrize("cls,params", [
-    (bench_model.Alloc, (8,)), (bench_model.Free, (8,)), (bench_model.Find, (64,)),
-    (bench_model.ScavengeOne, ("unlocked", 1)), (bench_model.ScavengeOne, ("locked", 64)),
-    (bench_model.FillAligned, (16,)),
-])
-def test_microbenchmarks_run(cls, params):
-    b = cls()
-    b.setup(*params)
-    method = next(getattr(b, n) for n in dir(b) if n.startswith("time_"))
-    method(*params)
+def _pages(p, attr: str = "bits") -> int:
+    """Pages of the heap with that bit set: allocated ("bits") or released ("scavenged")."""
+    return sum(getattr(chunk, attr).bit_count() for chunk in p.chunks.values())
+
+
+def _bitmaps(p) -> dict:
+    return {ci: (c.bits, c.scavenged) for ci, c in p.chunks.items()}
+
+
+# The fragmented heap's holes are 8-24 pages: nothing of 64 pages fits, so Alloc(64) times 200
+# failed searches and Free(64) an empty loop (setup's allocations all fail).  benchmarks/ is not
+# this test's to change: these are the defect, reported, until the heap gets holes that size.
+NO_64_PAGE_HOLE = pytest.mark.xfail(strict=True, reason="bench_model's fragmented heap has no hole of 64 pages")
+
+
+def _params(cls):
+    return [pytest.param(n, marks=NO_64_PAGE_HOLE) if n == 64 else n for n in cls.params[0]]
+
+
+@pytest.mark.parametrize("npages", _params(bench_model.Alloc))
+def test_alloc_benchmark_allocates_every_time(npages):
+    """Alloc times OPS allocations that succeed, not searches that fail."""
+    b = bench_model.Alloc()
+    b.setup(npages)
+    before = _pages(b.p)
+    b.time_alloc(npages)
+    assert _pages(b.p) - before == bench_model.OPS * npages
+
+
+@pytest.mark.parametrize("npages", _params(bench_model.Free))
+def test_free_benchmark_frees_every_span(npages):
+    """Free times OPS frees of spans setup really allocated."""
+    b = bench_model.Free()
+    b.setup(npages)
+    assert len(b.spans) == bench_model.OPS
+    before = _pages(b.p)
+    b.time_free(npages)
+    assert before - _pages(b.p) == bench_model.OPS * npages
+
+
+@pytest.mark.parametrize("npages", bench_model.Find.params[0])
+def test_find_benchmark_is_read_only_and_finds_the_first_fit(npages):
+    """Find times the first-fit search on the heap setup built, changing nothing (it runs many
+    times per sample on one heap).  Runs of 64 and 512 pages do not fit: those time a failed
+    search over the whole heap."""
+    from pagealloc.runtime.invariants import naive_first_fit
+
+    b = bench_model.Find()
+    b.setup(npages)
+    state = _bitmaps(b.p)
+    b.time_find(npages)
+    b.time_find(npages)
+    assert _bitmaps(b.p) == state
+    with b.p.heap_lock:
+        assert b.p.find(npages)[0] == naive_first_fit(b.p, npages)
+    assert (naive_first_fit(b.p, npages) != 0) == (npages < 64)
+
+
+@pytest.mark.parametrize("mode", bench_model.ScavengeOne.params[0])
+@pytest.mark.parametrize("max_pages", bench_model.ScavengeOne.params[1])
+def test_scavenge_one_benchmark_releases_on_every_call(mode, max_pages):
+    """Each of the OPS calls releases at least one page and at most max_pages, under the lock
+    contract the mode names: locked holds the heap lock once around the batch, unlocked lets
+    every call take it itself (Go 1.14's scavengeOne: at least once per call)."""
+    b = bench_model.ScavengeOne()
+    b.setup(mode, max_pages)
+    before, lock = _pages(b.p, "scavenged"), b.p.heap_lock
+    taken = lock.acquisitions
+    b.time_scavenge_one(mode, max_pages)
+    released = _pages(b.p, "scavenged") - before
+    assert bench_model.OPS <= released <= bench_model.OPS * max_pages
+    taken = lock.acquisitions - taken
+    assert taken == 1 if mode == "locked" else taken >= bench_model.OPS
+    assert not lock.held
+
+
+@pytest.mark.parametrize("m", bench_model.FillAligned.params[0])
+def test_fill_aligned_benchmark_words_give_it_work(m):
+    """Go's BenchmarkFillAligned shape: 1000 sparse words, and for m > 1 most of them change."""
+    b = bench_model.FillAligned()
+    b.setup(m)
+    b.time_fill_aligned(m)
+    assert len(b.words) == 1000 and all(0 < w < 1 << 64 for w in b.words[:100])
+    changed = sum(b.fill_aligned(w, m) != w for w in b.words)
+    assert changed == 0 if m == 1 else changed > 500
 
 
 def test_scavenge_one_benchmark_has_work_for_every_call():

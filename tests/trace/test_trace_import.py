@@ -21,7 +21,7 @@ from pagealloc.errors import UserError
 from pagealloc.trace import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, read_trace, validate_trace
 from pagealloc.trace.goimport import decode_parsed, import_go_trace, read_header
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 GO_TRACE = FIXTURES / "freeosmemory.gotrace"
 
 

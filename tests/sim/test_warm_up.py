@@ -22,7 +22,7 @@ import pagealloc.sim.replay as engine
 from pagealloc.cli import main
 from pagealloc.results import replays
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import _corpus, bench_replay  # noqa: E402

@@ -26,7 +26,7 @@ from pagealloc.trace.synth import write_synthetic
 
 distributed = pytest.importorskip("distributed")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
 EVENTS = 20_000  # ~0.1 s a replay: long enough for a worker to die with replays in flight
 

@@ -30,7 +30,7 @@ from pagealloc.trace.go114records import (
     warnings_for,
 )
 
-GO_FILE = Path(__file__).resolve().parents[1] / "pagealloc" / "trace" / "go114patch" / "pagealloc_record.go"
+GO_FILE = Path(__file__).resolve().parents[2] / "pagealloc" / "trace" / "go114patch" / "pagealloc_record.go"
 PAGE = 8192
 NONE = 2**64 - 1  # scavengeGoal when the scavenger has no goal
 

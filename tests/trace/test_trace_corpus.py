@@ -13,7 +13,7 @@ import pytest
 from pagealloc.cli import main
 from pagealloc.trace import validate_trace
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TRACES = ROOT / "traces"
 MANIFEST = json.loads((TRACES / "manifest.json").read_text())
 ENTRIES = MANIFEST["traces"]
