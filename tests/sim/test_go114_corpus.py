@@ -125,7 +125,7 @@ def test_the_replay_places_spans_where_the_runtime_did(entry, mode):
     assert r.timing == "ordered"
     assert r.address_agreement >= ADDRESS_THRESHOLD
     assert (r.heap_sys_bytes, r.heap_growths) == (ref["heap_sys_bytes"], ref["heap_growths"])
-    assert r.reference_heap_sys_bytes_ratio == r.reference_heap_growths_ratio == 1.0
+    assert r.reference.ratios["heap_sys_bytes"] == r.reference.ratios["heap_growths"] == 1.0
 
 
 @pytest.mark.parametrize("entry", [e for e in ENTRIES if "freeosmemory" in e["name"]], ids=lambda e: e["name"])
@@ -145,10 +145,10 @@ def test_growth_and_forced_releases_with_the_real_background_put_back(entry):
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e["name"])
 def test_background_releases_within_the_measured_envelope(entry):
     r = replayed(entry["name"])
-    real, model = r.reference_released_background_bytes, r.released_background_bytes
+    real, model = r.reference.released_background_bytes, r.released_background_bytes
     low, high = BACKGROUND_FACTOR
     assert real * low <= model <= real * high or max(real, model) < 1 << 20, (model, real)
-    assert abs(r.reference_retained_final_bytes_ratio - 1) <= RETAINED_FINAL_TOLERANCE
+    assert abs(r.reference.ratios["retained_final_bytes"] - 1) <= RETAINED_FINAL_TOLERANCE
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e["name"])

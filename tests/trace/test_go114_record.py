@@ -56,8 +56,8 @@ def test_record_a_program_on_go_1_14_and_hold_the_replay_against_it(goroot, tmp_
     assert (walk.heap_growths, walk.heap_sys_bytes) == (ref["heap_growths"], ref["heap_sys_bytes"])
     assert walk.released["forced"] == ref["released_bytes"]["forced"]
     r = pagealloc.replay(out, BASELINE)
-    assert r.reference_released_bytes == sum(ref["released_bytes"].values())
-    assert r.reference_heap_growths_ratio == r.heap_growths / ref["heap_growths"]
+    assert r.reference.released_bytes == sum(ref["released_bytes"].values())
+    assert r.reference.ratios["heap_growths"] == r.heap_growths / ref["heap_growths"]
     # After scavengeAll every free page is released, so retained there is exact.
     assert len(walk.free_os_memory_retained) == 3 and all(m == real for m, real in walk.free_os_memory_retained)
 

@@ -12,7 +12,7 @@ import pytest
 
 from pagealloc.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COLUMNS = ["result", "params", "version", "started_at", "duration", "stats_ci_99_a", "stats_ci_99_b"]
 STALL = "bench_replay.ReplayMetrics.track_p_stall_ns"
 TIME = "bench_model.FillAligned.time_fill_aligned"

@@ -209,7 +209,7 @@ def test_the_scavenger_timing_script_prints_the_table():
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     script = root / "scripts" / "go114-scavenger-timing"
     p = subprocess.run([sys.executable, str(script), "go114-service-p4", str(root / "traces" / "synth-churn.parquet")],
                        capture_output=True, text=True, timeout=600)
