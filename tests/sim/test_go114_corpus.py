@@ -14,8 +14,9 @@ baseline preset and held against its reference:
 - with the runtime's background releases put back (sim.reference.heap_walk:
   its scavenger is paced by time), what heap growth and FreeOSMemory release
   is the runtime's to the byte;
-- background: the model's own background scavenger, paced by virtual time,
-  lies within BACKGROUND_FACTOR of the real one (a measured envelope; see
+- background: the model's own background scavenger, on the recording's P
+  schedule, lies within BACKGROUND_FACTOR (bytes) and BACKGROUND_COUNT_FACTOR
+  (releases) of the real one (a measured envelope; see
   BACKGROUND_FACTOR for how far and why), and what is retained at the end
   within RETAINED_FINAL_TOLERANCE;
 - the recording itself: Go's pacing formula on the recorded per-GC figures
@@ -48,20 +49,19 @@ BASELINE = getattr(engine, "BASELINE_MODE", "go1.14" if "go1.14" in pagealloc.MO
 # preset (ordered timing; under recorded timing 2.5-9.9% of the spans of the
 # three busiest GOMAXPROCS-8 traces land elsewhere: see README, "Timing").
 ADDRESS_THRESHOLD = 0.999
-# Measured (go1.14 preset, default cost model, on the bundled corpus): the model's own background scavenger releases 2.1x
-# (go114-freeosmemory-p2) to 189x (go114-fragmentation-p8, where Go's
-# released 0.33 MiB) what Go 1.14.6's did, and never less.  Both work in the
-# same GC cycles, since every cycle's goal is Go's (test above); they differ
-# in pace.  Go paces by wall time: it sleeps 100x each release's measured
-# cost, it is woken when sweeping ends (via sysmon, 0.7-2.7 ms after mark
-# termination, median per trace), and on this 2-core machine it waits for a
-# CPU behind 2-8 busy Ps, so its releases are a median 1-13 ms apart
-# (sim.reference background_releases against the rows' timestamps).  The
-# model's are paced by its virtual costs (a 2.25 us MADV_FREE and the lock:
-# ~0.3 ms apart) from mark termination on.  What it leaves is closer: retained
-# bytes at the end are 0.73x (go114-json-p2) to 1.19x (go114-burst-idle-p2)
-# Go's.
-BACKGROUND_FACTOR = (1.0, 250)
+# Measured (go1.14 preset, default cost model, on the bundled corpus, the
+# scavenger scheduled by Go 1.14.6's timer rules over each recording's own P
+# schedule): the model's background scavenger releases 0.92x
+# (go114-freeosmemory-p8) to 20x (go114-growth-storm-p2) the bytes Go 1.14.6's
+# did, in 0.92x to 7.2x as many releases (ARCHITECTURE.md, "The background
+# scavenger is a goroutine on a P", has the table).  What remains is mostly
+# crit: the model's is its virtual cost of scavengeOne (2.7 us), Go's the wall
+# time on the recording machine (3.5-40 us at the median), and Go sleeps 100x
+# crit; where bytes are further off than counts, the model found whole free
+# huge pages at its moments where Go released single pages at its own.  What
+# it leaves is closer: retained bytes at the end within RETAINED_FINAL_TOLERANCE.
+BACKGROUND_FACTOR = (0.5, 25)  # bytes, model / real
+BACKGROUND_COUNT_FACTOR = (0.5, 10)  # releases, model / real
 RETAINED_FINAL_TOLERANCE = 0.3
 
 
@@ -148,6 +148,9 @@ def test_background_releases_within_the_measured_envelope(entry):
     real, model = r.reference.released_background_bytes, r.released_background_bytes
     low, high = BACKGROUND_FACTOR
     assert real * low <= model <= real * high or max(real, model) < 1 << 20, (model, real)
+    count, real_count = r.released_background_count, r.reference.released_background_count
+    low, high = BACKGROUND_COUNT_FACTOR
+    assert real_count * low <= count <= real_count * high or max(count, real_count) < 20, (count, real_count)
     assert abs(r.reference.ratios["retained_final_bytes"] - 1) <= RETAINED_FINAL_TOLERANCE
 
 
