@@ -2,7 +2,7 @@
 
 The index may only decide which chunks are worth verifying, never what is
 found: whatever its bounds say (exact, stale after allocations it was not
-told about, tightened by an earlier search, raised by a free), the chunk
+told about, tightened by an earlier search, raised by a free), the address
 first_fit returns must be the first fit a plain page-by-page scan finds,
 and next_large_candidate must never skip a chunk where a run of more than
 255 pages starts.  The plain scan here reads the bitmaps as text: one
