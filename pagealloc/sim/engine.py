@@ -50,17 +50,11 @@ CLOSED_QUEUE_LIMIT = 4_000_000  # events queued at once under closed timing befo
 
 
 class Replay:
-    """One replay: the heap, every actor's clock, and the metrics being gathered.
+    """One replay: the heap, every actor's clock, and the metrics being gathered (module docstring).
 
-    The actors are the trace's Ps (one per ``p`` value; P -1 is the runtime
-    actor, which has no P and so no page cache) and the background
-    scavenger.  A schedule (a heap of (time, tie, row, actor)) always runs
-    the earliest pending step: the scavenger's next step, or the next event
-    of a P.  Ties go to the scavenger, then to the event earliest in the
-    trace.  Events are queued per P as batches are read; the schedule only
-    runs steps before the horizon (the timestamp of the last event read),
-    because an event not yet read cannot start before its timestamp.
-    """
+    Events are queued per P as batches are read; the schedule only runs steps
+    before the horizon (the timestamp of the last event read), because an
+    event not yet read cannot start before its timestamp."""
 
     def __init__(self, config: ReplayConfig | str, cost: CostModel, *, kinds_known: bool = False, **knobs):
         """``config``: how to replay (a str is shorthand for ReplayConfig(mode=config, **knobs)).
