@@ -28,10 +28,12 @@ def _api(*names):
     return [getattr(pagealloc, n) for n in names]
 
 
-def _fragmented_heap(scavenged: bool = False):
+def _fragmented_heap(scavenged: bool = False, free_chunks: int = 0):
     """CHUNKS chunks starting at BASE_CHUNK_IDX; in each, 16-page holes
-    between 16-page allocated runs (seeded sizes vary the holes a little).
-    ``scavenged=False``: all free pages unscavenged (work for the scavenger)."""
+    between 16-page allocated runs (seeded sizes vary the holes a little),
+    then ``free_chunks`` free chunks (room for requests no hole fits, found
+    after a search past the fragmentation).  ``scavenged=False``: all free
+    pages unscavenged (work for the scavenger)."""
     PageAlloc, BASE_CHUNK_IDX, PALLOC_CHUNK_PAGES = _api("PageAlloc", "BASE_CHUNK_IDX", "PALLOC_CHUNK_PAGES")
     if not hasattr(PageAlloc, "for_test"):
         raise NotImplementedError("PageAlloc.for_test is missing in this commit")
@@ -45,7 +47,14 @@ def _fragmented_heap(scavenged: bool = False):
             i += n + rng.randint(8, 24)
         chunks[ci] = runs
         scav[ci] = [(0, PALLOC_CHUNK_PAGES)] if scavenged else []
+    for ci in range(BASE_CHUNK_IDX + CHUNKS, BASE_CHUNK_IDX + CHUNKS + free_chunks):
+        chunks[ci] = []
+        scav[ci] = [(0, PALLOC_CHUNK_PAGES)] if scavenged else []
     return PageAlloc.for_test(chunks, scav)
+
+
+# Free chunks after the fragmented ones: OPS allocations of the largest size asked (64 pages) fit there.
+ROOM_CHUNKS = OPS * 64 // 512 + 1
 
 
 class _Batch:
@@ -64,7 +73,7 @@ class Alloc(_Batch):
     param_names = ["npages"]
 
     def setup(self, npages):
-        self.p = _fragmented_heap()
+        self.p = _fragmented_heap(free_chunks=ROOM_CHUNKS)
 
     def time_alloc(self, npages):
         p = self.p
@@ -80,7 +89,7 @@ class Free(_Batch):
     param_names = ["npages"]
 
     def setup(self, npages):
-        p = self.p = _fragmented_heap()
+        p = self.p = _fragmented_heap(free_chunks=ROOM_CHUNKS)
         with p.heap_lock:
             self.spans = [p.alloc(npages)[0] for _ in range(OPS)]
         self.spans = [a for a in self.spans if a]
