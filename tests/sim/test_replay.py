@@ -21,10 +21,10 @@ CORPUS = sorted((ROOT / "traces").glob("*.parquet"))
 
 
 def frame(rows) -> pd.DataFrame:
-    """A user-style trace (the four required columns plus value)."""
-    return pd.DataFrame(rows, columns=["ts", "op", "span", "npages", "value"]).astype(
-        {"ts": "int64", "span": "uint64", "npages": "uint32", "value": "uint64"}
-    )
+    """A user-style trace (the four required columns plus value, and p when the rows have it)."""
+    columns = ["ts", "op", "span", "npages", "value", "p"][:len(rows[0])]
+    types = {"ts": "int64", "span": "uint64", "npages": "uint32", "value": "uint64", "p": "int32"}
+    return pd.DataFrame(rows, columns=columns).astype({c: types[c] for c in columns if c in types})
 
 
 # Three chunks are allocated whole (spans 1-3, one 4 MiB chunk each); span 2
@@ -63,8 +63,7 @@ def test_locked_and_unlocked_differ_on_a_constructed_trace():
     madvise), and the scavenger releases the free huge page of the middle
     chunk (2 MiB) before the mutator gets there — and then faults it back in.
     """
-    trace = pd.DataFrame(FOOLED, columns=["ts", "op", "span", "npages", "value", "p"]).astype(
-        {"ts": "int64", "span": "uint64", "npages": "uint32", "value": "uint64", "p": "int32"})
+    trace = frame(FOOLED)
     unlocked = replay(trace, "unlocked", cost_model=SLOW_SCANS, check=True)
     locked = replay(trace, "locked", cost_model=SLOW_SCANS, check=True)
 
@@ -132,7 +131,7 @@ def test_unknown_mode_is_a_user_error():
 
 
 def test_lenient_skips_and_counts_inconsistent_rows():
-    rows = FOOLED[:3] + [(2_500, "free", 99, 1, 0), (2_600, "alloc", 1, 4, 0)] + FOOLED[3:]
+    rows = FOOLED[:3] + [(2_500, "free", 99, 1, 0, 1), (2_600, "alloc", 1, 4, 0, 1)] + FOOLED[3:]
     with pytest.raises(UserError):
         replay(frame(rows), "unlocked")
     r = replay(frame(rows), "unlocked", lenient=True, check=True)

@@ -148,6 +148,7 @@ def test_the_reference_reaches_the_replay_result(tmp_path):
     class Model:  # a result's fields, as the replay fills them
         released_bytes = 13 * PAGE
         released_background_bytes = 3 * PAGE
+        released_background_count = 3
         released_growth_bytes = PAGE
         released_forced_bytes = 9 * PAGE
         retained_final_bytes = meta["reference"]["retained_final_bytes"]

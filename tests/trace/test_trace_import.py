@@ -223,7 +223,7 @@ def test_the_compiled_decoders_source_ships_with_the_package():
     from pagealloc.trace.gorows import SOURCE
 
     assert SOURCE.is_file() and "internal/trace" in SOURCE.read_text()
-    assert '"gosrc/*.go"' in (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    assert '"gosrc/*.go"' in (Path(__file__).parents[2] / "pyproject.toml").read_text()
 
 
 def test_python_decoder_rejects_a_truncated_trace(tmp_path, capfd):
