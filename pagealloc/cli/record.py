@@ -25,8 +25,8 @@ EPILOG = """examples:
 
 --go 1.14 builds its toolchain once (about 2.5 minutes) from the Go 1.14.6
 source given by --go114-src or $PAGEALLOC_GO114_SRC (a go1.14.6-src.tar.gz or
-an unpacked tree), into $PAGEALLOC_GO114_CACHE (default
-~/.cache/pagealloc-go114-record)."""
+an unpacked tree), else ../shared/go114 beside this checkout, into
+$PAGEALLOC_GO114_CACHE (default ~/.cache/pagealloc-go114-record)."""
 
 
 def register(sub) -> None:
