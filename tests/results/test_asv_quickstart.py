@@ -1,7 +1,7 @@
 """A new user's first hour (issue 13), end to end in a temporary copy of the project.
 
 The copy has three commits and a three-trace corpus: the bundled
-``synth-churn`` and two tiny synthetic traces.  The sequence the issue
+``synth-churn``, a tiny synthetic trace calling FreeOSMemory and burst-idle-p2.  The sequence the issue
 reported, with a few benchmarks (BENCH) to stay quick:
 
 1. the quick start, ``scripts/main``: HEAD and, as its short history, the
@@ -62,7 +62,8 @@ def quickstart(tmp_path_factory):
               # FreeOSMemory: where the presets differ and the raised madvise cost moves the lock's holds
               # (on busy synthetic Ps the Go 1.14 background scavenger hardly runs: its timers wait)
               "tiny-fom": synth(tmp / "a.parquet", "freeosmemory", 20000, 2, "tiny-fom"),
-              "tiny-growth": synth(tmp / "b.parquet", "growth-storm", 3000, 2, "tiny-growth")}
+              # a program idle between bursts: its background scavenger runs, paced by the madvise cost
+              "burst-idle": ROOT / "traces" / "burst-idle-p2.parquet"}
     repo, env = make_project(tmp, traces)
     first = commit_edit(repo, "README.md", "# pagealloc", "# pagealloc\n\nA docs commit.", "docs 1")
     old = commit_edit(repo, "README.md", "A docs commit.", "Another docs commit.", "docs 2")
