@@ -158,3 +158,23 @@ def test_sweep_seeds_multiply_the_points_and_are_recorded(trace, tmp_path):
     assert rows[0]["released_bytes"] == plain.released_bytes
     seed1 = replay_seed(trace, ReplayConfig(), None, 1, grid.points[0].trace)
     assert rows[1]["makespan_ns"] == seed1.makespan_ns
+
+
+def test_parts_perturb_only_what_they_name():
+    base = CostModel()
+    only_costs = perturbed_costs(base, 2, ("costs",))
+    assert (only_costs.netpoll_late_ns, only_costs.sysmon_late_ns) == (base.netpoll_late_ns, base.sysmon_late_ns)
+    assert only_costs.alloc_ns != base.alloc_ns or only_costs.madvise_free_call_ns != base.madvise_free_call_ns
+    only_late = perturbed_costs(base, 2, ("lateness",))
+    assert [getattr(only_late, n) for n in COST_RANGES] == [getattr(base, n) for n in COST_RANGES]
+    assert perturbed_costs(base, 2) == CostModel(**{**only_costs.as_dict(), "netpoll_late_ns": only_late.netpoll_late_ns,
+                                                     "sysmon_late_ns": only_late.sysmon_late_ns})
+
+
+def test_timestamps_alone_move_only_the_trace(trace):
+    from pagealloc.sim.spread import seeded_inputs
+
+    t, c = seeded_inputs(trace, ReplayConfig(), CostModel(), 4, "t", "synthetic", parts=("timestamps",))
+    assert c == CostModel() and t is not trace
+    t, c = seeded_inputs(trace, ReplayConfig(timing="closed"), CostModel(), 4, "t", "synthetic")
+    assert t is trace and c != CostModel()  # closed timing does not follow timestamps

@@ -77,6 +77,8 @@ LATENESS_DECILES = {
 }
 TS_JITTER_NS = 1_000  # a recorded timestamp against the heap operation it stands for: one operation's time
 FOLLOWS_TIMESTAMPS = ("recorded", "ordered", "shifted")
+# What a seed perturbs (all by default; a subset tells which part of the model's spread comes from where).
+PARTS = ("costs", "lateness", "timestamps")
 assert set(COST_RANGES) | set(LATENESS_DECILES) == {f.name for f in fields(CostModel)}
 
 # The figures that get F_min / F_max: every deterministic number of the catalogue.
@@ -91,8 +93,9 @@ def uniforms(n: int, seed: int, *tag: str) -> np.ndarray:
     return (np.asarray(raw, dtype=np.uint64) >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
-def perturbed_costs(cost: CostModel, seed: int) -> CostModel:
-    """``cost`` with each field perturbed for ``seed`` (seed 0: ``cost`` itself)."""
+def perturbed_costs(cost: CostModel, seed: int, parts=PARTS) -> CostModel:
+    """``cost`` with each field perturbed for ``seed`` (seed 0: ``cost`` itself); ``parts``: "costs" the
+    virtual-time costs, "lateness" the timers' lateness (the others are left as they are)."""
     if seed == 0:
         return cost
     names = [f.name for f in fields(CostModel)]
@@ -100,7 +103,9 @@ def perturbed_costs(cost: CostModel, seed: int) -> CostModel:
     out = {}
     for name in names:
         value = getattr(cost, name)
-        if name in LATENESS_DECILES:
+        if ("lateness" if name in LATENESS_DECILES else "costs") not in parts:
+            out[name] = value
+        elif name in LATENESS_DECILES:
             deciles = LATENESS_DECILES[name]
             out[name] = int(round(np.interp(u[name] * (len(deciles) - 1), range(len(deciles)), deciles)))
         else:
@@ -130,12 +135,12 @@ def jittered_trace(path, seed: int, name: str):
 
 
 def seeded_inputs(path, config: ReplayConfig, cost: CostModel, seed: int, name: str, source: str | None,
-                  table_cache: dict | None = None):
+                  table_cache: dict | None = None, parts=PARTS):
     """(trace, cost model) for ``seed``: the file and ``cost`` themselves for seed 0."""
     if seed == 0:
         return path, cost
     trace = path
-    if concrete_timing(config.timing, source) in FOLLOWS_TIMESTAMPS:
+    if "timestamps" in parts and concrete_timing(config.timing, source) in FOLLOWS_TIMESTAMPS:
         key = (str(path), seed, name)
         if table_cache is not None and key in table_cache:
             trace = table_cache[key]
@@ -144,16 +149,17 @@ def seeded_inputs(path, config: ReplayConfig, cost: CostModel, seed: int, name: 
             if table_cache is not None:
                 table_cache.clear()  # one trace at a time: a table is the whole trace in memory
                 table_cache[key] = trace
-    return trace, perturbed_costs(cost, seed)
+    return trace, perturbed_costs(cost, seed, parts)
 
 
-def replay_seed(path, config: ReplayConfig, cost: CostModel | None, seed: int, label: str, table_cache=None):
+def replay_seed(path, config: ReplayConfig, cost: CostModel | None, seed: int, label: str, table_cache=None,
+                parts=PARTS):
     """One replay of ``path`` for ``seed``: a ReplayResult (seed 0: the plain replay)."""
     from pagealloc.sim.replay import replay
     from pagealloc.trace.read import trace_metadata
 
     source = trace_metadata(path).get("source") if seed else None
-    trace, seeded_cost = seeded_inputs(path, config, cost or CostModel(), seed, label, source, table_cache)
+    trace, seeded_cost = seeded_inputs(path, config, cost or CostModel(), seed, label, source, table_cache, parts)
     return replay(trace, config=config, cost_model=seeded_cost, label=label)
 
 
@@ -161,12 +167,12 @@ _tables: dict = {}  # a worker's jittered trace, reused by the presets of one (t
 
 
 def _seed_job(job) -> list[dict]:
-    path, label, configs, cost, seed = job
-    return [replay_seed(path, c, cost, seed, label, _tables).to_dict() for c in configs]
+    path, label, configs, cost, seed, parts = job
+    return [replay_seed(path, c, cost, seed, label, _tables, parts).to_dict() for c in configs]
 
 
 def replay_seeds(path, configs: list[ReplayConfig], seeds: int, *, cost: CostModel | None = None,
-                 label: str | None = None, jobs: int = 1) -> list[list[dict]]:
+                 label: str | None = None, jobs: int = 1, parts=PARTS) -> list[list[dict]]:
     """For each config (one per preset), the ``to_dict()`` of the replays of seeds 0..seeds-1, in
     seed order.  The seeds run in up to ``jobs`` processes; each does every config of its seed."""
     from pagealloc.trace.naming import trace_name
@@ -174,7 +180,10 @@ def replay_seeds(path, configs: list[ReplayConfig], seeds: int, *, cost: CostMod
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
     label = label or trace_name(path)
-    work = [(str(path), label, list(configs), cost, s) for s in range(seeds)]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown parts {sorted(unknown)} (known: {', '.join(PARTS)})")
+    work = [(str(path), label, list(configs), cost, s, tuple(parts)) for s in range(seeds)]
     if jobs > 1 and seeds > 1:
         with ProcessPoolExecutor(max_workers=min(jobs, seeds)) as pool:
             done = list(pool.map(_seed_job, work))
