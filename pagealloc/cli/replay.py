@@ -4,11 +4,18 @@ Replays each trace in each preset and prints a table per trace with the
 presets side by side, go1.14 (the baseline) first and each alternative's
 ratio to it (or, with ``--json``, one JSON object per line per (trace,
 preset)).  A progress bar goes to stderr when it is a terminal.
+
+``--seeds K`` replays each (trace, preset) K times (pagealloc.sim.spread):
+seed 0 is the plain replay, seeds 1..K-1 perturb the costs, the timers'
+lateness and the recorded timestamps.  The JSON line keeps seed 0's value
+of each deterministic figure F and adds ``F_min`` and ``F_max`` over the K
+replays (and ``seeds``); the table shows each figure's range under it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from pagealloc.errors import UserError
@@ -51,7 +58,23 @@ def register(sub) -> None:
                    help="release with MADV_DONTNEED, as GODEBUG=madvdontneed=1 (default: MADV_FREE, as Go 1.14)")
     p.add_argument("--check", action="store_true", help="verify the model's invariants after each replay")
     p.add_argument("--lenient", action="store_true", help="skip frees of unknown spans and allocs of live spans")
+    p.add_argument("--seeds", type=parse_seeds, default=1, metavar="K",
+                   help="replay each (trace, preset) K times: seed 0 as without it, seeds 1..K-1 perturbed (each cost "
+                        "within its documented range, the timers' lateness, the recorded timestamps); JSON adds F_min "
+                        "and F_max for each figure, the table its range (default 1: no perturbation)")
+    p.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
+                   help="with --seeds: seeds replayed in parallel (default: up to 2)")
     p.set_defaults(func=run)
+
+
+def parse_seeds(text: str) -> int:
+    try:
+        k = int(text)
+    except ValueError:
+        k = 0
+    if not 1 <= k <= 1000:
+        raise UserError(f"--seeds: must be a whole number in [1, 1000], got {text!r}")
+    return k
 
 
 def parse_modes(text: str) -> tuple[str, ...]:
@@ -100,18 +123,15 @@ def run(args) -> int:
 
     cost = CostModel.load(args.cost_model) if args.cost_model else CostModel()
     modes = args.mode
+    if args.seeds > 1:
+        return run_seeds(args, cost, modes)
     warm_up(args.traces[0], modes)  # else the first replay's wall clock also pays the process's start-up
     for path in args.traces:
         results = []
         for mode in modes:
             bar, update = _progress(f"{path} [{mode}]")
             try:
-                config = ReplayConfig(mode=mode, timing="closed" if args.closed_loop else args.timing,
-                                      retain_extra_percent=args.retain_extra_percent,
-                                      scavenge_percent=args.scavenge_percent, madvdontneed=args.madvdontneed,
-                                      gomaxprocs=args.gomaxprocs, scavenger_timers=args.scavenger_timers,
-                                      lenient=args.lenient, check=args.check)
-                r = replay(path, config=config, cost_model=cost, progress=update, label=trace_name(path))
+                r = replay(path, config=_config(args, mode), cost_model=cost, progress=update, label=trace_name(path))
             finally:
                 if bar is not None:
                     bar.close()
@@ -127,8 +147,65 @@ def run(args) -> int:
     return 0
 
 
-def format_table(path: str, results) -> str:
-    """The presets side by side; after each alternative, its ratio to the baseline."""
+def _config(args, mode: str) -> ReplayConfig:
+    return ReplayConfig(mode=mode, timing="closed" if args.closed_loop else args.timing,
+                        retain_extra_percent=args.retain_extra_percent, scavenge_percent=args.scavenge_percent,
+                        madvdontneed=args.madvdontneed, gomaxprocs=args.gomaxprocs,
+                        scavenger_timers=args.scavenger_timers, lenient=args.lenient, check=args.check)
+
+
+def run_seeds(args, cost, modes) -> int:
+    """--seeds K: each trace's presets replayed for seeds 0..K-1 (in up to --jobs processes)."""
+    from pagealloc.sim.result import ReplayResult
+    from pagealloc.sim.spread import replay_seeds, spread_record
+    from pagealloc.trace.naming import trace_name
+    from pagealloc.trace.read import trace_metadata
+
+    jobs = args.jobs if args.jobs is not None else max(1, min(2, os.cpu_count() or 1))
+    if jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {jobs}")
+    for path in args.traces:
+        trace_metadata(path)  # a bad file: one line, before any worker starts
+        configs = [_config(args, mode) for mode in modes]
+        per_mode = replay_seeds(path, configs, args.seeds, cost=cost, label=trace_name(path), jobs=jobs)
+        records = [spread_record(runs) for runs in per_mode]
+        if args.json:
+            for d in records:
+                print(json.dumps(d), flush=True)
+        else:
+            results = [_result_of(d) for d in records]
+            print(format_table(path, results, spreads=records))
+    return 0
+
+
+def _result_of(d: dict):
+    """A ReplayResult with the figures of a to_dict() record (its reference left out: format_table reads
+    only ``reference is not None`` and the ratios, which the record has flat)."""
+    from dataclasses import fields
+
+    from pagealloc.sim.result import ReplayResult
+
+    names = {f.name for f in fields(ReplayResult)} - {"reference"}
+    r = ReplayResult(**{k: d[k] for k in names if k in d})
+    if d.get("reference_released_bytes") is not None:
+        r.reference = _FlatReference(d)
+    return r
+
+
+class _FlatReference:
+    """Reference's attributes read back from a flat record's reference_* keys."""
+
+    def __init__(self, d: dict):
+        from pagealloc.sim.result import Reference
+
+        for name in Reference.COMPARED:
+            setattr(self, name, d.get(f"reference_{name}"))
+        self.ratios = {name: d.get(f"reference_{name}_ratio") for name in Reference.COMPARED}
+
+
+def format_table(path: str, results, spreads=None) -> str:
+    """The presets side by side; after each alternative, its ratio to the baseline.  With ``spreads``
+    (each result's spread_record), a row under each figure gives its range over the seeds."""
     base = next((r for r in results if r.mode == BASELINE_MODE), None)
     header = ["metric"]
     for r in results:
@@ -144,17 +221,38 @@ def format_table(path: str, results) -> str:
                 b = getattr(base, name)
                 row.append(f"x{value / b:.2f}" if b else ("=" if value == b else "-"))
         rows.append(row)
+        if spreads is not None and f"{name}_min" in spreads[0]:
+            rng = ["  seeds min..max"]
+            for r, d in zip(results, spreads):
+                lo, hi = d[f"{name}_min"], d[f"{name}_max"]
+                lo, hi = _fmt(lo, how), _fmt(hi, how)
+                rng.append("=" if lo == hi else f"{lo}..{hi}")
+                if base is not None and r is not base:
+                    differs = getattr(r, name) != getattr(base, name)
+                    rng.append(_verdict(spreads[results.index(base)], d, name) if differs else "")
+            rows.append(rng)
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     r0 = results[0]
     lines = [f"{path}  ({r0.events:,} events, virtual time, timing {r0.timing}; "
              f"simulator speed {r0.replay_events_per_wall_second:,.0f} events per wall second)"]
     for row in [header, *rows]:
         lines.append("  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)))
+    if spreads is not None:
+        lines.append(f"each figure's range over {spreads[0]['seeds']} seeds (seed 0 above; pagealloc.sim.spread); "
+                     "beside an alternative's range, where it differs from the baseline: 'real' when the ranges do not "
+                     "overlap, '~' within the model's spread")
     lines.append("address_agreement: share of allocs placed where the recorded program had them (a diagnostic of "
                  "recorded traces, meaningless for synthetic ones; ARCHITECTURE.md)")
     if r0.reference is not None:  # a go1.14-runtime trace
         lines += ["", *_aligned(_reference_rows(results))]
     return "\n".join(lines) + "\n"
+
+
+def _verdict(base: dict, alt: dict, name: str) -> str:
+    from pagealloc.results.headline import ranges_overlap
+
+    return "~" if ranges_overlap((base[f"{name}_min"], base[f"{name}_max"]), (alt[f"{name}_min"], alt[f"{name}_max"])) \
+        else "real"
 
 
 def _aligned(rows: list[list[str]]) -> list[str]:

@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", metavar="DIR", default="out/report", help="output folder (default: out/report)")
     p.add_argument("--jobs", "-j", metavar="N", type=int, default=None, help="replays run in parallel (default: up to 2)")
     p.add_argument("--cost-model", metavar="FILE", help="TOML or JSON file overriding virtual-time costs")
+    p.add_argument("--seeds", type=int, default=1, metavar="K",
+                   help="replay each (trace, preset) for K seeds (pagealloc.sim.spread) and draw each figure's range; "
+                        "the headline calls a difference real only where the ranges do not overlap (default 1)")
     p.set_defaults(func=run)
 
 
@@ -36,7 +39,9 @@ def run(args) -> int:
     jobs = args.jobs if args.jobs is not None else default_jobs()
     if jobs < 1:
         raise UserError(f"report: --jobs must be at least 1 (got {jobs})")
+    if not 1 <= args.seeds <= 1000:
+        raise UserError(f"report: --seeds must be a whole number in [1, 1000] (got {args.seeds})")
     index = build_report(args.traces, args.output, asv_results=args.asv_results, machine=args.machine,
-                         jobs=jobs, cost_model=cost)
+                         jobs=jobs, cost_model=cost, seeds=args.seeds)
     print(f"report: {index}")
     return 0

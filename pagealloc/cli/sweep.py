@@ -1,7 +1,7 @@
 """``pagealloc sweep GRID.toml -o RESULTS``: a parameter sweep on Dask.
 
 Runs every point of the grid (traces x presets x timings x costs x model
-parameters, see pagealloc/sweep/grid.py) as one replay per Dask task, on
+parameters, see pagealloc/sweep/grid.py; x seeds with ``--seeds K``) as one replay per Dask task, on
 an embedded LocalCluster (one worker per core) or ``--scheduler``'s
 cluster, and streams one row per replay into the RESULTS folder; a rerun
 with the same RESULTS skips the points already there.
@@ -31,6 +31,9 @@ def register(sub) -> None:
     p.add_argument("--check", action="store_true", help="verify the model's invariants after each replay")
     p.add_argument("--flush-seconds", type=float, default=5.0, metavar="S",
                    help="write finished rows to RESULTS at least every S seconds (default 5)")
+    p.add_argument("--seeds", type=int, default=1, metavar="K",
+                   help="replay each point for seeds 0..K-1 (pagealloc.sim.spread: seed 0 unperturbed, the others "
+                        "perturb costs, timer lateness and timestamps): K times the points, a seed column in RESULTS")
     p.add_argument("--dry-run", action="store_true", help="list the grid's size and axes, run nothing")
     p.set_defaults(func=run)
 
@@ -49,6 +52,8 @@ def run(args) -> int:
         raise UserError("--workers sizes the embedded LocalCluster; a --scheduler's (or $DASK_SCHEDULER_ADDRESS's) "
                         "cluster has its own workers")
     grid = load_grid(args.grid)
+    if args.seeds != 1:
+        grid = grid.with_seeds(args.seeds)
     if args.dry_run:
         ids = {p.id for p in grid.points}
         done = len(ids & set(done_points(args.output)))

@@ -11,6 +11,12 @@ figure is shown where some preset differs from the baseline by at least
 
 ``headline(metrics)`` takes {trace: {mode: {field: value}}}, from replays
 (``ReplayResult.to_dict()``) or from asv results (``from_run``).
+
+With the seeds' spread (``F_min`` / ``F_max`` beside F, from
+``pagealloc.sim.spread.spread_record``), a difference is called real only
+when the preset's range and the baseline's do not overlap; otherwise it is
+"within the model's spread" (``Line.real``).  Without it (asv's history,
+one seed) every difference is reported as before, unjudged.
 """
 
 from __future__ import annotations
@@ -31,6 +37,12 @@ FALLBACK = [
 
 
 MIN_CHANGE = 0.01
+WITHIN_SPREAD = "within the model's spread"
+
+
+def ranges_overlap(a: tuple, b: tuple) -> bool:
+    """Two closed ranges (lo, hi) share a point."""
+    return a[0] <= b[1] and b[0] <= a[1]
 
 
 def unit_of(field: str) -> str:
@@ -48,6 +60,7 @@ class Line:
     field: str
     label: str
     values: dict
+    ranges: dict | None = None  # mode -> (F_min, F_max) over the seeds; None: one seed, no spread known
 
     @property
     def baseline(self) -> str:
@@ -64,6 +77,23 @@ class Line:
         """How far the furthest preset is from the baseline (|log ratio|)."""
         return max((abs(math.log(r)) if 0 < r < math.inf else math.inf
                     for r in (self.ratio(m) for m in list(self.values)[1:])), default=0.0)
+
+    def real(self, mode: str) -> bool | None:
+        """The mode's difference from the baseline is beyond the model's spread (their seed ranges do not
+        overlap); None when the spread is unknown."""
+        if self.ranges is None:
+            return None
+        return not ranges_overlap(self.ranges[self.baseline], self.ranges[mode])
+
+    def verdict(self, mode: str) -> str:
+        """"real", WITHIN_SPREAD, or "" (no spread known)."""
+        real = self.real(mode)
+        return "" if real is None else "real" if real else WITHIN_SPREAD
+
+    @property
+    def survives(self) -> bool:
+        """Some preset's difference is real (without a spread: the difference is taken as it is)."""
+        return self.ranges is None or any(self.real(m) for m in list(self.values)[1:])
 
     @property
     def differs(self) -> bool:
@@ -89,7 +119,7 @@ def headline(metrics: dict) -> tuple[list[list[Line]], list[str]]:
             continue
         fields = set.intersection(*(set(d) for d in by_mode.values()))
         lines = [
-            Line(trace, f, label, {m: by_mode[m][f] for m in modes})
+            Line(trace, f, label, {m: by_mode[m][f] for m in modes}, _ranges(by_mode, modes, f))
             for f, label in figures_for(fields)
             if f in fields and all(_number(by_mode[m][f]) for m in modes)
         ]
@@ -100,6 +130,14 @@ def headline(metrics: dict) -> tuple[list[list[Line]], list[str]]:
             same.append(trace)
     per_trace.sort(key=lambda lines: -max(line.spread for line in lines))
     return per_trace, same
+
+
+def _ranges(by_mode: dict, modes, f: str) -> dict | None:
+    """{mode: (F_min, F_max)} when every mode has them, else None."""
+    lo, hi = f"{f}_min", f"{f}_max"
+    if all(_number(by_mode[m].get(lo)) and _number(by_mode[m].get(hi)) for m in modes):
+        return {m: (by_mode[m][lo], by_mode[m][hi]) for m in modes}
+    return None
 
 
 def _number(x) -> bool:

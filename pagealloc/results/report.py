@@ -6,7 +6,9 @@ every mode and writes ``out_dir/index.html`` with, in this order:
 * the headline (``headline``): per trace, what each preset changes against
   the baseline, biggest difference first;
 * a table of the main figures of every trace in every mode;
-* released bytes and stall per trace and mode (bar charts);
+* released bytes and stall per trace and mode (bar charts; with
+  ``seeds`` > 1 each bar has its range over the seeds, and the headline
+  calls a difference real only where the ranges do not overlap);
 * per trace, retained bytes (heap_sys - heap_released) over virtual time,
   every mode, with a panel of each alternative's difference from the
   baseline, or a plain "no difference" where there is none;
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from pagealloc.errors import UserError
 from pagealloc.results.asvresults import history_order, order_modes
-from pagealloc.results.headline import MIN_CHANGE, headline, unit_of
+from pagealloc.results.headline import MIN_CHANGE, WITHIN_SPREAD, headline, unit_of
 from pagealloc.results.replays import replay_all
 from pagealloc.results.tables import human, ratio_text
 
@@ -172,6 +174,12 @@ def plot_per_mode(results: dict, field: str, title: str, unit: str, out_dir: Pat
     floor = min(positive) / 10 if log else 0
     for mode, ys, vals in bars:
         ax.barh(ys, [v - floor if v > 0 else 0 for v in vals], left=floor, height=h, color=color(mode), label=mode)
+        lo_hi = [(results[lab][mode].get(f"{field}_min"), results[lab][mode].get(f"{field}_max")) for lab in labels]
+        if all(lo is not None and hi is not None for lo, hi in lo_hi):  # the seeds' range (pagealloc.sim.spread)
+            lows = [max(lo / scale, floor) if log else lo / scale for lo, _ in lo_hi]
+            highs = [max(hi / scale, floor) if log else hi / scale for _, hi in lo_hi]
+            ax.hlines(ys, lows, highs, color="black", linewidth=1.2)
+            ax.plot(lows + highs, ys + ys, "|", color="black", markersize=h * 40)
         for y, v in zip(ys, vals):
             if v <= 0:
                 ax.text(floor, y, " 0", va="center", fontsize=6, color=color(mode))
@@ -291,9 +299,14 @@ def headline_html(replays: dict) -> str:
     per_trace, same = headline(replays)
     modes = order_modes(next(iter(replays.values())))
     out = ['<h2 id="headline">Headline: each preset against ' + _mode_span(modes[0]) + ", per trace</h2>"]
+    seeds = next(iter(next(iter(replays.values())).values())).get("seeds")
+    trust = (f"seed 0's values, [min..max] over {seeds} seeds that perturb costs, timer lateness and timestamps; a "
+             f"difference is real only where the ranges do not overlap, else <i>{e(WITHIN_SPREAD)}</i>" if seeds
+             else "one deterministic replay each: a difference may sit on a knife edge of the model "
+                  "(<code>--seeds K</code> gives each figure its spread)")
     out.append(
         f'<p class="note">What holding the heap lock costs the program and what the scavenger returns to the OS, '
-        f"in virtual time (deterministic: every difference is real). Only figures where a preset differs from "
+        f"in virtual time ({trust}). Only figures where a preset differs from "
         f"{e(modes[0])} by {MIN_CHANGE:.0%} or more; the traces with the biggest difference first. "
         'Ratio &gt; 1: more than the baseline (<span class="worse">red</span> where more is worse).</p>'
     )
@@ -304,16 +317,27 @@ def headline_html(replays: dict) -> str:
             for i, line in enumerate(lines):
                 unit = unit_of(line.field)
                 row = f'<tr><td rowspan="{len(lines)}">{e(line.trace)}</td>' if i == 0 else "<tr>"
-                row += f'<td class="figure">{e(line.label)}</td><td>{e(human(line.values[line.baseline], unit))}</td>'
+                row += (f'<td class="figure">{e(line.label)}</td><td>{e(human(line.values[line.baseline], unit))}'
+                        f'{_range_html(line, line.baseline, unit)}</td>')
                 for m in modes[1:]:
                     r = line.ratio(m)
-                    cls = "" if line.field == "released_bytes" or r == 1 else (" class=worse" if r > 1 else " class=better")
-                    row += f"<td{cls}>{e(human(line.values[m], unit))} ({e(ratio_text(r))})</td>"
+                    verdict = line.verdict(m) if r != 1 else ""
+                    cls = "" if line.field == "released_bytes" or r == 1 or verdict == WITHIN_SPREAD else (
+                        " class=worse" if r > 1 else " class=better")
+                    mark = f"<br><i>{e(verdict)}</i>" if verdict else ""
+                    row += f"<td{cls}>{e(human(line.values[m], unit))} ({e(ratio_text(r))}){_range_html(line, m, unit)}{mark}</td>"
                 out.append(row + "</tr>")
         out.append("</table>")
     if same:
         out.append(f'<p class="note">No headline figure differs by {MIN_CHANGE:.0%} or more in: {e(", ".join(same))}.</p>')
     return "\n".join(out)
+
+
+def _range_html(line, mode: str, unit: str) -> str:
+    if line.ranges is None:
+        return ""
+    lo, hi = line.ranges[mode]
+    return f'<br><span class="note">[{html.escape(human(lo, unit))}..{html.escape(human(hi, unit))}]</span>'
 
 
 def summary_html(replays: dict) -> str:
@@ -335,8 +359,10 @@ def summary_html(replays: dict) -> str:
     return "\n".join(out)
 
 
-def build_report(traces, out_dir, *, asv_results=None, machine=None, jobs: int = 1, cost_model=None) -> Path:
-    """Write out_dir/index.html (and its PNGs); return its path."""
+def build_report(traces, out_dir, *, asv_results=None, machine=None, jobs: int = 1, cost_model=None,
+                 seeds: int = 1) -> Path:
+    """Write out_dir/index.html (and its PNGs); return its path.  ``seeds`` > 1: every figure with its
+    range over that many seeds (pagealloc.sim.spread)."""
     traces = [Path(t) for t in traces]
     if not traces and asv_results is None:
         raise UserError("report: nothing to report: give TRACE files and/or --asv-results DIR")
@@ -351,7 +377,7 @@ def build_report(traces, out_dir, *, asv_results=None, machine=None, jobs: int =
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"{out_dir}: cannot write: {e}") from None
-    replays = replay_all(traces, jobs=jobs, cost_model=cost_model) if traces else {}
+    replays = replay_all(traces, jobs=jobs, cost_model=cost_model, seeds=seeds) if traces else {}
 
     e = html.escape
     modes = order_modes(next(iter(replays.values()))) if replays else []
@@ -369,7 +395,8 @@ def build_report(traces, out_dir, *, asv_results=None, machine=None, jobs: int =
                               else ("mutator_stall_ns", "mutator stall"))
         body.append('<h2 id="per-mode">Released bytes and stall per mode</h2>')
         body.append('<p class="note">Log axis where the traces span a factor of 10 or more, so that the largest '
-                    "does not hide the others; a zero is written as 0.</p>")
+                    "does not hide the others; a zero is written as 0."
+                    + (" Black whiskers: each figure's range over the seeds." if seeds > 1 else "") + "</p>")
         png = plot_per_mode(replays, "released_bytes", "released bytes per trace", "bytes", out_dir, "released.png")
         body.append(_img(png, f"released bytes per trace, {' vs '.join(modes)}"))
         png = plot_per_mode(replays, stall, f"{stall_label} per trace (virtual)", "ns", out_dir, "stall.png")

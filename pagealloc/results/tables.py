@@ -12,7 +12,7 @@ import math
 
 from pagealloc.results.asvresults import Results, Run, mode_groups
 from pagealloc.results.gate import Change, cis_overlap, direction, is_wall_clock
-from pagealloc.results.headline import MIN_CHANGE, headline, unit_of
+from pagealloc.results.headline import MIN_CHANGE, WITHIN_SPREAD, headline, unit_of
 
 
 _SCALES = {
@@ -77,7 +77,10 @@ def _table(header: list[str], rows: list[list[str]], right=()) -> str:
 
 def format_headline(metrics: dict) -> str:
     """The headline (see ``headline``) as a table: per trace, the figures that
-    differ between presets, each preset's value and its ratio to the baseline."""
+    differ between presets, each preset's value and its ratio to the baseline.
+    With the seeds' spread (F_min / F_max in ``metrics``), each value has its
+    range and each alternative is marked ``real`` (the ranges do not overlap)
+    or "within the model's spread"."""
     per_trace, same = headline(metrics)
     if not per_trace and not same:
         return "(no replay metrics in more than one mode)"
@@ -87,8 +90,11 @@ def format_headline(metrics: dict) -> str:
     for group in per_trace:
         for i, line in enumerate(group):
             unit = unit_of(line.field)
-            cells = [human(line.values[line.baseline], unit)]
-            cells += [f"{human(line.values[m], unit)} ({ratio_text(line.ratio(m))})" for m in modes[1:]]
+            cells = [human(line.values[line.baseline], unit) + _range_text(line, line.baseline, unit)]
+            for m in modes[1:]:
+                verdict = line.verdict(m) if line.ratio(m) != 1 else ""
+                cells.append(f"{human(line.values[m], unit)}{_range_text(line, m, unit)} ({ratio_text(line.ratio(m))}"
+                             + (f", {verdict})" if verdict else ")"))
             rows.append([line.trace if i == 0 else "", line.label, *cells])
     out = []
     if rows:
@@ -96,7 +102,18 @@ def format_headline(metrics: dict) -> str:
         out.append(_table(header, rows, right=tuple(range(2, len(header)))))
     if same:
         out.append(f"no headline figure differs by {MIN_CHANGE:.0%} or more: {', '.join(same)}")
+    if any(line.ranges is not None for line in lines):
+        out.append(f"[min..max] over the seeds (pagealloc.sim.spread); a difference is real only where the ranges do "
+                   f"not overlap, else {WITHIN_SPREAD}")
     return "\n".join(out)
+
+
+def _range_text(line, mode: str, unit: str) -> str:
+    """" [min..max]" of a mode's seeds, or "" without a spread."""
+    if line.ranges is None:
+        return ""
+    lo, hi = line.ranges[mode]
+    return f" [{human(lo, unit)}..{human(hi, unit)}]"
 
 
 def mark(benchmark: str, base, alt) -> str:

@@ -53,12 +53,15 @@ class Point:
     cost: tuple  # ((CostModel field, ns), ...), every field
     cost_file: str  # absolute path of the named cost file, "" for none
     params: tuple  # ((parameter, value), ...), every parameter replay() takes
+    seed: int = 0  # pagealloc.sim.spread: 0 the plain replay, else perturbed (``Grid.with_seeds``)
 
     @property
     def id(self) -> str:
         """Identifies the replay exactly: same id, same inputs (the trace by content)."""
         key = {"trace": self.trace, "trace_sha256": self.trace_sha256, "mode": self.mode, "timing": self.timing,
                "cost": dict(self.cost), "params": dict(self.params)}
+        if self.seed:  # seed 0 keeps the id a point had before seeds existed
+            key["seed"] = self.seed
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     def as_task(self) -> dict:
@@ -74,10 +77,20 @@ class Grid:
     name: str
     points: list[Point]
 
+    def with_seeds(self, seeds: int) -> "Grid":
+        """This grid with each point replayed for seeds 0..seeds-1 (``--seeds``): seeds times the points."""
+        if not 1 <= seeds <= 1000:
+            raise UserError(f"--seeds must be a whole number in [1, 1000], got {seeds}")
+        if len(self.points) * seeds > MAX_POINTS:
+            raise UserError(f"{self.path}: {len(self.points):,} points x {seeds} seeds is more than the "
+                            f"{MAX_POINTS:,} points a sweep accepts")
+        points = [dataclasses.replace(p, seed=s) for p in self.points for s in range(seeds)]
+        return Grid(self.path, self.name, points)
+
     def axis_values(self) -> dict[str, list]:
         """{result column: its distinct values across the points} for every axis."""
         columns = {"trace": lambda p: p.trace, "mode": lambda p: p.mode, "timing": lambda p: p.timing,
-                   "cost_file": lambda p: p.cost_file}
+                   "cost_file": lambda p: p.cost_file, "seed": lambda p: p.seed}
         for i, name in enumerate(COST_FIELDS):
             columns[f"cost_{name}"] = lambda p, i=i: p.cost[i][1]
         for name in dict.fromkeys(k for p in self.points for k, _ in p.params):

@@ -1,7 +1,9 @@
 """One sweep point as one ``replay()`` call, and the row it becomes.
 
 A point is a ``ReplayConfig`` (preset, timing, the model knobs of
-``pagealloc.sim.presets.KNOBS``) with a trace and a cost model.
+``pagealloc.sim.presets.KNOBS``) with a trace, a cost model and a seed
+(``pagealloc.sim.spread``: 0 the plain replay; its row keeps the point's
+unperturbed costs in the cost_* columns).
 ``run_point`` is the task a Dask worker runs: it replays one point and
 returns its row, a failure included (status ``error`` and the message), so
 no point is ever silently dropped.
@@ -63,7 +65,7 @@ def point_columns() -> list[tuple[str, pa.DataType]]:
     """The grid point's columns (before the result's fields)."""
     cols = [("point_id", pa.string()), ("trace", pa.string()), ("mode", pa.string()),
             ("timing", pa.string()), ("trace_path", pa.string()), ("trace_sha256", pa.string()),
-            ("cost_file", pa.string())]
+            ("cost_file", pa.string()), ("seed", pa.int64())]
     cols += [(f"cost_{f.name}", pa.int64()) for f in dataclasses.fields(CostModel)]
     # gomaxprocs is also a figure of the result (the P count the replay ran with): its column comes from there
     cols += [(name, _ARROW_KIND[kind]) for name, (kind, _, _) in KNOBS.items() if name != "gomaxprocs"]
@@ -133,7 +135,7 @@ def _worker_name() -> str:
 def _point_row(point: dict) -> dict:
     row = {"point_id": point["id"], "trace": point["trace"], "mode": point["mode"], "timing": point["timing"],
            "trace_path": point["trace_path"], "trace_sha256": point["trace_sha256"],
-           "cost_file": point["cost_file"], **point["params"]}
+           "cost_file": point["cost_file"], "seed": point.get("seed", 0), **point["params"]}
     row.update({f"cost_{k}": v for k, v in point["cost"].items()})
     return row
 
@@ -154,8 +156,15 @@ def run_point(point: dict, trace=None, check: bool = False) -> dict:
     source = trace if trace is not None else point["trace_path"]
     cpu = time.process_time()
     try:
-        result = replay(source, config=point_config(point, check), cost_model=CostModel(**point["cost"]),
-                        label=point["trace"])
+        config, cost = point_config(point, check), CostModel(**point["cost"])
+        seed = point.get("seed", 0)
+        if seed:  # the cost_* columns keep the point's costs; the seed's perturbation is derived from them
+            from pagealloc.sim.spread import seeded_inputs
+            from pagealloc.trace.read import trace_metadata
+
+            source, cost = seeded_inputs(source, config, cost, seed, point["trace"],
+                                         trace_metadata(source).get("source"))
+        result = replay(source, config=config, cost_model=cost, label=point["trace"])
     except Exception as e:  # noqa: BLE001 - every failure becomes the point's recorded error
         row = failed_row(point, e, _worker_name())
     else:

@@ -4,7 +4,10 @@ For each swept axis (a cost-model field, a model parameter, the timing
 policy, the cost file) and each metric that varies, one PNG: the metric
 against the axis, one panel per preset side by side on a shared y axis,
 a line per trace.  Where other axes are swept too, the line is the
-median over them and the band their min-max range.  Plots use seaborn;
+median over them and the band their min-max range; a sweep run with
+``--seeds K`` is not plotted against its seed: the seeds widen the band
+to the model's spread (pagealloc.sim.spread), and ratios to the baseline
+pair rows of the same seed.  Plots use seaborn;
 wall-clock fields are left out (they are not results of the model).
 Then, when the baseline preset (go1.14) was swept with others, one PNG
 per axis with every metric as a ratio to the baseline at the same point
@@ -50,7 +53,7 @@ def _kinds(df) -> dict:
 
 def swept_axes(df) -> list[str]:
     """The grid's axes that take more than one value (the presets and traces aside)."""
-    identity = {"point_id", "trace", "mode", "trace_path", "trace_sha256"}
+    identity = {"point_id", "trace", "mode", "trace_path", "trace_sha256", "seed"}  # seed: the band, not an axis
     return [c for c in _kinds(df)["point_columns"]
             if c not in identity and c in df.columns and df[c].nunique(dropna=False) > 1]
 
