@@ -4,7 +4,7 @@ For each go1.14-runtime trace of traces/manifest.json (or the ones named),
 a Markdown row: the replay in the preset (default go1.14) and timing
 (default auto: ordered) against the reference the recording carries: spans
 at the recorded address, heap_sys and heap growths, released bytes by path,
-retained bytes at the end; and, from sim.reference.heap_walk (row order,
+retained bytes at the end, background releases counted; and, from sim.reference.heap_walk (row order,
 the runtime's background releases put back), at how many GCs the model set
 the runtime's scavenge goal.  ``scripts/go114-fidelity`` is this command.
 """
@@ -29,6 +29,15 @@ def _mib(model: int, real: int) -> str:
     return f"{model / MiB:,.2f} / {real / MiB:,.2f}"
 
 
+def _count(r, ref) -> str:
+    """The model's background releases / the runtime's (scavengeRangeLocked calls), with the ratio."""
+    real = ref.released_background_count
+    if real is None:
+        return f"{r.released_background_count:,} / -"
+    ratio = f"{r.released_background_count / real:.2f}x" if real else "-"
+    return f"{r.released_background_count:,} / {real:,} ({ratio})"
+
+
 def run(args) -> int:
     from pagealloc.sim.reference import heap_walk
     from pagealloc.sim.replay import replay
@@ -36,9 +45,10 @@ def run(args) -> int:
 
     entries = corpus.load().select(args.names, sources=["go1.14-runtime"])
     print(f"{args.mode} preset, timing {args.timing}; model / real runtime")
-    print("| trace | spans at the recorded address | heap_sys MiB | heap growths | background MiB (ratio) | growth MiB "
+    print("| trace | spans at the recorded address | heap_sys MiB | heap growths | background MiB (ratio) "
+          "| background releases (ratio) | growth MiB "
           "| FreeOSMemory MiB | retained at the end, ratio | scavenge goals equal (row order) | order wait µs | P-stall µs |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for e in entries:
         r = replay(e.path, args.mode, timing=args.timing)
         w = heap_walk(e.path)
@@ -46,7 +56,7 @@ def run(args) -> int:
         bg, real_bg = r.released_background_bytes, ref.released_background_bytes
         ratio = f"{bg / real_bg:.2f}x" if real_bg else "-"
         print(f"| {e.name} | {r.address_agreement:.4%} | {_mib(r.heap_sys_bytes, ref.heap_sys_bytes)} "
-              f"| {r.heap_growths} / {ref.heap_growths} | {_mib(bg, real_bg)} ({ratio}) "
+              f"| {r.heap_growths} / {ref.heap_growths} | {_mib(bg, real_bg)} ({ratio}) | {_count(r, ref)} "
               f"| {_mib(r.released_growth_bytes, ref.released_growth_bytes)} "
               f"| {_mib(r.released_forced_bytes, ref.released_forced_bytes)} "
               f"| {ref.ratios['retained_final_bytes']:.3f} | {w.goals_agreed} / {w.goals} "

@@ -177,7 +177,10 @@ def test_the_fidelity_script_prints_the_table():
     assert p.returncode == 0, p.stderr
     (row,) = [line for line in p.stdout.splitlines() if line.startswith("| go114-go-parser-p2 ")]
     cells = [c.strip() for c in row.split("|")[1:-1]]
-    goals = cells[8].split(" / ")
+    goals = cells[9].split(" / ")
     assert cells[1] == "100.0000%" and goals[0] == goals[1] != "0", row
+    r = pagealloc.replay(path_of(next(e for e in ENTRIES if e["name"] == "go114-go-parser-p2")), "go1.14")
+    model, real = r.released_background_count, r.reference.released_background_count
+    assert cells[5].startswith(f"{model:,} / {real:,} ({model / real:.2f}x)"), row  # releases beside the runtime's
     p = subprocess.run([sys.executable, str(script), "nosuch"], capture_output=True, text=True, timeout=600)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "nosuch" in p.stderr
