@@ -42,6 +42,19 @@ SYSMON_LATE_NS = 80_000  # with every P idle, sysmon fires a timer ~80 us late (
 FORCE_PREEMPT_NS = 10_000_000  # sysmon's retake preempts a goroutine that ran this long (forcePreemptNS)
 DERIVED_GAP_NS = 1_000_000  # derived schedule: a P with rows closer than this runs in between
 
+def _last_frees_of_cycles(ts, op) -> list:
+    """For each gc row (a mark termination), the time of the last free row before the next gc row
+    (the cycle's sweeping, as far as the trace shows it); cycles without a free are left out."""
+    from pagealloc.trace.format import OP_FREE, OP_GC
+
+    gcs = np.flatnonzero(op == OP_GC)
+    frees = np.flatnonzero(op == OP_FREE)
+    ends = np.append(gcs[1:], len(op))
+    last = np.searchsorted(frees, ends) - 1  # the last free row before each cycle's end
+    keep = (last >= 0) & (frees[np.maximum(last, 0)] > gcs)
+    return sorted(int(x) for x in ts[frees[last[keep]]])
+
+
 # p_schedule states: running a goroutine, or not (in the scheduler, idle, stopped for the world)
 RUNNING_STATES = ("user", "gc_worker", "sweep", "scavenger", "runtime")
 IDLE, RUNNING, SCHED = 0, 1, 2
@@ -89,9 +102,11 @@ class PSchedule:
         return cls(per_ts, per_state, sweep, derived=False)
 
     @classmethod
-    def from_rows(cls, ts, p, gomaxprocs: int) -> "PSchedule":
+    def from_rows(cls, ts, p, gomaxprocs: int, op=None) -> "PSchedule":
         """Derived from the trace's rows (ts, p columns): a P runs from a row to its next one when
-        they are less than DERIVED_GAP_NS apart, else it goes idle after the row."""
+        they are less than DERIVED_GAP_NS apart, else it goes idle after the row.  With ``op``
+        (the op codes), each cycle's sweeping is taken to end at the cycle's last free row (the
+        frees a trace records after a GC are the sweeper's; Go finishes sweeping before the next GC)."""
         ts = np.asarray(ts, dtype=np.int64)
         p = np.asarray(p)
         per_ts, per_state = [], []
@@ -112,7 +127,7 @@ class PSchedule:
             order = np.argsort(both_t, kind="stable")
             per_ts.append(both_t[order])
             per_state.append(both_s[order])
-        return cls(per_ts, per_state, [], derived=True)
+        return cls(per_ts, per_state, [] if op is None else _last_frees_of_cycles(ts, np.asarray(op)), derived=True)
 
     # -- queries --
 

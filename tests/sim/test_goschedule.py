@@ -71,3 +71,18 @@ def test_derived_schedule_from_rows():
     s = PSchedule.from_rows(ts, np.zeros(len(ts), int), 1)
     when, _, how = s.fire(0, 1 * MS, 2 * MS)
     assert (when, how) == (FORCE_PREEMPT_NS, "preempt")
+
+
+def test_derived_sweep_ends_at_each_cycles_last_free():
+    """Without recorded sweep ends, a cycle's sweeping ends at its last free row (the sweeper's frees;
+    Go finishes sweeping before the next GC), so after a GC the scavenger runs behind them."""
+    from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_GC
+
+    rows = [(0, OP_ALLOC), (10, OP_GC), (20, OP_FREE), (30, OP_ALLOC), (40, OP_FREE), (50, OP_GC), (60, OP_ALLOC),
+            (70, OP_GC), (80, OP_FREE)]
+    ts = np.array([t for t, _ in rows])
+    op = np.array([o for _, o in rows], dtype=np.int8)
+    s = PSchedule.from_rows(ts, np.zeros(len(ts), int), 1, op)
+    assert s.sweep_done == [40, 80]  # the cycle after the GC at 50 freed nothing
+    assert s.after_gc(0, 10) == (40, 0) and s.after_gc(0, 70) == (80, 0)
+    assert PSchedule.from_rows(ts, np.zeros(len(ts), int), 1).sweep_done == []
