@@ -43,16 +43,18 @@ FORCE_PREEMPT_NS = 10_000_000  # sysmon's retake preempts a goroutine that ran t
 DERIVED_GAP_NS = 1_000_000  # derived schedule: a P with rows closer than this runs in between
 
 def _last_frees_of_cycles(ts, op) -> list:
-    """For each gc row (a mark termination), the time of the last free row before the next gc row
-    (the cycle's sweeping, as far as the trace shows it); cycles without a free are left out."""
+    """For each gc row (a mark termination), (its time, the time of the last free row before the next
+    gc row, or None): the cycle's sweeping, as far as the trace shows it."""
     from pagealloc.trace.format import OP_FREE, OP_GC
 
     gcs = np.flatnonzero(op == OP_GC)
     frees = np.flatnonzero(op == OP_FREE)
     ends = np.append(gcs[1:], len(op))
     last = np.searchsorted(frees, ends) - 1  # the last free row before each cycle's end
-    keep = (last >= 0) & (frees[np.maximum(last, 0)] > gcs)
-    return sorted(int(x) for x in ts[frees[last[keep]]])
+    out = []
+    for g, k in zip(gcs.tolist(), last.tolist()):
+        out.append((int(ts[g]), int(ts[frees[k]]) if k >= 0 and frees[k] > g else None))
+    return out
 
 
 # p_schedule states: running a goroutine, or not (in the scheduler, idle, stopped for the world)
@@ -78,6 +80,8 @@ class PSchedule:
         self.sweep_done = [int(x) for x in sweep_done]
         self.derived = derived
         self.netpoll_late_ns, self.sysmon_late_ns = NETPOLL_LATE_NS, SYSMON_LATE_NS  # the replay sets its cost model's
+        self.cycles: list = []  # derived: (gc row time, the cycle's last free or None), in time order
+        self.cycle_starts: list = []  # their gc row times
 
     # -- building --
 
@@ -127,7 +131,11 @@ class PSchedule:
             order = np.argsort(both_t, kind="stable")
             per_ts.append(both_t[order])
             per_state.append(both_s[order])
-        return cls(per_ts, per_state, [] if op is None else _last_frees_of_cycles(ts, np.asarray(op)), derived=True)
+        sched = cls(per_ts, per_state, [], derived=True)
+        if op is not None:
+            sched.cycles = _last_frees_of_cycles(ts, np.asarray(op))
+            sched.cycle_starts = [start for start, _ in sched.cycles]
+        return sched
 
     # -- queries --
 
@@ -211,5 +219,9 @@ class PSchedule:
     def after_gc(self, p: int, woken: int) -> tuple[int, int]:
         """(when, on which P) the scavenger runs after a GC woke it at ``woken`` on P ``p``:
         behind bgsweep, when the cycle's sweeping is done (at once when that is unknown)."""
+        if self.cycles:  # derived: the sweep of the cycle this GC began ends at the cycle's last free
+            i = bisect_right(self.cycle_starts, woken) - 1
+            done = self.cycles[i][1] if i >= 0 else None
+            return (done if done is not None and done > woken else woken), p
         done = self.next_sweep_done(woken)
         return (done if done is not None else woken), p

@@ -83,6 +83,7 @@ def test_derived_sweep_ends_at_each_cycles_last_free():
     ts = np.array([t for t, _ in rows])
     op = np.array([o for _, o in rows], dtype=np.int8)
     s = PSchedule.from_rows(ts, np.zeros(len(ts), int), 1, op)
-    assert s.sweep_done == [40, 80]  # the cycle after the GC at 50 freed nothing
+    assert s.cycles == [(10, 40), (50, None), (70, 80)]  # the cycle after the GC at 50 freed nothing
     assert s.after_gc(0, 10) == (40, 0) and s.after_gc(0, 70) == (80, 0)
-    assert PSchedule.from_rows(ts, np.zeros(len(ts), int), 1).sweep_done == []
+    assert s.after_gc(0, 50) == (50, 0)  # nothing to sweep: at once (not the next cycle's end)
+    assert PSchedule.from_rows(ts, np.zeros(len(ts), int), 1).cycles == []

@@ -44,7 +44,8 @@ FOOLED = [  # the program on P 1, the GCs with no P: the background scavenger ru
     (4_000, "gc", 0, 0, 64 * MiB, -1),
     (500_000, "gc", 0, 0, 8 * MiB, -1),
     (1_500_000, "alloc", 4, 512, 0, 1),
-    (50_000_000, "free", 1, 512, 0, 1),
+    (40_000_000, "gc", 0, 0, 8 * MiB, -1),  # ends the cycle: what it frees after is the next cycle's sweep
+    (50_000_000, "free", 1, 512, 0, 0),  # (on P 0, where the scavenger runs after it: no lock wait)
 ]
 SLOW_SCANS = CostModel(chunk_scan_ns=1_000_000, page_fault_ns=0)
 
