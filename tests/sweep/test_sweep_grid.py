@@ -375,11 +375,13 @@ def test_unreadable_part_is_an_error_and_half_written_parts_are_ignored(traces, 
 
 
 def test_sweep_report_plots_each_metric_against_each_swept_axis(traces, tmp_path, capsys):
-    g = grid_file(traces, """
-        traces = ["*.parquet", "knobs/frag.parquet"]  # frag: where locked and go1.14 differ
+    fom = tmp_path / "fom.parquet"  # FreeOSMemory: where the presets differ (locked scavengeAll, unlocked steps)
+    write_synthetic(str(fom), "freeosmemory", 20000, 2)
+    g = grid_file(traces, f"""
+        traces = ["*.parquet", "knobs/frag.parquet", "{fom}"]
         [cost]
         madvise_call_ns = [1000, 20000]
-        page_fault_ns = {values = [1100]}  # one value: not an axis
+        page_fault_ns = {{values = [1100]}}  # one value: not an axis
     """)
     out = tmp_path / "results"
     assert main(["sweep", str(g), "-o", str(out), "--serial"]) == 0
