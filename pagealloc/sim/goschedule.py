@@ -208,13 +208,17 @@ class PSchedule:
         if not self.any_running(deadline):  # rule 3: sysmon
             return deadline + self.sysmon_late_ns, self.an_idle_p(p, deadline), "sysmon"
         # rule 2: an M blocked in netpoll since p went idle, whole milliseconds; or a P going idle steals it
-        blocked = max(self.idle_since(p, deadline), slept_from)
-        wait = deadline - blocked
-        fired = blocked + max(_MS, -(-wait // _MS) * _MS) + self.netpoll_late_ns
+        fired = self.netpoll_return(p, slept_from, deadline) + self.netpoll_late_ns
         steal = self.next_idle_entry(deadline)
         if steal is not None and steal < fired:
             return steal, self.an_idle_p(p, steal), "steal"
         return fired, self.an_idle_p(p, fired), "netpoll"
+
+    def netpoll_return(self, p: int, slept_from: int, deadline: int) -> int:
+        """When an M blocked in ``netpoll`` since P p went idle (or the sleep began) returns for a timer
+        due at ``deadline``: after whole milliseconds, at least one (netpoll's lateness not included)."""
+        blocked = max(self.idle_since(p, deadline), slept_from)
+        return blocked + max(_MS, -(-(deadline - blocked) // _MS) * _MS)
 
     def after_gc(self, p: int, woken: int) -> tuple[int, int]:
         """(when, on which P) the scavenger runs after a GC woke it at ``woken`` on P ``p``:

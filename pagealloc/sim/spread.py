@@ -223,7 +223,6 @@ def measured_lateness(paths) -> dict[str, list[int]]:
     from pagealloc.sim.replay import p_schedule_of
     from pagealloc.trace.read import scavenger_iterations, trace_metadata
 
-    ms = 1_000_000
     late: dict[str, list[int]] = {"netpoll_late_ns": [], "sysmon_late_ns": []}
     for path in paths:
         table = scavenger_iterations(path)
@@ -237,8 +236,7 @@ def measured_lateness(paths) -> dict[str, list[int]]:
             if by == "sysmon":
                 late["sysmon_late_ns"].append(fired - wake)
             elif by == "netpoll" and p >= 0:
-                blocked = max(sched.idle_since(p, wake), ts)
-                late["netpoll_late_ns"].append(fired - (blocked + max(ms, -(-(wake - blocked) // ms) * ms)))
+                late["netpoll_late_ns"].append(fired - sched.netpoll_return(p, ts, wake))
     return {k: [int(round(x)) for x in np.percentile([x for x in v if x >= 0], range(10, 100, 10))] if v else []
             for k, v in late.items()}
 
