@@ -38,6 +38,7 @@ from pagealloc.runtime.malloc import ARENA_HINT_BASE, PAGE_SHIFT
 from pagealloc.runtime.mheap import MAX_HEAP_SYS, MHeap, span_kind_args
 from pagealloc.sim.actor import HOSTING, ORDER, Actor
 from pagealloc.sim.costmodel import CostModel
+from pagealloc.sim.goschedule import PSchedule
 from pagealloc.sim.heaplock import LockTimeline
 from pagealloc.sim.histogram import Histogram
 from pagealloc.sim.presets import LOCKED_SITES, ReplayConfig
@@ -56,9 +57,11 @@ class Replay:
     before the horizon (the timestamp of the last event read), because an
     event not yet read cannot start before its timestamp."""
 
-    def __init__(self, config: ReplayConfig | str, cost: CostModel, *, kinds_known: bool = False, **knobs):
+    def __init__(self, config: ReplayConfig | str, cost: CostModel, *, kinds_known: bool = False,
+                 psched: PSchedule | None = None, **knobs):
         """``config``: how to replay (a str is shorthand for ReplayConfig(mode=config, **knobs)).
-        ``kinds_known``: the trace's kind column is Go's (a recorded trace).
+        ``kinds_known``: the trace's kind column is Go's (a recorded trace).  ``psched``: the Ps'
+        schedule the background scavenger's timers follow (None: it wakes when it asked, on no P).
         The engine alone does not know where the trace came from: ``auto`` timing is ``recorded`` here."""
         if isinstance(config, str):
             if knobs.pop("closed_loop", False):
@@ -101,7 +104,7 @@ class Replay:
         self.stalls = Histogram()
         self.holds = Histogram()
         self.latency = Histogram()
-        self.psched = None  # the Ps' schedule (goschedule.PSchedule): when the scavenger's timers fire
+        self.psched = psched
         self.scavenger = BackgroundScavenger(self, self.bg_locked, config.scavenge_percent)
         # metrics
         self.events = 0

@@ -68,9 +68,11 @@ class PSchedule:
 
     ``sweep_done``: when each GC cycle's sweeping ended (sorted; empty when unknown).
     ``derived``: True when built from the rows rather than recorded.
+    ``netpoll_late_ns`` / ``sysmon_late_ns``: the timers' lateness (the cost model's).
     """
 
-    def __init__(self, ts: list, state: list, sweep_done, derived: bool) -> None:
+    def __init__(self, ts: list, state: list, sweep_done, derived: bool, *, netpoll_late_ns: int = NETPOLL_LATE_NS,
+                 sysmon_late_ns: int = SYSMON_LATE_NS) -> None:
         self.ts = [list(map(int, t)) for t in ts]
         self.state = [list(map(int, s)) for s in state]
         self.nprocs = len(ts)
@@ -79,14 +81,14 @@ class PSchedule:
         self.idle_entries = [[t for t, s in zip(tt, ss) if s == IDLE] for tt, ss in zip(self.ts, self.state)]
         self.sweep_done = [int(x) for x in sweep_done]
         self.derived = derived
-        self.netpoll_late_ns, self.sysmon_late_ns = NETPOLL_LATE_NS, SYSMON_LATE_NS  # the replay sets its cost model's
+        self.netpoll_late_ns, self.sysmon_late_ns = netpoll_late_ns, sysmon_late_ns
         self.cycles: list = []  # derived: (gc row time, the cycle's last free or None), in time order
         self.cycle_starts: list = []  # their gc row times
 
     # -- building --
 
     @classmethod
-    def from_table(cls, table, gomaxprocs: int, sched_events=None) -> "PSchedule":
+    def from_table(cls, table, gomaxprocs: int, sched_events=None, **late) -> "PSchedule":
         """From a trace's ``p_schedule`` side table (and ``sched_events`` for the sweep ends)."""
         ts = table.column("ts").to_numpy()
         p = table.column("p").to_numpy()
@@ -103,10 +105,10 @@ class PSchedule:
         if sched_events is not None and sched_events.num_rows:
             ev = np.array(sched_events.column("event").to_pylist())
             sweep = np.sort(sched_events.column("ts").to_numpy()[ev == "sweep_done"])
-        return cls(per_ts, per_state, sweep, derived=False)
+        return cls(per_ts, per_state, sweep, derived=False, **late)
 
     @classmethod
-    def from_rows(cls, ts, p, gomaxprocs: int, op=None) -> "PSchedule":
+    def from_rows(cls, ts, p, gomaxprocs: int, op=None, **late) -> "PSchedule":
         """Derived from the trace's rows (ts, p columns): a P runs from a row to its next one when
         they are less than DERIVED_GAP_NS apart, else it goes idle after the row.  With ``op``
         (the op codes), each cycle's sweeping is taken to end at the cycle's last free row (the
@@ -131,7 +133,7 @@ class PSchedule:
             order = np.argsort(both_t, kind="stable")
             per_ts.append(both_t[order])
             per_state.append(both_s[order])
-        sched = cls(per_ts, per_state, [], derived=True)
+        sched = cls(per_ts, per_state, [], derived=True, **late)
         if op is not None:
             sched.cycles = _last_frees_of_cycles(ts, np.asarray(op))
             sched.cycle_starts = [start for start, _ in sched.cycles]

@@ -100,10 +100,9 @@ def replay(
     if not has_p and (g or 1) > 1:
         raise UserError(f"{where}: the metadata says gomaxprocs {g} but the trace has no p column, "
                         "so which P did what is unknown (add a p column, or drop gomaxprocs from the metadata)")
-    engine = Replay(replace(config, gomaxprocs=g if has_p else 1), cost_model or CostModel(), kinds_known=kinds_known)
-    if config.scavenger_timers == "go1.14":
-        engine.psched = sched = p_schedule_of(trace, g if has_p else 1)
-        sched.netpoll_late_ns, sched.sysmon_late_ns = engine.cost.netpoll_late_ns, engine.cost.sysmon_late_ns
+    cost = cost_model or CostModel()
+    sched = p_schedule_of(trace, g if has_p else 1, cost) if config.scavenger_timers == "go1.14" else None
+    engine = Replay(replace(config, gomaxprocs=g if has_p else 1), cost, kinds_known=kinds_known, psched=sched)
     t0 = time.perf_counter()
     row = 0
     try:
@@ -126,18 +125,21 @@ def replay(
     return result
 
 
-def p_schedule_of(trace, gomaxprocs: int | None) -> PSchedule:
+def p_schedule_of(trace, gomaxprocs: int | None, cost: CostModel | None = None) -> PSchedule:
     """The Ps' schedule the background scavenger's timers follow: the trace's recorded one (format v3,
-    from the Go 1.14.6 runtime), else derived from its rows (goschedule.PSchedule.from_rows)."""
+    from the Go 1.14.6 runtime), else derived from its rows (goschedule.PSchedule.from_rows); the timers'
+    lateness is ``cost``'s (default: CostModel's)."""
     from pagealloc.trace import read
 
+    cost = cost or CostModel()
+    late = {"netpoll_late_ns": cost.netpoll_late_ns, "sysmon_late_ns": cost.sysmon_late_ns}
     table = read.p_schedule(trace)
     if table is not None and table.num_rows:
-        return PSchedule.from_table(table, gomaxprocs or 1, read.sched_events(trace))
+        return PSchedule.from_table(table, gomaxprocs or 1, read.sched_events(trace), **late)
     ts, p, op = read.row_times_and_ps(trace)
     if gomaxprocs == 1:  # one P runs every row (a trace without a p column: P 0)
         p = np.zeros_like(p)
-    return PSchedule.from_rows(ts, p, gomaxprocs or (int(p.max()) + 1 if len(p) else 1), op)
+    return PSchedule.from_rows(ts, p, gomaxprocs or (int(p.max()) + 1 if len(p) else 1), op, **late)
 
 
 def warm_up(path, modes) -> None:
