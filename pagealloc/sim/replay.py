@@ -136,7 +136,7 @@ def p_schedule_of(trace, gomaxprocs: int | None, cost: CostModel | None = None) 
     table = read.p_schedule(trace)
     if table is not None and table.num_rows:
         return PSchedule.from_table(table, gomaxprocs or 1, read.sched_events(trace), **late)
-    ts, p, op = read.row_times_and_ps(trace)
+    ts, p, op = read.schedule_columns(trace)
     if gomaxprocs == 1:  # one P runs every row (a trace without a p column: P 0)
         p = np.zeros_like(p)
     return PSchedule.from_rows(ts, p, gomaxprocs or (int(p.max()) + 1 if len(p) else 1), op, **late)

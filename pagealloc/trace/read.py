@@ -283,7 +283,7 @@ def trace_metadata(source) -> dict:
     return open_trace(source).metadata
 
 
-def row_times_and_ps(source) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def schedule_columns(source) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``ts``, ``p`` and ``op`` (codes) columns of the whole trace, unvalidated (the replay
     validates as it reads); ``p`` is -1 where the trace has no p column.  13 bytes a row."""
     ts, ps, ops = [], [], []
