@@ -137,6 +137,10 @@ class MHeap:
         self.madvdontneed = madvdontneed  # GODEBUG=madvdontneed=1
         self.madvise_calls = 0  # every madvise the model made, advice of any kind
         self.touched: dict[int, int] = {}  # chunk index -> bitmap of pages ever allocated
+        # Other CPUs running threads of this process now (not in Go: the kernel's mm_cpumask).  A madvise
+        # that unmaps pages waits for their TLBs to be shot down (CostModel.tlb_shootdown_ns).  Set by
+        # whoever drives the heap: the simulation, from the Ps' schedule, around the background scavenger.
+        self.tlb_peers = 0
         # memstats
         self.heap_sys = 0
         self.heap_released = 0
@@ -309,10 +313,11 @@ class MHeap:
         advice, _, nbytes = call
         cost = self.cost
         self.madvise_calls += 1
+        shootdown = cost.tlb_shootdown_ns if self.tlb_peers else 0
         if advice == MADV_FREE:
-            return cost.madvise_free_call_ns + cost.madvise_free_page_ns * (nbytes // PHYS_4K)
+            return cost.madvise_free_call_ns + cost.madvise_free_page_ns * (nbytes // PHYS_4K) + shootdown
         if advice == MADV_DONTNEED:
-            return cost.madvise_call_ns + cost.madvise_page_ns * (nbytes // PHYS_4K)
+            return cost.madvise_call_ns + cost.madvise_page_ns * (nbytes // PHYS_4K) + shootdown
         return cost.madvise_hugepage_ns  # MADV_HUGEPAGE / MADV_NOHUGEPAGE: a flag on the mapping
 
     def _account_alloc(self, npages: int, scav: int, base: int = 0, manual: bool = False) -> None:

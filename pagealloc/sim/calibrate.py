@@ -4,17 +4,21 @@ Not a Go file.  Maps anonymous memory with Python's mmap, touches it so the
 pages are resident, and times madvise(MADV_DONTNEED) and madvise(MADV_FREE)
 over ranges of several sizes (a least-squares line gives each advice's
 per-call and per-4 KiB-page costs), MADV_NOHUGEPAGE / MADV_HUGEPAGE on one
-huge page, and writing released pages again under each advice (a page
+huge page, writing released pages again under each advice (a page
 fault and a zeroed page after MADV_DONTNEED; next to nothing after
-MADV_FREE while the kernel has not reclaimed the pages).  Medians over repeats
+MADV_FREE while the kernel has not reclaimed the pages), and what MADV_FREE
+of resident pages adds while another thread of the process runs on another
+CPU (the TLB shootdown).  Medians over repeats
 keep one noisy sample from moving the figure.  The result is a cost-model
 file for ``pagealloc replay --cost-model``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import statistics
+import threading
 import time
 
 from pagealloc.sim.costmodel import CostModel
@@ -75,6 +79,49 @@ def _flag_ns(buf: mmap.mmap, repeat: int) -> float:
     return statistics.median(samples)
 
 
+class OtherThread:
+    """While open, one thread of this process busy on another CPU outside the GIL (hashlib releases
+    it while hashing a large buffer)."""
+
+    def __enter__(self) -> "OtherThread":
+        data = bytes(1 << 20)
+        self.stop = False
+        self.thread = threading.Thread(target=lambda: [hashlib.sha256(data) for _ in iter(lambda: self.stop, True)],
+                                       daemon=True)
+        self.thread.start()
+        time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop = True
+        self.thread.join()
+
+
+def madv_free_small_ns(repeat: int, touched: bool = True) -> float:
+    """Median ns of MADV_FREE on one Go page (2 x 4 KiB), resident (``touched``) or never touched."""
+    buf = mmap.mmap(-1, 2 * PAGE * repeat, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        if touched:
+            _touch(buf, 2 * repeat)
+        samples = []
+        for k in range(repeat):
+            t0 = time.perf_counter_ns()
+            buf.madvise(mmap.MADV_FREE, 2 * PAGE * k, 2 * PAGE)
+            samples.append(time.perf_counter_ns() - t0)
+            time.sleep(0.0002)  # the other CPU takes this process's mm up again
+    finally:
+        buf.close()
+    return statistics.median(samples)
+
+
+def _shootdown_ns(repeat: int) -> float:
+    """What another CPU running this process adds to MADV_FREE of resident pages."""
+    alone = madv_free_small_ns(repeat)
+    with OtherThread():
+        shared = madv_free_small_ns(repeat)
+    return max(shared - alone, 0.0)
+
+
 def _wake_ns(rounds: int = 2000) -> float:
     """A blocked process's wake-up latency: half the median round trip of a pipe ping-pong.
 
@@ -125,6 +172,7 @@ def calibrate(repeat: int = 30) -> dict:
         "madvise_free_call_ns": fr_call,
         "madvise_free_page_ns": fr_page,
         "madvise_hugepage_ns": int(round(flag)),
+        "tlb_shootdown_ns": int(round(_shootdown_ns(10 * repeat))),
         "page_fault_ns": int(round(fault)),
         "page_retouch_free_ns": int(round(retouch)),
         "futex_wake_ns": int(round(_wake_ns())),

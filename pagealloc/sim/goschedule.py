@@ -179,6 +179,10 @@ class PSchedule:
     def any_running(self, t: int) -> bool:
         return any(self.state_at(q, t) == RUNNING for q in range(self.nprocs))
 
+    def others_running(self, p: int, t: int) -> int:
+        """How many Ps other than p run a goroutine at t (their Ms are on a CPU, in this process's mm)."""
+        return sum(self.state_at(q, t) == RUNNING for q in range(self.nprocs) if q != p)
+
     def an_idle_p(self, prefer: int, t: int) -> int:
         """The P an M takes to run a fired timer: ``prefer`` if it is not running, else the first idle one."""
         if self.state_at(prefer, t) != RUNNING:

@@ -63,6 +63,7 @@ COST_RANGES = {
     "madvise_free_call_ns": MEASURED,
     "madvise_free_page_ns": MEASURED,
     "madvise_hugepage_ns": MEASURED,
+    "tlb_shootdown_ns": MEASURED,
     "page_fault_ns": MEASURED,
     "page_retouch_free_ns": MEASURED,
     "gc_ns": ESTIMATE,

@@ -70,3 +70,18 @@ def test_madvdontneed_prices_the_release_and_the_retouch_differently():
     assert dontneed.lock_hold_max_ns == forced["dontneed"] + c.lock_ns + c.chunk_scan_ns
     retouch = (c.page_fault_ns - c.page_retouch_free_ns) * pages
     assert dontneed.makespan_ns - free.makespan_ns == forced["dontneed"] - forced["free"] + retouch
+
+
+@pytest.mark.parametrize("madvdontneed", [False, True])
+def test_an_unmapping_madvise_pays_the_tlb_shootdown_while_another_cpu_runs_the_process(madvdontneed):
+    """MHeap.tlb_peers > 0: each MADV_FREE / MADV_DONTNEED waits for the other CPUs' TLBs; the flag calls don't."""
+    from pagealloc.runtime.mheap import MHeap
+
+    cost = CostModel()
+    one_page = B + 8192, 8192  # a NOHUGEPAGE call on its huge page, then the release
+    heap = MHeap(cost=cost, madvdontneed=madvdontneed)
+    alone = [heap._madvise_ns(call) for call in sys_unused(*one_page, HUGE, madvdontneed)]
+    heap.tlb_peers = 1
+    shared = [heap._madvise_ns(call) for call in sys_unused(*one_page, HUGE, madvdontneed)]
+    assert shared[0] == alone[0] == cost.madvise_hugepage_ns
+    assert shared[1] - alone[1] == cost.tlb_shootdown_ns > 0

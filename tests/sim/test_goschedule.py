@@ -87,3 +87,10 @@ def test_derived_sweep_ends_at_each_cycles_last_free():
     assert s.after_gc(0, 10) == (40, 0) and s.after_gc(0, 70) == (80, 0)
     assert s.after_gc(0, 50) == (50, 0)  # nothing to sweep: at once (not the next cycle's end)
     assert PSchedule.from_rows(ts, np.zeros(len(ts), int), 1).cycles == []
+
+
+def test_others_running_counts_the_ps_running_a_goroutine_besides_the_given_one():
+    """The CPUs whose TLBs a madvise must shoot down: Ps in a goroutine, not in the scheduler or idle."""
+    s = schedule([(0, 0, "user"), (0, 1, "gc_worker"), (0, 2, "sched"), (0, 3, "idle"), (5 * MS, 1, "idle")], nprocs=4)
+    assert s.others_running(0, 1 * MS) == 1 and s.others_running(2, 1 * MS) == 2
+    assert s.others_running(0, 6 * MS) == 0
