@@ -78,6 +78,7 @@ from pagealloc.trace.gosched import (
     SCHED_STW_BEGIN,
     SCHED_STW_END,
     STW_PREFIX,
+    STW_SWEEP_TERM_NAME,
     Kinds,
     side_tables,
 )
@@ -94,7 +95,7 @@ GC_MARK = 'Name="GC concurrent mark phase"'
 FREE_OS_MEMORY_FRAME = "runtime/debug.FreeOSMemory "  # a stack line: "\truntime/debug.FreeOSMemory @ 0x543966"
 # "M=1 P=0 G=1 StateTransition Time=5 GoID=7 Running->Waiting Reason="chan receive"" (or ProcID=0 Idle->Running)
 TRANSITION_RE = re.compile(r'M=-?\d+ P=(-?\d+) G=(-?\d+) StateTransition Time=(\d+) (GoID|ProcID)=(\d+) (\w+)->(\w+) Reason="(.*)"$')
-STW = 'Name="' + STW_PREFIX
+STW, STW_SWEEP_TERM = 'Name="' + STW_PREFIX, 'Name="' + STW_SWEEP_TERM_NAME + '"'
 
 
 class _Transition:
@@ -189,7 +190,7 @@ def decode_parsed(lines) -> Decoded:
             d.scheduled(int(m.group(3)), -1, int(m.group(1)), SCHED_GC_END)
         elif (" RangeBegin " in line or " RangeEnd " in line) and STW in line:
             m = LINE_RE.match(line)
-            d.scheduled(int(m.group(3)), -1, int(m.group(1)), SCHED_STW_BEGIN if " RangeBegin " in line else SCHED_STW_END)
+            d.scheduled(int(m.group(3)), -1, int(m.group(1)), SCHED_STW_BEGIN if " RangeBegin " in line else SCHED_STW_END, int(STW_SWEEP_TERM in line))
         elif " Log " in line and FREE_OS_MEMORY_LOG in line:
             m = LINE_RE.match(line)
             d.free_os_memory(int(m.group(3)), int(m.group(1)))

@@ -22,11 +22,15 @@ module turns them into the side tables the Go 1.14.6 recorder writes
   (reason ``stw``) until it ends, then each P's state as the trace has it
   then (reason ``start_the_world``).  Unlike the recorder's, gc_worker rows
   have no reason (the trace does not give the worker's mode).
-- ``sched_events``: ``preempt_request`` where a goroutine stops with reason
-  preempted outside a stop-the-world (the trace shows the stop, a few us
-  after sysmon's request; value = when it started running); ``sweep_done``
-  where ``bgsweep`` parks (it parks once the cycle's sweeping is done;
-  value = the GC cycles ended so far).
+- ``sched_events``: ``preempt_request`` where a goroutine that ran for at
+  least 10 ms (sysmon's forcePreemptNS) stops with reason preempted outside
+  a stop-the-world: sysmon's preemption (the trace shows the stop, a few us
+  after the request; the GC's preemptions, which come sooner, are left out;
+  value = when it started running); ``sweep_done``, once per GC cycle
+  (value = the cycles ended so far), where ``bgsweep`` parks (it parks once
+  the cycle's sweeping is done) or, when the next cycle starts first, at the
+  end of that cycle's sweep termination (``finishsweep_m`` sweeps what is
+  left).
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ GO_KINDS = ("user", "gc_worker", "sweep", "scavenger", "runtime")
 KIND_FRAMES = {"runtime.gcBgMarkWorker": 1, "runtime.bgsweep": 2, "runtime.bgscavenge": 3}
 KIND_RUNTIME = 4
 STW_PREFIX = "stop-the-world ("
+STW_SWEEP_TERM_NAME = "stop-the-world (GC sweep termination)"  # finishsweep_m ends the previous cycle's sweeping
+FORCE_PREEMPT_NS = 10_000_000  # sysmon preempts a goroutine that ran this long (forcePreemptNS); the GC's preemptions come sooner
 
 
 def stack_kind(funcs) -> int:
@@ -94,6 +100,7 @@ class PStream:
         self.kinds: dict[int, int] = {}
         self.nprocs = 0
         self.cycles = 0  # GC mark phases ended
+        self.swept = 0  # cycles whose sweeping is known to have ended
         self.stw = 0  # stop-the-world ranges open
         self.running: dict[int, int] = {}  # P -> its goroutine
         self.since: dict[int, int] = {}  # P -> when that goroutine started on it
@@ -117,6 +124,8 @@ class PStream:
                         self._emit(ts, q, _STATES["stopped"], -1, "stw")
                 self.stw += 1
             elif code == SCHED_STW_END and self.stw:
+                if a:  # the next cycle's sweep termination finished the sweeping, if bgsweep had not
+                    self._sweep_done(ts, p)
                 self.stw -= 1
                 if not self.stw:
                     for q in self._procs():
@@ -168,10 +177,15 @@ class PStream:
             started = self.since.get(p, ts)
             self.running.pop(p, None)
             self._emit(ts, p, _STATES["sched"], -1, reason)
-            if reason == "preempt" and not self.stw:
+            if reason == "preempt" and not self.stw and ts - started >= FORCE_PREEMPT_NS:
                 self.events.append((ts, p, "preempt_request", started))
-            if reason == "park" and self.kinds.get(g) == 2:
-                self.events.append((ts, p, "sweep_done", self.cycles))
+            if reason == "park" and self.kinds.get(g) == 2:  # bgsweep parks once the cycle's sweeping is done
+                self._sweep_done(ts, p)
+
+    def _sweep_done(self, ts, p) -> None:
+        if self.swept < self.cycles:
+            self.swept = self.cycles
+            self.events.append((ts, p, "sweep_done", self.cycles))
 
     def _proc(self, ts, p, old, new) -> None:
         if new == PROC_IDLE:

@@ -63,7 +63,7 @@ const (
 	schedSize     = 24
 	schedGo       = 1 // goroutine g: a = old GoState, b = new GoState, c = 1 if the reason is "preempted"; p = the event's P
 	schedProc     = 2 // P p: a = old ProcState, b = new ProcState
-	schedSTWBegin = 3 // a stop-the-world range begins (p: the stopping goroutine's P)
+	schedSTWBegin = 3 // a stop-the-world range begins (p: the stopping goroutine's P; a = 1: the GC's sweep termination)
 	schedSTWEnd   = 4
 	schedGCEnd    = 5 // a GC mark phase ends (cycles are counted for sweep_done)
 	schedKind     = 6 // goroutine g is a kind (a) of runtime goroutine, as a stack shows
@@ -75,7 +75,8 @@ const (
 	kindScavenger = 3
 	kindRuntime   = 4
 
-	stwPrefix = "stop-the-world ("
+	stwPrefix    = "stop-the-world ("
+	stwSweepTerm = "stop-the-world (GC sweep termination)" // finishsweep_m ends the previous cycle's sweeping
 )
 
 type schedRec struct {
@@ -231,17 +232,20 @@ func (d *decoder) transition(ev *trace.Event) {
 		if from == to || (from != trace.GoRunning && to != trace.GoRunning && to != trace.GoSyscall) {
 			return
 		}
-		var preempted uint8
-		if st.Reason == "preempted" {
-			preempted = 1
-		}
-		d.schedule(schedRec{t: t, g: int64(g), p: int32(ev.Proc()), code: schedGo, a: uint8(from), b: uint8(to), c: preempted})
+		d.schedule(schedRec{t: t, g: int64(g), p: int32(ev.Proc()), code: schedGo, a: uint8(from), b: uint8(to), c: boolByte(st.Reason == "preempted")})
 	case trace.ResourceProc:
 		from, to := st.Proc()
 		if from != to {
 			d.schedule(schedRec{t: t, g: -1, p: int32(st.Resource.Proc()), code: schedProc, a: uint8(from), b: uint8(to)})
 		}
 	}
+}
+
+func boolByte(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func stackShows(stk trace.Stack, fn string) bool {
@@ -313,8 +317,8 @@ func (d *decoder) event(ev *trace.Event) {
 	case trace.EventStateTransition:
 		d.transition(ev)
 	case trace.EventRangeBegin:
-		if strings.HasPrefix(ev.Range().Name, stwPrefix) {
-			d.schedule(schedRec{t: t, g: -1, p: p, code: schedSTWBegin})
+		if name := ev.Range().Name; strings.HasPrefix(name, stwPrefix) {
+			d.schedule(schedRec{t: t, g: -1, p: p, code: schedSTWBegin, a: boolByte(name == stwSweepTerm)})
 		}
 		if ev.Range().Name == gcMark {
 			n := d.add(row{t: t, op: opGCStart, p: p, value: d.heapLive}, false)
@@ -323,8 +327,8 @@ func (d *decoder) event(ev *trace.Event) {
 			}
 		}
 	case trace.EventRangeEnd:
-		if strings.HasPrefix(ev.Range().Name, stwPrefix) {
-			d.schedule(schedRec{t: t, g: -1, p: p, code: schedSTWEnd})
+		if name := ev.Range().Name; strings.HasPrefix(name, stwPrefix) {
+			d.schedule(schedRec{t: t, g: -1, p: p, code: schedSTWEnd, a: boolByte(name == stwSweepTerm)})
 		}
 		if ev.Range().Name == gcMark {
 			d.add(row{t: t, op: opGC, p: p, value: d.goal}, true)
