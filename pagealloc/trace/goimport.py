@@ -31,6 +31,13 @@ prints every event, minutes per GiB of trace).  Both apply the same rules:
   left without an annotation (``unannotated_calls``) are calls the replay
   will not see, and ``warnings_for`` says so.
 
+The Ps' schedule: both Go decoders also give the trace's goroutine and Proc
+state transitions, stop-the-world ranges, GC ends and GOMAXPROCS as the same
+scheduling records, which pagealloc.trace.gosched turns into format v3's
+``p_schedule`` and ``sched_events`` side tables on the rows' clock; the
+pure-Python decoder gives none (the replay then derives a schedule from the
+rows).
+
 Order and ties: Go's trace reader merges the per-M event batches by
 timestamp (a min-heap over Ms, stepping past an M whose next event is not
 yet causally possible) and bumps any timestamp that is not after the
