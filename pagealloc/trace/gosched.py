@@ -35,6 +35,8 @@ module turns them into the side tables the Go 1.14.6 recorder writes
 
 from __future__ import annotations
 
+from array import array
+
 import numpy as np
 import pyarrow as pa
 
@@ -52,6 +54,7 @@ PROC_STATES = {"Undetermined": 0, "NotExist": 1, "Running": 2, "Idle": 3}
 GO_KINDS = ("user", "gc_worker", "sweep", "scavenger", "runtime")
 KIND_FRAMES = {"runtime.gcBgMarkWorker": 1, "runtime.bgsweep": 2, "runtime.bgscavenge": 3}
 KIND_RUNTIME = 4
+FEED_CHUNK = 1 << 20  # records turned into Python ints at a time
 STW_PREFIX = "stop-the-world ("
 STW_SWEEP_TERM_NAME = "stop-the-world (GC sweep termination)"  # finishsweep_m ends the previous cycle's sweeping
 FORCE_PREEMPT_NS = 10_000_000  # sysmon preempts a goroutine that ran this long (forcePreemptNS); the GC's preemptions come sooner
@@ -90,7 +93,7 @@ class Kinds:
 
 
 _KIND_OF_G = -1  # a p_schedule row whose state is its goroutine's kind (known only at the end)
-_STATES = {s: i for i, s in enumerate(("user", "gc_worker", "sweep", "scavenger", "runtime", "sched", "idle", "stopped"))}
+_STATES = {s: i for i, s in enumerate(GO_KINDS + ("sched", "idle", "stopped"))}  # a kind's code is its state's
 
 
 class PStream:
@@ -107,10 +110,17 @@ class PStream:
         self.idle: dict[int, bool] = {}
         self.gone: set[int] = set()  # Ps removed by a lower GOMAXPROCS
         self.last: dict[int, tuple] = {}  # P -> its last row (state, reason, g)
-        self.rows: list[tuple] = []  # (ts, p, state code or _KIND_OF_G, reason, g)
+        # the p_schedule rows, column by column (compact: a long trace has millions): state is a code
+        # or _KIND_OF_G, reason an index in self.reasons
+        self.ts, self.p, self.state, self.reason, self.g = array("q"), array("i"), array("b"), array("B"), array("q")
+        self.reasons: dict[str, int] = {}
         self.events: list[tuple] = []  # (ts, p, event, value)
 
-    def feed(self, rec: np.ndarray) -> None:
+    def feed(self, records: np.ndarray) -> None:
+        for lo in range(0, len(records), FEED_CHUNK):
+            self._feed(records[lo:lo + FEED_CHUNK])
+
+    def _feed(self, rec: np.ndarray) -> None:
         for ts, g, p, code, a, b, c in zip(*(rec[n].tolist() for n in SCHED.names)):
             if code == SCHED_GO:
                 self._goroutine(ts, g, p, a, b, c)
@@ -154,7 +164,11 @@ class PStream:
         if self.last.get(p) == row:
             return
         self.last[p] = row
-        self.rows.append((ts, p, state, reason, g))
+        self.ts.append(ts)
+        self.p.append(p)
+        self.state.append(state)
+        self.reason.append(self.reasons.setdefault(reason, len(self.reasons)))
+        self.g.append(g)
 
     def _emit_state(self, ts, p, reason) -> None:
         state, g = self._state(p)
@@ -207,12 +221,16 @@ class PStream:
 
     def tables(self, start: int) -> dict[str, pa.Table]:
         """``p_schedule`` and ``sched_events`` (when the trace has any), ``ts`` in ns since ``start``."""
-        if not self.rows:
+        if not len(self.ts):
             return {}
-        names = list(_STATES)
-        ts, p, state, reason, g = zip(*self.rows)
-        states = [names[s] if s != _KIND_OF_G else GO_KINDS[self.kinds.get(gid, 0)] for s, gid in zip(state, g)]
-        out = {"p_schedule": _table("p_schedule", {"ts": _rebase(ts, start), "p": p, "state": states, "reason": reason})}
+        state = np.frombuffer(self.state, np.int8).astype(np.int64)
+        running = state == _KIND_OF_G
+        g = np.frombuffer(self.g, np.int64)[running]
+        state[running] = [self.kinds.get(gid, 0) for gid in g.tolist()]  # GO_KINDS index its state's
+        names = np.array(list(_STATES), dtype=object)
+        reasons = np.array(list(self.reasons), dtype=object)
+        out = {"p_schedule": _table("p_schedule", {"ts": _rebase(np.frombuffer(self.ts, np.int64), start), "p": np.frombuffer(self.p, np.int32),
+                                                   "state": names[state], "reason": reasons[np.frombuffer(self.reason, np.uint8)]})}
         if self.events:
             ts, p, ev, value = zip(*self.events)
             value = np.where(np.array(ev) == "preempt_request", _rebase(value, start), value)  # a time, on the rows' clock

@@ -120,9 +120,9 @@ type decoder struct {
 	srec     [schedSize]byte
 	kinds    map[trace.GoID]uint8  // the kind learnt for each runtime goroutine
 	stacks   map[trace.Stack]uint8 // the kind each stack shows (kindNone: user)
-	buf      []row // rows not yet written
-	written  int64 // rows already written
-	pending  int   // index in buf of a gc row waiting for its goal, or -1
+	buf      []row                 // rows not yet written
+	written  int64                 // rows already written
+	pending  int                   // index in buf of a gc row waiting for its goal, or -1
 	live     map[uint64]uint32
 	goal     uint64
 	heapLive uint64
