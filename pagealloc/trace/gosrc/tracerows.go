@@ -119,7 +119,7 @@ type decoder struct {
 	sched    *bufio.Writer
 	srec     [schedSize]byte
 	kinds    map[trace.GoID]uint8  // the kind learnt for each runtime goroutine
-	stacks   map[trace.Stack]uint8 // the kind each stack shows (kindNone: user)
+	stacks   map[trace.Stack]uint8 // the kind each stack of this generation shows (kindNone: user)
 	buf      []row                 // rows not yet written
 	written  int64                 // rows already written
 	pending  int                   // index in buf of a gc row waiting for its goal, or -1
@@ -344,6 +344,7 @@ func (d *decoder) event(ev *trace.Event) {
 			}
 		}
 	case trace.EventSync:
+		clear(d.stacks) // a new generation: its stacks are new values, and the old ones would keep its tables alive
 		if d.s.Start == nil {
 			d.s.Start = &t
 			if c := ev.Sync().ClockSnapshot; c != nil {
