@@ -31,6 +31,13 @@ prints every event, minutes per GiB of trace).  Both apply the same rules:
   left without an annotation (``unannotated_calls``) are calls the replay
   will not see, and ``warnings_for`` says so.
 
+The Ps' schedule: both Go decoders also give the trace's goroutine and Proc
+state transitions, stop-the-world ranges, GC ends and GOMAXPROCS as the same
+scheduling records, which pagealloc.trace.gosched turns into format v3's
+``p_schedule`` and ``sched_events`` side tables on the rows' clock; the
+pure-Python decoder gives none (the replay then derives a schedule from the
+rows).
+
 Order and ties: Go's trace reader merges the per-M event batches by
 timestamp (a min-heap over Ms, stepping past an M whose next event is not
 yet causally possible) and bumps any timestamp that is not after the
@@ -65,6 +72,23 @@ import numpy as np
 
 from pagealloc.errors import UserError
 from pagealloc.trace.format import OP_ALLOC, TraceWriter, make_metadata
+from pagealloc.trace.gosched import (
+    GO_RUNNING,
+    GO_STATES,
+    GO_SYSCALL,
+    PROC_STATES,
+    SCHED_GC_END,
+    SCHED_GO,
+    SCHED_KIND,
+    SCHED_PROC,
+    SCHED_PROCS,
+    SCHED_STW_BEGIN,
+    SCHED_STW_END,
+    STW_PREFIX,
+    STW_SWEEP_TERM_NAME,
+    Kinds,
+    side_tables,
+)
 from pagealloc.trace.gotool import find_go, go_env, last_line
 from pagealloc.trace.gotrace import GO_REJECTS, MIN_MINOR, Decoded, GoTraceInfo, Rows, read_header
 
@@ -76,20 +100,72 @@ WALL_RE = re.compile(r"Wall=(\S+)")
 FREE_OS_MEMORY_LOG = 'Category="pagealloc" Message="FreeOSMemory"'
 GC_MARK = 'Name="GC concurrent mark phase"'
 FREE_OS_MEMORY_FRAME = "runtime/debug.FreeOSMemory "  # a stack line: "\truntime/debug.FreeOSMemory @ 0x543966"
+# "M=1 P=0 G=1 StateTransition Time=5 GoID=7 Running->Waiting Reason="chan receive"" (or ProcID=0 Idle->Running)
+TRANSITION_RE = re.compile(r'M=-?\d+ P=(-?\d+) G=(-?\d+) StateTransition Time=(\d+) (GoID|ProcID)=(\d+) (\w+)->(\w+) Reason="(.*)"$')
+STW, STW_SWEEP_TERM = 'Name="' + STW_PREFIX, 'Name="' + STW_SWEEP_TERM_NAME + '"'
+
+
+class _Transition:
+    """A goroutine StateTransition line whose stacks (TransitionStack=, Stack=) are still being read."""
+
+    def __init__(self, t: int, p: int, g_event: int, g: int, old: int, new: int, preempted: int):
+        self.t, self.p, self.g_event, self.g, self.old, self.new, self.preempted = t, p, g_event, g, old, new, preempted
+        self.stacks: dict[str, list[str]] = {"TransitionStack=": [], "Stack=": []}
+        self.reading: list[str] | None = None
+
+    def line(self, line: str) -> None:
+        head = line.rstrip("\n")
+        if head in self.stacks:
+            self.reading = self.stacks[head]
+        elif self.reading is not None and line.startswith("\t") and not line.startswith("\t\t"):
+            self.reading.append(head[1:].rsplit(" @ ", 1)[0])
+
+    def done(self, d: Decoded, kinds: Kinds) -> None:
+        """Its records, as tracerows writes them: what its stacks say the goroutine is, then the transition."""
+        for stack, mine in ((self.stacks["TransitionStack="], True), (self.stacks["Stack="], self.g_event == self.g)):
+            k = kinds.learn(self.g, tuple(stack)) if mine else 0
+            if k:
+                d.scheduled(self.t, self.g, -1, SCHED_KIND, k)
+        old, new = self.old, self.new
+        if old != new and (old == GO_RUNNING or new in (GO_RUNNING, GO_SYSCALL)):
+            d.scheduled(self.t, self.g, self.p, SCHED_GO, old, new, self.preempted)
+
+
+def _transition(d: Decoded, line: str) -> _Transition | None:
+    m = TRANSITION_RE.match(line.rstrip("\n"))
+    if m is None:
+        return None
+    p, g_event, t, res, rid = int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(4), int(m.group(5))
+    if res == "ProcID":
+        old, new = PROC_STATES[m.group(6)], PROC_STATES[m.group(7)]
+        if old != new:
+            d.scheduled(t, -1, rid, SCHED_PROC, old, new)
+        return None
+    return _Transition(t, p, g_event, rid, GO_STATES[m.group(6)], GO_STATES[m.group(7)], int(m.group(8) == "preempted"))
 
 
 def decode_parsed(lines) -> Decoded:
-    """Turn ``go tool trace -d=parsed`` output lines into trace rows."""
-    d = Decoded(calls=array("q"))
+    """Turn ``go tool trace -d=parsed`` output lines into trace rows and scheduling records."""
+    d = Decoded(calls=array("q"), sched=array("q"))
+    kinds = Kinds()
     stack_of = None  # "call" or "log": the last event's stack may show debug.FreeOSMemory
+    transition = None  # a goroutine's StateTransition, until its stacks are read
     for line in lines:
+        if transition is not None:
+            if not line.startswith("M="):
+                transition.line(line)
+                continue
+            transition.done(d, kinds)
+            transition = None
         if not line.startswith("M="):  # stack frames and blank lines
             if stack_of and FREE_OS_MEMORY_FRAME in line:
                 d.last_row_is_a_call() if stack_of == "call" else d.last_row_is_in_call()
                 stack_of = None
             continue
         stack_of = None
-        if "Name=Span" in line:
+        if " StateTransition " in line:
+            transition = _transition(d, line)
+        elif "Name=Span" in line:
             m = LINE_RE.match(line)
             s = SPAN_RE.search(m.group(4))
             if s is None:
@@ -107,8 +183,10 @@ def decode_parsed(lines) -> Decoded:
                 d.heap_goal(int(metric.group(2)))
             elif metric.group(1) == "/memory/classes/heap/objects:bytes":
                 d.heap_live(int(metric.group(2)))
-            elif metric.group(1) == "/sched/gomaxprocs:threads" and d.gomaxprocs is None:
-                d.gomaxprocs = int(metric.group(2))
+            elif metric.group(1) == "/sched/gomaxprocs:threads":
+                d.scheduled(int(LINE_RE.match(line).group(3)), int(metric.group(2)), -1, SCHED_PROCS)
+                if d.gomaxprocs is None:
+                    d.gomaxprocs = int(metric.group(2))
         elif " RangeBegin " in line and GC_MARK in line:
             m = LINE_RE.match(line)
             d.gc_start(int(m.group(3)), int(m.group(1)))
@@ -116,6 +194,10 @@ def decode_parsed(lines) -> Decoded:
         elif " RangeEnd " in line and GC_MARK in line:
             m = LINE_RE.match(line)
             d.gc_end(int(m.group(3)), int(m.group(1)))
+            d.scheduled(int(m.group(3)), -1, int(m.group(1)), SCHED_GC_END)
+        elif (" RangeBegin " in line or " RangeEnd " in line) and STW in line:
+            m = LINE_RE.match(line)
+            d.scheduled(int(m.group(3)), -1, int(m.group(1)), SCHED_STW_BEGIN if " RangeBegin " in line else SCHED_STW_END, int(STW_SWEEP_TERM in line))
         elif " Log " in line and FREE_OS_MEMORY_LOG in line:
             m = LINE_RE.match(line)
             d.free_os_memory(int(m.group(3)), int(m.group(1)))
@@ -125,6 +207,8 @@ def decode_parsed(lines) -> Decoded:
             d.start = int(m.group(3))
             wall = WALL_RE.search(line)
             d.wall = wall.group(1) if wall else None
+    if transition is not None:
+        transition.done(d, kinds)
     return d
 
 
@@ -259,9 +343,11 @@ def import_go_trace(go_trace: str, out: str, name: str | None = None, decoder: s
             "generator": {"name": "pagealloc import", "input": os.path.basename(go_trace)},
         }
         fields.update({k: v for k, v in metadata.items() if v is not None})
-        meta = make_metadata("go-trace", **fields)
         start = f.start or 0
-        with TraceWriter(out, meta) as w:
+        sched = rows.schedule()
+        tables = side_tables(sched, start) if sched is not None else {}
+        meta = make_metadata("go-trace", **fields)
+        with TraceWriter(out, meta, tables=tables) as w:
             for lo, cols in rows.chunks():
                 n = len(cols["ts"])
                 drop = calls.dropped[(calls.dropped >= lo) & (calls.dropped < lo + n)] - lo

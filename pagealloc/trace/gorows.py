@@ -2,7 +2,8 @@
 
 ``gosrc/tracerows.go`` reads a trace with the installed toolchain's own
 reader (``internal/trace``, the one behind ``go tool trace``) and writes
-only the trace rows, as fixed-size binary records, plus a JSON line of
+only the trace rows, as fixed-size binary records, the scheduling records
+the P stream is built from (pagealloc.trace.gosched), plus a JSON line of
 facts.  Go lets only code inside GOROOT's source tree import
 ``internal/trace``, so the build adds the file there through an
 ``-overlay`` (as ``cmd/pagealloc_tracerows``; GOROOT itself is not written
@@ -28,6 +29,7 @@ import numpy as np
 
 from pagealloc.errors import UserError
 from pagealloc.trace.format import BATCH_ROWS
+from pagealloc.trace.gosched import SCHED
 from pagealloc.trace.gotool import find_go, go_env, go_facts, go_root, last_line
 from pagealloc.trace.gotrace import GO_REJECTS, RowFacts, Rows
 
@@ -77,9 +79,10 @@ def tracerows_binary() -> str:
 class GoRows(Rows):
     """The rows ``tracerows`` wrote, read back in chunks; ``close()`` removes them."""
 
-    def __init__(self, facts: RowFacts, path: str, tmp: tempfile.TemporaryDirectory):
+    def __init__(self, facts: RowFacts, path: str, sched_path: str, tmp: tempfile.TemporaryDirectory):
         self.facts = facts
         self._path = path
+        self._sched_path = sched_path
         self._tmp = tmp
 
     def chunks(self):
@@ -92,6 +95,9 @@ class GoRows(Rows):
                 yield lo, {name: np.ascontiguousarray(rec[name]) for name in ("ts", "op", "span", "npages", "p", "value", "kind")}
                 lo += len(rec)
 
+    def schedule(self) -> np.ndarray:
+        return np.fromfile(self._sched_path, dtype=SCHED)
+
     def close(self) -> None:
         self._tmp.cleanup()
 
@@ -100,16 +106,16 @@ def decode_rows(path: str) -> GoRows:
     """Run ``tracerows`` on the Go trace at ``path``; UserError if Go's reader rejects it."""
     binary = tracerows_binary()
     tmp = tempfile.TemporaryDirectory(prefix="pagealloc-rows-")
-    rows = os.path.join(tmp.name, "rows.bin")
+    rows, sched = os.path.join(tmp.name, "rows.bin"), os.path.join(tmp.name, "sched.bin")
     try:
-        r = subprocess.run([binary, path, rows], capture_output=True, text=True)
+        r = subprocess.run([binary, path, rows, sched], capture_output=True, text=True)
         if r.returncode != 0:
             raise UserError(f"{path}: {GO_REJECTS} {last_line(r.stderr)}")
         s = json.loads(r.stdout)
     except BaseException:
         tmp.cleanup()
         raise
-    return GoRows(_facts(s), rows, tmp)
+    return GoRows(_facts(s), rows, sched, tmp)
 
 
 def _facts(s: dict) -> RowFacts:

@@ -153,6 +153,11 @@ class Rows:
     def chunks(self):
         raise NotImplementedError
 
+    def schedule(self) -> np.ndarray | None:
+        """The scheduling records the P stream is built from (gosched.SCHED), or None when the
+        decoder does not give them (pagealloc.trace.gowire)."""
+        return None
+
     def close(self) -> None:
         pass
 
@@ -182,6 +187,7 @@ class Decoded(Rows):
     dropped_frees: int = 0
     calls: array | None = None  # rows of gc_starts whose stack shows debug.FreeOSMemory (None: not looked for)
     in_call: array = field(default_factory=lambda: array("q"))  # free_os_memory rows logged inside FreeOSMemory
+    sched: array | None = None  # gosched.SCHED records, 7 values each (None: not decoded)
 
     _live: dict = field(default_factory=dict)  # span id -> npages of live spans
     _goal: int = 0  # last heap goal seen
@@ -240,6 +246,20 @@ class Decoded(Rows):
         self.p.append(p)
         self.value.append(value)
         self.kind.append(kind)
+
+    def scheduled(self, t: int, g: int, p: int, code: int, a: int = 0, b: int = 0, c: int = 0) -> None:
+        self.sched.extend((t, g, p, code, a, b, c))
+
+    def schedule(self) -> np.ndarray | None:
+        if self.sched is None:
+            return None
+        from pagealloc.trace.gosched import SCHED
+
+        flat = np.frombuffer(self.sched, dtype=np.int64).reshape(-1, 7)
+        out = np.zeros(len(flat), SCHED)
+        for i, name in enumerate(SCHED.names):
+            out[name] = flat[:, i]
+        return out
 
     @property
     def facts(self) -> RowFacts:

@@ -200,7 +200,17 @@ def assert_same_rows(path: str):
     for name, value in vars(ft).items():
         other = getattr(ff, name)
         assert (np.array_equal(value, other) if isinstance(value, np.ndarray) else value == other), name
+    fast_sched, text_sched = decoded_schedule(path, "go"), decoded_schedule(path, "text")
+    assert len(fast_sched) > 0 and fast_sched.dtype == text_sched.dtype and np.array_equal(fast_sched, text_sched)  # the P stream's records
     return ff
+
+
+def decoded_schedule(path: str, decoder: str):
+    from pagealloc.trace.goimport import decode
+
+    rows, _ = decode(path, decoder)
+    with rows:
+        return rows.schedule()
 
 
 @needs_go
