@@ -29,7 +29,11 @@ Ours, not Go's (marked so in their docstrings):
 - ``invariants``: the consistency checker, our ``checkPageAlloc`` (Go has
   it in its tests) extended to the whole heap.
 - ``selfcheck``: a seeded random stream checked against naive first fit.
+- ``engines``: which PageAlloc runs (``page_alloc_class``): the compiled
+  core (``_core.pyx`` with one ``.pxi`` per Go file, wrapped by
+  ``mpagealloc_compiled``) or this Python mirror.
 """
 
 # Binds pallocData's scavenger methods (Go defines them in mgcscavenge.go).
 from pagealloc.runtime import mgcscavenge as _mgcscavenge  # noqa: E402,F401
+from pagealloc.runtime.engines import DEFAULT_ENGINE, ENGINES, page_alloc_class, page_cache_class  # noqa: E402,F401
