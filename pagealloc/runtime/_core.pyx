@@ -342,7 +342,129 @@ cdef class PageAllocCore:
         return words_to_int(d.palloc_bits), words_to_int(d.scavenged)
 
 
-def fill_aligned_word(uint64_t x, int m):
-    """fillAligned on one uint64 (the compiled one; for the tests)."""
-    check_min(m) if m > 1 else None
+# --- the bitmap types on their own (Go: pallocBits, pallocData), for the ported Go tables ---
+
+cdef class PallocBits:
+    """A chunk's alloc bitmap in eight words.  Go: pallocBits (0 = free, 1 = in use).
+
+    ``bits`` reads and writes it as a 512-bit int, the mirror's form."""
+
+    cdef pallocData d
+
+    def __init__(self, bits=0, scavenged=0):
+        int_to_words(bits, self.d.palloc_bits)
+        int_to_words(scavenged, self.d.scavenged)
+
+    @property
+    def bits(self):
+        return words_to_int(self.d.palloc_bits)
+
+    @bits.setter
+    def bits(self, value):
+        int_to_words(value, self.d.palloc_bits)
+
+    def find(self, int npages, int search_idx):
+        """Go: pallocBits.find: (start, new search index); start is NOT_FOUND on failure."""
+        cdef uint64_t start, new_search
+        palloc_find(self.d.palloc_bits, npages, search_idx, &start, &new_search)
+        return start, new_search
+
+    def find1(self, int search_idx):
+        """Go: pallocBits.find1."""
+        return self.find(1, search_idx)[0]
+
+    def find_small_n(self, int npages, int search_idx):
+        """Go: pallocBits.findSmallN (npages <= 64)."""
+        assert 1 <= npages <= 64
+        return self.find(npages, search_idx)
+
+    def find_large_n(self, int npages, int search_idx):
+        """Go: pallocBits.findLargeN (npages > 64)."""
+        assert npages > 64
+        return self.find(npages, search_idx)
+
+    def alloc_range(self, int i, int n):
+        """Go: pallocBits.allocRange (pallocData's also clears the scavenged bits)."""
+        bits_set_range(self.d.palloc_bits, i, n)
+        bits_clear_range(self.d.scavenged, i, n)
+
+    def alloc_all(self):
+        """Go: pallocBits.allocAll."""
+        bits_set_range(self.d.palloc_bits, 0, PALLOC_CHUNK_PAGES)
+        bits_clear_range(self.d.scavenged, 0, PALLOC_CHUNK_PAGES)
+
+    def free1(self, int i):
+        """Go: pallocBits.free1."""
+        bits_clear_range(self.d.palloc_bits, i, 1)
+
+    def free(self, int i, int n):
+        """Go: pallocBits.free."""
+        bits_clear_range(self.d.palloc_bits, i, n)
+
+    def free_all(self):
+        """Go: pallocBits.freeAll."""
+        bits_clear_range(self.d.palloc_bits, 0, PALLOC_CHUNK_PAGES)
+
+    def summarize(self):
+        """(start, max, end).  Go: pallocBits.summarize (unpacked)."""
+        cdef uint64_t a, m, e
+        palloc_summarize(self.d.palloc_bits, &a, &m, &e)
+        return a, m, e
+
+    def pages64(self, int i):
+        """Go: pallocBits.pages64."""
+        return self.d.palloc_bits[i >> 6]
+
+    def popcnt_range(self, int i, int n):
+        """Go: pageBits.popcntRange."""
+        return bits_popcnt_range(self.d.palloc_bits, i, n)
+
+
+cdef class PallocData(PallocBits):
+    """Alloc plus scavenged bitmaps of one chunk.  Go: pallocData."""
+
+    @property
+    def scavenged(self):
+        return words_to_int(self.d.scavenged)
+
+    @scavenged.setter
+    def scavenged(self, value):
+        int_to_words(value, self.d.scavenged)
+
+    def scavenged_set_range(self, int i, int n):
+        """Go: pageBits.setRange on scavenged."""
+        bits_set_range(self.d.scavenged, i, n)
+
+    def has_scavenge_candidate(self, uint64_t min_pages):
+        """Go: pallocData.hasScavengeCandidate."""
+        check_min(min_pages)
+        return has_scavenge_candidate(&self.d, <int>min_pages)
+
+    def find_scavenge_candidate(self, int search_idx, uint64_t min_pages, max_pages,
+                                uint64_t phys_huge_page_size=2 << 20, uint64_t phys_page_size=4096):
+        """Go: pallocData.findScavengeCandidate: (start, npages), (0, 0) when there is none."""
+        check_min(min_pages)
+        max_pages = min_pages if max_pages == 0 else -(-max_pages // min_pages) * min_pages
+        cdef uint64_t cap = max_pages if max_pages < PALLOC_CHUNK_PAGES else PALLOC_CHUNK_PAGES
+        cdef int start, size
+        find_scavenge_candidate(&self.d, search_idx, <int>min_pages, cap, phys_huge_page_size, phys_page_size,
+                                &start, &size)
+        return start, size
+
+
+def find_scavenge_candidate_of(PallocData m, int search_idx, uint64_t min_pages, max_pages,
+                               uint64_t phys_huge_page_size=2 << 20, uint64_t phys_page_size=4096):
+    """The mirror's module-level find_scavenge_candidate(m, ...), compiled."""
+    return m.find_scavenge_candidate(search_idx, min_pages, max_pages, phys_huge_page_size, phys_page_size)
+
+
+def fill_aligned_of(uint64_t x, int m):
+    """Go: fillAligned, compiled (ValueError for an m that is not a power of two up to 64)."""
+    if m not in (1, 2, 4, 8, 16, 32, 64):
+        raise ValueError("bad m value")
     return fill_aligned(x, m)
+
+
+def find_bit_range64_of(uint64_t c, int n):
+    """Go: findBitRange64, compiled (64 when there is no run)."""
+    return find_bit_range64(c, n)
