@@ -14,19 +14,26 @@ from setuptools.command.build_ext import build_ext
 class OptionalBuildExt(build_ext):
     """build_ext that reports a failed build in one line instead of failing the install."""
 
+    reported = False
+
+    def _report(self, e: Exception) -> None:
+        if not self.reported:  # one line, however many steps fail after the compiler did
+            print(f"pagealloc: compiled core not built ({type(e).__name__}: {e}); the Python engine will run",
+                  file=sys.stderr)
+            self.reported = True
+
     def run(self):
         try:
             super().run()
-        except Exception as e:  # no compiler, no headers, no Cython
-            print(f"pagealloc: compiled core not built ({type(e).__name__}: {e}); the Python engine will run",
-                  file=sys.stderr)
+        except Exception as e:  # no compiler, no headers
+            self._report(e)
 
     def build_extension(self, ext):
         try:
             super().build_extension(ext)
         except Exception as e:
-            print(f"pagealloc: compiled core not built ({type(e).__name__}: {e}); the Python engine will run",
-                  file=sys.stderr)
+            self._report(e)
+            raise
 
 
 def extensions():

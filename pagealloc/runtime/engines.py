@@ -46,6 +46,16 @@ def _default_engine() -> str:
 DEFAULT_ENGINE = _default_engine()
 
 
+def set_default_engine(engine: str) -> str:
+    """Make ``engine`` the default of this process (what MHeap() builds); return the previous default.
+
+    For scripts that time both engines in one run; the replay's own knob is its config.
+    """
+    global DEFAULT_ENGINE
+    previous, DEFAULT_ENGINE = DEFAULT_ENGINE, check_engine(engine)
+    return previous
+
+
 def check_engine(engine: str | None) -> str:
     """The engine to run for ``engine`` (None: the default); ValueError names a bad or unbuilt one."""
     if engine is None:
