@@ -118,6 +118,57 @@ cdef class ChunksView:
         return [(ci, ChunkView(self.owner, ci)) for ci in self.owner._order]
 
 
+cdef class SummaryLevel:
+    """One radix level of a PageAllocCore as a live mapping index -> packed pallocSum.
+
+    Its keys are the entries that cover grown chunks (the mirror's dict keys);
+    reads and writes go to the core's array (a test corrupting a summary
+    corrupts the core's, as with the mirror's dicts)."""
+
+    cdef PageAllocCore owner
+    cdef int level
+
+    def __cinit__(self, PageAllocCore owner, int level):
+        self.owner = owner
+        self.level = level
+
+    def keys(self):
+        shift = SUMMARY_LEVEL_BITS * (LEAF - self.level)
+        return list(dict.fromkeys(ci >> shift for ci in self.owner._order))
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self):
+        return len(self.keys())
+
+    def __contains__(self, idx):
+        return idx in self.keys()
+
+    def __getitem__(self, idx):
+        if idx not in self.keys():
+            raise KeyError(idx)
+        return self.owner.s.summary[self.level][<uint64_t>idx]
+
+    def get(self, idx, default=None):
+        return self[idx] if idx in self.keys() else default
+
+    def __setitem__(self, idx, uint64_t value):
+        if idx not in self.keys():
+            raise KeyError(idx)
+        self.owner.s.summary[self.level][<uint64_t>idx] = value
+
+    def items(self):
+        return [(k, self[k]) for k in self.keys()]
+
+    def values(self):
+        return [self[k] for k in self.keys()]
+
+    def update(self, other):
+        for k, v in dict(other).items():
+            self[k] = v
+
+
 cdef class PageAllocCore:
     """Go's pageAlloc struct and its hot methods, compiled.  See the module docstring."""
 
@@ -197,15 +248,9 @@ cdef class PageAllocCore:
 
     @property
     def summary(self):
-        """The radix levels as dicts {index: packed pallocSum} over the entries of grown chunks."""
-        levels = [dict() for _ in range(SUMMARY_LEVELS)]
-        cdef int level
-        cdef uint64_t idx
-        for ci in self._order:
-            for level in range(SUMMARY_LEVELS):
-                idx = (<uint64_t>ci) >> (SUMMARY_LEVEL_BITS * (LEAF - level))
-                levels[level][idx] = self.s.summary[level][idx]
-        return levels
+        """The radix levels, each a live mapping {index: packed pallocSum} over the entries of grown chunks
+        (the mirror's ``summary``, a list of dicts)."""
+        return [SummaryLevel(self, level) for level in range(SUMMARY_LEVELS)]
 
     def _copy_core_from(self, PageAllocCore other):
         """Copy every bitmap, summary and address of other (for deepcopy)."""
