@@ -6,6 +6,7 @@ Python engine (it says so, once, on stderr).
 """
 
 import sys
+from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -44,8 +45,14 @@ def extensions():
               file=sys.stderr)
         return []
     ext = Extension("pagealloc.runtime._core", ["pagealloc/runtime/_core.pyx"], extra_compile_args=["-O2"])
+    # The core carries the hash of the sources it was built from; pagealloc.runtime.engines
+    # refuses a core built from other sources (a checkout updated but not rebuilt).
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "pagealloc" / "runtime"))
+    from core_sources import sources_hash
+
     try:
-        return cythonize([ext], compiler_directives={"language_level": "3"}, quiet=True)
+        return cythonize([ext], compiler_directives={"language_level": "3"}, quiet=True,
+                         compile_time_env={"CORE_SOURCES_HASH": sources_hash()})
     except Exception as e:
         print(f"pagealloc: compiled core not generated ({type(e).__name__}: {e}); the Python engine will run",
               file=sys.stderr)

@@ -23,6 +23,9 @@ operation by operation, state included (bitmaps, summaries, searchAddr,
 scavAddr, counters); tests/runtime/test_engines_agree.py checks it.
 """
 
+# The hash of the sources this module was built from (setup.py; see engines).
+SOURCES_HASH = CORE_SOURCES_HASH
+
 include "_mpallocbits.pxi"
 include "_mpagealloc.pxi"
 include "_mpagecache.pxi"

@@ -15,18 +15,27 @@ import os
 import sys
 
 from pagealloc.runtime import mpagealloc, mpagecache
+from pagealloc.runtime.core_sources import sources_hash
 
 ENGINES = ("compiled", "python")
 ENGINE_ENV = "PAGEALLOC_ENGINE"
 
-try:
-    from pagealloc.runtime import mpagealloc_compiled
-except ImportError as e:  # built without a C compiler (or Cython): the Python engine runs
-    mpagealloc_compiled = None
-    COMPILED_UNAVAILABLE = f"{e}"
-    print(f"pagealloc: the compiled core is unavailable ({e}); the Python engine runs", file=sys.stderr)
-else:
-    COMPILED_UNAVAILABLE = ""
+def _load_compiled():
+    """(mpagealloc_compiled, "") or (None, why the compiled core cannot run)."""
+    try:
+        from pagealloc.runtime import _core, mpagealloc_compiled
+    except ImportError as e:  # built without a C compiler (or Cython)
+        return None, f"{e}"
+    built_from, sources = getattr(_core, "SOURCES_HASH", None), sources_hash()
+    if sources and built_from != sources:  # a checkout whose core sources changed since the build
+        return None, "it was built from other sources than this checkout's; rebuild it: pip install -e ."
+    return mpagealloc_compiled, ""
+
+
+mpagealloc_compiled, COMPILED_UNAVAILABLE = _load_compiled()
+if mpagealloc_compiled is None:
+    print(f"pagealloc: the compiled core is unavailable ({COMPILED_UNAVAILABLE}); the Python engine runs",
+          file=sys.stderr)
 
 
 def _default_engine() -> str:
