@@ -316,6 +316,7 @@ cdef class PageAllocCore:
         """Mark [base, base+npages) in use; return the scavenged bytes in it.  Go: pageAlloc.allocRange.
 
         Also updates the summaries (the mirror's are always current)."""
+        require_chunks(&self.s, base, npages)
         cdef uint64_t scav = alloc_range(&self.s, base, npages)
         update(&self.s, base, npages)
         return scav * PAGE_SIZE
@@ -340,6 +341,7 @@ cdef class PageAllocCore:
 
     cpdef free(self, uint64_t base, uint64_t npages):
         """Return [base, base+npages) to the heap.  Go: pageAlloc.free."""
+        require_chunks(&self.s, base, npages)
         free_pages(&self.s, base, npages)
 
     # -- Go: mpagecache.go --
@@ -374,6 +376,8 @@ cdef class PageAllocCore:
 
     def _scavenge_range_bits(self, uint64_t ci, int base, int npages):
         """scavengeRangeLocked's bookkeeping; returns the range's address.  Heap lock held."""
+        if chunk_of(&self.s, ci) == NULL:
+            raise KeyError(ci)
         return scavenge_range_bits(&self.s, ci, base, npages)
 
     # -- test-facing API (Go: export_test.go) --

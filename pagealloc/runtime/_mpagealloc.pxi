@@ -191,6 +191,17 @@ cdef inline pallocData* chunk_of(pageAlloc* s, uint64_t ci) noexcept nogil:
     return &l2.data[k]
 
 
+cdef int require_chunks(pageAlloc* s, uint64_t base, uint64_t npages) except -1:
+    """KeyError (what the mirror's chunks dict raises) unless every chunk of [base, base+npages) was grown.
+
+    Ours: Go would fault on such an address; the model's callers get an exception instead."""
+    cdef uint64_t ci
+    for ci in range(chunk_index(base), chunk_index(base + npages * PAGE_SIZE - 1) + 1):
+        if chunk_of(s, ci) == NULL:
+            raise KeyError(ci)
+    return 0
+
+
 cdef inline int compare_search_addr_to(pageAlloc* s, uint64_t addr) noexcept nogil:
     """Go: compareSearchAddrTo."""
     cdef uint64_t a = linear(addr), b = linear(s.search_addr)

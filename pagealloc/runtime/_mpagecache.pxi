@@ -70,6 +70,8 @@ cdef class PageCache:
         cdef uint64_t ci = chunk_index(self.base)
         cdef int pi = chunk_page_index(self.base)
         cdef pallocData* chunk = chunk_of(&s.s, ci)
+        if chunk == NULL:
+            raise KeyError(ci)
         # The block is 64-aligned, so it is one word of the chunk.
         chunk.palloc_bits[pi >> 6] &= ~self.cache
         chunk.scavenged[pi >> 6] |= self.scav
