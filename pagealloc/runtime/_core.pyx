@@ -26,6 +26,8 @@ scavAddr, counters); tests/runtime/test_engines_agree.py checks it.
 # The hash of the sources this module was built from (setup.py; see engines).
 SOURCES_HASH = CORE_SOURCES_HASH
 
+import operator
+
 include "_mpallocbits.pxi"
 include "_mpagealloc.pxi"
 include "_mpagecache.pxi"
@@ -98,7 +100,11 @@ cdef class ChunksView:
         return len(self.owner._order)
 
     def __contains__(self, ci):
-        return isinstance(ci, int) and 0 <= ci < (1 << MAX_CHUNKS_LOG) and chunk_of(&self.owner.s, ci) != NULL
+        try:
+            ci = operator.index(ci)  # any integer (numpy's too), as a dict key would match
+        except TypeError:
+            return False
+        return 0 <= ci < (1 << MAX_CHUNKS_LOG) and chunk_of(&self.owner.s, ci) != NULL
 
     def __getitem__(self, ci):
         if ci not in self:
