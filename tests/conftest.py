@@ -105,27 +105,63 @@ def _invariants_always_on(monkeypatch):
     checked with check_heap when it finishes (as ``--check`` does), and every
     PageAlloc a test builds (directly, by for_test, or inside an MHeap) must
     pass check_page_alloc when the test ends."""
+    from pagealloc.runtime.engines import page_alloc_class
     from pagealloc.runtime.invariants import check_heap
-    from pagealloc.runtime.mpagealloc import PageAlloc
     from pagealloc.sim.replay import Replay
 
-    finish, init, built = Replay.finish, PageAlloc.__init__, []
+    finish, built = Replay.finish, []
 
     def checked_finish(self, *args, **kwargs):
         result = finish(self, *args, **kwargs)
         check_heap(self.heap, self.spans)
         return result
 
-    def tracked_init(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        built.append(self)
+    def tracked(init):
+        def tracked_init(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            built.append(self)
+        return tracked_init
 
     monkeypatch.setattr(Replay, "finish", checked_finish)
-    monkeypatch.setattr(PageAlloc, "__init__", tracked_init)
+    for name in AVAILABLE_ENGINES:  # both engines' PageAllocs
+        cls = page_alloc_class(name)
+        monkeypatch.setattr(cls, "__init__", tracked(cls.__init__))
     yield built  # the PageAllocs to be checked (a test may drop some it broke on purpose)
     monkeypatch.undo()
     for p in built:
         check_invariants(p)
+
+
+def _available_engines() -> list[str]:
+    from pagealloc.runtime.engines import ENGINES, mpagealloc_compiled
+
+    return [e for e in ENGINES if e != "compiled" or mpagealloc_compiled is not None]
+
+
+# The PageAlloc engines this installation has: both, unless the compiled core was not built.
+AVAILABLE_ENGINES = _available_engines()
+
+
+@pytest.fixture(params=AVAILABLE_ENGINES)
+def engine(request, monkeypatch) -> str:
+    """Run the test once per PageAlloc engine: the test module's ``PageAlloc``,
+    ``PageCache`` (and bitmap types and functions: ``PallocBits``, ``PallocData``,
+    ``fill_aligned``, ``find_scavenge_candidate``, ``find_bit_range64``) are that
+    engine's while it runs (``pytestmark =
+    pytest.mark.usefixtures("engine")`` runs a whole module of ported Go tables on both)."""
+    from pagealloc.runtime.engines import page_alloc_class, page_cache_class
+
+    names = {"PageAlloc": page_alloc_class(request.param), "PageCache": page_cache_class(request.param)}
+    if request.param == "compiled":  # the bitmap types and functions of the Go tables, compiled
+        from pagealloc.runtime import _core
+
+        names.update(PallocBits=_core.PallocBits, PallocData=_core.PallocData, fill_aligned=_core.fill_aligned_of,
+                     find_scavenge_candidate=_core.find_scavenge_candidate_of,
+                     find_bit_range64=_core.find_bit_range64_of)
+    for name, obj in names.items():
+        if hasattr(request.module, name):
+            monkeypatch.setattr(request.module, name, obj)
+    return request.param
 
 
 # Go 1.14.6's source and its build script, beside the repository (../shared/go114).

@@ -152,3 +152,20 @@ def test_runtime_modules_name_their_go_file():
             continue
         doc = ast.get_docstring(ast.parse(path.read_text())) or ""
         assert f"runtime/{path.stem}.go" in doc or "Not a Go file" in doc, path.name
+
+
+def test_compiled_core_files_name_their_go_file():
+    """The compiled core reads side by side with Go too: _core.pyx lists one .pxi per Go file, and
+    each .pxi's header names its Go file, the Python mirror module of the same name and its lock contract."""
+    runtime = PKG / "runtime"
+    core = (runtime / "_core.pyx").read_text()
+    pxis = sorted(runtime.glob("_*.pxi"))
+    assert pxis, "no .pxi files beside _core.pyx"
+    for pxi in pxis:
+        go = pxi.stem.lstrip("_")
+        assert f'include "{pxi.name}"' in core, f"_core.pyx does not include {pxi.name}"
+        assert (runtime / f"{go}.py").exists(), f"{pxi.name} has no mirror module {go}.py"
+        header = pxi.read_text().split("\n\n", 1)[0]
+        assert f"runtime/{go}.go" in header, f"{pxi.name} does not name runtime/{go}.go"
+        assert f"pagealloc/runtime/{go}.py" in header, f"{pxi.name} does not name its mirror {go}.py"
+        assert "Lock contract" in header or "lock contract" in header, f"{pxi.name} states no lock contract"

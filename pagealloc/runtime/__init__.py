@@ -29,7 +29,15 @@ Ours, not Go's (marked so in their docstrings):
 - ``invariants``: the consistency checker, our ``checkPageAlloc`` (Go has
   it in its tests) extended to the whole heap.
 - ``selfcheck``: a seeded random stream checked against naive first fit.
+- ``engines``: which PageAlloc runs (``page_alloc_class``): the compiled
+  core (``_core.pyx`` with one ``.pxi`` per Go file, each read side by side
+  with its Go file and its mirror module here) or this Python mirror.
+- ``mpagealloc_compiled``: the compiled engine's PageAlloc, the core plus
+  what stays Python (the scavenger's generator, sys_unused, address ranges).
+- ``core_sources``: the core's source files and their hash, which the built
+  core carries so that a stale build is refused.
 """
 
 # Binds pallocData's scavenger methods (Go defines them in mgcscavenge.go).
 from pagealloc.runtime import mgcscavenge as _mgcscavenge  # noqa: E402,F401
+from pagealloc.runtime.engines import DEFAULT_ENGINE, ENGINES, page_alloc_class, page_cache_class  # noqa: E402,F401

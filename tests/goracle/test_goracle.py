@@ -68,7 +68,7 @@ _LAST_FAMILY: dict = {}
 
 
 def generated(make_streams, phys_page_size: int) -> list[lib.Stream]:
-    key = (make_streams.__name__, phys_page_size)
+    key = (make_streams.__name__, phys_page_size, lib.PageAlloc)  # the model's engine generates them too
     if key not in _LAST_FAMILY:
         _LAST_FAMILY.clear()
         _LAST_FAMILY[key] = make_streams(phys_page_size)

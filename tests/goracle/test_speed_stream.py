@@ -110,7 +110,7 @@ def test_against_go_without_go114_is_one_line_and_exit_2(tmp_path):
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("model-speed: --against-go needs Go 1.14.6"), r.stderr
 
 
-def test_the_model_side_takes_the_engine_from_page_alloc_class_when_there_is_one(monkeypatch):
+def test_the_model_side_takes_the_engine_from_page_alloc_class(monkeypatch):
     import pagealloc.runtime
 
     class Compiled(PageAlloc):
@@ -126,7 +126,3 @@ def test_the_model_side_takes_the_engine_from_page_alloc_class_when_there_is_one
     assert model_speed.model_class("python") is PageAlloc
     with pytest.raises(model_speed.BadInput, match="--engine bogus: unknown engine"):
         model_speed.model_class("bogus")
-    monkeypatch.delattr(pagealloc.runtime, "page_alloc_class")
-    assert model_speed.model_class(None) is PageAlloc
-    with pytest.raises(model_speed.BadInput, match="one engine"):
-        model_speed.model_class("python")

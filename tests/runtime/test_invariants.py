@@ -26,9 +26,9 @@ MiB = 1 << 20
 
 
 @pytest.fixture
-def heap():
-    """A heap with spans from two Ps' page caches, large spans, a free and a scavenge."""
-    h = MHeap()
+def heap(engine):
+    """A heap with spans from two Ps' page caches, large spans, a free and a scavenge (on each engine)."""
+    h = MHeap(engine=engine)
     spans = {}
     for sid, (npages, p) in enumerate([(1, 0), (3, 1), (600, 0), (2, 0), (40, 2), (1, 1), (1200, 3)]):
         base = h.alloc_span(npages, p)

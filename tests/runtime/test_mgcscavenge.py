@@ -23,6 +23,9 @@ from pagealloc.runtime.mgcscavenge import LOCK, UNLOCKED, fill_aligned, find_sca
 from pagealloc.runtime.mpagealloc_64bit import MIN_SCAV_ADDR
 from pagealloc.runtime.mpallocbits import PallocData
 
+# Every table runs on both engines, the compiled core and the Python mirror (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("engine")
+
 W = (1 << 64) - 1
 
 

@@ -15,6 +15,9 @@ from pagealloc import PAGE_SIZE as PS
 from pagealloc import PALLOC_CHUNK_PAGES as P
 from pagealloc import PHYS_PAGE_SIZE, PageAlloc, page_base
 
+# Every table runs on both engines, the compiled core and the Python mirror (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("engine")
+
 PALLOC_SUM_BYTES = 8  # Go: pallocSumBytes, the size of one packed summary
 CHUNK_IDX_BIG_JUMP = 0x100000  # a chunk index offset of O(TiB)
 

@@ -16,6 +16,9 @@ from pagealloc import PAGE_SIZE as PS
 from pagealloc import PALLOC_CHUNK_PAGES as P
 from pagealloc import PHYS_PAGE_SIZE, PageAlloc, PageCache, page_base
 
+# Every table runs on both engines, the compiled core and the Python mirror (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("engine")
+
 W = (1 << 64) - 1  # ^uint64(0)
 PALLOC_SUM_BYTES = 8  # Go: pallocSumBytes
 CHUNK_IDX_BIG_JUMP = 0x100000

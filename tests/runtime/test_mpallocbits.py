@@ -15,6 +15,9 @@ from pagealloc import PALLOC_CHUNK_PAGES as P
 from pagealloc.runtime.mpagealloc import pack_palloc_sum, unpack_palloc_sum
 from pagealloc.runtime.mpallocbits import CHUNK_MASK, NOT_FOUND, PallocBits, find_bit_range64
 
+# Every table runs on both engines, the compiled core and the Python mirror (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("engine")
+
 W = (1 << 64) - 1  # ^uint64(0)
 
 

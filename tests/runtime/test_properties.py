@@ -17,6 +17,7 @@ Not ported from Go.  Two kinds:
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -34,6 +35,7 @@ from pagealloc import BASE_CHUNK_IDX as B
 from pagealloc import PAGE_SIZE as PS
 from pagealloc import PALLOC_CHUNK_BYTES, SCAVENGE_ALL, PageAlloc, chunk_base, chunk_index
 from pagealloc import PALLOC_CHUNK_PAGES as P
+from pagealloc.runtime.engines import mpagealloc_compiled, page_alloc_class
 from pagealloc.runtime.invariants import check_page_alloc, naive_first_fit
 from pagealloc.runtime.mgcscavenge import UNLOCKED, fill_aligned, find_scavenge_candidate
 from pagealloc.runtime.mpagealloc import LEAF, merge_summaries, pack_palloc_sum, unpack_palloc_sum
@@ -41,6 +43,7 @@ from pagealloc.runtime.mpagealloc_64bit import LEVEL_LOG_PAGES, chunk_page_index
 from pagealloc.runtime.mpallocbits import CHUNK_MASK, NOT_FOUND, PallocData, find, find_bit_range64, summarize
 
 W = (1 << 64) - 1
+ENGINES_BUILT = ["python"] + (["compiled"] if mpagealloc_compiled is not None else [])
 FAST = settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 
 # --- references -----------------------------------------------------------------------
@@ -234,6 +237,7 @@ def pop(bits: int) -> int:
 class PageAllocMachine(RuleBasedStateMachine):
     allocs = Bundle("allocs")  # (addr, npages) live allocations
     caches = Bundle("caches")  # outstanding PageCaches
+    engine = "python"  # the PageAlloc engine driven (CompiledPageAllocMachine: the compiled core)
 
     def __init__(self):
         super().__init__()
@@ -255,7 +259,7 @@ class PageAllocMachine(RuleBasedStateMachine):
         chunks = [B + k for k in layout]
         if via_grow:
             # The runtime's way: grown memory is free and fully scavenged.
-            self.p = PageAlloc(phys_page_size=phys, phys_huge_page_size=huge, test=True)
+            self.p = page_alloc_class(self.engine)(phys_page_size=phys, phys_huge_page_size=huge, test=True)
             with self.p.heap_lock:
                 for ci in chunks:
                     self.p.grow(chunk_base(ci), PALLOC_CHUNK_BYTES)
@@ -263,7 +267,7 @@ class PageAllocMachine(RuleBasedStateMachine):
         else:
             alloc = {ci: data.draw(disjoint_ranges(), label=f"alloc {ci:#x}") for ci in chunks}
             scav = {ci: data.draw(disjoint_ranges(), label=f"scav {ci:#x}") for ci in chunks}
-            self.p = PageAlloc.for_test(alloc, scav, phys_page_size=phys, phys_huge_page_size=huge)
+            self.p = page_alloc_class(self.engine).for_test(alloc, scav, phys_page_size=phys, phys_huge_page_size=huge)
             live = [(chunk_base(ci) + i * PS, n) for ci, rs in alloc.items() for i, n in rs if n]
         self.shadow = {ci: self.p.chunk_bits(ci)[0] for ci in chunks}
         return multiple(*live)
@@ -443,3 +447,12 @@ PageAllocMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestPageAllocMachine = PageAllocMachine.TestCase
+
+
+class CompiledPageAllocMachine(PageAllocMachine):
+    engine = "compiled"
+
+
+CompiledPageAllocMachine.TestCase.settings = PageAllocMachine.TestCase.settings
+TestCompiledPageAllocMachine = pytest.mark.skipif("compiled" not in ENGINES_BUILT, reason="the compiled core was not built")(
+    CompiledPageAllocMachine.TestCase)

@@ -60,9 +60,11 @@ def assert_scavenged_all(heap) -> None:
 
 
 class HeapMachine(RuleBasedStateMachine):
+    engine = None  # the default PageAlloc engine (PythonHeapMachine: the Python mirror)
+
     def __init__(self):
         super().__init__()
-        self.heap = MHeap()
+        self.heap = MHeap(engine=self.engine)
         self.spans: dict[int, tuple[int, int]] = {}
         self.next_id = 0
         self.bg = None  # the background scavenger, paused at its last yield
@@ -172,6 +174,14 @@ def machine_settings(examples: int, steps: int) -> settings:
 
 HeapMachine.TestCase.settings = machine_settings(150, 50)
 TestHeapMachine = HeapMachine.TestCase
+
+
+class PythonHeapMachine(HeapMachine):
+    engine = "python"
+
+
+PythonHeapMachine.TestCase.settings = machine_settings(150, 50)
+TestPythonHeapMachine = PythonHeapMachine.TestCase
 
 
 # --------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from test_replay import (  # the constructed trace, and user-style trace frames
 import pagealloc
 from pagealloc.runtime.malloc import MASK64
 from pagealloc.runtime.mheap import DEFAULT_HEAP_MINIMUM, MHeap, initial_next_gc
-from pagealloc.runtime.mpagealloc import PageAlloc
+from pagealloc.runtime.engines import page_alloc_class
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.sim.replay import BASELINE_MODE, LOCKED_SITES
 
@@ -179,7 +179,8 @@ def same_replay(a, b) -> bool:
 
 @contextmanager
 def scavenge_steps():
-    """The results of every PageAlloc.scavenge_one call made meanwhile."""
+    """The results of every PageAlloc.scavenge_one call made meanwhile (the replay's engine's PageAlloc)."""
+    PageAlloc = page_alloc_class()
     calls, orig = [], PageAlloc.scavenge_one
 
     def counted(self, *args, **kwargs):

@@ -1,0 +1,62 @@
+"""Builds the compiled page allocator core (pagealloc/runtime/_core.pyx) with the machine's C compiler.
+
+Everything else is in pyproject.toml.  The core is optional: when Cython or
+the compiler fails, the install goes on without it and pagealloc runs its
+Python engine (it says so, once, on stderr).
+"""
+
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that reports a failed build in one line instead of failing the install."""
+
+    reported = False
+
+    def _report(self, e: Exception) -> None:
+        if not self.reported:  # one line, however many steps fail after the compiler did
+            print(f"pagealloc: compiled core not built ({type(e).__name__}: {e}); the Python engine will run",
+                  file=sys.stderr)
+            self.reported = True
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as e:  # no compiler, no headers
+            self._report(e)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as e:
+            self._report(e)
+            raise
+
+
+def extensions():
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        print("pagealloc: Cython not available; the compiled core is not built, the Python engine will run",
+              file=sys.stderr)
+        return []
+    ext = Extension("pagealloc.runtime._core", ["pagealloc/runtime/_core.pyx"], extra_compile_args=["-O2"])
+    # The core carries the hash of the sources it was built from; pagealloc.runtime.engines
+    # refuses a core built from other sources (a checkout updated but not rebuilt).
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "pagealloc" / "runtime"))
+    from core_sources import sources_hash
+
+    try:
+        return cythonize([ext], compiler_directives={"language_level": "3"}, quiet=True,
+                         compile_time_env={"CORE_SOURCES_HASH": sources_hash()})
+    except Exception as e:
+        print(f"pagealloc: compiled core not generated ({type(e).__name__}: {e}); the Python engine will run",
+              file=sys.stderr)
+        return []
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
