@@ -1,5 +1,7 @@
 """Microbenchmarks of the page allocator model on prepared heaps.
 
+The PageAlloc is the default engine's (the compiled core where it was built;
+pagealloc.runtime.page_alloc_class), the Python mirror on commits before it.
 The heaps are built in setup (not timed) with PageAlloc.for_test (Go's
 NewPageAlloc; test mode, so scavenging does not call sys_unused): CHUNKS
 chunks, each with a fixed pattern of allocated runs and holes.  Mutating
@@ -35,6 +37,12 @@ def _fragmented_heap(scavenged: bool = False, free_chunks: int = 0):
     after a search past the fragmentation).  ``scavenged=False``: all free
     pages unscavenged (work for the scavenger)."""
     PageAlloc, BASE_CHUNK_IDX, PALLOC_CHUNK_PAGES = _api("PageAlloc", "BASE_CHUNK_IDX", "PALLOC_CHUNK_PAGES")
+    try:  # the default engine's PageAlloc (compiled where it was built), since the compiled core exists
+        from pagealloc.runtime import page_alloc_class
+    except ImportError:
+        pass
+    else:
+        PageAlloc = page_alloc_class()
     if not hasattr(PageAlloc, "for_test"):
         raise NotImplementedError("PageAlloc.for_test is missing in this commit")
     rng = random.Random(1)

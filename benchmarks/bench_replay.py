@@ -135,6 +135,45 @@ class Replay:
     peakmem_replay.version = VERSIONS["peakmem_replay"]
 
 
+class ReplayEngine:
+    """Wall time of one go1.14 replay on each engine: the compiled one (the default) and the Python mirror.
+
+    The figures are the same on both (tests/sim/test_engines_figures.py); only the speed differs.  Skips on
+    commits whose replay() has no ``engine``, and for an engine this install lacks (no C compiler)."""
+
+    params = [trace_names("speed"), ["compiled", "python"]]
+    param_names = ["trace", "engine"]
+    timeout = 900
+    number = 1
+    repeat = (1, 3, 20.0)
+    warmup_time = 0
+
+    def setup_cache(self):
+        return _read_traces("speed")
+
+    def setup(self, traces, trace, engine):
+        import inspect
+
+        if trace == NO_TRACES:
+            raise NotImplementedError("no traces in this set")
+        self.replay = _replay_api("go1.14")
+        if "engine" not in inspect.signature(self.replay).parameters:
+            raise NotImplementedError("this commit's replay() has one engine")
+        from pagealloc.runtime.engines import check_engine
+
+        try:
+            check_engine(engine)
+        except ValueError as e:
+            raise NotImplementedError(str(e)) from None
+        self.table = _table(traces[trace])
+        _warm_up(lambda *a, **k: self.replay(*a, engine=engine, **k), self.table, ["go1.14"])
+
+    def time_replay(self, traces, trace, engine):
+        self.replay(self.table, "go1.14", label=trace, engine=engine)
+
+    time_replay.version = NEW_VERSION
+
+
 def _metrics(which: str) -> dict:
     """{"trace|mode": metrics dict, or an error string} from one replay each,
     "__modes__": the modes this commit has (or "__missing__": why none)."""

@@ -19,6 +19,7 @@ import os
 import sys
 
 from pagealloc.errors import UserError
+from pagealloc.runtime.engines import ENGINES
 from pagealloc.results.tables import scaled
 from pagealloc.sim.presets import BASELINE_MODE, MODES, SCAVENGER_TIMERS, TIMINGS, ReplayConfig
 from pagealloc.sim.result import table_metrics
@@ -57,6 +58,7 @@ def register(sub) -> None:
     p.add_argument("--madvdontneed", action="store_true",
                    help="release with MADV_DONTNEED, as GODEBUG=madvdontneed=1 (default: MADV_FREE, as Go 1.14)")
     p.add_argument("--check", action="store_true", help="verify the model's invariants after each replay")
+    add_engine_option(p)
     p.add_argument("--lenient", action="store_true", help="skip frees of unknown spans and allocs of live spans")
     p.add_argument("--seeds", type=parse_seeds, default=1, metavar="K",
                    help="replay each (trace, preset) K times: seed 0 as without it, seeds 1..K-1 perturbed (each cost "
@@ -65,6 +67,13 @@ def register(sub) -> None:
     p.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
                    help="with --seeds: seeds replayed in parallel (default: up to 2)")
     p.set_defaults(func=run)
+
+
+def add_engine_option(p) -> None:
+    """--engine, shared by replay and sweep: which implementation runs (the figures are the same)."""
+    p.add_argument("--engine", choices=ENGINES, default=None,
+                   help="compiled (the default where it was built at install) or python (the readable mirror, "
+                        "the reference); both give the same figures; PAGEALLOC_ENGINE sets the default")
 
 
 def parse_seeds(text: str) -> int:
@@ -151,7 +160,8 @@ def _config(args, mode: str) -> ReplayConfig:
     return ReplayConfig(mode=mode, timing="closed" if args.closed_loop else args.timing,
                         retain_extra_percent=args.retain_extra_percent, scavenge_percent=args.scavenge_percent,
                         madvdontneed=args.madvdontneed, gomaxprocs=args.gomaxprocs,
-                        scavenger_timers=args.scavenger_timers, lenient=args.lenient, check=args.check)
+                        scavenger_timers=args.scavenger_timers, lenient=args.lenient, check=args.check,
+                        engine=args.engine)
 
 
 def run_seeds(args, cost, modes) -> int:

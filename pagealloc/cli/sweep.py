@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
+from pagealloc.cli.replay import add_engine_option
 from pagealloc.errors import UserError
 
 
@@ -29,6 +30,7 @@ def register(sub) -> None:
                    help="send each trace to the workers once (for workers that cannot read the grid's paths)")
     p.add_argument("--serial", action="store_true", help="run the points one by one in this process, without Dask")
     p.add_argument("--check", action="store_true", help="verify the model's invariants after each replay")
+    add_engine_option(p)
     p.add_argument("--flush-seconds", type=float, default=5.0, metavar="S",
                    help="write finished rows to RESULTS at least every S seconds (default 5)")
     p.add_argument("--seeds", type=int, default=1, metavar="K",
@@ -64,7 +66,7 @@ def run(args) -> int:
     from pagealloc.sweep.execute import run_sweep
 
     s = run_sweep(grid, args.output, scheduler=args.scheduler, workers=args.workers, serial=args.serial,
-                  scatter=args.scatter, check=args.check, flush_seconds=args.flush_seconds,
+                  scatter=args.scatter, check=args.check, engine=args.engine, flush_seconds=args.flush_seconds,
                   dashboard_address=args.dashboard_address)
     ran = s.ok + s.failed
     if not ran:

@@ -85,7 +85,7 @@ class Replay:
         self.kinds_known = kinds_known
         self.gomaxprocs = config.gomaxprocs  # None: as many as the trace's p column shows
         self.heap = heap = MHeap(cost, retain_extra_percent=config.retain_extra_percent,
-                                 madvdontneed=config.madvdontneed)
+                                 madvdontneed=config.madvdontneed, engine=config.engine)
         self.spans: dict[int, tuple[int, int]] = {}  # trace span id -> (base, npages)
         self.manual_spans: set[int] = set()  # the live ones among them that are manual (kind & 1)
         # A span's ops run in trace order: each queued op carries the row of the

@@ -70,12 +70,20 @@ class ReplayConfig:
     scavenger_timers: str = SCAVENGER_TIMERS[0]
     lenient: bool = False  # skip frees of unknown spans and allocs of live spans (counted)
     check: bool = False  # verify the model's invariants after the replay
+    engine: str | None = None  # "compiled" or "python" (runtime/engines.py); None: the process default. Same figures.
 
     def validated(self) -> "ReplayConfig":
         if self.mode not in MODES:
             raise UserError(f"unknown mode {self.mode!r} (choose from {', '.join(MODES)})")
         if self.timing not in TIMINGS:
             raise UserError(f"unknown timing {self.timing!r} (choose from {', '.join(TIMINGS)})")
+        if self.engine is not None:
+            from pagealloc.runtime.engines import check_engine
+
+            try:
+                check_engine(self.engine)
+            except ValueError as e:
+                raise UserError(str(e)) from None
         if self.scavenger_timers not in SCAVENGER_TIMERS:
             raise UserError(f"unknown scavenger timers {self.scavenger_timers!r} (choose from {', '.join(SCAVENGER_TIMERS)})")
         for name, (kind, low, high) in KNOBS.items():

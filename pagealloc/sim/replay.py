@@ -56,6 +56,7 @@ def replay(
     scavenger_timers: str = "go1.14",
     check: bool = False,
     lenient: bool = False,
+    engine: str | None = None,
     label: str | None = None,
     progress=None,
     config: ReplayConfig | None = None,
@@ -72,7 +73,9 @@ def replay(
     ``exact``, the background scavenger waking when it asked, on no P),
     ``check`` (verify the model's invariants after the replay), ``lenient``
     (skip frees of unknown spans and allocs of live spans, counted in
-    ``skipped_events``).  ``progress(n)`` is called with the number of
+    ``skipped_events``), ``engine`` (``compiled`` or ``python``, the
+    readable mirror; None: the process default, runtime/engines.py; the
+    figures are the same).  ``progress(n)`` is called with the number of
     events done after each batch.  Raises UserError for bad input and
     InvariantError for a bug of the model.
     """
@@ -84,7 +87,7 @@ def replay(
         config = ReplayConfig(mode=mode, timing="closed" if closed_loop else timing,
                               retain_extra_percent=retain_extra_percent, scavenge_percent=scavenge_percent,
                               madvdontneed=madvdontneed, gomaxprocs=gomaxprocs, scavenger_timers=scavenger_timers,
-                              lenient=lenient, check=check)
+                              lenient=lenient, check=check, engine=engine)
     config.validated()
     if isinstance(cost_model, str) or hasattr(cost_model, "__fspath__"):
         cost_model = CostModel.load(cost_model)

@@ -85,14 +85,15 @@ class _Recorder:
 
 
 def run_sweep(grid: Grid, out, *, scheduler: str | None = None, client=None, workers: int | None = None,
-              serial: bool = False, scatter: bool = False, check: bool = False, flush_seconds: float = 5.0,
-              dashboard_address: str | None = "127.0.0.1:8787", on_row=None, log=None) -> SweepSummary:
+              serial: bool = False, scatter: bool = False, check: bool = False, engine: str | None = None,
+              flush_seconds: float = 5.0, dashboard_address: str | None = "127.0.0.1:8787", on_row=None, log=None) -> SweepSummary:
     """Run the points of ``grid`` not yet in ``out``; see the module docstring.
 
     ``client``: an existing ``distributed.Client`` (tests); ``serial``: in
     this process, one point after another, without Dask.  ``on_row(row)``
     is called after each row is stored; ``log(message)`` gets the status
-    lines (the dashboard address).
+    lines (the dashboard address).  ``engine``: which implementation the
+    replays run on (ReplayConfig.engine; the figures are the same).
     """
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     done = _check_resumable(out, grid)
@@ -104,12 +105,12 @@ def run_sweep(grid: Grid, out, *, scheduler: str | None = None, client=None, wor
         if serial:
             record.start_bar(len(todo))
             for p in todo:
-                record(run_point(p.as_task(), check=check))
+                record(run_point(p.as_task(), check=check, engine=engine))
         elif todo:
             with _client(client, scheduler, workers, dashboard_address) as c:
                 cluster = _describe_cluster(c, log)
                 record.start_bar(len(todo))  # below the dashboard line
-                _run_on_dask(c, todo, scatter, check, record)
+                _run_on_dask(c, todo, scatter, check, engine, record)
     finally:
         record.close()
     return SweepSummary(len(grid.points), len(done), record.counts["ok"], record.counts["error"],
@@ -167,13 +168,13 @@ def _describe_cluster(client, log) -> dict:
     return {"workers": workers, "dashboard": dashboard}
 
 
-def _run_on_dask(client, todo, scatter: bool, check: bool, record: _Recorder) -> None:
+def _run_on_dask(client, todo, scatter: bool, check: bool, engine: str | None, record: _Recorder) -> None:
     from distributed import as_completed
 
     traces = _scatter_traces(client, todo) if scatter else {}
     run = uuid.uuid4().hex[:8]  # keys unique to this sweep, so two sweeps on one cluster never share tasks
     tasks = [p.as_task() for p in todo]
-    submitted = client.map(run_point, tasks, [traces.get(p.trace_path) for p in todo], check=check,
+    submitted = client.map(run_point, tasks, [traces.get(p.trace_path) for p in todo], check=check, engine=engine,
                            key=[f"replay-{p.id}-{run}" for p in todo], pure=False)
     futures = dict(zip(submitted, tasks))
     completed = as_completed(futures)

@@ -41,9 +41,9 @@ def knob_defaults() -> dict:
     return {name: defaults[name] for name in KNOBS}
 
 
-def point_config(point: dict, check: bool = False) -> ReplayConfig:
+def point_config(point: dict, check: bool = False, engine: str | None = None) -> ReplayConfig:
     """The ReplayConfig of ``point`` (a ``Point.as_task()`` dict)."""
-    return ReplayConfig(mode=point["mode"], timing=point["timing"], check=check, **point["params"])
+    return ReplayConfig(mode=point["mode"], timing=point["timing"], check=check, engine=engine, **point["params"])
 
 
 # -- the row --------------------------------------------------------------
@@ -147,7 +147,7 @@ def failed_row(point: dict, error: BaseException | str, worker: str = "") -> dic
             "worker": worker, "worker_peak_rss_bytes": None, "replay_cpu_seconds": None}
 
 
-def run_point(point: dict, trace=None, check: bool = False) -> dict:
+def run_point(point: dict, trace=None, check: bool = False, engine: str | None = None) -> dict:
     """Replay one point and return its row (a failure is a row too).
 
     ``trace``: the trace as a pyarrow Table when it was scattered to the
@@ -156,7 +156,7 @@ def run_point(point: dict, trace=None, check: bool = False) -> dict:
     source = trace if trace is not None else point["trace_path"]
     cpu = time.process_time()
     try:
-        config, cost = point_config(point, check), CostModel(**point["cost"])
+        config, cost = point_config(point, check, engine), CostModel(**point["cost"])
         seed = point.get("seed", 0)
         if seed:  # the cost_* columns keep the point's costs; the seed's perturbation is derived from them
             from pagealloc.sim.spread import seeded_inputs

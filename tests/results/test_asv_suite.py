@@ -231,10 +231,13 @@ def test_a_mode_the_commit_lacks_skips(monkeypatch, tmp_path):
 
 
 def test_microbenchmarks_skip_on_a_commit_without_the_api(monkeypatch):
-    """A pagealloc without fill_aligned or PageAlloc.for_test."""
+    """A pagealloc without fill_aligned or PageAlloc.for_test (and so without engines)."""
+    import pagealloc.runtime
+
     monkeypatch.delattr(pagealloc, "fill_aligned")
     with pytest.raises(NotImplementedError):
         bench_model.FillAligned().setup(8)
+    monkeypatch.delattr(pagealloc.runtime, "page_alloc_class")
     monkeypatch.delattr(pagealloc.PageAlloc, "for_test")
     with pytest.raises(NotImplementedError):
         bench_model.Alloc().setup(8)

@@ -128,6 +128,18 @@ def test_local_cluster_sweep_equals_serial(grid, serial, local_client, tmp_path)
     assert set(got["worker"]) <= set(local_client.nthreads())
 
 
+def test_the_python_engine_on_dask_gives_the_serial_rows(grid, serial, local_client, tmp_path):
+    """run_sweep(engine=...) reaches every worker's replays: the readable mirror's rows are the compiled one's."""
+    out = tmp_path / "results"
+    s = run_sweep(load_grid(grid), out, client=local_client, engine="python", log=lambda m: None)
+    assert (s.ok, s.failed) == (len(serial), 0)
+    same_rows(read_results(out), serial)
+    # and it is the workers' replays that get it: an engine they do not have fails every point there
+    bad = run_sweep(load_grid(grid), tmp_path / "bad", client=local_client, engine="fast", log=lambda m: None)
+    errors = read_results(tmp_path / "bad")["error"]
+    assert bad.failed == len(serial) and errors.str.startswith("UserError: engine must be one of").all()
+
+
 def test_resume_after_interruption(grid, serial, local_client, tmp_path):
     out = tmp_path / "results"
 
