@@ -132,19 +132,34 @@ def history(head: str, count: int, done: set[str], *, look_back: int = 20) -> li
 
 
 def extract(commit: str, dest: Path) -> bool:
-    """The ``pagealloc`` package of ``commit`` into ``dest`` (False when it has none)."""
-    archive = subprocess.run(["git", "archive", commit, "pagealloc"], cwd=ROOT, capture_output=True)
+    """The ``pagealloc`` package of ``commit`` (and its setup.py, where it has one) into ``dest``
+    (False when it has none)."""
+    has_setup = subprocess.run(["git", "cat-file", "-e", f"{commit}:setup.py"], cwd=ROOT, capture_output=True)
+    paths = ["pagealloc", *(["setup.py"] if has_setup.returncode == 0 else [])]
+    archive = subprocess.run(["git", "archive", commit, *paths], cwd=ROOT, capture_output=True)
     if archive.returncode != 0:
         return False
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
     return True
 
 
+def build_core(src: Path, log: Path) -> None:
+    """Build a commit's compiled core in place, as its install would (commits that have one): its
+    replays then run on the engine that commit ran by default.  A failed build is logged; that commit's
+    pagealloc then says so and runs its Python engine."""
+    if not (src / "setup.py").is_file():
+        return
+    with log.open("a") as out:
+        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=src, stdout=out,
+                       stderr=subprocess.STDOUT, check=False)
+
+
 def run_commit(commit: str, run_args: list[str], log: Path, env: dict) -> int:
     """``asv run --python=same --set-commit-hash COMMIT`` with that commit's
-    pagealloc (extracted to a temporary folder) first on the path."""
+    pagealloc (extracted to a temporary folder, its compiled core built) first on the path."""
     with tempfile.TemporaryDirectory(prefix="pagealloc-history-") as tmp:
         extract(commit, Path(tmp))
+        build_core(Path(tmp), log)
         return asv([*run_args, "--set-commit-hash", commit], log, env={**env, "ASV_PYTHONPATH": tmp}, echo=False)
 
 
