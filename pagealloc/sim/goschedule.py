@@ -42,19 +42,70 @@ SYSMON_LATE_NS = 80_000  # with every P idle, sysmon fires a timer ~80 us late (
 FORCE_PREEMPT_NS = 10_000_000  # sysmon's retake preempts a goroutine that ran this long (forcePreemptNS)
 DERIVED_GAP_NS = 1_000_000  # derived schedule: a P with rows closer than this runs in between
 
-def _last_frees_of_cycles(ts, op) -> list:
-    """For each gc row (a mark termination), (its time, the time of the last free row before the next
-    gc row, or None): the cycle's sweeping, as far as the trace shows it."""
-    from pagealloc.trace.format import OP_FREE, OP_GC
+class RowsToSchedule:
+    """Derives the Ps' schedule from a trace's rows, batch by batch (``PSchedule.from_rows``'s rule).
 
-    gcs = np.flatnonzero(op == OP_GC)
-    frees = np.flatnonzero(op == OP_FREE)
-    ends = np.append(gcs[1:], len(op))
-    last = np.searchsorted(frees, ends) - 1  # the last free row before each cycle's end
-    out = []
-    for g, k in zip(gcs.tolist(), last.tolist()):
-        out.append((int(ts[g]), int(ts[frees[k]]) if k >= 0 and frees[k] > g else None))
-    return out
+    Memory is the schedule's: each P's run starts and idle points, and one (gc time, last free) per
+    cycle; never the rows, so a long trace's replay stays flat in memory.
+    """
+
+    def __init__(self) -> None:
+        self.runs: dict[int, list] = {}  # P -> arrays of the times its runs start
+        self.idles: dict[int, list] = {}  # P -> arrays of the times it goes idle (after a row, but its last)
+        self.last: dict[int, int] = {}  # P -> time of its last row so far
+        self.cycles: list[list] = []  # [gc row time, the cycle's last free row time or None]
+
+    def add(self, ts, p, op=None) -> None:
+        """The next rows, in trace order: times, P ids and, for the sweep rule, op codes."""
+        ts, p = np.asarray(ts, dtype=np.int64), np.asarray(p)
+        for q in np.unique(p).tolist():
+            t = ts[p == q]
+            prev = self.last.get(q)
+            rows = t if prev is None else np.concatenate(([prev], t))  # the P's previous row leads
+            gap_after = np.diff(rows) >= DERIVED_GAP_NS  # per row of ``rows`` but the last
+            starts = gap_after if prev is not None else np.concatenate(([True], gap_after))
+            self.runs.setdefault(q, []).append(t[starts])
+            self.idles.setdefault(q, []).append(rows[:-1][gap_after] + 1)  # idle just after a run's last row
+            self.last[q] = int(t[-1])
+        if op is not None:
+            self._cycles(ts, np.asarray(op))
+
+    def _cycles(self, ts, op) -> None:
+        """Each gc row (a mark termination) opens a cycle; its sweeping ends at the last free row before
+        the next gc row (the frees a trace records after a GC are the sweeper's)."""
+        from pagealloc.trace.format import OP_FREE, OP_GC
+
+        gcs = np.flatnonzero(op == OP_GC)
+        frees = np.flatnonzero(op == OP_FREE)
+        if self.cycles and len(frees) and (not len(gcs) or frees[0] < gcs[0]):  # the open cycle's frees
+            self.cycles[-1][1] = int(ts[frees[np.searchsorted(frees, gcs[0] if len(gcs) else len(op)) - 1]])
+        ends = np.append(gcs[1:], len(op))
+        last = np.searchsorted(frees, ends) - 1  # the last free row before each cycle's end
+        for g, k in zip(gcs.tolist(), last.tolist()):
+            self.cycles.append([int(ts[g]), int(ts[frees[k]]) if k >= 0 and frees[k] > g else None])
+
+    def nprocs(self) -> int:
+        return max(self.last, default=0) + 1
+
+    def schedule(self, gomaxprocs: int, **late) -> "PSchedule":
+        """The derived PSchedule of Ps 0..gomaxprocs-1 (rows of other Ps are not the program's)."""
+        per_ts, per_state = [], []
+        for q in range(max(gomaxprocs, 1)):
+            if q not in self.last:
+                per_ts.append(np.zeros(0, np.int64))
+                per_state.append(np.zeros(0, np.int8))
+                continue
+            run_ts = np.concatenate(self.runs[q])
+            idle_ts = np.concatenate([*self.idles[q], [self.last[q] + 1]])  # and after its last row
+            both_t = np.concatenate((run_ts, idle_ts))
+            both_s = np.concatenate((np.full(len(run_ts), RUNNING, np.int8), np.full(len(idle_ts), IDLE, np.int8)))
+            order = np.argsort(both_t, kind="stable")
+            per_ts.append(both_t[order])
+            per_state.append(both_s[order])
+        sched = PSchedule(per_ts, per_state, [], derived=True, **late)
+        sched.cycles = [tuple(c) for c in self.cycles]
+        sched.cycle_starts = [start for start, _ in sched.cycles]
+        return sched
 
 
 # p_schedule states: running a goroutine, or not (in the scheduler, idle, stopped for the world)
@@ -113,31 +164,9 @@ class PSchedule:
         they are less than DERIVED_GAP_NS apart, else it goes idle after the row.  With ``op``
         (the op codes), each cycle's sweeping is taken to end at the cycle's last free row (the
         frees a trace records after a GC are the sweeper's; Go finishes sweeping before the next GC)."""
-        ts = np.asarray(ts, dtype=np.int64)
-        p = np.asarray(p)
-        per_ts, per_state = [], []
-        for q in range(max(gomaxprocs, 1)):
-            t = ts[p == q]
-            if not len(t):
-                per_ts.append(np.zeros(0, np.int64))
-                per_state.append(np.zeros(0, np.int8))
-                continue
-            gaps = np.diff(t)
-            idle_after = np.append(gaps >= DERIVED_GAP_NS, True)
-            # a run starts at each row that follows an idle stretch (and at the first row)
-            starts = np.concatenate(([True], idle_after[:-1]))
-            run_ts = t[starts]
-            end_ts = t[idle_after] + 1  # idle just after the last row of a run
-            both_t = np.concatenate((run_ts, end_ts))
-            both_s = np.concatenate((np.full(len(run_ts), RUNNING, np.int8), np.full(len(end_ts), IDLE, np.int8)))
-            order = np.argsort(both_t, kind="stable")
-            per_ts.append(both_t[order])
-            per_state.append(both_s[order])
-        sched = cls(per_ts, per_state, [], derived=True, **late)
-        if op is not None:
-            sched.cycles = _last_frees_of_cycles(ts, np.asarray(op))
-            sched.cycle_starts = [start for start, _ in sched.cycles]
-        return sched
+        rows = RowsToSchedule()
+        rows.add(ts, p, op)
+        return rows.schedule(gomaxprocs, **late)
 
     # -- queries --
 

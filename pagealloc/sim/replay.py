@@ -23,7 +23,7 @@ from pagealloc.runtime.mgcscavenge import SCAVENGE_PERCENT
 from pagealloc.runtime.mheap import RETAIN_EXTRA_PERCENT
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.sim.engine import Replay
-from pagealloc.sim.goschedule import PSchedule
+from pagealloc.sim.goschedule import PSchedule, RowsToSchedule
 from pagealloc.sim.presets import (
     AUTO_TIMING,
     BASELINE_MODE,
@@ -130,7 +130,7 @@ def replay(
 
 def p_schedule_of(trace, gomaxprocs: int | None, cost: CostModel | None = None) -> PSchedule:
     """The Ps' schedule the background scavenger's timers follow: the trace's recorded one (format v3,
-    from the Go 1.14.6 runtime), else derived from its rows (goschedule.PSchedule.from_rows); the timers'
+    from the Go 1.14.6 runtime), else derived from its rows batch by batch (goschedule.RowsToSchedule, from_rows's rule); the timers'
     lateness is ``cost``'s (default: CostModel's)."""
     from pagealloc.trace import read
 
@@ -139,10 +139,10 @@ def p_schedule_of(trace, gomaxprocs: int | None, cost: CostModel | None = None) 
     table = read.p_schedule(trace)
     if table is not None and table.num_rows:
         return PSchedule.from_table(table, gomaxprocs or 1, read.sched_events(trace), **late)
-    ts, p, op = read.schedule_columns(trace)
-    if gomaxprocs == 1:  # one P runs every row (a trace without a p column: P 0)
-        p = np.zeros_like(p)
-    return PSchedule.from_rows(ts, p, gomaxprocs or (int(p.max()) + 1 if len(p) else 1), op, **late)
+    rows = RowsToSchedule()
+    for ts, p, op in read.schedule_batches(trace):
+        rows.add(ts, np.zeros_like(p) if gomaxprocs == 1 else p, op)  # one P runs every row (no p column: P 0)
+    return rows.schedule(gomaxprocs or rows.nprocs(), **late)
 
 
 def warm_up(path, modes) -> None:

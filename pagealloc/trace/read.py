@@ -283,19 +283,12 @@ def trace_metadata(source) -> dict:
     return open_trace(source).metadata
 
 
-def schedule_columns(source) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``ts``, ``p`` and ``op`` (codes) columns of the whole trace, unvalidated (the replay
-    validates as it reads); ``p`` is -1 where the trace has no p column.  13 bytes a row."""
-    ts, ps, ops = [], [], []
+def schedule_batches(source) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The ``ts``, ``p`` and ``op`` (codes) columns, batch by batch, unvalidated (the replay
+    validates as it reads); ``p`` is -1 where the trace has no p column."""
     for cols in _checked(source, BATCH_ROWS, False, False):
         batch = cols.events()
-        ts.append(batch.ts)
-        ps.append(batch.p)
-        ops.append(batch.op)
-    if not ts:
-        return np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int8)
-    return (np.concatenate(ts).astype(np.int64, copy=False), np.concatenate(ps).astype(np.int32, copy=False),
-            np.concatenate(ops).astype(np.int8, copy=False))
+        yield batch.ts, batch.p, batch.op
 
 
 def validate_trace(source, batch_rows: int = BATCH_ROWS) -> TraceSummary:

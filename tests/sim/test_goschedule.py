@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pyarrow as pa
 
 from pagealloc.sim.goschedule import (
@@ -94,3 +96,41 @@ def test_others_running_counts_the_ps_running_a_goroutine_besides_the_given_one(
     s = schedule([(0, 0, "user"), (0, 1, "gc_worker"), (0, 2, "sched"), (0, 3, "idle"), (5 * MS, 1, "idle")], nprocs=4)
     assert s.others_running(0, 1 * MS) == 1 and s.others_running(2, 1 * MS) == 2
     assert s.others_running(0, 6 * MS) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_the_schedule_derived_batch_by_batch_is_the_one_derived_at_once(data):
+    """RowsToSchedule keeps only the schedule, not the rows: any split of the rows gives the same PSchedule."""
+    from pagealloc.sim.goschedule import RowsToSchedule
+    from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_GC
+
+    n = data.draw(st.integers(1, 120))
+    gaps = data.draw(st.lists(st.sampled_from([0, 10 * US, 900 * US, DERIVED_GAP_NS, 3 * MS]), min_size=n, max_size=n))
+    ts = np.cumsum(gaps).astype(np.int64)
+    p = np.array(data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)))
+    op = np.array(data.draw(st.lists(st.sampled_from([OP_ALLOC, OP_FREE, OP_FREE, OP_GC]), min_size=n, max_size=n)))
+    cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=5)))
+    rows = RowsToSchedule()
+    for a, b in zip([0, *cuts], [*cuts, n]):
+        if b > a:
+            rows.add(ts[a:b], p[a:b], op[a:b])
+    got = rows.schedule(4)
+    # the rule, row by row: a run starts at a P's first row and after a gap >= DERIVED_GAP_NS; idle after it
+    for q in range(4):
+        t = ts[p == q].tolist()
+        want = []
+        for i, x in enumerate(t):
+            if i == 0 or x - t[i - 1] >= DERIVED_GAP_NS:
+                want.append((x, RUNNING))
+            if i == len(t) - 1 or t[i + 1] - x >= DERIVED_GAP_NS:
+                want.append((x + 1, IDLE))
+        assert sorted(zip(got.ts[q], got.state[q]), key=lambda e: e[0]) == sorted(want, key=lambda e: e[0])
+    # a cycle per gc row, ending at the last free row before the next gc row
+    gcs = [i for i in range(n) if op[i] == OP_GC]
+    cycles = []
+    for j, g in enumerate(gcs):
+        end = gcs[j + 1] if j + 1 < len(gcs) else n
+        fr = [i for i in range(g + 1, end) if op[i] == OP_FREE]
+        cycles.append((int(ts[g]), int(ts[fr[-1]]) if fr else None))
+    assert got.cycles == cycles
