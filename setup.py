@@ -1,4 +1,4 @@
-"""Builds the compiled page allocator core (pagealloc/runtime/_core.pyx) with the machine's C compiler.
+"""Builds the compiled core (pagealloc/runtime/_core.pyx, the replay modules of replay_sources.py) with the machine's C compiler.
 
 Everything else is in pyproject.toml.  The core is optional: when Cython or
 the compiler fails, the install goes on without it and pagealloc runs its
@@ -50,9 +50,20 @@ def extensions():
     sys.path.insert(0, str(Path(__file__).resolve().parent / "pagealloc" / "runtime"))
     from core_sources import sources_hash
 
+    # The replay core: the simulation's hot modules, the same Python compiled under other names
+    # with .pxd files typing them (replay_sources.py).
+    from replay_sources import remove_copies, write_copies
+
+    replay = [Extension(name, [pyx], extra_compile_args=["-O2"]) for name, pyx in write_copies()]
     try:
-        return cythonize([ext], compiler_directives={"language_level": "3"}, quiet=True,
+        core = cythonize([ext], compiler_directives={"language_level": "3"}, quiet=True,
                          compile_time_env={"CORE_SOURCES_HASH": sources_hash()})
+        # annotation_typing off: the sources' annotations document, the .pxd files type
+        try:
+            return core + cythonize(replay, quiet=True, compiler_directives={
+                "language_level": "3", "annotation_typing": False, "binding": False})
+        finally:
+            remove_copies()
     except Exception as e:
         print(f"pagealloc: compiled core not generated ({type(e).__name__}: {e}); the Python engine will run",
               file=sys.stderr)
