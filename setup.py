@@ -50,24 +50,31 @@ def extensions():
     sys.path.insert(0, str(Path(__file__).resolve().parent / "pagealloc" / "runtime"))
     from core_sources import sources_hash
 
-    # The replay core: the simulation's hot modules, the same Python compiled under other names
-    # with .pxd files typing them (replay_sources.py).
-    from replay_sources import remove_copies, write_copies
-
-    replay = [Extension(name, [pyx], extra_compile_args=["-O2"]) for name, pyx in write_copies()]
     try:
         core = cythonize([ext], compiler_directives={"language_level": "3"}, quiet=True,
                          compile_time_env={"CORE_SOURCES_HASH": sources_hash()})
-        # annotation_typing off: the sources' annotations document, the .pxd files type
-        try:
-            return core + cythonize(replay, quiet=True, compiler_directives={
-                "language_level": "3", "annotation_typing": False, "binding": False})
-        finally:
-            remove_copies()
     except Exception as e:
         print(f"pagealloc: compiled core not generated ({type(e).__name__}: {e}); the Python engine will run",
               file=sys.stderr)
         return []
+    return core + replay_extensions(cythonize)
 
+
+def replay_extensions(cythonize) -> list:
+    """The replay core: the simulation's hot modules, the same Python compiled under other names with
+    .pxd files typing them (pagealloc/runtime/replay_sources.py); [] (said in one line) if Cython fails."""
+    from replay_sources import remove_copies, write_copies
+
+    try:
+        replay = [Extension(name, [py], extra_compile_args=["-O2"]) for name, py in write_copies()]
+        # annotation_typing off: the sources' annotations document, the .pxd files type
+        return cythonize(replay, quiet=True, compiler_directives={
+            "language_level": "3", "annotation_typing": False, "binding": False})
+    except Exception as e:
+        print(f"pagealloc: compiled replay core not generated ({type(e).__name__}: {e}); "
+              "the Python simulation will run", file=sys.stderr)
+        return []
+    finally:
+        remove_copies()
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -19,6 +19,8 @@ PACKAGE = Path(__file__).resolve().parents[1]
 
 # readable module -> its compiled copy, in import order (a copy imports only earlier ones)
 COMPILED = {
+    "pagealloc.runtime.mem_linux": "pagealloc.runtime._mem_linux_compiled",
+    "pagealloc.runtime.mpagealloc_64bit": "pagealloc.runtime._mpagealloc_64bit_compiled",
     "pagealloc.runtime.lock_futex": "pagealloc.runtime._lock_futex_compiled",
     "pagealloc.runtime.mheap": "pagealloc.runtime._mheap_compiled",
     "pagealloc.sim.histogram": "pagealloc.sim._histogram_compiled",
@@ -38,8 +40,8 @@ def _path(module: str, suffix: str) -> Path:
 
 
 def source_files() -> list[Path]:
-    """The readable modules and the copies' .pxd files, in a fixed order."""
-    return [p for m, c in COMPILED.items() for p in (_path(m, ".py"), _path(c, ".pxd"))]
+    """The readable modules and the copies' .pxd files (those that have one), in a fixed order."""
+    return [p for m, c in COMPILED.items() for p in (_path(m, ".py"), _path(c, ".pxd")) if p.suffix == ".py" or p.is_file()]
 
 
 def sources_hash() -> str:

@@ -20,6 +20,9 @@ cdef class Replay:
     cdef public Histogram stalls, holds, latency
     cdef public object events, skipped, agree, allocs, retained_peak, goals_derived, first_ts, last_ts
 
+    @cython.locals(a=Actor, i=Py_ssize_t, n=Py_ssize_t, closed=bint, shifted=bint, row="long long",
+                   code="long long", prev="long long", pid="long long")
+    cpdef _queue_batch(self, ts, op, span, npages, value, p, kind, first_row, label)
     cpdef _start_of(self, Actor a)
     cpdef _schedule(self, Actor a)
     @cython.locals(heap=MHeap, line=LockTimeline, stalls=Histogram, after="long long", spent="long long",

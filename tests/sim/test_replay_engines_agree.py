@@ -62,3 +62,27 @@ def test_same_figures_every_timing(monkeypatch, trace, timing):
     for mode in MODES:
         want = figures(monkeypatch, "python", trace, mode, timing=timing)
         assert figures(monkeypatch, "compiled", trace, mode, timing=timing) == want, (mode, timing)
+
+
+def test_a_replay_core_built_from_other_sources_is_refused(monkeypatch):
+    from pagealloc.sim import _engine_compiled, engines
+
+    assert engines._load_compiled() == (_engine_compiled, "")
+    monkeypatch.setattr(_engine_compiled, "SOURCES_HASH", "stale")
+    module, why = engines._load_compiled()
+    assert module is None and "built from other sources" in why and "pip install -e ." in why
+
+
+def test_without_the_replay_core_the_python_simulation_runs_and_says_so_once():
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys; sys.modules['pagealloc.sim._engine_compiled'] = None\n"
+            "from pagealloc.sim.engines import replay_class\n"
+            "print(replay_class('compiled').__module__, replay_class('compiled').__module__)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=root,
+                       env={**os.environ, "PYTHONPATH": str(root), "PAGEALLOC_ENGINE": ""})
+    assert (p.returncode, p.stdout) == (0, "pagealloc.sim.engine pagealloc.sim.engine\n"), p.stderr
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("pagealloc: the compiled replay core is unavailable")
