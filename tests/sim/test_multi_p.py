@@ -254,6 +254,32 @@ def test_recorded_timing_on_one_p_is_the_single_mutator_order(rows):
         prev_end = end if code != OP_FREE_OS_MEMORY or end > start else prev_end
 
 
+def _replay_core_built() -> bool:
+    from pagealloc.runtime.engines import mpagealloc_compiled
+    from pagealloc.sim import engine, engines
+
+    return mpagealloc_compiled is not None and engines.replay_class("compiled") is not engine.Replay
+
+
+@pytest.mark.skipif(not _replay_core_built(), reason="the compiled replay core was not built")
+@given(rows=traces(), mode=st.sampled_from(MODES), timing=st.sampled_from(TIMINGS))
+@settings(max_examples=80, deadline=None)
+def test_both_engines_give_the_same_figures_and_event_log(rows, mode, timing):
+    """The compiled replay core (sim/engines.py) and the Python simulation: same result, field by
+    field (wall clock aside), and the same (P, row, op, start, end) of every event."""
+    from pagealloc.runtime import engines
+
+    runs = {}
+    for engine in ("python", "compiled"):
+        log = []
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(engines, "DEFAULT_ENGINE", engine)  # its Replay and its MHeap's PageAlloc
+            r = _replay_logged(frame(rows), mode, log, timing=timing)
+        wall = ("wall_seconds", "replay_events_per_wall_second")
+        runs[engine] = ({k: v for k, v in r.to_dict().items() if k not in wall}, log)
+    assert runs["compiled"] == runs["python"]
+
+
 def test_every_engine_field_is_in_the_result():
     engine = Replay("go1.14", CostModel())
     engine.run_batch([0], [OP_GC], [0], [0], [0], [0], first_row=0, label="t")
