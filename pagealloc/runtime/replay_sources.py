@@ -1,12 +1,14 @@
 """The compiled replay core's sources: which Python modules are compiled, under which names.
 
 Not a Go file.  The compiled replay core is the SAME Python source as the
-readable modules, compiled by Cython under other module names (``_*_compiled``),
-with a hand-written ``.pxd`` beside each copy typing its classes (cdef
-classes, typed attributes).  setup.py writes the copies (not committed), pointing their imports at one another; ``sources_hash`` is built
-into each, so a core built from other sources is refused
-(``pagealloc.sim.engines``).  Importable on its own (setup.py loads it before
-pagealloc exists), so it imports nothing of ours.  No lock contract.
+readable modules, compiled by Cython under other module names
+(``_*_compiled``), typed by the hand-written ``.pxd`` beside each copy that
+has one (cdef classes, typed attributes, cpdef methods).  setup.py writes
+the copies (never committed; deleted once compiled), pointing their imports
+at one another; ``sources_hash`` is built into each, so a core built from
+other sources is refused (``pagealloc.sim.engines``).  Importable on its own
+(setup.py loads it before pagealloc exists), so it imports nothing of ours.
+No lock contract.
 """
 
 from __future__ import annotations
