@@ -1,4 +1,4 @@
-"""Builds the compiled page allocator core (pagealloc/runtime/_core.pyx) with the machine's C compiler.
+"""Builds the compiled core (pagealloc/runtime/_core.pyx, the replay modules of replay_sources.py) with the machine's C compiler.
 
 Everything else is in pyproject.toml.  The core is optional: when Cython or
 the compiler fails, the install goes on without it and pagealloc runs its
@@ -51,12 +51,30 @@ def extensions():
     from core_sources import sources_hash
 
     try:
-        return cythonize([ext], compiler_directives={"language_level": "3"}, quiet=True,
+        core = cythonize([ext], compiler_directives={"language_level": "3"}, quiet=True,
                          compile_time_env={"CORE_SOURCES_HASH": sources_hash()})
     except Exception as e:
         print(f"pagealloc: compiled core not generated ({type(e).__name__}: {e}); the Python engine will run",
               file=sys.stderr)
         return []
+    return core + replay_extensions(cythonize)
 
+
+def replay_extensions(cythonize) -> list:
+    """The replay core: the simulation's hot modules, the same Python compiled under other names with
+    .pxd files typing them (pagealloc/runtime/replay_sources.py); [] (said in one line) if Cython fails."""
+    from replay_sources import remove_copies, write_copies
+
+    try:
+        replay = [Extension(name, [py], extra_compile_args=["-O2"]) for name, py in write_copies()]
+        # annotation_typing off: the sources' annotations document, the .pxd files type
+        return cythonize(replay, quiet=True, compiler_directives={
+            "language_level": "3", "annotation_typing": False, "binding": False})
+    except Exception as e:
+        print(f"pagealloc: compiled replay core not generated ({type(e).__name__}: {e}); "
+              "the Python simulation will run", file=sys.stderr)
+        return []
+    finally:
+        remove_copies()
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -23,8 +23,7 @@ earliest pending step; ties go to the scavenger, then to the earliest row.
 Lock waits are resolved on the lock's timeline (``heaplock``): an actor
 asking for the lock at t gets it at max(t, the end of the last hold), and
 each actor's critical section runs atomically when it is granted, so there
-is one holder at a time whoever it is.  Nothing reads the
-wall clock.
+is one holder at a time whoever it is.  Nothing reads the wall clock.
 """
 
 from __future__ import annotations
@@ -185,9 +184,8 @@ class Replay:
         return start + stall + spent + lock_ns
 
     def _forced_steps(self, a: Actor):
-        """FreeOSMemory dropping the lock per step (mode ``unlocked``): MHeap.scavenge_all_steps,
-        each critical section timed at the time the previous one ended, so other actors
-        interleave.  Yields each section's end time."""
+        """FreeOSMemory dropping the lock per step (mode ``unlocked``): MHeap.scavenge_all_steps, each critical
+        section timed at the time the previous one ended, so other actors interleave.  Yields each section's end."""
         lock = self.heap.lock
         steps = self.heap.scavenge_all_steps()
         while True:
@@ -234,11 +232,10 @@ class Replay:
         """Queue one batch of events on their actors (lists, as from EventBatch columns'
         tolist()), then run the schedule up to this batch's last timestamp.
 
-        ``kind`` (Go's span kind: span class << 1 | manual) is used when the
-        engine was told the trace's kinds are real (``kinds_known``): a span
-        under 16 pages for a large object (size class 0, not manual) takes the
-        heap lock even when the page cache serves it, as in Go's allocSpan.
-        Otherwise every such span is taken to be a small-object span.
+        ``kind`` (Go's span kind: span class << 1 | manual) is used when the engine was told the
+        trace's kinds are real (``kinds_known``): a span under 16 pages for a large object (size
+        class 0, not manual) takes the heap lock even when the page cache serves it, as in Go's
+        allocSpan.  Otherwise every such span is taken to be a small-object span.
         """
         n = len(ts)
         if not n:
@@ -247,6 +244,23 @@ class Replay:
             kind = [0] * n if kind is None else kind
         now = self.now  # forget completions the clock has passed: they hold nothing back
         self.span_done = {sid: d for sid, d in self.span_done.items() if d[1] > now or sid in self.span_last}
+        self._queue_batch(ts, op, span, npages, value, p, kind, first_row, label)
+        if self.first_ts is None:
+            self.first_ts = ts[0]
+        self.last_ts = ts[-1]
+        if self.timing == "closed":
+            # A P whose queue is empty may get events starting at its free_at.
+            self.horizon = min((x.free_at for x in self.actors.values() if not x.queue and x.pid >= 0), default=_INF)
+            if self.pending > CLOSED_QUEUE_LIMIT:
+                raise UserError(f"{label}: row {first_row + n - 1}: closed timing queued {self.pending:,} events waiting for "
+                                "a P that has none in this part of the trace; replay it with --timing recorded or shifted")
+        else:
+            self.horizon = ts[-1]  # an event not read yet starts no earlier than its timestamp
+        self._run(label)
+
+    def _queue_batch(self, ts, op, span, npages, value, p, kind, first_row: int, label: str) -> None:
+        """run_batch's loop (a method of its own so that the compiled copy can type it)."""
+        n = len(ts)
         actors, span_last, schedule = self.actors, self.span_last, self.schedule
         closed = self.timing == "closed"
         shifted = self.timing == "shifted"
@@ -294,18 +308,6 @@ class Replay:
                     heappush(schedule, (t if t > a.free_at else a.free_at, 1, row, a.version, a))
                 else:
                     self._schedule(a)
-        if self.first_ts is None:
-            self.first_ts = ts[0]
-        self.last_ts = ts[-1]
-        if closed:
-            # A P whose queue is empty may get events starting at its free_at.
-            self.horizon = min((x.free_at for x in actors.values() if not x.queue and x.pid >= 0), default=_INF)
-            if self.pending > CLOSED_QUEUE_LIMIT:
-                raise UserError(f"{label}: row {first_row + n - 1}: closed timing queued {self.pending:,} events waiting for "
-                                "a P that has none in this part of the trace; replay it with --timing recorded or shifted")
-        else:
-            self.horizon = ts[-1]  # an event not read yet starts no earlier than its timestamp
-        self._run(label)
 
     def drain(self, label: str) -> None:
         """Run every queued event now, as if the trace ended here (tests drive batches this way)."""
@@ -317,13 +319,11 @@ class Replay:
             self.horizon, self.trace_done = horizon, done
 
     @property
-    def m_time(self) -> int:
-        """When the last P is done with its last operation."""
+    def m_time(self) -> int:  # when the last P is done with its last operation
         return max((a.free_at for a in self.actors.values()), default=0)
 
     @staticmethod
-    def _due(entry, t: int, row: int) -> bool:
-        """Whether a schedule entry runs before a P's event (row) starting at t."""
+    def _due(entry, t: int, row: int) -> bool:  # whether a schedule entry runs before a P's event (row) at t
         return entry[0] < t or (entry[0] == t and (entry[1] == 0 or entry[2] < row))
 
     def _run(self, label: str, until: int | None = None, row: int = 0) -> None:

@@ -23,6 +23,7 @@ from pagealloc.runtime.mgcscavenge import SCAVENGE_PERCENT
 from pagealloc.runtime.mheap import RETAIN_EXTRA_PERCENT
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.sim.engine import Replay
+from pagealloc.sim.engines import replay_class
 from pagealloc.sim.goschedule import PSchedule, RowsToSchedule
 from pagealloc.sim.presets import (
     AUTO_TIMING,
@@ -105,7 +106,8 @@ def replay(
                         "so which P did what is unknown (add a p column, or drop gomaxprocs from the metadata)")
     cost = cost_model or CostModel()
     sched = p_schedule_of(trace, g if has_p else 1, cost) if config.scavenger_timers == "go1.14" else None
-    engine = Replay(replace(config, gomaxprocs=g if has_p else 1), cost, kinds_known=kinds_known, psched=sched)
+    engine = replay_class(config.engine)(replace(config, gomaxprocs=g if has_p else 1), cost, kinds_known=kinds_known,
+                                         psched=sched)
     t0 = time.perf_counter()
     row = 0
     try:

@@ -6,6 +6,7 @@ conftest.py really checks every replay and every PageAlloc."""
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 import pytest
 
+from pagealloc.runtime import engines
 from pagealloc.runtime.invariants import InvariantError, check_heap, check_page_alloc
 from pagealloc.runtime.malloc import PAGE_SIZE
 from pagealloc.runtime.mheap import MHeap
@@ -143,8 +145,10 @@ def broken(tmp_path_factory):
 
     def run(how_args):
         how, *args = how_args
+        # the Python engine: its MHeap is the one BROKEN breaks (the compiled copy's methods cannot be replaced)
         return subprocess.run([sys.executable, "-c", BROKEN, how, "replay", "t.parquet", "--mode", "locked", *args],
-                              cwd=folder, capture_output=True, text=True, timeout=120)
+                              cwd=folder, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PAGEALLOC_ENGINE": "python"})
 
     with ThreadPoolExecutor(max_workers=len(RUNS)) as pool:
         return dict(zip(RUNS, pool.map(run, RUNS.values())))
@@ -189,6 +193,7 @@ def test_every_replay_is_checked_even_without_check(monkeypatch):
         self.heap_inuse += PAGE_SIZE
 
     monkeypatch.setattr(MHeap, "free_span", leaky)
+    monkeypatch.setattr(engines, "DEFAULT_ENGINE", "python")  # the engine whose MHeap is patched
     with pytest.raises(InvariantError, match="heap_inuse"):
         replay(TRACE, "unlocked")  # check=False: the conftest fixture checks anyway
 

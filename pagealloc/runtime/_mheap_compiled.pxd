@@ -1,0 +1,26 @@
+# Types for the compiled copy of mheap.py (runtime/replay_sources.py): MHeap as a cdef class,
+# its per-event methods called in C.  Byte counts (at most MAX_HEAP_SYS) and virtual ns are int64 (a
+# larger value raises OverflowError, it is never cut); the rest stays Python objects.
+from pagealloc.runtime._lock_futex_compiled cimport HeapLock
+
+cdef class MHeap:
+    cdef public object cost, clock, pages, phys_page_size, phys_huge_page_size, madvdontneed
+    cdef public object madvise_calls, touched, tlb_peers
+    cdef public object next_gc, last_next_gc, last_heap_inuse, gogc, retain_extra_percent, scavenge_goal
+    cdef public object cur_arena_base, cur_arena_end, arena_hint, pcache, mspancache
+    cdef public bint gc_blacken_enabled, forced
+    cdef public object growths, arenas, released_by, releases_by
+    cdef public long long heap_sys, heap_released, heap_inuse, manual_inuse, scav_alloc_bytes
+    cdef public long long meter_ns, after_unlock_ns, _scanned_charged
+    cdef public HeapLock lock
+    cpdef long long heap_retained(self) except? -1
+    cpdef long long go_heap_retained(self) except? -1
+    cpdef alloc_span(self, npages, p=*, small_object=*, manual=*)
+    cpdef bint _try_alloc_mspan(self, p) except -1
+    cpdef _alloc_mspan_locked(self, p)
+    cpdef _free_mspan_locked(self, p)
+    cpdef _first_touch(self, base, npages)
+    cpdef _madvise_ns(self, call)
+    cpdef _account_alloc(self, npages, scav, base=*, manual=*)
+    cpdef free_span(self, base, npages, p=*, manual=*)
+    cpdef long long drain_meter(self) except? -1

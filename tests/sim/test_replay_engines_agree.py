@@ -1,0 +1,88 @@
+"""The compiled replay core and the Python simulation give the same figures.
+
+The compiled core (pagealloc.sim.engines.replay_class("compiled")) is the
+simulation's own sources compiled by Cython with .pxd types
+(runtime/replay_sources.py): identical by construction unless a typed
+attribute overflows or Cython changes a semantics.  Every mode and timing
+on traces from each source (Go 1.14 runtime traces, the synthetic
+generator's, a 32-P growth storm) must give the same ReplayResult, field by
+field (the wall-clock fields aside).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from pagealloc.runtime.engines import mpagealloc_compiled, set_default_engine
+from pagealloc.sim import replay as replay_module
+from pagealloc.sim.engines import replay_class
+from pagealloc.sim.presets import AUTO_TIMING, MODES, TIMINGS
+from pagealloc.sim.replay import replay
+
+TRACES = Path(__file__).resolve().parents[2] / "traces"
+WALL = {"wall_seconds", "replay_events_per_wall_second"}
+
+pytestmark = pytest.mark.skipif(mpagealloc_compiled is None, reason="the compiled core was not built")
+
+
+def _compiled_core_built() -> bool:
+    from pagealloc.sim import engine as python_engine
+
+    return replay_class("compiled") is not python_engine.Replay
+
+
+def figures(monkeypatch, engine: str, trace: str, mode: str, **knobs) -> dict:
+    previous = set_default_engine(engine)
+    try:
+        # replay() builds the default engine's Replay; before sim/replay.py asks replay_class, point it there
+        monkeypatch.setattr(replay_module, "Replay", replay_class(engine), raising=False)
+        r = replay(str(TRACES / trace), mode, **knobs)
+    finally:
+        set_default_engine(previous)
+    return {k: v for k, v in dataclasses.asdict(r).items() if k not in WALL}
+
+
+def test_the_compiled_replay_core_was_built():
+    assert _compiled_core_built(), "replay_class('compiled') fell back to the Python simulation"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("trace", ["go114-churn-p8.parquet", "go114-json-p2.parquet", "synth-contention.parquet",
+                                   "go114-freeosmemory-p8.parquet", "growth-storm-p32.parquet"])
+def test_same_figures_every_mode(monkeypatch, trace, mode):
+    assert figures(monkeypatch, "compiled", trace, mode) == figures(monkeypatch, "python", trace, mode)
+
+
+@pytest.mark.parametrize("timing", [t for t in TIMINGS if t != AUTO_TIMING])
+@pytest.mark.parametrize("trace", ["go114-burst-idle-p8.parquet", "synth-freeosmemory.parquet"])
+def test_same_figures_every_timing(monkeypatch, trace, timing):
+    for mode in MODES:
+        want = figures(monkeypatch, "python", trace, mode, timing=timing)
+        assert figures(monkeypatch, "compiled", trace, mode, timing=timing) == want, (mode, timing)
+
+
+def test_a_replay_core_built_from_other_sources_is_refused(monkeypatch):
+    from pagealloc.sim import _engine_compiled, engines
+
+    assert engines._load_compiled() == (_engine_compiled, "")
+    monkeypatch.setattr(_engine_compiled, "SOURCES_HASH", "stale")
+    module, why = engines._load_compiled()
+    assert module is None and "built from other sources" in why and "pip install -e ." in why
+
+
+def test_without_the_replay_core_the_python_simulation_runs_and_says_so_once():
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys; sys.modules['pagealloc.sim._engine_compiled'] = None\n"
+            "from pagealloc.sim.engines import replay_class\n"
+            "print(replay_class('compiled').__module__, replay_class('compiled').__module__)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=root,
+                       env={**os.environ, "PYTHONPATH": str(root), "PAGEALLOC_ENGINE": ""})
+    assert (p.returncode, p.stdout) == (0, "pagealloc.sim.engine pagealloc.sim.engine\n"), p.stderr
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("pagealloc: the compiled replay core is unavailable")
