@@ -16,13 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import AVAILABLE_ENGINES
+from pagealloc.runtime.engines import mpagealloc_compiled
 from pagealloc.sim.presets import MODES, TIMINGS
 from pagealloc.sim.replay import replay
 from pagealloc.trace import corpus
 from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, OP_NAMES
 
-pytestmark = pytest.mark.skipif("compiled" not in AVAILABLE_ENGINES, reason="the compiled core is not built here")
+pytestmark = pytest.mark.skipif(mpagealloc_compiled is None, reason="the compiled core is not built here")
 
 DEFAULT = [e for e in corpus.load().select(sets=["default"])]
 SMALL = sorted(DEFAULT, key=lambda e: e.path.stat().st_size)[:3]

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pagealloc.runtime.engines import mpagealloc_compiled, set_default_engine
-from pagealloc.sim import replay as replay_module
+from pagealloc.runtime.engines import mpagealloc_compiled
 from pagealloc.sim.engines import replay_class
 from pagealloc.sim.presets import AUTO_TIMING, MODES, TIMINGS
 from pagealloc.sim.replay import replay
@@ -34,14 +33,8 @@ def _compiled_core_built() -> bool:
     return replay_class("compiled") is not python_engine.Replay
 
 
-def figures(monkeypatch, engine: str, trace: str, mode: str, **knobs) -> dict:
-    previous = set_default_engine(engine)
-    try:
-        # replay() builds the default engine's Replay; before sim/replay.py asks replay_class, point it there
-        monkeypatch.setattr(replay_module, "Replay", replay_class(engine), raising=False)
-        r = replay(str(TRACES / trace), mode, **knobs)
-    finally:
-        set_default_engine(previous)
+def figures(engine: str, trace: str, mode: str, **knobs) -> dict:
+    r = replay(str(TRACES / trace), mode, engine=engine, **knobs)
     return {k: v for k, v in dataclasses.asdict(r).items() if k not in WALL}
 
 
@@ -49,19 +42,13 @@ def test_the_compiled_replay_core_was_built():
     assert _compiled_core_built(), "replay_class('compiled') fell back to the Python simulation"
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("trace", ["go114-churn-p8.parquet", "go114-json-p2.parquet", "synth-contention.parquet",
-                                   "go114-freeosmemory-p8.parquet", "growth-storm-p32.parquet"])
-def test_same_figures_every_mode(monkeypatch, trace, mode):
-    assert figures(monkeypatch, "compiled", trace, mode) == figures(monkeypatch, "python", trace, mode)
-
-
 @pytest.mark.parametrize("timing", [t for t in TIMINGS if t != AUTO_TIMING])
 @pytest.mark.parametrize("trace", ["go114-burst-idle-p8.parquet", "synth-freeosmemory.parquet"])
-def test_same_figures_every_timing(monkeypatch, trace, timing):
+def test_same_figures_every_timing_and_mode(trace, timing):
+    """Every preset in every timing on two traces (tests/sim/test_engines_figures.py: the default corpus)."""
     for mode in MODES:
-        want = figures(monkeypatch, "python", trace, mode, timing=timing)
-        assert figures(monkeypatch, "compiled", trace, mode, timing=timing) == want, (mode, timing)
+        assert figures("compiled", trace, mode, timing=timing) == figures("python", trace, mode, timing=timing), \
+            (mode, timing)
 
 
 def test_a_replay_core_built_from_other_sources_is_refused(monkeypatch):
