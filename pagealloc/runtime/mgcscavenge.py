@@ -183,7 +183,6 @@ class Scavenger:
 
         max_pages = -(-max_bytes // PAGE_SIZE)
         min_pages = max(1, self.phys_page_size // PAGE_SIZE)
-        huge, phys = self.phys_huge_page_size, self.phys_page_size
 
         if not locked:
             yield LOCK
@@ -197,9 +196,7 @@ class Scavenger:
 
         # Fast path: the chunk holding scavAddr, searched from scavAddr down.
         if self.in_use_ranges.contains(self.scav_addr) and self.leaf_max(ci) >= min_pages:
-            base, npages = find_scavenge_candidate(
-                self.chunks[ci], chunk_page_index(self.scav_addr), min_pages, max_pages, huge, phys
-            )
+            base, npages = self._find_scavenge_candidate(ci, chunk_page_index(self.scav_addr), min_pages, max_pages)
             if npages:
                 self.scavenge_range_locked(ci, base, npages)
                 if not locked:
@@ -216,21 +213,12 @@ class Scavenger:
                 lock.unlock()
                 yield UNLOCKED
             bot, top = chunk_index(r.base), chunk_index(r.limit - 1)
-            fooled = False
-            for i in range(top, bot - 1, -1):
-                # Optimistic, unlocked reads: may be stale by the time we lock.
-                self.stats_chunks_scanned += 1
-                if self.leaf_max(i) < min_pages:
-                    continue
-                chunk = self.chunks.get(i)
-                if chunk is None or not has_scavenge_candidate(chunk, min_pages):
-                    continue
+            i = self._scan_for_candidate(top, bot, min_pages)
+            if i >= bot:
                 if not locked:
                     yield LOCK
                     lock.lock()
-                base, npages = find_scavenge_candidate(
-                    self.chunks[i], PALLOC_CHUNK_PAGES - 1, min_pages, max_pages, huge, phys
-                )
+                base, npages = self._find_scavenge_candidate(i, PALLOC_CHUNK_PAGES - 1, min_pages, max_pages)
                 if npages > 0:
                     self.scavenge_range_locked(i, base, npages)
                     if not locked:
@@ -241,9 +229,6 @@ class Scavenger:
                 # look the range up again (we hold the lock now).
                 self.stats_scav_fooled += 1
                 self.scav_addr = chunk_base(i - 1) + PALLOC_CHUNK_PAGES * PAGE_SIZE - 1
-                fooled = True
-                break
-            if fooled:
                 continue
             if not locked:
                 yield LOCK
@@ -254,6 +239,24 @@ class Scavenger:
             lock.unlock()
             yield UNLOCKED
         return 0
+
+    def _scan_for_candidate(self, top: int, bot: int, min_pages: int) -> int:
+        """The highest chunk in [bot, top] that looks scavengeable, or bot-1: scavengeOne's slow-path
+        loop (Go: the loop over the in-use range's chunks).  Optimistic, unlocked reads: they may be
+        stale by the time the caller locks.  Counts every chunk it looks at in stats_chunks_scanned."""
+        for i in range(top, bot - 1, -1):
+            self.stats_chunks_scanned += 1
+            if self.leaf_max(i) < min_pages:
+                continue
+            chunk = self.chunks.get(i)
+            if chunk is not None and has_scavenge_candidate(chunk, min_pages):
+                return i
+        return bot - 1
+
+    def _find_scavenge_candidate(self, ci: int, search_idx: int, min_pages: int, max_pages: int) -> tuple[int, int]:
+        """(start, npages) of chunk ci's candidate.  Go: pallocData.findScavengeCandidate.  Heap lock held."""
+        return find_scavenge_candidate(self.chunks[ci], search_idx, min_pages, max_pages,
+                                       self.phys_huge_page_size, self.phys_page_size)
 
     def _in_use_range_below(self, addr: int) -> AddrRange:
         """The in-use range holding or below addr, clipped to end at addr+1 (Go: getInUseRange)."""
