@@ -35,6 +35,12 @@ class Actor:
         self.blocked_on = None
         self.version = 0
 
+    def __lt__(self, other: "Actor") -> bool:
+        """The last tie-break of the engine's schedule: entries tie on everything before the actor only
+        for two actors both in a multi-step operation (two unlocked FreeOSMemory at the same time, same
+        version); the lower P goes first, deterministically (comparing them raised TypeError before)."""
+        return self.pid < other.pid
+
 
 ORDER = "order"  # Actor.blocked_on while it waits for its turn in the trace's row order
 HOSTING = "hosting"  # Actor.blocked_on while the background scavenger runs on its P
