@@ -5,7 +5,7 @@ from pagealloc.runtime._lock_futex_compiled cimport HeapLock
 
 cdef class MHeap:
     cdef public object cost, clock, pages, phys_page_size, phys_huge_page_size, madvdontneed
-    cdef public object madvise_calls, touched, tlb_peers
+    cdef public object madvise_calls, touched, lazyfree, nohugepage, tlb_peers
     cdef public object next_gc, last_next_gc, last_heap_inuse, gogc, retain_extra_percent, scavenge_goal
     cdef public object cur_arena_base, cur_arena_end, arena_hint, pcache, mspancache
     cdef public bint gc_blacken_enabled, forced
@@ -20,7 +20,8 @@ cdef class MHeap:
     cpdef _alloc_mspan_locked(self, p)
     cpdef _free_mspan_locked(self, p)
     cpdef _first_touch(self, base, npages)
-    cpdef _madvise_ns(self, call)
+    cpdef _first_lazyfree(self, base, npages)
+    cpdef _madvise_ns(self, call, first_free=*)
     cpdef _account_alloc(self, npages, scav, base=*, manual=*)
     cpdef free_span(self, base, npages, p=*, manual=*)
     cpdef long long drain_meter(self) except? -1

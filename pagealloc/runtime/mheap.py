@@ -42,7 +42,7 @@ from pagealloc.runtime.malloc import (
     PHYS_HUGE_PAGE_SIZE,
     PHYS_PAGE_SIZE,
 )
-from pagealloc.runtime.mem_linux import MADV_DONTNEED, MADV_FREE, sys_unused, sys_used
+from pagealloc.runtime.mem_linux import MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, sys_unused, sys_used
 from pagealloc.runtime.mgcscavenge import SCAVENGE_ALL
 from pagealloc.runtime.engines import page_alloc_class
 from pagealloc.runtime.mpagealloc_64bit import PALLOC_CHUNK_BYTES, PALLOC_CHUNK_PAGES, chunk_index, chunk_page_index
@@ -112,6 +112,17 @@ class Unpriced:
         raise AttributeError(name)
 
 
+
+def chunk_masks(base: int, npages: int):
+    """(chunk index, bitmap of the chunk's pages) for each chunk [base, base+npages) touches."""
+    addr, end = base, base + npages * PAGE_SIZE
+    while addr < end:
+        lo = chunk_page_index(addr)
+        n = min(PALLOC_CHUNK_PAGES - lo, (end - addr) // PAGE_SIZE)
+        yield chunk_index(addr), ((1 << n) - 1) << lo
+        addr += n * PAGE_SIZE
+
+
 class MHeap:
     """Go's mheap_, reduced to what the page allocator and scavenger see."""
 
@@ -139,6 +150,12 @@ class MHeap:
         self.madvdontneed = madvdontneed  # GODEBUG=madvdontneed=1
         self.madvise_calls = 0  # every madvise the model made, advice of any kind
         self.touched: dict[int, int] = {}  # chunk index -> bitmap of pages ever allocated
+        # chunk index -> bitmap of pages released with MADV_FREE at least once (not in Go: the kernel's
+        # lazyfree LRU; no memory pressure is modelled, so a page stays there once it is on it)
+        self.lazyfree: dict[int, int] = {}
+        # huge pages (address // phys_huge_page_size) whose mapping carries MADV_NOHUGEPAGE (not in Go: the
+        # kernel's VMA flags).  sysUnused setting it on a huge page without it splits the VMA there.
+        self.nohugepage: set[int] = set()
         # Other CPUs running threads of this process now (not in Go: the kernel's mm_cpumask).  A madvise
         # that unmaps pages waits for their TLBs to be shot down (CostModel.tlb_shootdown_ns).  Set by
         # whoever drives the heap: the simulation, from the Ps' schedule, around the background scavenger.
@@ -195,8 +212,9 @@ class MHeap:
             from pagealloc.runtime.invariants import InvariantError
 
             raise InvariantError(f"retained went negative: released {self.heap_released} > heap_sys {self.heap_sys}")
+        first_free = 0 if self.madvdontneed else self._first_lazyfree(addr, nbytes // PAGE_SIZE)
         for call in sys_unused(addr, nbytes, self.phys_huge_page_size, self.madvdontneed):
-            self.meter_ns += self._madvise_ns(call)
+            self.meter_ns += self._madvise_ns(call, first_free)
         path = "forced" if self.forced else "background" if self.lock.holder == SCAVENGER else "growth"
         self.released_by[path] += nbytes
         self.releases_by[path] += 1
@@ -297,30 +315,52 @@ class MHeap:
         called for spans that hold released pages.
         """
         fresh = 0
-        addr, end = base, base + npages * PAGE_SIZE
         touched = self.touched
-        while addr < end:
-            ci = chunk_index(addr)
-            first = chunk_page_index(addr)
-            n = min(PALLOC_CHUNK_PAGES - first, (end - addr) // PAGE_SIZE)
-            mask = ((1 << n) - 1) << first
+        for ci, mask in chunk_masks(base, npages):
             had = touched.get(ci, 0)
-            fresh += n - (had & mask).bit_count()
+            fresh += (mask & ~had).bit_count()
             touched[ci] = had | mask
-            addr += n * PAGE_SIZE
         return fresh * PAGE_SIZE
 
-    def _madvise_ns(self, call: tuple[str, int, int]) -> int:
-        """The price of one madvise call (advice, addr, bytes) from the cost table."""
+    def _first_lazyfree(self, base: int, npages: int) -> int:
+        """Bytes of [base, base+npages) resident (ever allocated) and never released with MADV_FREE
+        before; marks the whole range released.
+
+        Not in Go (the kernel knows): MADV_FREE moves each resident page it meets for the first time
+        to the lazyfree LRU list (~190 ns per 4 KiB page here, ``scripts/madvise-crit``); a page
+        already there, written again since, costs a fraction of that, and one never touched nothing.
+        """
+        first = 0
+        touched, lazyfree = self.touched, self.lazyfree
+        for ci, mask in chunk_masks(base, npages):
+            had = lazyfree.get(ci, 0)
+            first += (touched.get(ci, 0) & mask & ~had).bit_count()
+            lazyfree[ci] = had | mask
+        return first * PAGE_SIZE
+
+    def _madvise_ns(self, call: tuple[str, int, int], first_free: int = 0) -> int:
+        """The price of one madvise call (advice, addr, bytes) from the cost table; ``first_free``:
+        bytes of an MADV_FREE range that go to the lazyfree list for the first time."""
         advice, _, nbytes = call
         cost = self.cost
         self.madvise_calls += 1
         shootdown = cost.tlb_shootdown_ns if self.tlb_peers else 0
         if advice == MADV_FREE:
-            return cost.madvise_free_call_ns + cost.madvise_free_page_ns * (nbytes // PHYS_4K) + shootdown
+            again = (nbytes - first_free) // PHYS_4K
+            return (cost.madvise_free_call_ns + cost.madvise_free_page_ns * again
+                    + cost.madvise_free_first_page_ns * (first_free // PHYS_4K) + shootdown)
         if advice == MADV_DONTNEED:
             return cost.madvise_call_ns + cost.madvise_page_ns * (nbytes // PHYS_4K) + shootdown
-        return cost.madvise_hugepage_ns  # MADV_HUGEPAGE / MADV_NOHUGEPAGE: a flag on the mapping
+        # MADV_HUGEPAGE / MADV_NOHUGEPAGE: a flag on the mapping.  Setting NOHUGEPAGE where it is not set
+        # yet splits the VMA (sysUsed's HUGEPAGE on whole huge pages clears it again, merging them back).
+        first = call[1] // self.phys_huge_page_size
+        huge = range(first, first + nbytes // self.phys_huge_page_size)
+        if advice == MADV_HUGEPAGE:
+            self.nohugepage.difference_update(huge)
+            return cost.madvise_hugepage_ns
+        new = [h for h in huge if h not in self.nohugepage]
+        self.nohugepage.update(new)
+        return cost.madvise_hugepage_ns + (cost.vma_split_ns if new else 0)
 
     def _account_alloc(self, npages: int, scav: int, base: int = 0, manual: bool = False) -> None:
         """Memstats of a new span; if it holds released pages, Go's sysUsed.

@@ -7,6 +7,7 @@ per-call and per-4 KiB-page costs), MADV_NOHUGEPAGE / MADV_HUGEPAGE on one
 huge page, writing released pages again under each advice (a page
 fault and a zeroed page after MADV_DONTNEED; next to nothing after
 MADV_FREE while the kernel has not reclaimed the pages), and what MADV_FREE
+on resident pages it meets for the first time costs per page, what MADV_FREE
 of resident pages adds while another thread of the process runs on another
 CPU (the TLB shootdown).  Medians over repeats
 keep one noisy sample from moving the figure.  The result is a cost-model
@@ -122,6 +123,45 @@ def _shootdown_ns(repeat: int) -> float:
     return max(shared - alone, 0.0)
 
 
+def first_free_ns(npages: int, repeat: int) -> float:
+    """Median ns of MADV_FREE on ``npages`` 4 KiB pages resident and never freed before (small pages,
+    as Go 1.14's heap is under THP "madvise": each goes to the lazyfree list now)."""
+    samples = []
+    for _ in range(repeat):
+        buf = mmap.mmap(-1, npages * PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        try:
+            buf.madvise(mmap.MADV_NOHUGEPAGE, 0, npages * PAGE)
+            _touch(buf, npages)
+            t0 = time.perf_counter_ns()
+            buf.madvise(mmap.MADV_FREE, 0, npages * PAGE)
+            samples.append(time.perf_counter_ns() - t0)
+        finally:
+            buf.close()
+    return statistics.median(samples)
+
+
+def _first_free_page_ns(repeat: int) -> float:
+    """Per 4 KiB page of MADV_FREE on resident pages it meets for the first time: the slope between
+    64 and 512 pages (a whole huge page)."""
+    return (first_free_ns(512, repeat) - first_free_ns(64, repeat)) / (512 - 64)
+
+
+def nohugepage_ns(repeat: int) -> tuple[float, float]:
+    """(first MADV_NOHUGEPAGE on a huge page: splits the VMA; the same call again)."""
+    buf = mmap.mmap(-1, 2 * HUGE * (repeat + 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    for i in range(0, len(buf), PAGE):
+        buf[i] = 1
+    first, again = [], []
+    for k in range(repeat):
+        off = 2 * HUGE * k + HUGE  # inside the mapping: the split makes three VMAs of one
+        for out in (first, again):
+            t0 = time.perf_counter_ns()
+            buf.madvise(mmap.MADV_NOHUGEPAGE, off, HUGE)
+            out.append(time.perf_counter_ns() - t0)
+    buf.close()
+    return statistics.median(first), statistics.median(again)
+
+
 def _wake_ns(rounds: int = 2000) -> float:
     """A blocked process's wake-up latency: half the median round trip of a pipe ping-pong.
 
@@ -166,6 +206,7 @@ def calibrate(repeat: int = 30) -> dict:
         flag = _flag_ns(buf, repeat)
     finally:
         buf.close()
+    first, again = nohugepage_ns(repeat)
     return {
         "madvise_call_ns": dn_call,
         "madvise_page_ns": dn_page,
@@ -176,6 +217,8 @@ def calibrate(repeat: int = 30) -> dict:
         "page_fault_ns": int(round(fault)),
         "page_retouch_free_ns": int(round(retouch)),
         "futex_wake_ns": int(round(_wake_ns())),
+        "madvise_free_first_page_ns": int(round(_first_free_page_ns(repeat))),
+        "vma_split_ns": int(round(max(first - again, 0.0))),
     }
 
 

@@ -56,6 +56,21 @@ x86 server; ``pagealloc calibrate`` measures the OS ones on this machine):
                          alone, scripts/madvise-crit).  Charged to the
                          background scavenger's releases when another P runs
                          a goroutine (the Ps' schedule says which).
+  madvise_free_first_page_ns
+                         per 4 KiB page MADV_FREE meets resident for the
+                         first time (it moves the page to the kernel's
+                         lazyfree list): 190, against ~50 for a page freed
+                         before and written since (``scripts/madvise-crit``:
+                         512 such pages, 105 us against 29 us).  What makes
+                         Go's release of a whole huge page of fresh heap
+                         take 50-190 us (the Go 1.14.6 recordings' crit).
+                         ``madvise_free_page_ns`` prices the other pages.
+  vma_split_ns           what MADV_NOHUGEPAGE adds on a huge page whose
+                         mapping does not carry the flag yet: the kernel
+                         splits the VMA there (sysUnused on a huge page
+                         first released, or reused whole since: sysUsed's
+                         MADV_HUGEPAGE cleared the flag): 2,500 (3.0 us
+                         against 0.5 us once set, ``pagealloc calibrate``).
   page_fault_ns          writing one 4 KiB page released with MADV_DONTNEED
                          again (minor fault + zeroing): 1,100.
   page_retouch_free_ns   writing one 4 KiB page released with MADV_FREE that
@@ -107,7 +122,9 @@ class CostModel:
     gc_ns: int = 500
     netpoll_late_ns: int = 70_000
     sysmon_late_ns: int = 80_000
-    tlb_shootdown_ns: int = 10_500  # last: a seed's draws for the costs before it stay what they were
+    tlb_shootdown_ns: int = 10_500
+    madvise_free_first_page_ns: int = 190
+    vma_split_ns: int = 2_500  # last: a seed's draws for the costs before it stay what they were
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -64,6 +64,8 @@ COST_RANGES = {
     "madvise_free_page_ns": MEASURED,
     "madvise_hugepage_ns": MEASURED,
     "tlb_shootdown_ns": MEASURED,
+    "madvise_free_first_page_ns": MEASURED,
+    "vma_split_ns": MEASURED,
     "page_fault_ns": MEASURED,
     "page_retouch_free_ns": MEASURED,
     "gc_ns": ESTIMATE,

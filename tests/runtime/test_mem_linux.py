@@ -61,10 +61,11 @@ def test_madvdontneed_prices_the_release_and_the_retouch_differently():
     assert free.released_bytes == dontneed.released_bytes > 0
     assert free.scavenged_alloc_bytes == dontneed.scavenged_alloc_bytes > 0
     # FreeOSMemory releases one whole 4 MiB chunk (aligned: no huge-page flag calls) in one
-    # madvise under the lock; span 3 then reuses it, re-touching its 1024 4 KiB pages.
+    # madvise under the lock; span 3 then reuses it, re-touching its 1024 4 KiB pages.  Span 2
+    # wrote them and they were never freed before: MADV_FREE puts each on the lazyfree list.
     c = CostModel()
     pages = (4 << 20) // 4096
-    forced = {"free": c.madvise_free_call_ns + c.madvise_free_page_ns * pages,
+    forced = {"free": c.madvise_free_call_ns + c.madvise_free_first_page_ns * pages,
               "dontneed": c.madvise_call_ns + c.madvise_page_ns * pages}
     assert free.madvise_calls == dontneed.madvise_calls
     assert dontneed.lock_hold_max_ns == forced["dontneed"] + c.lock_ns + c.chunk_scan_ns
@@ -83,5 +84,45 @@ def test_an_unmapping_madvise_pays_the_tlb_shootdown_while_another_cpu_runs_the_
     alone = [heap._madvise_ns(call) for call in sys_unused(*one_page, HUGE, madvdontneed)]
     heap.tlb_peers = 1
     shared = [heap._madvise_ns(call) for call in sys_unused(*one_page, HUGE, madvdontneed)]
-    assert shared[0] == alone[0] == cost.madvise_hugepage_ns
+    assert alone[0] == cost.madvise_hugepage_ns + cost.vma_split_ns  # the huge page's first NOHUGEPAGE
+    assert shared[0] == cost.madvise_hugepage_ns  # set already: no split, and no shootdown either
     assert shared[1] - alone[1] == cost.tlb_shootdown_ns > 0
+
+
+def test_madv_free_prices_a_resident_page_it_meets_for_the_first_time_higher():
+    """The first MADV_FREE of a written page moves it to the kernel's lazyfree list; a page freed before
+    (and written since) or never written costs madvise_free_page_ns."""
+    from pagealloc.runtime.malloc import PAGE_SIZE
+    from pagealloc.runtime.mheap import MHeap
+
+    cost = CostModel()
+    assert cost.madvise_free_first_page_ns > cost.madvise_free_page_ns
+    heap = MHeap(cost=cost)
+    heap._first_touch(B, 4)  # pages 0-3 allocated (resident); 4-7 never
+    free_ns = lambda npages, first: heap._madvise_ns((MADV_FREE, B, npages * PAGE_SIZE), first)
+    first = heap._first_lazyfree(B, 8)
+    assert first == 4 * PAGE_SIZE  # only the resident ones
+    assert heap._first_lazyfree(B, 8) == 0  # all on the lazyfree list now
+    per4k = PAGE_SIZE // 4096
+    assert free_ns(8, first) - free_ns(8, 0) == 4 * per4k * (cost.madvise_free_first_page_ns - cost.madvise_free_page_ns)
+    # under MADV_DONTNEED the heap does not track the list: every release prices the same
+    dontneed = MHeap(cost=cost, madvdontneed=True)
+    dontneed._first_touch(B, 4)
+    assert dontneed._madvise_ns((MADV_DONTNEED, B, 8 * PAGE_SIZE)) == cost.madvise_call_ns + cost.madvise_page_ns * 8 * per4k
+
+
+def test_nohugepage_splits_the_mapping_only_where_the_flag_is_not_set_yet():
+    """sysUnused's MADV_NOHUGEPAGE on a huge page splits the VMA the first time; again it finds the flag
+    set; sysUsed's MADV_HUGEPAGE on the whole huge page clears it, so the next release splits again."""
+    from pagealloc.runtime.mheap import MHeap
+
+    cost = CostModel()
+    heap = MHeap(cost=cost)
+    flag_ns = lambda calls: [heap._madvise_ns(c) for c in calls if c[0] != MADV_FREE]
+    split, plain = cost.madvise_hugepage_ns + cost.vma_split_ns, cost.madvise_hugepage_ns
+    assert flag_ns(sys_unused(B + 8192, 8192, HUGE)) == [split]
+    assert flag_ns(sys_unused(B + 3 * 8192, 8192, HUGE)) == [plain]  # same huge page
+    assert flag_ns(sys_unused(B + HUGE - 8192, 16384, HUGE)) == [split]  # one call, the second huge page new
+    assert flag_ns(sys_used(B, HUGE, HUGE)) == [plain]  # reused whole: the flag goes
+    assert flag_ns(sys_unused(B + 8192, 8192, HUGE)) == [split]
+    assert flag_ns(sys_unused(B + HUGE + 8192, 8192, HUGE)) == [plain]  # B + HUGE kept its flag

@@ -81,9 +81,11 @@ def test_a_p_asking_during_a_locked_free_os_memory_waits_for_the_rest_of_it():
     assert longest == r.lock_hold_max_ns and longest > 300 * US  # scavengeAll, locked throughout
     # the Ps ask every 20 us: one of them asks within 20 us of its start and waits for the rest
     assert r.p_stall_max_ns >= longest - 20 * US
-    # unlocked, FreeOSMemory drops the lock between steps: nobody waits that long
+    # unlocked, FreeOSMemory drops the lock between steps: a P waits at most for one step (one free run
+    # of a chunk, whose madvise Go 1.14 also makes with the lock held), not for the whole release
     u = run(contended_free_os_memory(), "unlocked")
-    assert u.p_stall_max_ns < 50 * US < r.p_stall_max_ns
+    assert u.p_stall_max_ns <= u.lock_hold_max_ns + 20 * US
+    assert 20 * u.lock_hold_max_ns < longest
 
 
 def test_a_hold_that_starts_inside_another_is_a_model_bug():
