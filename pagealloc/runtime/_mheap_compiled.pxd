@@ -11,7 +11,7 @@ cdef class MHeap:
     cdef public bint gc_blacken_enabled, forced
     cdef public object growths, arenas, released_by, releases_by
     cdef public long long heap_sys, heap_released, heap_inuse, manual_inuse, scav_alloc_bytes
-    cdef public long long meter_ns, after_unlock_ns, _scanned_charged
+    cdef public long long meter_ns, after_unlock_ns, _scanned_charged, cold_ns
     cdef public HeapLock lock
     cpdef long long heap_retained(self) except? -1
     cpdef long long go_heap_retained(self) except? -1

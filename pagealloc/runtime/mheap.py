@@ -160,6 +160,9 @@ class MHeap:
         # that unmaps pages waits for their TLBs to be shot down (CostModel.tlb_shootdown_ns).  Set by
         # whoever drives the heap: the simulation, from the Ps' schedule, around the background scavenger.
         self.tlb_peers = 0
+        # What the background scavenger's next release adds for the caches and TLBs its sleep let go
+        # cold (CostModel.cold_ns); set by the simulation when it wakes, spent by its first madvise.
+        self.cold_ns = 0
         # memstats
         self.heap_sys = 0
         self.heap_released = 0
@@ -344,13 +347,16 @@ class MHeap:
         advice, _, nbytes = call
         cost = self.cost
         self.madvise_calls += 1
-        shootdown = cost.tlb_shootdown_ns if self.tlb_peers else 0
+        extra = cost.tlb_shootdown_ns if self.tlb_peers else 0
+        if advice in (MADV_FREE, MADV_DONTNEED) and self.cold_ns and self.lock.holder == SCAVENGER:
+            extra += self.cold_ns  # the background scavenger's first release since it woke
+            self.cold_ns = 0
         if advice == MADV_FREE:
             again = (nbytes - first_free) // PHYS_4K
             return (cost.madvise_free_call_ns + cost.madvise_free_page_ns * again
-                    + cost.madvise_free_first_page_ns * (first_free // PHYS_4K) + shootdown)
+                    + cost.madvise_free_first_page_ns * (first_free // PHYS_4K) + extra)
         if advice == MADV_DONTNEED:
-            return cost.madvise_call_ns + cost.madvise_page_ns * (nbytes // PHYS_4K) + shootdown
+            return cost.madvise_call_ns + cost.madvise_page_ns * (nbytes // PHYS_4K) + extra
         # MADV_HUGEPAGE / MADV_NOHUGEPAGE: a flag on the mapping.  Setting NOHUGEPAGE where it is not set
         # yet splits the VMA (sysUsed's HUGEPAGE on whole huge pages clears it again, merging them back).
         first = call[1] // self.phys_huge_page_size

@@ -9,7 +9,8 @@ fault and a zeroed page after MADV_DONTNEED; next to nothing after
 MADV_FREE while the kernel has not reclaimed the pages), and what MADV_FREE
 on resident pages it meets for the first time costs per page, what MADV_FREE
 of resident pages adds while another thread of the process runs on another
-CPU (the TLB shootdown).  Medians over repeats
+CPU (the TLB shootdown), and how much slower it is right after the thread slept
+(the cold curve).  Medians over repeats
 keep one noisy sample from moving the figure.  The result is a cost-model
 file for ``pagealloc replay --cost-model``.
 """
@@ -17,6 +18,7 @@ file for ``pagealloc replay --cost-model``.
 from __future__ import annotations
 
 import hashlib
+import math
 import mmap
 import statistics
 import threading
@@ -98,21 +100,42 @@ class OtherThread:
         self.thread.join()
 
 
-def madv_free_small_ns(repeat: int, touched: bool = True) -> float:
-    """Median ns of MADV_FREE on one Go page (2 x 4 KiB), resident (``touched``) or never touched."""
+def madv_free_small_ns(repeat: int, touched: bool = True, sleep_s: float = 0.0002) -> float:
+    """Median ns of MADV_FREE on one Go page (2 x 4 KiB), resident (``touched``) or never touched,
+    each call after sleeping ``sleep_s`` (the other CPU takes this process's mm up again meanwhile)."""
     buf = mmap.mmap(-1, 2 * PAGE * repeat, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     try:
         if touched:
             _touch(buf, 2 * repeat)
         samples = []
         for k in range(repeat):
+            time.sleep(sleep_s)
             t0 = time.perf_counter_ns()
             buf.madvise(mmap.MADV_FREE, 2 * PAGE * k, 2 * PAGE)
             samples.append(time.perf_counter_ns() - t0)
-            time.sleep(0.0002)  # the other CPU takes this process's mm up again
     finally:
         buf.close()
     return statistics.median(samples)
+
+
+COLD_FLOOR_NS = 250_000
+COLD_SLEEPS_MS = (1, 4, 16, 64)
+
+
+def cold_curve(repeat: int) -> dict[float, float]:
+    """Sleep (ms) -> median ns of MADV_FREE of one resident Go page right after sleeping that long, the
+    floor (0.25 ms) included: the longer the thread slept, the colder what the call walks."""
+    return {ms: madv_free_small_ns(repeat, sleep_s=ms / 1e3) for ms in (COLD_FLOOR_NS / 1e6, *COLD_SLEEPS_MS)}
+
+
+def _cold_fit(curve: dict[float, float]) -> tuple[int, int]:
+    """(cold_per_doubling_ns, cold_max_ns): a line through the floor over log2(sleep / floor), fitted to
+    the sleeps under the longest, and the longest sleep's extra as the cap."""
+    base = curve[COLD_FLOOR_NS / 1e6]
+    xs = [math.log2(ms * 1e6 / COLD_FLOOR_NS) for ms in COLD_SLEEPS_MS[:-1]]
+    ys = [curve[ms] - base for ms in COLD_SLEEPS_MS[:-1]]
+    slope = sum(x * y for x, y in zip(xs, ys)) / sum(x * x for x in xs)
+    return max(int(round(slope)), 0), max(int(round(curve[COLD_SLEEPS_MS[-1]] - base)), 0)
 
 
 def _shootdown_ns(repeat: int) -> float:
@@ -207,6 +230,7 @@ def calibrate(repeat: int = 30) -> dict:
     finally:
         buf.close()
     first, again = nohugepage_ns(repeat)
+    per_doubling, cold_max = _cold_fit(cold_curve(max(10, repeat // 2)))
     return {
         "madvise_call_ns": dn_call,
         "madvise_page_ns": dn_page,
@@ -219,6 +243,9 @@ def calibrate(repeat: int = 30) -> dict:
         "futex_wake_ns": int(round(_wake_ns())),
         "madvise_free_first_page_ns": int(round(_first_free_page_ns(repeat))),
         "vma_split_ns": int(round(max(first - again, 0.0))),
+        "cold_floor_ns": COLD_FLOOR_NS,
+        "cold_per_doubling_ns": per_doubling,
+        "cold_max_ns": cold_max,
     }
 
 

@@ -51,11 +51,17 @@ x86 server; ``pagealloc calibrate`` measures the OS ones on this machine):
   tlb_shootdown_ns       what one MADV_FREE / MADV_DONTNEED of resident pages
                          adds while another CPU runs a thread of the process:
                          the kernel shoots down that CPU's TLB (an IPI; a VM
-                         exit on a virtual machine) before it returns:
-                         10,500 (2 resident pages: 12.7 us against 2.2 us
-                         alone, scripts/madvise-crit).  Charged to the
-                         background scavenger's releases when another P runs
-                         a goroutine (the Ps' schedule says which).
+                         exit on a virtual machine) before it returns.
+                         ``pagealloc calibrate`` measures it (10,500 on an
+                         idle 2-vCPU VM: 12.7 us against 2.2 alone; ~0 when
+                         the other CPU is busy with another process).  Default
+                         0: the Go 1.14.6 recordings show none — a one-page
+                         crit with another P running a goroutine is 3.0-3.5 us
+                         after sleeps under 2 ms, no more than with every P
+                         idle (2.9-6.9 us); what made busy programs' crit long
+                         is their long sleeps (cold_*).  When set, it is
+                         charged to the background scavenger's releases while
+                         the Ps' schedule has another P running a goroutine.
   madvise_free_first_page_ns
                          per 4 KiB page MADV_FREE meets resident for the
                          first time (it moves the page to the kernel's
@@ -71,6 +77,21 @@ x86 server; ``pagealloc calibrate`` measures the OS ones on this machine):
                          first released, or reused whole since: sysUsed's
                          MADV_HUGEPAGE cleared the flag): 2,500 (3.0 us
                          against 0.5 us once set, ``pagealloc calibrate``).
+  cold_floor_ns, cold_per_doubling_ns, cold_max_ns
+                         the background scavenger's first release after
+                         a sleep is slower the longer it slept: what its
+                         walk and madvise touch (page tables, page
+                         structs, the heap's summaries) has left the
+                         caches and TLBs, whether its CPU idled or ran
+                         other goroutines.  On the Go 1.14.6 recordings a
+                         one-page crit is 2.2-3.0 us after a sleep under
+                         0.5 ms, 6.9 after 1-2 ms, 8.9 after 2-5, 11.7
+                         after 5-10, 19.4 after 10-50 and 22.6 beyond;
+                         ``pagealloc calibrate`` measures the same curve
+                         with MADV_FREE after sleeping (2.0 us at 0.3 ms,
+                         8.7 at 7 ms, 19.7 at 20 ms, 23.9 at 60 ms).  Added:
+                         2,300 per doubling of the sleep past 250 us, at
+                         most 22,000.
   page_fault_ns          writing one 4 KiB page released with MADV_DONTNEED
                          again (minor fault + zeroing): 1,100.
   page_retouch_free_ns   writing one 4 KiB page released with MADV_FREE that
@@ -122,9 +143,12 @@ class CostModel:
     gc_ns: int = 500
     netpoll_late_ns: int = 70_000
     sysmon_late_ns: int = 80_000
-    tlb_shootdown_ns: int = 10_500
+    tlb_shootdown_ns: int = 0
     madvise_free_first_page_ns: int = 190
-    vma_split_ns: int = 2_500  # last: a seed's draws for the costs before it stay what they were
+    vma_split_ns: int = 2_500
+    cold_floor_ns: int = 250_000
+    cold_per_doubling_ns: int = 2_300
+    cold_max_ns: int = 22_000  # last: a seed's draws for the costs before it stay what they were
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -158,3 +182,15 @@ class CostModel:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**12:
                 raise UserError(f"{label}: {key} must be a whole number of nanoseconds in [0, 1e12], got {value!r}")
         return cls(**{**asdict(cls()), **data})
+
+    def cold_ns(self, slept_ns: int) -> int:
+        """What the first release after sleeping ``slept_ns`` adds to crit: ``cold_per_doubling_ns`` per
+        doubling of the sleep past ``cold_floor_ns``, at most ``cold_max_ns``.  Integer arithmetic
+        (log2 linear between powers of two), so every machine gets the same figure."""
+        if slept_ns <= self.cold_floor_ns or self.cold_floor_ns <= 0:
+            return 0
+        q = (slept_ns << 10) // self.cold_floor_ns  # the ratio, 10 bits of fraction
+        k = q.bit_length() - 11  # whole doublings
+        octave = 1 << (k + 10)
+        cold = self.cold_per_doubling_ns * k + self.cold_per_doubling_ns * (q - octave) // octave
+        return min(cold, self.cold_max_ns)

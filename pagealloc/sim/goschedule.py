@@ -16,7 +16,12 @@ scavenger really runs"):
    becomes 1 ms), and fires ~70 us after that; a P that goes idle first
    steals the timer in ``findrunnable``;
 3. every P is idle: sysmon sleeps until the timer and starts an M, ~80 us
-   late, with no floor.
+   late, with no floor;
+4. the timer's P is in the scheduler: its ``checkTimers`` runs before it
+   starts its next goroutine, when the stretch ends.  Most last ~130 ns;
+   the long ones (its M off the CPU for ms: 2 vCPUs shared) end late, as
+   the recordings' timers fired (predicting each real timer from its real
+   P and deadline, the mean lateness comes closer on every recording).
 
 After a GC, ``gcMarkTermination`` wakes the scavenger behind ``bgsweep``:
 it runs when that cycle's sweeping ends.  Once it has run on a P, its next
@@ -190,6 +195,13 @@ class PSchedule:
         i = bisect_right(r, t) - 1
         return r[i] if i >= 0 else 0
 
+    def sched_end(self, p: int, t: int) -> int:
+        """When P p, in the scheduler at t, leaves it (t if it never does, in the trace).  Most such
+        stretches last ~130 ns; the rare long ones (ms: its M off the CPU) end when it runs again."""
+        ts = self.ts[p]
+        i = bisect_right(ts, t)
+        return ts[i] if i < len(ts) else t
+
     def next_reschedule(self, p: int, t: int) -> int | None:
         """The first time >= t at which P p's goroutine stops (None: never, in the trace)."""
         r = self.resched[p]
@@ -231,8 +243,8 @@ class PSchedule:
         """(when, on which P, by what) the scavenger runs again after sleeping on a timer of P ``p``
         from ``slept_from`` until ``deadline``."""
         state = self.state_at(p, deadline)
-        if state == SCHED:  # p is in the scheduler right now: checkTimers
-            return deadline, p, "reschedule"
+        if state == SCHED:  # p is in the scheduler: its checkTimers runs before it starts what comes next
+            return self.sched_end(p, deadline), p, "reschedule"
         if state == RUNNING:  # rule 1: only p runs its timers, at its next reschedule (or preemption)
             since = self.running_since(p, deadline)
             preempt = since + FORCE_PREEMPT_NS * (1 + (deadline - since) // FORCE_PREEMPT_NS)

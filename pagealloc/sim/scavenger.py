@@ -64,6 +64,7 @@ class BackgroundScavenger:
             return
         if self.state == SLEEPING:
             self.send = self.time - self.sleep_start
+            heap.cold_ns = cost.cold_ns(self.send)
         if not self.on_p and engine.psched is not None:  # exact timers: it needs no P
             engine.host_begin(self.host)
             self.on_p = True
@@ -76,8 +77,11 @@ class BackgroundScavenger:
         self.cpu_ns += spent
         if req == LOCK:
             self.state = ACQUIRE
-        elif req == PARK:
+            return
+        heap.cold_ns = 0  # nothing released since it woke: the next wake-up prices its own sleep
+        if req == PARK:
             engine.host_end(self.host, self.time)
+            self.sleep_start = self.time
             self.on_p = False
             self.state = PARKED
             self.time = _INF
@@ -126,11 +130,15 @@ class BackgroundScavenger:
         sleep early.  It runs behind bgsweep (goschedule.after_gc), on a P that is free."""
         sched = self.engine.psched
         run, host = sched.after_gc(p if p >= 0 else self.host, t) if sched is not None else (t, self.host)
+        parked = False
         if self.state == PARKED:
             self.state = RESUME
+            parked = True
         elif not (self.state == SLEEPING and run < self.time):
             return  # step() sends the run time - sleep start as the time slept
         self.fired_by["gc"] += 1
         self.host = host
         self.time = self.engine.p_free(host, run)
+        if parked:
+            self.heap.cold_ns = self.cost.cold_ns(self.time - self.sleep_start)
         self.schedule()

@@ -14,7 +14,10 @@ def test_calibrate_writes_a_loadable_cost_model(tmp_path):
     assert cost.page_fault_ns > 0  # and faulting them back in does too
     assert cost.alloc_ns == CostModel().alloc_ns  # untouched costs keep their defaults
     # measured, not defaulted (it can be 0: on a loaded machine the other thread gets no CPU of its own)
-    assert "tlb_shootdown_ns = " in out.read_text()
+    text = out.read_text()
+    assert "tlb_shootdown_ns = " in text
+    # the cold curve: a floor, a slope and a cap, all measured (MADV_FREE after sleeping 64 ms is slower)
+    assert "cold_per_doubling_ns = " in text and cost.cold_max_ns > 0
 
 
 def test_calibrate_bad_output_path_is_one_line_error(tmp_path):

@@ -35,6 +35,15 @@ def test_a_running_timer_p_fires_at_its_next_reschedule():
     assert s.fire(0, 500 * US, 1500 * US) == (12 * MS, 0, "reschedule")
 
 
+def test_a_timer_p_in_the_scheduler_fires_when_it_starts_its_next_goroutine():
+    """Rule 4: checkTimers runs in schedule() before the P runs what comes next; a long stretch in the
+    scheduler (its M off the CPU) ends late, and so does the timer."""
+    s = schedule([(0, 0, "user"), (1 * MS, 0, "sched"), (1 * MS + 130, 0, "user"), (2 * MS, 0, "sched"),
+                  (6 * MS, 0, "user"), (0, 1, "user")])
+    assert s.fire(0, 500 * US, 1 * MS + 50) == (1 * MS + 130, 0, "reschedule")
+    assert s.fire(0, 1500 * US, 3 * MS) == (6 * MS, 0, "reschedule")
+
+
 def test_an_idle_timer_p_sleeps_whole_milliseconds_in_netpoll():
     """Rule 2: P1 idle since 1 ms, P0 busy: a 0.3 ms sleep from 1 ms becomes 1 ms, plus netpoll's lateness."""
     s = schedule([(0, 0, "user"), (0, 1, "user"), (1 * MS, 1, "idle")])

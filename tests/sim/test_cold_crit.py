@@ -1,0 +1,49 @@
+"""The background scavenger's first release after a sleep is slower the longer it slept (CostModel.cold_ns)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pagealloc.sim.costmodel import CostModel
+from pagealloc.sim.replay import replay
+
+ROOT = Path(__file__).resolve().parents[2]
+US, MS = 1_000, 1_000_000
+
+
+def test_cold_ns_follows_the_recordings_curve():
+    """Nothing under the floor, cold_per_doubling_ns per doubling past it, capped at cold_max_ns."""
+    c = CostModel()
+    assert c.cold_ns(0) == c.cold_ns(c.cold_floor_ns) == 0
+    assert c.cold_ns(2 * c.cold_floor_ns) == c.cold_per_doubling_ns
+    assert c.cold_ns(8 * c.cold_floor_ns) == 3 * c.cold_per_doubling_ns
+    assert c.cold_ns(3 * c.cold_floor_ns) == c.cold_per_doubling_ns * 3 // 2  # linear between powers of two
+    assert c.cold_ns(10**12) == c.cold_max_ns
+    # the recordings' one-page crit: ~2.9 us under 0.5 ms, 6.9 at 1-2 ms, 11.7 at 5-10 ms, 19-23 past 10 ms
+    base = 2_700
+    assert 5_500 < base + c.cold_ns(1500 * US) < 9_000
+    assert 10_000 < base + c.cold_ns(7 * MS) < 15_000
+    assert 18_000 < base + c.cold_ns(30 * MS) < 25_000
+    assert replace(c, cold_floor_ns=0).cold_ns(10 * MS) == 0  # disabled
+
+
+@given(st.integers(0, 10**10), st.integers(0, 10**10))
+def test_cold_ns_is_monotone_in_the_sleep(a, b):
+    c = CostModel()
+    lo, hi = sorted((a, b))
+    assert 0 <= c.cold_ns(lo) <= c.cold_ns(hi) <= c.cold_max_ns
+
+
+def test_the_scavenger_pays_it_on_its_first_release_after_each_wake_up():
+    """Same trace, cold costs off and on: Go's crit grows, and as Go sleeps 100x crit, it releases less often."""
+    trace = ROOT / "traces" / "go114-burst-idle-p2.parquet"
+    warm = replay(trace, "go1.14", cost_model=replace(CostModel(), cold_max_ns=0))
+    cold = replay(trace, "go1.14")
+    assert cold.scavenger_crit_p90_ns > warm.scavenger_crit_p90_ns
+    assert cold.released_background_count < warm.released_background_count
+    # the P-driven releases (growth, FreeOSMemory) do not sleep: theirs do not change
+    assert cold.released_growth_bytes == warm.released_growth_bytes
