@@ -112,7 +112,6 @@ class Unpriced:
         raise AttributeError(name)
 
 
-
 def chunk_masks(base: int, npages: int):
     """(chunk index, bitmap of the chunk's pages) for each chunk [base, base+npages) touches."""
     addr, end = base, base + npages * PAGE_SIZE
