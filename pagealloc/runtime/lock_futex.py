@@ -52,13 +52,17 @@ class HeapLock:
         self.by_actor[actor] += 1
         return self
 
-    def unlock(self, *_exc) -> None:
-        """Go: unlock(&mheap_.lock).  (Ignores arguments so it can serve as __exit__.)"""
+    def unlock(self) -> None:
+        """Go: unlock(&mheap_.lock)."""
         if self.holder is None:
             raise LockError("unlock of unlocked heap lock")
         self.holder = None
 
-    # ``with lock:`` is lock() ... unlock(); aliased rather than wrapped because
-    # it is on every replayed heap operation.
-    __enter__ = lock
-    __exit__ = unlock
+    # ``with lock:`` is lock() ... unlock().  The heap's per-event paths call lock() and
+    # unlock() themselves, as Go does (the compiled copy calls them in C; a with-statement
+    # would look both methods up as Python attributes on every operation).
+    def __enter__(self) -> "HeapLock":
+        return self.lock()
+
+    def __exit__(self, *_exc) -> None:
+        self.unlock()

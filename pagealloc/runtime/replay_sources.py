@@ -27,9 +27,7 @@ COMPILED = {
     "pagealloc.runtime.mheap": "pagealloc.runtime._mheap_compiled",
     "pagealloc.sim.histogram": "pagealloc.sim._histogram_compiled",
     "pagealloc.sim.heaplock": "pagealloc.sim._heaplock_compiled",
-    "pagealloc.sim.actor": "pagealloc.sim._actor_compiled",
     "pagealloc.sim.scavenger": "pagealloc.sim._scavenger_compiled",
-    "pagealloc.sim.engine": "pagealloc.sim._engine_compiled",
 }
 
 # Names a copy takes from the readable module instead of defining its own, so that
@@ -41,9 +39,14 @@ def _path(module: str, suffix: str) -> Path:
     return PACKAGE.parent.joinpath(*module.split(".")).with_suffix(suffix)
 
 
+# The compiled event loop: sim/engine.py ported to typed Cython (not a copy; it cimports the copies' .pxd).
+REPLAY_CORE = "pagealloc.sim._replay_core"
+
+
 def source_files() -> list[Path]:
-    """The readable modules and the copies' .pxd files (those that have one), in a fixed order."""
-    return [p for m, c in COMPILED.items() for p in (_path(m, ".py"), _path(c, ".pxd")) if p.suffix == ".py" or p.is_file()]
+    """The readable modules, the copies' .pxd files (those that have one) and the event loop's .pyx, in a fixed order."""
+    files = [p for m, c in COMPILED.items() for p in (_path(m, ".py"), _path(c, ".pxd")) if p.suffix == ".py" or p.is_file()]
+    return files + [_path(REPLAY_CORE, ".pyx")]
 
 
 def sources_hash() -> str:

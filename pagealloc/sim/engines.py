@@ -21,13 +21,13 @@ from pagealloc.sim import engine as python_engine
 def _load_compiled():
     """(the compiled engine module, "") or (None, why it cannot run)."""
     try:
-        from pagealloc.sim import _engine_compiled
+        from pagealloc.sim import _replay_core
     except ImportError as e:  # built without a C compiler (or Cython)
         return None, f"{e}"
     sources = sources_hash()
-    if sources and getattr(_engine_compiled, "SOURCES_HASH", None) != sources:
+    if sources and getattr(_replay_core, "SOURCES_HASH", None) != sources:
         return None, "it was built from other sources than this checkout's; rebuild it: pip install -e ."
-    return _engine_compiled, ""
+    return _replay_core, ""
 
 
 _compiled, REPLAY_CORE_UNAVAILABLE = None, ""
