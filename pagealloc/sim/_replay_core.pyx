@@ -36,6 +36,8 @@ from libc.limits cimport LLONG_MAX
 
 from heapq import heappop, heappush
 
+import numpy as np
+
 from pagealloc.errors import UserError
 from pagealloc.runtime.invariants import InvariantError
 from pagealloc.runtime._lock_futex_compiled import MUTATOR, SCAVENGER
@@ -96,7 +98,7 @@ cdef struct Span:
 cdef class SpanTable:
     """Open addressing with linear probing, keyed by span id; an entry lives while any of its four parts
     does.  Entries are never deleted one by one (that would break the probe chains): one with nothing
-    left is dropped when the table is rehashed (when it grows, or when a prune finds half of it empty)."""
+    left is dropped when the table, half full, is rehashed (``_compact``)."""
     cdef Span *slots
     cdef Py_ssize_t cap, n  # cap a power of two; n entries used
 
@@ -133,7 +135,7 @@ cdef class SpanTable:
         cdef Py_ssize_t i
         cdef Span *s
         if (self.n + 1) * 2 > self.cap:
-            self._resize(self.cap * 2)
+            self._compact()
         i = self._home(sid)
         while True:
             s = &self.slots[i]
@@ -168,24 +170,26 @@ cdef class SpanTable:
         free(old)
         return 0
 
-    cdef int prune(self, long long now) except -1:
+    cdef int _compact(self) except -1:
+        """Rehash into the smallest table (at least 1024 slots) at most a quarter full of the entries
+        that still hold something: the table grows with the spans alive, not with the trace."""
+        cdef Py_ssize_t j, live = 0, cap = 1024
+        for j in range(self.cap):
+            if self.slots[j].used and (self.slots[j].live or self.slots[j].has_last or self.slots[j].has_done):
+                live += 1
+        while (live + 1) * 4 > cap:
+            cap *= 2
+        return self._resize(cap)
+
+    cdef void prune(self, long long now):
         """engine.py's run_batch: forget completions the clock has passed (span_done entries
-        ending at or before ``now`` of spans with no op queued), then compact."""
-        cdef Py_ssize_t j, live = 0
+        ending at or before ``now`` of spans with no op queued).  Emptied entries go at the next rehash."""
+        cdef Py_ssize_t j
         cdef Span *s
         for j in range(self.cap):
             s = &self.slots[j]
-            if s.used:
-                if s.has_done and not (s.done_end > now or s.has_last):
-                    s.has_done = 0
-                if s.live or s.has_last or s.has_done:
-                    live += 1
-        if live * 2 > self.n:  # mostly live: rehashing would free little
-            return 0
-        cdef Py_ssize_t cap = 1024
-        while live * 4 > cap:
-            cap *= 2
-        return self._resize(cap)
+            if s.used and s.has_done and not (s.done_end > now or s.has_last):
+                s.has_done = 0
 
 
 cdef struct Ev:  # engine.py's queue tuple (row, ts, op, span, npages, value, kind, prev)
@@ -253,6 +257,32 @@ cdef class Actor:
     cdef inline void pop(self):
         self.qhead = (self.qhead + 1) % self.qcap
         self.qlen -= 1
+
+
+cdef extern from *:
+    int __builtin_clzll(unsigned long long) nogil
+
+
+cdef inline int hist_add(Histogram h, long long v) except -1:
+    """Histogram.add (sim/histogram.py, whose bucket rule this is) with the bit length taken in C:
+    the three histograms the engine fills once or twice per event.  Negative values (never timed)
+    go through Histogram.add itself."""
+    cdef long long shift
+    cdef Py_ssize_t b
+    if v < 0:
+        h.add(v)
+        return 0
+    if v < 64:  # histogram.py's _SUB: exact below it
+        b = v
+    else:
+        shift = (64 - __builtin_clzll(<unsigned long long> v)) - 1 - 6  # v.bit_length() - 1 - _SUB_BITS
+        b = ((shift + 1) << 6) + (v >> shift) - 64
+    h.counts[b] += 1
+    h.n += 1
+    h.total += v
+    if v > h.max:
+        h.max = v
+    return 0
 
 
 cdef inline bint _due(tuple entry, long long t, long long row) except -1:
@@ -403,14 +433,14 @@ cdef class Replay:
         if busy > start:
             wait = busy - start
             stall = wait + self.futex_wake_ns if wait > self.lock_spin_ns else wait
-            self.stalls.add(stall)
+            hist_add(self.stalls, stall)
             a.stall_ns += stall
             a.delay += stall
         else:
             wait = stall = 0
-            self.stalls.add(0)
+            hist_add(self.stalls, 0)
         hold = spent - after + self.lock_ns
-        self.holds.add(hold)
+        hist_add(self.holds, hold)
         self.lock_line.hold(start + wait, start + wait + hold, a.pid)
         return start + stall + spent + self.lock_ns
 
@@ -457,19 +487,25 @@ cdef class Replay:
         if r > self.retained_peak:
             self.retained_peak = r
 
+    # replay() hands run_batch the batch's numpy columns as they are (EventBatch's dtypes), not tolist()'s
+    TAKES_ARRAYS = True
+
     def run_batch(self, ts, op, span, npages, value, p, kind=None, *, first_row, label):
         """engine.py's run_batch: queue one batch of events on their actors, then run the schedule
-        up to this batch's last timestamp."""
+        up to this batch's last timestamp.  The columns are numpy arrays of EventBatch's dtypes
+        (trace/format.py), or anything numpy turns into them (engine.py's lists)."""
         n = len(ts)
         if not n:
             return
-        if kind is None or not self.kinds_known:
-            kind = [0] * n if kind is None else kind
-        self.table.prune(self.now)  # engine.py: forget completions the clock has passed
-        self._queue_batch(ts, op, span, npages, value, p, kind, first_row, label)
+        ts = np.asarray(ts, dtype=np.int64)
+        kind = np.zeros(n, np.uint16) if kind is None else np.asarray(kind, dtype=np.uint16)
+        self.table.prune(self.now)  # engine.py's span_done pruning: forget completions the clock has passed
+        self._queue_batch(ts, np.asarray(op, dtype=np.uint8), np.asarray(span, dtype=np.uint64),
+                          np.asarray(npages, dtype=np.uint32), np.asarray(value, dtype=np.uint64),
+                          np.asarray(p, dtype=np.int32), kind, first_row, label)
         if self.first_ts is None:
-            self.first_ts = ts[0]
-        self.last_ts = ts[-1]
+            self.first_ts = int(ts[0])
+        self.last_ts = ts[n - 1]
         cdef Actor x
         cdef long long h
         if self.tcode == CLOSED:
@@ -482,13 +518,14 @@ cdef class Replay:
                 raise UserError(f"{label}: row {first_row + n - 1}: closed timing queued {self.pending:,} events waiting for "
                                 "a P that has none in this part of the trace; replay it with --timing recorded or shifted")
         else:
-            self._horizon = ts[-1]
+            self._horizon = ts[n - 1]
         self._run(label, False, 0, 0)
 
-    cdef int _queue_batch(self, list ts, list op, list span, list npages, list value, list p, list kind,
-                          long long first_row, label) except -1:
+    cdef int _queue_batch(self, const long long[:] ts, const unsigned char[:] op, const unsigned long long[:] span,
+                          const unsigned int[:] npages, const unsigned long long[:] value, const int[:] p,
+                          const unsigned short[:] kind, long long first_row, label) except -1:
         """run_batch's loop (engine.py's _queue_batch)."""
-        cdef Py_ssize_t n = len(ts), i
+        cdef Py_ssize_t n = ts.shape[0], i
         cdef dict actors = self.actors
         cdef list schedule = self.schedule
         cdef bint closed = self.tcode == CLOSED, shifted = self.tcode == SHIFTED
@@ -727,7 +764,7 @@ cdef class Replay:
             self.log.append((a.pid, row, code, start, end))
         if code <= OP_FREE:
             if code == OP_ALLOC:
-                self.latency.add(end - start)
+                hist_add(self.latency, end - start)
             s = self.table.find(sid)
             s.has_done, s.done_row, s.done_end = 1, row, end
             if s.last_row == row:  # the common case: no later op of this span queued yet
