@@ -17,7 +17,11 @@ Design: what engine.py keeps per event in Python objects is here in C —
   addressing hash table of ``Span`` structs (``SpanTable``), pruned per batch
   exactly as engine.py prunes ``span_done``;
 * the counters, the clock, the horizon (``inf`` is LLONG_MAX) and the three
-  lock prices ``_lock_op`` reads are C fields.
+  lock prices ``_lock_op`` reads are C fields;
+* ``run_batch`` reads the batch's numpy columns through typed memoryviews
+  (``TAKES_ARRAYS``: replay() hands them over without tolist());
+* the three histograms it fills per event (stalls, holds, alloc latency) get
+  the bit length of a value from the CPU (``hist_add``, histogram.py's rule).
 
 What stays Python, as rare or shared: the schedule (a heapq of
 (time, tie, row, version, actor) tuples, because the background scavenger
@@ -30,7 +34,7 @@ placed on the ``LockTimeline``; the heap takes and drops ``mheap_.lock``
 itself.
 """
 
-from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset
 from libc.limits cimport LLONG_MAX
 
@@ -671,7 +675,7 @@ cdef class Replay:
         cdef unsigned long long sid = e.sid
         cdef MHeap heap = self.heap
         cdef HeapLock lock
-        cdef Span *s = NULL
+        cdef Span *s = NULL  # stays valid: only _queue_batch's get() moves entries, and it does not run in here
         cdef bint manual, small_object
         cdef long long base
         if code <= OP_FREE:  # the span's previous op may run on another actor, or complete later
@@ -716,7 +720,6 @@ cdef class Replay:
                     f"{label}: row {row}: allocating span {sid} of {n} pages would grow the heap "
                     f"past {MAX_HEAP_SYS >> 40} TiB, the most the replay models"
                 )
-            s = self.table.find(sid)
             s.live, s.base, s.npages, s.manual = 1, base, n, manual
             self.allocs += 1
             if base >= ARENA_HINT_BASE and <unsigned long long> ((base - ARENA_HINT_BASE) >> PAGE_SHIFT) == sid:
@@ -765,7 +768,6 @@ cdef class Replay:
         if code <= OP_FREE:
             if code == OP_ALLOC:
                 hist_add(self.latency, end - start)
-            s = self.table.find(sid)
             s.has_done, s.done_row, s.done_end = 1, row, end
             if s.last_row == row:  # the common case: no later op of this span queued yet
                 s.has_last = 0
