@@ -2,8 +2,9 @@
 
 Not a Go file.  ``replay_class(engine)`` is the ``Replay`` class of an engine
 (runtime/engines.py names them): ``"python"`` is sim/engine.py on the readable
-modules (runtime/mheap.py, ...); ``"compiled"`` is the same sources compiled
-by Cython (runtime/replay_sources.py), which run the compiled PageAlloc.
+modules (runtime/mheap.py, ...); ``"compiled"`` is sim/_replay_core.pyx,
+engine.py's event loop ported to typed Cython, on the other sources compiled
+by Cython (runtime/replay_sources.py) and the compiled PageAlloc.
 Same figures.  A replay core that was not built, or built from other sources,
 leaves the compiled PageAlloc under the Python simulation, said once on stderr.
 No lock contract: nothing here touches a heap.
