@@ -63,13 +63,18 @@ def extensions():
 def replay_extensions(cythonize) -> list:
     """The replay core: the simulation's hot modules, the same Python compiled under other names with
     .pxd files typing them (pagealloc/runtime/replay_sources.py); [] (said in one line) if Cython fails."""
-    from replay_sources import remove_copies, write_copies
+    from replay_sources import REPLAY_CORE, remove_copies, sources_hash, write_copies
 
     try:
         replay = [Extension(name, [py], extra_compile_args=["-O2"]) for name, py in write_copies()]
         # annotation_typing off: the sources' annotations document, the .pxd files type
-        return cythonize(replay, quiet=True, compiler_directives={
+        copies = cythonize(replay, quiet=True, compiler_directives={
             "language_level": "3", "annotation_typing": False, "binding": False})
+        # the event loop, sim/engine.py ported (it cimports the copies' .pxd files); forced, because the
+        # hash built into it covers the copies' sources too, which its .c file's date does not follow
+        loop = Extension(REPLAY_CORE, [REPLAY_CORE.replace(".", "/") + ".pyx"], extra_compile_args=["-O2"])
+        return copies + cythonize([loop], quiet=True, force=True, compiler_directives={
+            "language_level": "3", "binding": False}, compile_time_env={"REPLAY_SOURCES_HASH": sources_hash()})
     except Exception as e:
         print(f"pagealloc: compiled replay core not generated ({type(e).__name__}: {e}); "
               "the Python simulation will run", file=sys.stderr)

@@ -2,3 +2,5 @@
 cdef class HeapLock:
     cdef public object holder, by_actor, actor
     cdef public long long acquisitions
+    cpdef lock(self)
+    cpdef unlock(self)

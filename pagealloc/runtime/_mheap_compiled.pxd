@@ -1,7 +1,10 @@
 # Types for the compiled copy of mheap.py (runtime/replay_sources.py): MHeap as a cdef class,
 # its per-event methods called in C.  Byte counts (at most MAX_HEAP_SYS) and virtual ns are int64 (a
 # larger value raises OverflowError, it is never cut); the rest stays Python objects.
+cimport cython
 from pagealloc.runtime._lock_futex_compiled cimport HeapLock
+
+cpdef tuple span_kind_args(kind)
 
 cdef class MHeap:
     cdef public object cost, clock, pages, phys_page_size, phys_huge_page_size, madvdontneed
@@ -15,6 +18,7 @@ cdef class MHeap:
     cdef public HeapLock lock
     cpdef long long heap_retained(self) except? -1
     cpdef long long go_heap_retained(self) except? -1
+    @cython.locals(lock=HeapLock)
     cpdef alloc_span(self, npages, p=*, small_object=*, manual=*)
     cpdef bint _try_alloc_mspan(self, p) except -1
     cpdef _alloc_mspan_locked(self, p)
@@ -23,5 +27,6 @@ cdef class MHeap:
     cpdef _first_lazyfree(self, base, npages)
     cpdef _madvise_ns(self, call, first_free=*)
     cpdef _account_alloc(self, npages, scav, base=*, manual=*)
+    @cython.locals(lock=HeapLock)
     cpdef free_span(self, base, npages, p=*, manual=*)
     cpdef long long drain_meter(self) except? -1

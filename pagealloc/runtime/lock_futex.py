@@ -13,7 +13,7 @@ running its code, and times the critical sections itself.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import defaultdict
 
 MUTATOR = "mutator"  # a P running the program, or the runtime on its behalf
 SCAVENGER = "scavenger"  # the background scavenger goroutine (bgscavenge)
@@ -31,7 +31,9 @@ class HeapLock:
     def __init__(self) -> None:
         self.holder: str | None = None
         self.acquisitions = 0
-        self.by_actor: Counter[str] = Counter()
+        # acquisitions per actor; a defaultdict, not a Counter: its += runs in C (a Counter's goes
+        # through Python-level method lookups, on every acquisition)
+        self.by_actor: defaultdict[str, int] = defaultdict(int)
         # Actor charged for the next acquisitions; the replay engine switches it.
         self.actor = MUTATOR
 
@@ -52,13 +54,17 @@ class HeapLock:
         self.by_actor[actor] += 1
         return self
 
-    def unlock(self, *_exc) -> None:
-        """Go: unlock(&mheap_.lock).  (Ignores arguments so it can serve as __exit__.)"""
+    def unlock(self) -> None:
+        """Go: unlock(&mheap_.lock)."""
         if self.holder is None:
             raise LockError("unlock of unlocked heap lock")
         self.holder = None
 
-    # ``with lock:`` is lock() ... unlock(); aliased rather than wrapped because
-    # it is on every replayed heap operation.
-    __enter__ = lock
-    __exit__ = unlock
+    # ``with lock:`` is lock() ... unlock().  The heap's per-event paths call lock() and
+    # unlock() themselves, as Go does (the compiled copy calls them in C; a with-statement
+    # would look both methods up as Python attributes on every operation).
+    def __enter__(self) -> "HeapLock":
+        return self.lock()
+
+    def __exit__(self, *_exc) -> None:
+        self.unlock()

@@ -10,7 +10,9 @@ for a page-cache hit on a small-object span with an mspan struct at hand
 while the GC is not marking; ``grow`` runs with it held; ``free_span`` and
 ``scavenge_all`` take it; ``gc_start`` and ``gc_done`` run with the world
 stopped and take nothing.  Every acquisition goes through
-``self.lock`` (a HeapLock) so the replay engine can attribute it and time it.
+``self.lock`` (a HeapLock) so the replay engine can attribute it and time it;
+the per-event paths call its lock() and unlock() as Go does, not ``with``
+(which the compiled copy would run as Python attribute lookups).
 
 What is modelled: a span is just (base, npages); there are no size classes
 or sweeping, and of the mspan structs only how many each P has cached
@@ -247,8 +249,12 @@ class MHeap:
         if npages < SMALL_SPAN_PAGES and p >= 0:
             c = self.pcache.get(p)
             if c is None or c.cache == 0:  # Go: c.empty()
-                with self.lock:
+                lock = self.lock
+                lock.lock()
+                try:
                     self.pcache[p] = c = self.pages.alloc_to_cache()
+                finally:
+                    lock.unlock()
                 self.meter_ns += cost.cache_refill_ns
             base, scav = c.alloc(npages)
             self.meter_ns += cost.cache_alloc_ns
@@ -261,7 +267,9 @@ class MHeap:
                     else:
                         self.heap_inuse += npages * PAGE_SIZE
                     return base
-        with self.lock:
+        lock = self.lock  # Go: lock(&h.lock)
+        lock.lock()
+        try:
             if base == 0:
                 base, scav = self.pages.alloc(npages)
                 self.meter_ns += self.cost.alloc_ns
@@ -274,6 +282,8 @@ class MHeap:
             if not have_mspan:
                 self._alloc_mspan_locked(p)
             self._account_alloc(npages, scav, base, manual)
+        finally:
+            lock.unlock()
         return base
 
     def _try_alloc_mspan(self, p: int) -> bool:
@@ -464,7 +474,9 @@ class MHeap:
         and its span struct goes back to the P's mspan cache (freeMSpanLocked).
         A manual span is Go's freeManual: its bytes go back to heap_sys.
         """
-        with self.lock:
+        lock = self.lock  # Go: lock(&h.lock)
+        lock.lock()
+        try:
             if manual:
                 self.manual_inuse -= npages * PAGE_SIZE
             else:
@@ -472,6 +484,8 @@ class MHeap:
             self.pages.free(base, npages)
             self._free_mspan_locked(p)
             self.meter_ns += self.cost.free_ns
+        finally:
+            lock.unlock()
 
     def gc_start(self, heap_live: int = 0) -> None:
         """A GC's mark phase starts.  Go: gcStart (world stopped): startCycle, then gcBlackenEnabled.

@@ -28,7 +28,19 @@ from pagealloc.runtime.mpagealloc_64bit import PALLOC_CHUNK_BYTES, chunk_index
 from pagealloc.runtime.mranges import AddrRange, AddrRanges
 
 
-class PageAlloc(PageAllocCore, Scavenger):
+def _scavenger_mixin() -> type:
+    """mgcscavenge.Scavenger compiled (the replay core's copy of mgcscavenge.py, runtime/replay_sources.py)
+    when it was built from this checkout's sources, else the readable one: the same code either way."""
+    try:
+        from pagealloc.runtime import _mgcscavenge_compiled as compiled
+        from pagealloc.runtime.replay_sources import sources_hash
+    except ImportError:
+        return Scavenger
+    sources = sources_hash()
+    return compiled.Scavenger if not sources or getattr(compiled, "SOURCES_HASH", None) == sources else Scavenger
+
+
+class PageAlloc(PageAllocCore, _scavenger_mixin()):
     """Go's pageAlloc, compiled.  Scavenger supplies scavenge / scavenge_one (they drive scavenge_one_steps)."""
 
     def __init__(

@@ -24,26 +24,36 @@ COMPILED = {
     "pagealloc.runtime.mem_linux": "pagealloc.runtime._mem_linux_compiled",
     "pagealloc.runtime.mpagealloc_64bit": "pagealloc.runtime._mpagealloc_64bit_compiled",
     "pagealloc.runtime.lock_futex": "pagealloc.runtime._lock_futex_compiled",
+    "pagealloc.runtime.mgcscavenge": "pagealloc.runtime._mgcscavenge_compiled",
     "pagealloc.runtime.mheap": "pagealloc.runtime._mheap_compiled",
     "pagealloc.sim.histogram": "pagealloc.sim._histogram_compiled",
     "pagealloc.sim.heaplock": "pagealloc.sim._heaplock_compiled",
-    "pagealloc.sim.actor": "pagealloc.sim._actor_compiled",
     "pagealloc.sim.scavenger": "pagealloc.sim._scavenger_compiled",
-    "pagealloc.sim.engine": "pagealloc.sim._engine_compiled",
 }
 
 # Names a copy takes from the readable module instead of defining its own, so that
 # both engines raise the same exception classes.
 SHARED = {"pagealloc.runtime.lock_futex": ("LockError",)}
 
+# Statements a copy leaves out: the readable module installs its functions as methods of a class of
+# the Python mirror (mgcscavenge's PallocData methods); the copy's, compiled without binding, would
+# replace them with functions that do not bind.
+READABLE_ONLY = {"pagealloc.runtime.mgcscavenge": ("PallocData.has_scavenge_candidate = ",
+                                                   "PallocData.find_scavenge_candidate = ")}
+
 
 def _path(module: str, suffix: str) -> Path:
     return PACKAGE.parent.joinpath(*module.split(".")).with_suffix(suffix)
 
 
+# The compiled event loop: sim/engine.py ported to typed Cython (not a copy; it cimports the copies' .pxd).
+REPLAY_CORE = "pagealloc.sim._replay_core"
+
+
 def source_files() -> list[Path]:
-    """The readable modules and the copies' .pxd files (those that have one), in a fixed order."""
-    return [p for m, c in COMPILED.items() for p in (_path(m, ".py"), _path(c, ".pxd")) if p.suffix == ".py" or p.is_file()]
+    """The readable modules, the copies' .pxd files (those that have one) and the event loop's .pyx, in a fixed order."""
+    files = [p for m, c in COMPILED.items() for p in (_path(m, ".py"), _path(c, ".pxd")) if p.suffix == ".py" or p.is_file()]
+    return files + [_path(REPLAY_CORE, ".pyx")]
 
 
 def sources_hash() -> str:
@@ -62,6 +72,8 @@ def copy_source(module: str, digest: str) -> str:
     text = _path(module, ".py").read_text()
     for m, c in COMPILED.items():
         text = re.sub(rf"\bfrom {re.escape(m)} import\b", f"from {c} import", text)
+    for prefix in READABLE_ONLY.get(module, ()):
+        text = re.sub(rf"^{re.escape(prefix)}[^\n]*\n", "", text, flags=re.M)
     for name in SHARED.get(module, ()):
         text = re.sub(rf"^class {name}\b[^\n]*\n(    [^\n]*\n|\n)*", f"from {module} import {name}\n\n", text,
                       count=1, flags=re.M)

@@ -2,8 +2,9 @@
 
 Not a Go file.  ``replay_class(engine)`` is the ``Replay`` class of an engine
 (runtime/engines.py names them): ``"python"`` is sim/engine.py on the readable
-modules (runtime/mheap.py, ...); ``"compiled"`` is the same sources compiled
-by Cython (runtime/replay_sources.py), which run the compiled PageAlloc.
+modules (runtime/mheap.py, ...); ``"compiled"`` is sim/_replay_core.pyx,
+engine.py's event loop ported to typed Cython, on the other sources compiled
+by Cython (runtime/replay_sources.py) and the compiled PageAlloc.
 Same figures.  A replay core that was not built, or built from other sources,
 leaves the compiled PageAlloc under the Python simulation, said once on stderr.
 No lock contract: nothing here touches a heap.
@@ -21,13 +22,13 @@ from pagealloc.sim import engine as python_engine
 def _load_compiled():
     """(the compiled engine module, "") or (None, why it cannot run)."""
     try:
-        from pagealloc.sim import _engine_compiled
+        from pagealloc.sim import _replay_core
     except ImportError as e:  # built without a C compiler (or Cython)
         return None, f"{e}"
     sources = sources_hash()
-    if sources and getattr(_engine_compiled, "SOURCES_HASH", None) != sources:
+    if sources and getattr(_replay_core, "SOURCES_HASH", None) != sources:
         return None, "it was built from other sources than this checkout's; rebuild it: pip install -e ."
-    return _engine_compiled, ""
+    return _replay_core, ""
 
 
 _compiled, REPLAY_CORE_UNAVAILABLE = None, ""

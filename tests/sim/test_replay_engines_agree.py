@@ -1,9 +1,9 @@
 """The compiled replay core and the Python simulation give the same figures.
 
-The compiled core (pagealloc.sim.engines.replay_class("compiled")) is the
-simulation's own sources compiled by Cython with .pxd types
-(runtime/replay_sources.py): identical by construction unless a typed
-attribute overflows or Cython changes a semantics.  Every mode and timing
+The compiled core (pagealloc.sim.engines.replay_class("compiled")) is
+sim/engine.py's event loop ported to typed Cython (sim/_replay_core.pyx)
+on the simulation's other sources compiled by Cython with .pxd types
+(runtime/replay_sources.py): a port, so these tests are what keeps it equal.  Every mode and timing
 on traces from each source (Go 1.14 runtime traces, the synthetic
 generator's, a 32-P growth storm) must give the same ReplayResult, field by
 field (the wall-clock fields aside).
@@ -52,10 +52,10 @@ def test_same_figures_every_timing_and_mode(trace, timing):
 
 
 def test_a_replay_core_built_from_other_sources_is_refused(monkeypatch):
-    from pagealloc.sim import _engine_compiled, engines
+    from pagealloc.sim import _replay_core, engines
 
-    assert engines._load_compiled() == (_engine_compiled, "")
-    monkeypatch.setattr(_engine_compiled, "SOURCES_HASH", "stale")
+    assert engines._load_compiled() == (_replay_core, "")
+    monkeypatch.setattr(_replay_core, "SOURCES_HASH", "stale")
     module, why = engines._load_compiled()
     assert module is None and "built from other sources" in why and "pip install -e ." in why
 
@@ -66,7 +66,7 @@ def test_without_the_replay_core_the_python_simulation_runs_and_says_so_once():
     import sys
 
     root = Path(__file__).resolve().parents[2]
-    code = ("import sys; sys.modules['pagealloc.sim._engine_compiled'] = None\n"
+    code = ("import sys; sys.modules['pagealloc.sim._replay_core'] = None\n"
             "from pagealloc.sim.engines import replay_class\n"
             "print(replay_class('compiled').__module__, replay_class('compiled').__module__)")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=root,

@@ -1,0 +1,887 @@
+# cython: language_level=3, boundscheck=False, cdivision=False
+"""The compiled replay engine's event loop: sim/engine.py ported to typed Cython.
+
+Not a Go file: the simulation around mheap.py (Go's mheap.allocSpan /
+freeSpan) and mgcscavenge.py (Go's bgscavenge), read side by side with
+sim/engine.py, the readable reference, which it follows method by method and
+line by line (same names, same order of every heap call and every schedule
+push, so the figures are byte-identical: tests/sim/test_replay_engines_agree.py,
+test_multi_p.py, ``replay-figures`` under both engines).
+
+Design: what engine.py keeps per event in Python objects is here in C —
+
+* each P's queue (``Actor.queue``, a deque of 8-tuples) is a ring buffer of
+  ``Ev`` structs in the ``Actor``;
+* the four span tables keyed by trace span id (``spans`` (base, npages),
+  ``manual_spans``, ``span_last``, ``span_done`` (row, end)) are one open-
+  addressing hash table of ``Span`` structs (``SpanTable``), pruned per batch
+  exactly as engine.py prunes ``span_done``;
+* the counters, the clock, the horizon (``inf`` is LLONG_MAX) and the three
+  lock prices ``_lock_op`` reads are C fields;
+* ``run_batch`` reads the batch's numpy columns through typed memoryviews
+  (``TAKES_ARRAYS``: replay() hands them over without tolist());
+* the three histograms it fills per event (stalls, holds, alloc latency) get
+  the bit length of a value from the CPU (``hist_add``, histogram.py's rule).
+
+What stays Python, as rare or shared: the schedule (a heapq of
+(time, tie, row, version, actor) tuples, because the background scavenger
+pushes its own entries on it), the span waiters and ordered timing's
+waiters, the per-event log of tests, the FreeOSMemory step generator, and the
+heap itself (the compiled copy of runtime/mheap.py, called in C through its
+.pxd).  Lock contract: the engine's, unchanged (engine.py's docstring): each
+event's model operation runs atomically at its start, its heap-lock hold is
+placed on the ``LockTimeline``; the heap takes and drops ``mheap_.lock``
+itself.
+"""
+
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memset
+from libc.limits cimport LLONG_MAX
+
+from heapq import heappop, heappush
+
+import numpy as np
+
+from pagealloc.errors import UserError
+from pagealloc.runtime.invariants import InvariantError
+from pagealloc.runtime._lock_futex_compiled import MUTATOR, SCAVENGER
+from pagealloc.runtime.malloc import ARENA_HINT_BASE as _ARENA_HINT_BASE, PAGE_SHIFT as _PAGE_SHIFT
+from pagealloc.runtime._mheap_compiled import MAX_HEAP_SYS
+from pagealloc.sim.actor import HOSTING, ORDER
+from pagealloc.sim.presets import LOCKED_SITES, ReplayConfig
+from pagealloc.sim.result import ReplayResult
+from pagealloc.sim._scavenger_compiled import BackgroundScavenger
+from pagealloc.trace import format as _format
+
+# The hash of the sources the compiled replay engine was built from (setup.py; see sim/engines.py).
+SOURCES_HASH = REPLAY_SOURCES_HASH
+
+from pagealloc.runtime._lock_futex_compiled cimport HeapLock
+from pagealloc.runtime._mheap_compiled cimport MHeap, span_kind_args
+from pagealloc.sim._heaplock_compiled cimport LockTimeline
+from pagealloc.sim._histogram_compiled cimport Histogram
+
+cdef long long OP_ALLOC = _format.OP_ALLOC
+cdef long long OP_FREE = _format.OP_FREE
+cdef long long OP_GC = _format.OP_GC
+cdef long long OP_GC_START = _format.OP_GC_START
+cdef long long OP_FREE_OS_MEMORY = _format.OP_FREE_OS_MEMORY
+cdef long long ARENA_HINT_BASE = _ARENA_HINT_BASE
+cdef long long PAGE_SHIFT = _PAGE_SHIFT
+
+cdef long long INF = LLONG_MAX  # engine.py's float("inf") horizon
+_INF = float("inf")
+CLOSED_QUEUE_LIMIT = 4_000_000  # engine.py's
+
+# timings, as C codes (engine.py compares the strings)
+cdef enum:
+    RECORDED, ORDERED, SHIFTED, CLOSED
+
+cdef int timing_code(str timing) except -1:
+    if timing == "recorded":
+        return RECORDED
+    if timing == "ordered":
+        return ORDERED
+    if timing == "shifted":
+        return SHIFTED
+    if timing == "closed":
+        return CLOSED
+    raise ValueError(f"unknown timing {timing!r}")
+
+
+# -- the span table: engine.py's spans, manual_spans, span_last and span_done in one C hash table --
+
+cdef struct Span:
+    unsigned long long sid
+    long long base, npages  # spans[sid] = (base, npages), while live
+    long long last_row  # span_last[sid], while has_last
+    long long done_row, done_end  # span_done[sid] = (row, end), while has_done
+    unsigned char used, live, manual, has_last, has_done
+
+
+cdef class SpanTable:
+    """Open addressing with linear probing, keyed by span id; an entry lives while any of its four parts
+    does.  Entries are never deleted one by one (that would break the probe chains): one with nothing
+    left is dropped when the table, half full, is rehashed (``_compact``)."""
+    cdef Span *slots
+    cdef Py_ssize_t cap, n  # cap a power of two; n entries used
+
+    def __cinit__(self):
+        self.cap = 1024
+        self.n = 0
+        self.slots = <Span *> calloc(self.cap, sizeof(Span))
+        if self.slots is NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.slots)
+
+    cdef inline Py_ssize_t _home(self, unsigned long long sid) nogil:
+        sid ^= sid >> 33  # the ids are often sequential or page addresses: spread them
+        sid *= 0xff51afd7ed558ccdULL
+        sid ^= sid >> 33
+        return <Py_ssize_t> (sid & <unsigned long long> (self.cap - 1))
+
+    cdef Span *find(self, unsigned long long sid):
+        """The entry of sid, or NULL."""
+        cdef Py_ssize_t i = self._home(sid)
+        cdef Span *s
+        while True:
+            s = &self.slots[i]
+            if not s.used:
+                return NULL
+            if s.sid == sid:
+                return s
+            i = (i + 1) & (self.cap - 1)
+
+    cdef Span *get(self, unsigned long long sid) except NULL:
+        """The entry of sid, made (empty) if it has none.  May move every entry (pointers go stale)."""
+        cdef Py_ssize_t i
+        cdef Span *s
+        if (self.n + 1) * 2 > self.cap:
+            self._compact()
+        i = self._home(sid)
+        while True:
+            s = &self.slots[i]
+            if not s.used:
+                memset(s, 0, sizeof(Span))
+                s.used = 1
+                s.sid = sid
+                self.n += 1
+                return s
+            if s.sid == sid:
+                return s
+            i = (i + 1) & (self.cap - 1)
+
+    cdef int _resize(self, Py_ssize_t cap) except -1:
+        """Rehash into cap slots, dropping entries with nothing left in them."""
+        cdef Span *old = self.slots
+        cdef Py_ssize_t oldcap = self.cap, j, i
+        cdef Span *s
+        self.slots = <Span *> calloc(cap, sizeof(Span))
+        if self.slots is NULL:
+            self.slots = old
+            raise MemoryError()
+        self.cap = cap
+        self.n = 0
+        for j in range(oldcap):
+            if old[j].used and (old[j].live or old[j].has_last or old[j].has_done):
+                i = self._home(old[j].sid)
+                while self.slots[i].used:
+                    i = (i + 1) & (cap - 1)
+                self.slots[i] = old[j]
+                self.n += 1
+        free(old)
+        return 0
+
+    cdef int _compact(self) except -1:
+        """Rehash into the smallest table (at least 1024 slots) at most a quarter full of the entries
+        that still hold something: the table grows with the spans alive, not with the trace."""
+        cdef Py_ssize_t j, live = 0, cap = 1024
+        for j in range(self.cap):
+            if self.slots[j].used and (self.slots[j].live or self.slots[j].has_last or self.slots[j].has_done):
+                live += 1
+        while (live + 1) * 4 > cap:
+            cap *= 2
+        return self._resize(cap)
+
+    cdef void prune(self, long long now):
+        """engine.py's run_batch: forget completions the clock has passed (span_done entries
+        ending at or before ``now`` of spans with no op queued).  Emptied entries go at the next rehash."""
+        cdef Py_ssize_t j
+        cdef Span *s
+        for j in range(self.cap):
+            s = &self.slots[j]
+            if s.used and s.has_done and not (s.done_end > now or s.has_last):
+                s.has_done = 0
+
+
+cdef struct Ev:  # engine.py's queue tuple (row, ts, op, span, npages, value, kind, prev)
+    long long row, ts, code
+    unsigned long long sid
+    long long npages
+    unsigned long long value  # the column is uint64
+    long long kind, prev
+
+
+cdef class Actor:
+    """A P replaying its own events in order, or the runtime actor (P -1): sim/actor.py's Actor, its
+    queue a ring buffer of Ev structs (``queue_len``, ``head()``, ``push``, ``pop``)."""
+    cdef public long long pid, free_at, delay, stall_ns, version
+    cdef public object steps, blocked_on
+    cdef public bint scheduled
+    cdef Ev *q
+    cdef Py_ssize_t qhead, qlen, qcap
+
+    def __cinit__(self, long long pid):
+        self.pid = pid
+        self.qcap = 16
+        self.q = <Ev *> malloc(self.qcap * sizeof(Ev))
+        if self.q is NULL:
+            raise MemoryError()
+        self.steps = None
+        self.blocked_on = None
+
+    def __dealloc__(self):
+        free(self.q)
+
+    def __lt__(self, Actor other):
+        """The schedule's last tie-break (actor.py): the lower P first."""
+        return self.pid < other.pid
+
+    @property
+    def queue(self):
+        """The queued events as engine.py's tuples (for inspection)."""
+        cdef Py_ssize_t k
+        cdef Ev *e
+        out = []
+        for k in range(self.qlen):
+            e = &self.q[(self.qhead + k) % self.qcap]
+            out.append((e.row, e.ts, e.code, e.sid, e.npages, e.value, e.kind, e.prev))
+        return out
+
+    cdef inline Ev *head(self):
+        return &self.q[self.qhead]
+
+    cdef int push(self, Ev *e) except -1:
+        cdef Ev *bigger
+        cdef Py_ssize_t k
+        if self.qlen == self.qcap:
+            bigger = <Ev *> malloc(2 * self.qcap * sizeof(Ev))
+            if bigger is NULL:
+                raise MemoryError()
+            for k in range(self.qlen):
+                bigger[k] = self.q[(self.qhead + k) % self.qcap]
+            free(self.q)
+            self.q, self.qhead, self.qcap = bigger, 0, 2 * self.qcap
+        self.q[(self.qhead + self.qlen) % self.qcap] = e[0]
+        self.qlen += 1
+        return 0
+
+    cdef inline void pop(self):
+        self.qhead = (self.qhead + 1) % self.qcap
+        self.qlen -= 1
+
+
+cdef extern from *:
+    int __builtin_clzll(unsigned long long) nogil
+
+
+cdef inline int hist_add(Histogram h, long long v) except -1:
+    """Histogram.add (sim/histogram.py, whose bucket rule this is) with the bit length taken in C:
+    the three histograms the engine fills once or twice per event.  Negative values (never timed)
+    go through Histogram.add itself."""
+    cdef long long shift
+    cdef Py_ssize_t b
+    if v < 0:
+        h.add(v)
+        return 0
+    if v < 64:  # histogram.py's _SUB: exact below it
+        b = v
+    else:
+        shift = (64 - __builtin_clzll(<unsigned long long> v)) - 1 - 6  # v.bit_length() - 1 - _SUB_BITS
+        b = ((shift + 1) << 6) + (v >> shift) - 64
+    h.counts[b] += 1
+    h.n += 1
+    h.total += v
+    if v > h.max:
+        h.max = v
+    return 0
+
+
+cdef inline bint _due(tuple entry, long long t, long long row) except -1:
+    """Whether a schedule entry runs before a P's event (row) at t (engine.py's Replay._due)."""
+    cdef long long et = entry[0]
+    return et < t or (et == t and (<long long> entry[1] == 0 or <long long> entry[2] < row))
+
+
+cdef class Replay:
+    """One replay: sim/engine.py's Replay (its docstring), compiled.  Same constructor, run_batch, drain,
+    finish, m_time and the attributes tests read (heap, spans, skipped, lenient, log, ...)."""
+    cdef public object config, mode, bg_locked, forced_locked, cost, timing
+    cdef public bint closed_loop, ordered, lenient, kinds_known, trace_done
+    cdef public long long next_row, order_wait_ns
+    cdef public dict order_waiters, waiting, actors
+    cdef public object gomaxprocs, log, psched, scavenger, first_ts
+    cdef public MHeap heap
+    cdef public list schedule, timeline, stall_timeline
+    cdef long long _horizon
+    cdef public long long now, pending
+    cdef public LockTimeline lock_line
+    cdef public Histogram stalls, holds, latency
+    cdef public long long events, skipped, agree, allocs, retained_peak, goals_derived, last_ts
+    cdef SpanTable table
+    cdef int tcode
+    cdef long long lock_ns, lock_spin_ns, futex_wake_ns
+
+    def __init__(self, config, cost, *, kinds_known=False, psched=None, **knobs):
+        """engine.py's Replay.__init__."""
+        if isinstance(config, str):
+            if knobs.pop("closed_loop", False):
+                knobs["timing"] = "closed"
+            config = ReplayConfig(mode=config, **knobs)
+        elif knobs:
+            raise TypeError("Replay(config, ...) takes no knobs besides the config")
+        config = config.with_timing_for(None).validated()
+        self.config = config
+        mode, timing = config.mode, config.timing
+        self.mode = mode
+        self.bg_locked, self.forced_locked = LOCKED_SITES[mode]
+        self.cost = cost
+        self.lock_ns, self.lock_spin_ns, self.futex_wake_ns = cost.lock_ns, cost.lock_spin_ns, cost.futex_wake_ns
+        self.timing = timing
+        self.tcode = timing_code(timing)
+        self.closed_loop = timing == "closed"
+        self.ordered = timing == "ordered"
+        self.next_row = 0
+        self.order_waiters = {}
+        self.order_wait_ns = 0
+        self.lenient = config.lenient
+        self.kinds_known = kinds_known
+        self.gomaxprocs = config.gomaxprocs
+        self.heap = MHeap(cost, retain_extra_percent=config.retain_extra_percent,
+                          madvdontneed=config.madvdontneed, engine=config.engine)
+        self.table = SpanTable()
+        self.waiting = {}
+        self.actors = {}
+        self.schedule = []
+        self._horizon = 0
+        self.now = 0
+        self.pending = 0
+        self.trace_done = False
+        self.log = None
+        self.lock_line = LockTimeline()
+        self.stalls = Histogram()
+        self.holds = Histogram()
+        self.latency = Histogram()
+        self.psched = psched
+        self.scavenger = BackgroundScavenger(self, self.bg_locked, config.scavenge_percent)
+        self.events = 0
+        self.skipped = 0
+        self.agree = 0
+        self.allocs = 0
+        self.retained_peak = 0
+        self.goals_derived = 0
+        self.first_ts = None
+        self.last_ts = 0
+        self.timeline = []
+        self.stall_timeline = []
+
+    # -- engine.py's dicts, as views of the span table (tests, --check) --
+
+    @property
+    def horizon(self):
+        return _INF if self._horizon == INF else self._horizon
+
+    @horizon.setter
+    def horizon(self, value):
+        self._horizon = INF if value == _INF else value
+
+    @property
+    def spans(self):
+        """trace span id -> (base, npages) of the live spans (engine.py's spans)."""
+        cdef Py_ssize_t j
+        cdef Span *s
+        out = {}
+        for j in range(self.table.cap):
+            s = &self.table.slots[j]
+            if s.used and s.live:
+                out[s.sid] = (s.base, s.npages)
+        return out
+
+    @property
+    def manual_spans(self):
+        cdef Py_ssize_t j
+        cdef Span *s
+        return {self.table.slots[j].sid for j in range(self.table.cap)
+                if self.table.slots[j].used and self.table.slots[j].live and self.table.slots[j].manual}
+
+    # -- the Ps --
+
+    cdef Actor _actor(self, long long pid, long long row, label):
+        g = self.gomaxprocs
+        if g is not None and pid >= g:
+            raise UserError(f"{label}: row {row}: p {pid} is not below the trace's gomaxprocs {g}")
+        cdef Actor a = Actor(pid)
+        self.actors[pid] = a
+        if self.tcode == CLOSED:
+            a.free_at = self.now
+        return a
+
+    cdef inline long long _start_of(self, Actor a):
+        """When actor a's next event starts, by the timing policy."""
+        cdef long long ts = a.head().ts
+        if self.tcode == RECORDED or self.tcode == ORDERED:
+            return ts if ts > a.free_at else a.free_at
+        if self.tcode == SHIFTED:
+            ts += a.delay
+            return ts if ts > a.free_at else a.free_at
+        return a.free_at
+
+    cdef int _schedule(self, Actor a) except -1:
+        a.version += 1
+        a.scheduled = True
+        cdef long long row = a.head().row if a.steps is None else -1
+        cdef long long t = a.free_at if a.steps is not None else self._start_of(a)
+        heappush(self.schedule, (t, 1, row, a.version, a))
+        return 0
+
+    cdef long long _lock_op(self, Actor a, long long start, long long acquisitions) except? -1:
+        """engine.py's _lock_op: time the operation actor a just executed at ``start``; return when it ends."""
+        cdef MHeap heap = self.heap
+        cdef long long after = heap.after_unlock_ns
+        cdef long long spent = heap.drain_meter()
+        if heap.lock.acquisitions == acquisitions:
+            return start + spent
+        cdef long long busy = self.lock_line.busy_until, wait, stall, hold
+        if busy > start:
+            wait = busy - start
+            stall = wait + self.futex_wake_ns if wait > self.lock_spin_ns else wait
+            hist_add(self.stalls, stall)
+            a.stall_ns += stall
+            a.delay += stall
+        else:
+            wait = stall = 0
+            hist_add(self.stalls, 0)
+        hold = spent - after + self.lock_ns
+        hist_add(self.holds, hold)
+        self.lock_line.hold(start + wait, start + wait + hold, a.pid)
+        return start + stall + spent + self.lock_ns
+
+    def _forced_steps(self, Actor a):
+        """engine.py's _forced_steps: FreeOSMemory dropping the lock per step (mode ``unlocked``)."""
+        lock = self.heap.lock
+        steps = self.heap.scavenge_all_steps()
+        while True:
+            start = a.free_at
+            acquisitions = lock.acquisitions
+            try:
+                next(steps)
+            except StopIteration:
+                return
+            yield self._lock_op(a, start, acquisitions)
+
+    def p_free(self, p, t):
+        """When P p can run a goroutine made runnable on it at t: once it is done with its current operation."""
+        cdef Actor a = self.actors.get(p)
+        return t if a is None or a.free_at <= t else a.free_at
+
+    def host_begin(self, p):
+        """The background scavenger starts running on P p (engine.py's host_begin)."""
+        cdef Actor a = self.actors.get(p)
+        if a is None or a.blocked_on is not None or a.steps is not None:
+            return
+        a.blocked_on = HOSTING
+        a.version += 1
+        a.scheduled = False
+
+    def host_end(self, p, long long end):
+        """The background scavenger stopped running on P p at ``end`` (engine.py's host_end)."""
+        cdef Actor a = self.actors.get(p)
+        if a is None or a.blocked_on is not HOSTING:
+            return
+        a.blocked_on = None
+        if a.free_at < end:
+            a.free_at = end
+        if a.qlen and not a.scheduled:
+            self._schedule(a)
+
+    def note_retained(self):
+        cdef long long r = self.heap.heap_retained()
+        if r > self.retained_peak:
+            self.retained_peak = r
+
+    # replay() hands run_batch the batch's numpy columns as they are (EventBatch's dtypes), not tolist()'s
+    TAKES_ARRAYS = True
+
+    def run_batch(self, ts, op, span, npages, value, p, kind=None, *, first_row, label):
+        """engine.py's run_batch: queue one batch of events on their actors, then run the schedule
+        up to this batch's last timestamp.  The columns are numpy arrays of EventBatch's dtypes
+        (trace/format.py), or anything numpy turns into them (engine.py's lists)."""
+        n = len(ts)
+        if not n:
+            return
+        ts = np.asarray(ts, dtype=np.int64)
+        kind = np.zeros(n, np.uint16) if kind is None else np.asarray(kind, dtype=np.uint16)
+        self.table.prune(self.now)  # engine.py's span_done pruning: forget completions the clock has passed
+        self._queue_batch(ts, np.asarray(op, dtype=np.uint8), np.asarray(span, dtype=np.uint64),
+                          np.asarray(npages, dtype=np.uint32), np.asarray(value, dtype=np.uint64),
+                          np.asarray(p, dtype=np.int32), kind, first_row, label)
+        if self.first_ts is None:
+            self.first_ts = int(ts[0])
+        self.last_ts = ts[n - 1]
+        cdef Actor x
+        cdef long long h
+        if self.tcode == CLOSED:
+            h = INF
+            for x in self.actors.values():
+                if not x.qlen and x.pid >= 0 and x.free_at < h:
+                    h = x.free_at
+            self._horizon = h
+            if self.pending > CLOSED_QUEUE_LIMIT:
+                raise UserError(f"{label}: row {first_row + n - 1}: closed timing queued {self.pending:,} events waiting for "
+                                "a P that has none in this part of the trace; replay it with --timing recorded or shifted")
+        else:
+            self._horizon = ts[n - 1]
+        self._run(label, False, 0, 0)
+
+    cdef int _queue_batch(self, const long long[:] ts, const unsigned char[:] op, const unsigned long long[:] span,
+                          const unsigned int[:] npages, const unsigned long long[:] value, const int[:] p,
+                          const unsigned short[:] kind, long long first_row, label) except -1:
+        """run_batch's loop (engine.py's _queue_batch)."""
+        cdef Py_ssize_t n = ts.shape[0], i
+        cdef dict actors = self.actors
+        cdef list schedule = self.schedule
+        cdef bint closed = self.tcode == CLOSED, shifted = self.tcode == SHIFTED
+        cdef Actor a
+        cdef Ev e
+        cdef Span *s
+        cdef long long pid, t, nxt
+        for i in range(n):
+            pid = p[i]
+            a = actors.get(pid)
+            if a is None:
+                a = self._actor(pid, first_row + i, label)
+            e.code = op[i]
+            e.row = first_row + i
+            e.ts = ts[i]
+            e.sid = span[i]
+            e.npages = npages[i]
+            e.value = value[i]
+            e.kind = kind[i]
+            e.prev = -1
+            if e.code <= OP_FREE:  # a span op: its span's ops must run in trace order
+                s = self.table.get(e.sid)
+                if s.has_last:
+                    e.prev = s.last_row
+                s.last_row = e.row
+                s.has_last = 1
+            if closed and pid < 0 and not a.qlen and a.free_at < self.now:
+                a.free_at = self.now
+            a.push(&e)
+            self.pending += 1
+            if not closed and i + 1 < n and not a.scheduled and a.blocked_on is None and a.steps is None \
+                    and a.qlen == 1:
+                # The fast path (engine.py's): an idle P whose event starts no later than the next row's
+                # timestamp runs it now, once whatever is due before it has run.
+                t = e.ts + a.delay if shifted else e.ts
+                if t < a.free_at:
+                    t = a.free_at
+                nxt = ts[i + 1]
+                if t <= nxt:
+                    if self._horizon <= t:
+                        self._horizon = t + 1
+                    if schedule and _due(<tuple> schedule[0], t, e.row):
+                        self._run(label, True, t, e.row)
+                        if a.scheduled or a.blocked_on is not None:
+                            continue
+                    self.now = t
+                    self._execute(a, t, label)
+                    if a.qlen and a.blocked_on is None and not a.scheduled:
+                        self._schedule(a)
+                    continue
+            if not a.scheduled and a.blocked_on is None:
+                if a.steps is None and not closed:
+                    t = e.ts + a.delay if shifted else e.ts
+                    a.version += 1
+                    a.scheduled = True
+                    heappush(schedule, (t if t > a.free_at else a.free_at, 1, e.row, a.version, a))
+                else:
+                    self._schedule(a)
+        return 0
+
+    def drain(self, label):
+        """Run every queued event now, as if the trace ended here (tests drive batches this way)."""
+        horizon, done = self._horizon, self.trace_done
+        self._horizon, self.trace_done = INF, True
+        try:
+            self._run(label, False, 0, 0)
+        finally:
+            self._horizon, self.trace_done = horizon, done
+
+    @property
+    def m_time(self):
+        return max((a.free_at for a in self.actors.values()), default=0)
+
+    cdef int _run(self, label, bint has_until, long long until, long long until_row) except -1:
+        """engine.py's _run: every scheduled step that starts before the horizon (with ``until``:
+        every step due before a P's event at that time, the fast path's)."""
+        cdef list schedule = self.schedule
+        scavenger = self.scavenger
+        cdef bint closed = self.tcode == CLOSED
+        cdef bint recorded = self.tcode == RECORDED or self.tcode == ORDERED
+        cdef Actor a
+        cdef tuple entry, top
+        cdef long long t, ts, row
+        cdef object version
+        cdef Ev *h
+        while schedule and <long long> (<tuple> schedule[0])[0] < self._horizon and \
+                (not has_until or _due(<tuple> schedule[0], until, until_row)):
+            entry = heappop(schedule)
+            t = entry[0]
+            version = entry[3]
+            self.now = t
+            if entry[4] is None:
+                if version == scavenger.version:
+                    if not self.pending:  # the program has ended: finish() runs the rest to its end
+                        heappush(schedule, (entry[0], entry[1], 0, version, None))
+                        return 0
+                    scavenger.step()
+                    self.heap.lock.running(MUTATOR)
+                    scavenger.schedule()
+                continue
+            a = <Actor> entry[4]
+            if <long long> version != a.version:
+                continue
+            a.scheduled = False
+            if a.steps is not None:
+                self._continue_steps(a)
+            else:
+                self._execute(a, t, label)
+                while a.qlen and a.blocked_on is None and not a.scheduled and a.steps is None:
+                    h = a.head()
+                    ts, row = h.ts, h.row
+                    if recorded:
+                        t = ts if ts > a.free_at else a.free_at
+                    else:
+                        t = self._start_of(a)
+                    if t >= self._horizon or (schedule and _due(<tuple> schedule[0], t, row)) or \
+                            (has_until and not (t < until or (t == until and row < until_row))):
+                        break
+                    self.now = t
+                    self._execute(a, t, label)
+            if a.qlen and a.blocked_on is None and not a.scheduled:
+                self._schedule(a)
+            if closed and not a.qlen and a.pid >= 0 and not self.trace_done:
+                if a.free_at < self._horizon:
+                    self._horizon = a.free_at
+        return 0
+
+    cdef int _continue_steps(self, Actor a) except -1:
+        self.heap.lock.running(MUTATOR)
+        try:
+            a.free_at = next(a.steps)
+            self._schedule(a)
+        except StopIteration:
+            a.steps = None
+            self.pending -= 1
+            self._after_event(a, OP_FREE_OS_MEMORY)
+        return 0
+
+    cdef int _execute(self, Actor a, long long start, label) except -1:
+        """engine.py's _execute: run actor a's next event at ``start``, unless its span must wait for another actor."""
+        cdef Ev e = a.head()[0]
+        cdef long long row = e.row, code = e.code, prev = e.prev, n = e.npages, acquisitions, end, retained
+        cdef unsigned long long sid = e.sid
+        cdef MHeap heap = self.heap
+        cdef HeapLock lock
+        cdef Span *s = NULL  # stays valid: only _queue_batch's get() moves entries, and it does not run in here
+        cdef bint manual, small_object
+        cdef long long base
+        if code <= OP_FREE:  # the span's previous op may run on another actor, or complete later
+            s = self.table.find(sid)  # there is one: queueing the op made it
+            if s is NULL:
+                raise InvariantError(f"{label}: row {row}: span {sid} has no entry in the span table")
+            if prev >= 0 and (not s.has_done or s.done_row != prev):  # not yet run
+                a.blocked_on = sid
+                self.waiting.setdefault(sid, []).append(a)
+                return 0
+            if s.has_done and start < s.done_end:  # it ran, but completes later: start then
+                a.free_at = s.done_end
+                self._schedule(a)
+                return 0
+        if self.ordered:
+            if row != self.next_row:
+                a.blocked_on = ORDER
+                self.order_waiters[row] = (a, start)
+                return 0
+            self.next_row = row + 1
+            if self.order_waiters:
+                self._wake_next_in_order(row + 1, start)
+        a.pop()
+        self.pending -= 1
+        lock = heap.lock
+        acquisitions = lock.acquisitions
+        if code == OP_ALLOC:
+            if s.live:
+                self._span_done(sid, row, start)
+                if self.lenient:
+                    self.skipped += 1
+                    return 0
+                raise UserError(f"{label}: row {row}: alloc of span {sid}, which is already live")
+            if self.kinds_known:  # P -1: no P, so no page cache (Go: pp == nil)
+                small_object, manual = span_kind_args(e.kind)
+                base = heap.alloc_span(n, a.pid, small_object, manual)
+            else:
+                manual = False
+                base = heap.alloc_span(n, a.pid)
+            if base == 0:
+                raise UserError(
+                    f"{label}: row {row}: allocating span {sid} of {n} pages would grow the heap "
+                    f"past {MAX_HEAP_SYS >> 40} TiB, the most the replay models"
+                )
+            s.live, s.base, s.npages, s.manual = 1, base, n, manual
+            self.allocs += 1
+            if base >= ARENA_HINT_BASE and <unsigned long long> ((base - ARENA_HINT_BASE) >> PAGE_SHIFT) == sid:
+                self.agree += 1
+        elif code == OP_FREE:
+            if not s.live or s.npages != n:
+                if s.live:  # not skippable, even with --lenient
+                    raise UserError(f"{label}: row {row}: free of span {sid} with npages "
+                                    f"{n}, but it was allocated with npages {s.npages}")
+                self._span_done(sid, row, start)
+                if self.lenient:
+                    self.skipped += 1
+                    return 0
+                raise UserError(f"{label}: row {row}: free of unknown span {sid}")
+            s.live = 0
+            if s.manual:
+                s.manual = 0
+                heap.free_span(s.base, n, a.pid, True)
+            else:
+                heap.free_span(s.base, n, a.pid)
+        elif code == OP_GC:  # world stopped: no heap lock (Go: gcMarkTermination)
+            if heap.gc_done(e.value):
+                self.goals_derived += 1
+        elif code == OP_GC_START:  # world stopped: no heap lock (Go: gcStart); value: heap_live if known
+            heap.gc_start(e.value)
+        elif code == OP_FREE_OS_MEMORY:
+            if self.forced_locked:  # Go 1.14's scavengeAll: one critical section
+                heap.scavenge_all(locked=True)
+            else:
+                a.free_at = start
+                if self.log is not None:
+                    self.log.append((a.pid, row, code, start, start))
+                a.steps = self._forced_steps(a)
+                self.pending += 1
+                self._continue_steps(a)
+                return 0
+        else:
+            raise UserError(f"{label}: row {row}: unknown op code {code}")
+        if lock.acquisitions != acquisitions:
+            end = self._lock_op(a, start, acquisitions)
+        else:  # no lock taken, so no scavenging: the meter is all there is
+            end = start + heap.drain_meter()
+        a.free_at = end
+        if self.log is not None:
+            self.log.append((a.pid, row, code, start, end))
+        if code <= OP_FREE:
+            if code == OP_ALLOC:
+                hist_add(self.latency, end - start)
+            s.has_done, s.done_row, s.done_end = 1, row, end
+            if s.last_row == row:  # the common case: no later op of this span queued yet
+                s.has_last = 0
+            else:
+                self._span_done(sid, row, end)
+            self.events += 1
+            retained = heap.heap_retained()
+            if retained > self.retained_peak:
+                self.retained_peak = retained
+        else:
+            self._after_event(a, code)
+        return 0
+
+    cdef int _wake_next_in_order(self, long long row, long long now) except -1:
+        """Ordered timing: the row before ``row`` runs at ``now``, so ``row``'s actor may run, no earlier."""
+        got = self.order_waiters.pop(row, None)
+        if got is None:
+            return 0
+        cdef Actor w = got[0]
+        cdef long long asked = got[1]
+        w.blocked_on = None
+        if now > asked:
+            self.order_wait_ns += now - asked
+        if w.free_at < now:
+            w.free_at = now
+        self._schedule(w)
+        return 0
+
+    cdef int _span_done(self, unsigned long long sid, long long row, long long end) except -1:
+        """engine.py's _span_done: the op of span sid at ``row`` completed at ``end``: wake whoever
+        waits for the next one, no earlier than that (causality)."""
+        cdef Span *s = self.table.find(sid)
+        cdef Actor w
+        s.has_done, s.done_row, s.done_end = 1, row, end
+        if s.last_row == row:  # no op of the span queued after it
+            s.has_last = 0
+            return 0
+        waiters = self.waiting.pop(sid, None)
+        if waiters:
+            for w in waiters:
+                w.blocked_on = None
+                if w.free_at < end:
+                    w.free_at = end
+                if not w.scheduled:
+                    self._schedule(w)
+        return 0
+
+    cdef int _after_event(self, Actor a, long long code) except -1:
+        self.events += 1
+        cdef long long retained = self.heap.heap_retained()
+        if retained > self.retained_peak:
+            self.retained_peak = retained
+        if code == OP_GC or code == OP_FREE_OS_MEMORY:  # sample the timelines
+            self.timeline.append((a.free_at, retained))
+            self.stall_timeline.append((a.free_at, self.stalls.total))
+            if code == OP_GC:
+                self.scavenger.wake(a.free_at, a.pid)
+        return 0
+
+    def finish(self, label, wall):
+        """engine.py's finish: run the rest, the scavenger to the program's end, and the result."""
+        self._horizon = INF
+        self.trace_done = True
+        self._run(label, False, 0, 0)
+        if self.waiting:
+            raise InvariantError(f"actors still wait for spans {sorted(self.waiting)[:5]} at the end")
+        if self.order_waiters:
+            raise InvariantError(f"rows {sorted(self.order_waiters)[:5]} still wait for their turn at the end")
+        mutators = self.actors.values()
+        makespan = max((a.free_at for a in mutators), default=0)
+        scavenger = self.scavenger
+        while scavenger.time <= makespan:
+            scavenger.step()
+        heap = self.heap
+        self.timeline.sort(key=_first)
+        self.timeline.append((makespan, heap.heap_retained()))
+        self.stall_timeline.sort(key=_first)
+        self.stall_timeline.append((makespan, self.stalls.total))
+        by = heap.released_by
+        recorded = (self.last_ts - self.first_ts) if self.first_ts is not None else 0
+        g = self.gomaxprocs or (max((pid for pid in self.actors if pid >= 0), default=-1) + 1)
+        runtime = self.actors.get(-1)
+        config, stalls, cpu = self.config, self.stalls, scavenger.cpu_ns
+        events = self.events
+        return ReplayResult(
+            trace=label, mode=self.mode, timing=self.timing, events=events,
+            wall_seconds=wall, replay_events_per_wall_second=events / wall if wall > 0 else 0.0,
+            released_bytes=sum(by.values()), released_background_bytes=by["background"],
+            released_background_count=heap.releases_by["background"],
+            released_growth_bytes=by["growth"], released_forced_bytes=by["forced"],
+            retained_peak_bytes=self.retained_peak, retained_final_bytes=heap.heap_retained(),
+            heap_sys_bytes=heap.heap_sys, heap_growths=heap.growths, scavenged_alloc_bytes=heap.scav_alloc_bytes,
+            madvise_calls=heap.madvise_calls, scavenger_fooled=heap.pages.stats_scav_fooled,
+            address_agreement=self.agree / self.allocs if self.allocs else 0.0,
+            skipped_events=self.skipped, gc_goal_derived=self.goals_derived,
+            retain_extra_percent=config.retain_extra_percent, scavenge_percent=config.scavenge_percent,
+            madvise_advice="MADV_DONTNEED" if config.madvdontneed else "MADV_FREE",
+            lock_acquisitions_mutator=heap.lock.by_actor[MUTATOR],
+            lock_acquisitions_scavenger=heap.lock.by_actor[SCAVENGER],
+            lock_hold_max_ns=self.holds.max, lock_hold_p99_ns=self.holds.quantile(0.99),
+            gomaxprocs=g, p_stall_ns=stalls.total, p_stall_max_ns=stalls.max,
+            p_stall_p99_ns=stalls.quantile(0.99),
+            p_stall_by_p=[self.actors[pid].stall_ns if pid in self.actors else 0 for pid in range(g)],
+            runtime_stall_ns=runtime.stall_ns if runtime is not None else 0, order_wait_ns=self.order_wait_ns,
+            alloc_latency_p99_ns=self.latency.quantile(0.99), alloc_latency_max_ns=self.latency.max,
+            makespan_ns=makespan, recorded_duration_ns=recorded,
+            throughput_events_per_vsec=events * 1e9 / makespan if makespan else 0.0,
+            slowdown=makespan / recorded if recorded else 0.0,
+            scavenger_cpu_ns=cpu, scavenger_crit_p50_ns=scavenger.crits.quantile(0.5),
+            scavenger_crit_p90_ns=scavenger.crits.quantile(0.9),
+            released_bytes_per_scavenger_cpu_sec=by["background"] * 1e9 / cpu if cpu else 0.0,
+            retained_timeline=self.timeline, p_stall_timeline=self.stall_timeline,
+        )
+
+
+def _first(pair):
+    return pair[0]
