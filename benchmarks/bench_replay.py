@@ -190,7 +190,9 @@ def _metrics(which: str) -> dict:
         for mode in modes:
             try:
                 r = replay(table, mode, label=name)
-                d = {k: v for k, v in vars(r).items() if not isinstance(v, list)}  # figures, not timelines
+                # plain figures only (no timelines, no pagealloc objects): asv unpickles this cache in each
+                # forked parameter run, and a pagealloc object there imports pagealloc (~0.2 s) every time
+                d = {k: v for k, v in vars(r).items() if isinstance(v, (int, float, str, bool, type(None)))}
                 if "p_stall_ns" in d:  # the asv name kept since the first published suite (same figure)
                     d.setdefault("mutator_stall_ns", d["p_stall_ns"])
             except Exception as e:  # noqa: BLE001 - recorded, reported by setup as a failure
