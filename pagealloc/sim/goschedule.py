@@ -41,6 +41,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 
 import numpy as np
+import pyarrow.compute as pc
 
 NETPOLL_LATE_NS = 70_000  # netpoll's epoll_wait returns ~70 us after its whole milliseconds (CostModel.netpoll_late_ns)
 SYSMON_LATE_NS = 80_000  # with every P idle, sysmon fires a timer ~80 us late (CostModel.sysmon_late_ns)
@@ -129,12 +130,14 @@ class PSchedule:
 
     def __init__(self, ts: list, state: list, sweep_done, derived: bool, *, netpoll_late_ns: int = NETPOLL_LATE_NS,
                  sysmon_late_ns: int = SYSMON_LATE_NS) -> None:
-        self.ts = [list(map(int, t)) for t in ts]
-        self.state = [list(map(int, s)) for s in state]
+        # Python ints in lists (bisect over them is the hot query), converted in C by numpy
+        self.ts = [np.asarray(t, dtype=np.int64).tolist() for t in ts]
+        self.state = [np.asarray(s, dtype=np.int64).tolist() for s in state]
         self.nprocs = len(ts)
         # reschedule points (a goroutine stops: into SCHED or IDLE) and idle entries, per P
-        self.resched = [[t for t, s in zip(tt, ss) if s != RUNNING] for tt, ss in zip(self.ts, self.state)]
-        self.idle_entries = [[t for t, s in zip(tt, ss) if s == IDLE] for tt, ss in zip(self.ts, self.state)]
+        arrays = [(np.asarray(tt, dtype=np.int64), np.asarray(ss, dtype=np.int64)) for tt, ss in zip(self.ts, self.state)]
+        self.resched = [tt[ss != RUNNING].tolist() for tt, ss in arrays]
+        self.idle_entries = [tt[ss == IDLE].tolist() for tt, ss in arrays]
         self.sweep_done = [int(x) for x in sweep_done]
         self.derived = derived
         self.netpoll_late_ns, self.sysmon_late_ns = netpoll_late_ns, sysmon_late_ns
@@ -148,9 +151,10 @@ class PSchedule:
         """From a trace's ``p_schedule`` side table (and ``sched_events`` for the sweep ends)."""
         ts = table.column("ts").to_numpy()
         p = table.column("p").to_numpy()
-        names = table.column("state").to_pylist()
-        state = np.array([RUNNING if s in RUNNING_STATES else IDLE if s in ("idle", "stopped") else SCHED
-                          for s in names], dtype=np.int8)
+        names = pc.dictionary_encode(table.column("state").combine_chunks())  # a few distinct names
+        codes = np.array([RUNNING if s in RUNNING_STATES else IDLE if s in ("idle", "stopped") else SCHED
+                          for s in names.dictionary.to_pylist()], dtype=np.int8)
+        state = codes[names.indices.to_numpy(zero_copy_only=False)] if len(names) else np.zeros(0, np.int8)
         n = max(gomaxprocs, int(p.max()) + 1 if len(p) else 1)
         per_ts, per_state = [], []
         for q in range(n):
