@@ -185,11 +185,14 @@ def _run_on_dask(client, todo, scatter: bool, check: bool, engine: str | None, r
             time.sleep(0.05)
             continue
         for future in batch:
+            if future.status in ("lost", "pending"):  # its result died with its worker: Dask runs it again
+                completed.add(future)
+                continue
             task = futures.pop(future)
             if future.status == "finished":
                 record(future.result())
             else:  # the task never returned: e.g. KilledWorker after its workers kept dying
-                record(failed_row(task, future.exception()))
+                record(failed_row(task, future.exception() if future.status == "error" else f"Dask: task {future.status}"))
             future.release()
 
 
