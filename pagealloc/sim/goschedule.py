@@ -130,12 +130,12 @@ class PSchedule:
 
     def __init__(self, ts: list, state: list, sweep_done, derived: bool, *, netpoll_late_ns: int = NETPOLL_LATE_NS,
                  sysmon_late_ns: int = SYSMON_LATE_NS) -> None:
+        arrays = [(np.asarray(tt, dtype=np.int64), np.asarray(ss, dtype=np.int64)) for tt, ss in zip(ts, state)]
         # Python ints in lists (bisect over them is the hot query), converted in C by numpy
-        self.ts = [np.asarray(t, dtype=np.int64).tolist() for t in ts]
-        self.state = [np.asarray(s, dtype=np.int64).tolist() for s in state]
+        self.ts = [tt.tolist() for tt, _ in arrays]
+        self.state = [ss.tolist() for _, ss in arrays]
         self.nprocs = len(ts)
         # reschedule points (a goroutine stops: into SCHED or IDLE) and idle entries, per P
-        arrays = [(np.asarray(tt, dtype=np.int64), np.asarray(ss, dtype=np.int64)) for tt, ss in zip(self.ts, self.state)]
         self.resched = [tt[ss != RUNNING].tolist() for tt, ss in arrays]
         self.idle_entries = [tt[ss == IDLE].tolist() for tt, ss in arrays]
         self.sweep_done = [int(x) for x in sweep_done]

@@ -110,7 +110,7 @@ class BackgroundScavenger:
         heap.clock.now = grant
         heap.lock.running(SCAVENGER)
         sched = engine.psched
-        heap.tlb_peers = sched.others_running(self.host, grant) if sched is not None else 0
+        heap.tlb_peers = sched.others_running(self.host, grant) if sched is not None and cost.tlb_shootdown_ns else 0
         req = self.gen.send(None)
         heap.tlb_peers = 0
         if req != UNLOCKED:
