@@ -15,6 +15,7 @@ MiB = 2**20
 
 
 def register(sub) -> None:
+    from pagealloc.sim.presets import SCAVENGER_CRITS
     from pagealloc.sim.replay import MODES, TIMINGS
 
     p = sub.add_parser("go114-fidelity", help="the model against the bundled Go 1.14.6 recordings, a Markdown row per trace",
@@ -22,6 +23,9 @@ def register(sub) -> None:
     p.add_argument("names", nargs="*", metavar="NAME", help="traces of the manifest (default: every go1.14-runtime one)")
     p.add_argument("--mode", default=MODES[0], choices=MODES, help="preset (default: %(default)s)")
     p.add_argument("--timing", default="auto", choices=TIMINGS, help="timing (default: auto, ordered for these traces)")
+    p.add_argument("--crit", default="model", choices=SCAVENGER_CRITS,
+                   help="what Go's pacing is fed as each background release's crit: model (default) or recorded, "
+                        "the crit the runtime measured (separates when the scavenger runs from what crit the model prices)")
     p.set_defaults(func=run)
 
 
@@ -44,13 +48,13 @@ def run(args) -> int:
     from pagealloc.trace import corpus
 
     entries = corpus.load().select(args.names, sources=["go1.14-runtime"])
-    print(f"{args.mode} preset, timing {args.timing}; model / real runtime")
+    print(f"{args.mode} preset, timing {args.timing}, {args.crit} crit; model / real runtime")
     print("| trace | spans at the recorded address | heap_sys MiB | heap growths | background MiB (ratio) "
           "| background releases (ratio) | growth MiB "
           "| FreeOSMemory MiB | retained at the end, ratio | scavenge goals equal (row order) | order wait µs | P-stall µs |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for e in entries:
-        r = replay(e.path, args.mode, timing=args.timing)
+        r = replay(e.path, args.mode, timing=args.timing, scavenger_crit=args.crit)
         w = heap_walk(e.path)
         ref = r.reference
         bg, real_bg = r.released_background_bytes, ref.released_background_bytes

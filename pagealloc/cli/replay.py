@@ -21,7 +21,7 @@ import sys
 from pagealloc.errors import UserError
 from pagealloc.runtime.engines import ENGINES
 from pagealloc.results.tables import scaled
-from pagealloc.sim.presets import BASELINE_MODE, MODES, SCAVENGER_TIMERS, TIMINGS, ReplayConfig
+from pagealloc.sim.presets import BASELINE_MODE, MODES, SCAVENGER_CRITS, SCAVENGER_TIMERS, TIMINGS, ReplayConfig
 from pagealloc.sim.result import table_metrics
 
 # How each unit of the metric catalogue (pagealloc.sim.result) is printed.
@@ -53,6 +53,10 @@ def register(sub) -> None:
                    help="go1.14 (default): the background scavenger's sleeps are timers fired by Go 1.14.6's scheduler "
                         "over the Ps' schedule, and it runs on a P; exact: it wakes when it asked, needing no P "
                         "(the model before; for comparison)")
+    p.add_argument("--scavenger-crit", choices=SCAVENGER_CRITS, default=SCAVENGER_CRITS[0],
+                   help="model (default): Go's pacing is fed the modelled crit of each background release; "
+                        "recorded: the crit the Go 1.14.6 runtime measured (a recording's diagnostic: separates when "
+                        "the scavenger runs from what crit the model prices)")
     p.add_argument("--gomaxprocs", type=int, default=None, metavar="N",
                    help="number of Ps (default: the trace's metadata, else its p column)")
     p.add_argument("--madvdontneed", action="store_true",
@@ -160,7 +164,7 @@ def _config(args, mode: str) -> ReplayConfig:
     return ReplayConfig(mode=mode, timing="closed" if args.closed_loop else args.timing,
                         retain_extra_percent=args.retain_extra_percent, scavenge_percent=args.scavenge_percent,
                         madvdontneed=args.madvdontneed, gomaxprocs=args.gomaxprocs,
-                        scavenger_timers=args.scavenger_timers, lenient=args.lenient, check=args.check,
+                        scavenger_timers=args.scavenger_timers, scavenger_crit=args.scavenger_crit, lenient=args.lenient, check=args.check,
                         engine=args.engine)
 
 

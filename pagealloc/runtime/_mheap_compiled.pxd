@@ -8,7 +8,7 @@ cpdef tuple span_kind_args(kind)
 
 cdef class MHeap:
     cdef public object cost, clock, pages, phys_page_size, phys_huge_page_size, madvdontneed
-    cdef public object madvise_calls, touched, lazyfree, nohugepage, tlb_peers
+    cdef public object madvise_calls, touched, lazyfree, nohugepage, tlb_peers, recorded_crits
     cdef public object next_gc, last_next_gc, last_heap_inuse, gogc, retain_extra_percent, scavenge_goal
     cdef public object cur_arena_base, cur_arena_end, arena_hint, pcache, mspancache
     cdef public bint gc_blacken_enabled, forced

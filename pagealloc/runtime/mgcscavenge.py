@@ -345,6 +345,8 @@ def bgscavenge(heap, locked: bool, scavenge_percent=SCAVENGE_PERCENT):
         if released == 0:
             yield PARK
             continue
+        if heap.recorded_crits is not None:  # not Go: the diagnostic replay's recorded crit
+            crit = float(next(heap.recorded_crits, crit))
         if crit <= 0:
             crit = APPROX_CRIT_NS_PER_PHYSICAL_PAGE * (released // heap.phys_page_size)
         crit = min(crit, MAX_CRIT_NS)

@@ -164,6 +164,9 @@ class MHeap:
         # What the background scavenger's next release adds for the caches and TLBs its sleep let go
         # cold (CostModel.cold_ns); set by the simulation when it wakes, spent by its first madvise.
         self.cold_ns = 0
+        # not in Go: an iterator of recorded crits the background scavenger's pacing uses instead of its
+        # own (ReplayConfig.scavenger_crit = "recorded", a diagnostic); None: its own
+        self.recorded_crits = None
         # memstats
         self.heap_sys = 0
         self.heap_released = 0

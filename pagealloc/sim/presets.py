@@ -43,6 +43,10 @@ TIMINGS = (AUTO_TIMING, "recorded", "ordered", "shifted", "closed")
 # over the Ps' schedule, on a P (sim/goschedule.py); "exact", when it asked, needing no P (the model
 # before the scheduled scavenger, kept to measure what the scheduler changes).
 SCAVENGER_TIMERS = ("go1.14", "exact")
+# What Go's pacing is fed as each background release's crit: "model", the section's modelled wall time
+# (CostModel); "recorded", the crit the Go 1.14.6 runtime measured for the same release in the
+# recording (a diagnostic: it separates *when* the scavenger runs from what crit the model prices).
+SCAVENGER_CRITS = ("model", "recorded")
 
 # The model knobs a sweep may vary: name -> (kind, lowest, highest).  kind is
 # "number" (int or float), "int" or "bool".  Defaults are ReplayConfig's (Go 1.14's).
@@ -68,6 +72,7 @@ class ReplayConfig:
     madvdontneed: bool = False
     gomaxprocs: int | None = None
     scavenger_timers: str = SCAVENGER_TIMERS[0]
+    scavenger_crit: str = SCAVENGER_CRITS[0]
     lenient: bool = False  # skip frees of unknown spans and allocs of live spans (counted)
     check: bool = False  # verify the model's invariants after the replay
     engine: str | None = None  # "compiled" or "python" (runtime/engines.py); None: the process default. Same figures.
@@ -86,6 +91,8 @@ class ReplayConfig:
                 raise UserError(str(e)) from None
         if self.scavenger_timers not in SCAVENGER_TIMERS:
             raise UserError(f"unknown scavenger timers {self.scavenger_timers!r} (choose from {', '.join(SCAVENGER_TIMERS)})")
+        if self.scavenger_crit not in SCAVENGER_CRITS:
+            raise UserError(f"unknown scavenger crit {self.scavenger_crit!r} (choose from {', '.join(SCAVENGER_CRITS)})")
         for name, (kind, low, high) in KNOBS.items():
             value = getattr(self, name)
             if kind == "bool":

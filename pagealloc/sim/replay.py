@@ -55,6 +55,7 @@ def replay(
     madvdontneed: bool = False,
     gomaxprocs: int | None = None,
     scavenger_timers: str = "go1.14",
+    scavenger_crit: str = "model",
     check: bool = False,
     lenient: bool = False,
     engine: str | None = None,
@@ -72,6 +73,9 @@ def replay(
     ``gomaxprocs`` (None: the trace's metadata, else its p column),
     ``scavenger_timers`` (SCAVENGER_TIMERS: ``go1.14``, the default, or
     ``exact``, the background scavenger waking when it asked, on no P),
+    ``scavenger_crit`` (SCAVENGER_CRITS: ``model``, the default, or
+    ``recorded``, Go's pacing fed the crits the runtime measured, for a
+    trace that carries its scavenger iterations),
     ``check`` (verify the model's invariants after the replay), ``lenient``
     (skip frees of unknown spans and allocs of live spans, counted in
     ``skipped_events``), ``engine`` (``compiled`` or ``python``, the
@@ -88,7 +92,7 @@ def replay(
         config = ReplayConfig(mode=mode, timing="closed" if closed_loop else timing,
                               retain_extra_percent=retain_extra_percent, scavenge_percent=scavenge_percent,
                               madvdontneed=madvdontneed, gomaxprocs=gomaxprocs, scavenger_timers=scavenger_timers,
-                              lenient=lenient, check=check, engine=engine)
+                              scavenger_crit=scavenger_crit, lenient=lenient, check=check, engine=engine)
     config.validated()
     if isinstance(cost_model, str) or hasattr(cost_model, "__fspath__"):
         cost_model = CostModel.load(cost_model)
@@ -108,6 +112,8 @@ def replay(
     sched = p_schedule_of(trace, g if has_p else 1, cost) if config.scavenger_timers == "go1.14" else None
     engine = replay_class(config.engine)(replace(config, gomaxprocs=g if has_p else 1), cost, kinds_known=kinds_known,
                                          psched=sched)
+    if config.scavenger_crit == "recorded":
+        engine.heap.recorded_crits = iter(recorded_crits(trace, where))
     arrays = getattr(engine, "TAKES_ARRAYS", False)  # the compiled engine reads the numpy columns in C
     t0 = time.perf_counter()
     row = 0
@@ -129,6 +135,18 @@ def replay(
     except InvariantError as e:  # a bug in the model (also raised mid-replay: retained < 0)
         raise InvariantError(f"{where} ({config.mode}): {e}") from e
     return result
+
+
+def recorded_crits(trace, where: str) -> list:
+    """The crit (ns) the Go 1.14.6 runtime measured for each background release that slept, in order."""
+    from pagealloc.trace.read import scavenger_iterations
+
+    table = scavenger_iterations(trace)
+    if table is None or table.num_rows == 0:
+        raise UserError(f"{where}: --scavenger-crit recorded needs a Go 1.14.6 recording with its scavenger "
+                        "iterations (format v3), and this trace has none")
+    outcome = np.array(table.column("outcome").to_pylist())
+    return table.column("crit_ns").to_numpy()[outcome == "sleep"].tolist()
 
 
 def p_schedule_of(trace, gomaxprocs: int | None, cost: CostModel | None = None) -> PSchedule:

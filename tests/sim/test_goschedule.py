@@ -64,10 +64,37 @@ def test_sysmon_fires_when_every_p_is_idle():
     assert s.fire(0, 100 * US, 400 * US) == (400 * US + SYSMON_LATE_NS, 0, "sysmon")
 
 
-def test_after_a_gc_it_runs_behind_the_sweep():
-    s = schedule([(0, 0, "user"), (0, 1, "sweep")], sweep_done=(5 * MS, 9 * MS))
-    assert s.after_gc(1, 6 * MS) == (9 * MS, 1)
-    assert s.after_gc(0, 10 * MS) == (10 * MS, 0)  # no later sweep end known: at once
+def test_after_a_gc_it_runs_when_the_gc_worker_stops():
+    """wakeScavenger readies it onto the GC's P during the stop-the-world; that P runs it when the
+    goroutine it resumes (the GC worker finishing gcMarkTermination) stops."""
+    s = schedule([(0, 0, "stopped"), (0, 1, "stopped"), (10 * US, 0, "user"), (10 * US, 1, "gc_worker"),
+                  (2 * MS, 1, "sched"), (2 * MS + 1 * US, 1, "sweep"), (2 * MS + 2 * US, 1, "user")])
+    assert s.after_gc(1, 5 * US) == (2 * MS, 1)
+
+
+def test_after_a_gc_a_p_that_runs_out_of_work_steals_it():
+    s = schedule([(0, 0, "user"), (0, 1, "gc_worker"), (1 * MS, 0, "sched"), (1 * MS + 1 * US, 0, "idle"),
+                  (3 * MS, 1, "sched")])
+    assert s.after_gc(1, 5 * US) == (1 * MS + 1 * US, 0)
+
+
+def test_start_the_worlds_idle_ps_do_not_steal():
+    """A P that startTheWorld puts on the idle list (it had no work) never ran findrunnable."""
+    s = schedule([(0, 0, "stopped"), (0, 1, "stopped"), (1 * US, 0, "sched"), (1 * US, 1, "gc_worker"),
+                  (30 * US, 0, "idle"), (31 * US, 0, "sched"), (40 * US, 0, "user"), (2 * MS, 1, "sched")])
+    assert s.after_gc(1, 0) == (2 * MS, 1)
+
+
+def test_the_recorded_scavenger_is_taken_out_of_the_schedule():
+    """The model runs its own scavenger: the recorded one's stretches neither keep a P busy nor
+    decide when it steals.  A P that woke only to run it stays idle."""
+    s = schedule([(0, 0, "user"), (1 * MS, 0, "sched"), (1 * MS + 1 * US, 0, "scavenger"),
+                  (1 * MS + 20 * US, 0, "sched"), (1 * MS + 21 * US, 0, "idle"),
+                  (0, 1, "idle"), (5 * MS, 1, "sched"), (5 * MS + 1 * US, 1, "scavenger"), (5 * MS + 20 * US, 1, "sched"),
+                  (5 * MS + 21 * US, 1, "idle")])
+    assert s.state_at(0, 1 * MS + 10 * US) == IDLE  # idle from where the scavenger started
+    assert s.steal_points[0] == [1 * MS + 1 * US]
+    assert s.state_at(1, 5 * MS + 10 * US) == IDLE and s.steal_points[1] == [] and s.idle_entries[1] == [0]
 
 
 def test_derived_schedule_from_rows():
