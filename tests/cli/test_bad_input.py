@@ -128,6 +128,8 @@ def _cases() -> dict[str, tuple[list[str], int, list[str]]]:
         cases[f"{cid}-import"] = (["import", name, "-o", f"{cid}.parquet"], 2, [text])
     cases["unknown-mode-replay"] = (["replay", "good.parquet", "--mode", "sideways"], 2,
                                     ["--mode: unknown preset sideways (choose all, or from go1.14, unlocked, locked)"])
+    cases["recorded-crit-without-iterations-replay"] = (["replay", "good.parquet", "--scavenger-crit", "recorded"], 2,
+                                                        ["good.parquet: --scavenger-crit recorded needs a Go 1.14.6 recording"])
     cases["cli-no-subcommand"] = ([], 2, ["the following arguments are required: COMMAND"])
     cases["cli-unknown-subcommand"] = (["frobnicate"], 2, ["invalid choice: 'frobnicate'"])
     missing = {
