@@ -23,15 +23,19 @@ scavenger really runs"):
    the recordings' timers fired (predicting each real timer from its real
    P and deadline, the mean lateness comes closer on every recording).
 
-After a GC, ``gcMarkTermination`` wakes the scavenger behind ``bgsweep``:
-it runs when that cycle's sweeping ends.  Once it has run on a P, its next
-timer lives on that P.
+A P that finishes a goroutine and finds no other work steals a due timer
+in ``findrunnable`` (``steal_points``).  After a GC, ``gcMarkTermination``
+readies the scavenger onto the GC's P behind ``bgsweep``, inside its
+stop-the-world: that P runs it when its GC worker stops, unless a P that
+runs out of work steals it first (``after_gc``).  Once it has run on a P,
+its next timer lives on that P.
 
-The Ps' schedule comes from the trace (format v3's ``p_schedule`` and
-``sched_events``, recorded by the Go 1.14.6 runtime) or, for traces
-without one, is derived from the rows (``from_rows``: a P runs from one of
-its rows to the next when they are less than ``DERIVED_GAP_NS`` apart, and
-is idle otherwise).  The times are the trace's; the replay's virtual time
+The Ps' schedule comes from the trace (format v3's ``p_schedule``,
+recorded by the Go 1.14.6 runtime, with the real scavenger's own runs
+taken out: ``without_scavenger``) or, for traces without one, is derived
+from the rows (``from_rows``: a P runs from one of its rows to the next
+when they are less than ``DERIVED_GAP_NS`` apart, and is idle otherwise;
+after a GC the scavenger then runs when the cycle's sweeping ends).  The times are the trace's; the replay's virtual time
 follows them (ordered and recorded timings start each row at its timestamp
 unless its P is behind).
 """
@@ -108,7 +112,7 @@ class RowsToSchedule:
             order = np.argsort(both_t, kind="stable")
             per_ts.append(both_t[order])
             per_state.append(both_s[order])
-        sched = PSchedule(per_ts, per_state, [], derived=True, **late)
+        sched = PSchedule(per_ts, per_state, derived=True, **late)
         sched.cycles = [tuple(c) for c in self.cycles]
         sched.cycle_starts = [start for start, _ in sched.cycles]
         return sched
@@ -157,12 +161,11 @@ def without_scavenger(ts: np.ndarray, state: np.ndarray, scavenger: np.ndarray) 
 class PSchedule:
     """Per P, its state changes in time order: ``ts[p]`` (ns) and ``state[p]`` (IDLE, RUNNING, SCHED).
 
-    ``sweep_done``: when each GC cycle's sweeping ended (sorted; empty when unknown).
     ``derived``: True when built from the rows rather than recorded.
     ``netpoll_late_ns`` / ``sysmon_late_ns``: the timers' lateness (the cost model's).
     """
 
-    def __init__(self, ts: list, state: list, sweep_done, derived: bool, *, netpoll_late_ns: int = NETPOLL_LATE_NS,
+    def __init__(self, ts: list, state: list, derived: bool, *, netpoll_late_ns: int = NETPOLL_LATE_NS,
                  sysmon_late_ns: int = SYSMON_LATE_NS) -> None:
         arrays = [(np.asarray(tt, dtype=np.int64), np.asarray(ss, dtype=np.int64)) for tt, ss in zip(ts, state)]
         # Python ints in lists (bisect over them is the hot query), converted in C by numpy
@@ -171,11 +174,9 @@ class PSchedule:
         self.nprocs = len(ts)
         # reschedule points (a goroutine stops: into SCHED or IDLE) and idle entries, per P
         self.resched = [tt[ss != RUNNING].tolist() for tt, ss in arrays]
-        self.idle_entries = [tt[ss == IDLE].tolist() for tt, ss in arrays]
         # a P going idle after running a goroutine went through findrunnable, which steals from the
         # other Ps' run queues (an idle entry after start-the-world is procresize's pidleput: it is not)
         self.steal_points = [_steal_points(tt, ss) for tt, ss in arrays]
-        self.sweep_done = [int(x) for x in sweep_done]
         self.derived = derived
         self.netpoll_late_ns, self.sysmon_late_ns = netpoll_late_ns, sysmon_late_ns
         self.cycles: list = []  # derived: (gc row time, the cycle's last free or None), in time order
@@ -184,8 +185,9 @@ class PSchedule:
     # -- building --
 
     @classmethod
-    def from_table(cls, table, gomaxprocs: int, sched_events=None, **late) -> "PSchedule":
-        """From a trace's ``p_schedule`` side table (and ``sched_events`` for the sweep ends)."""
+    def from_table(cls, table, gomaxprocs: int, **late) -> "PSchedule":
+        """From a trace's ``p_schedule`` side table (its ``sched_events``' sweep ends are not needed:
+        after a GC the scavenger follows the GC's P, ``after_gc``)."""
         ts = table.column("ts").to_numpy()
         p = table.column("p").to_numpy()
         names = pc.dictionary_encode(table.column("state").combine_chunks())  # a few distinct names
@@ -203,11 +205,7 @@ class PSchedule:
             per_state.append(state[m])
             if scavenger[m].any():
                 per_ts[-1], per_state[-1] = without_scavenger(per_ts[-1], per_state[-1], scavenger[m])
-        sweep = []
-        if sched_events is not None and sched_events.num_rows:
-            ev = np.array(sched_events.column("event").to_pylist())
-            sweep = np.sort(sched_events.column("ts").to_numpy()[ev == "sweep_done"])
-        return cls(per_ts, per_state, sweep, derived=False, **late)
+        return cls(per_ts, per_state, derived=False, **late)
 
     @classmethod
     def from_rows(cls, ts, p, gomaxprocs: int, op=None, **late) -> "PSchedule":
@@ -277,15 +275,6 @@ class PSchedule:
                 best = (r[i], q)
         return best
 
-    def next_idle_entry(self, t: int) -> int | None:
-        """The first time >= t at which some P goes idle (its findrunnable stole timers first)."""
-        best = None
-        for r in self.idle_entries:
-            i = bisect_left(r, t)
-            if i < len(r) and (best is None or r[i] < best):
-                best = r[i]
-        return best
-
     def any_running(self, t: int) -> bool:
         return any(self.state_at(q, t) == RUNNING for q in range(self.nprocs))
 
@@ -301,10 +290,6 @@ class PSchedule:
             if self.state_at(q, t) != RUNNING:
                 return q
         return prefer
-
-    def next_sweep_done(self, t: int) -> int | None:
-        i = bisect_left(self.sweep_done, t)
-        return self.sweep_done[i] if i < len(self.sweep_done) else None
 
     # -- the rules --
 

@@ -20,13 +20,11 @@ from pagealloc.sim.goschedule import (
 US, MS = 1_000, 1_000_000
 
 
-def schedule(rows, nprocs=2, sweep_done=()):
+def schedule(rows, nprocs=2):
     """rows: (ts, p, state) with Go's state names."""
     table = pa.table({"ts": [r[0] for r in rows], "p": [r[1] for r in rows], "state": [r[2] for r in rows],
                       "reason": [""] * len(rows)})
-    events = pa.table({"ts": list(sweep_done), "p": [0] * len(sweep_done), "event": ["sweep_done"] * len(sweep_done),
-                       "value": list(range(len(sweep_done)))})
-    return PSchedule.from_table(table, nprocs, events)
+    return PSchedule.from_table(table, nprocs)
 
 
 def test_a_running_timer_p_fires_at_its_next_reschedule():
@@ -94,7 +92,7 @@ def test_the_recorded_scavenger_is_taken_out_of_the_schedule():
                   (5 * MS + 21 * US, 1, "idle")])
     assert s.state_at(0, 1 * MS + 10 * US) == IDLE  # idle from where the scavenger started
     assert s.steal_points[0] == [1 * MS + 1 * US]
-    assert s.state_at(1, 5 * MS + 10 * US) == IDLE and s.steal_points[1] == [] and s.idle_entries[1] == [0]
+    assert s.state_at(1, 5 * MS + 10 * US) == IDLE and s.steal_points[1] == []
 
 
 def test_derived_schedule_from_rows():
