@@ -8,9 +8,11 @@ cpdef tuple span_kind_args(kind)
 
 cdef class MHeap:
     cdef public object cost, clock, pages, phys_page_size, phys_huge_page_size, madvdontneed
-    cdef public object madvise_calls, touched, lazyfree, nohugepage, tlb_peers
+    cdef public object madvise_calls, tlb_peers
+    cdef public dict touched, lazyfree, pcache, mspancache
+    cdef public set nohugepage
     cdef public object next_gc, last_next_gc, last_heap_inuse, gogc, retain_extra_percent, scavenge_goal
-    cdef public object cur_arena_base, cur_arena_end, arena_hint, pcache, mspancache
+    cdef public object cur_arena_base, cur_arena_end, arena_hint
     cdef public bint gc_blacken_enabled, forced
     cdef public object growths, arenas, released_by, releases_by
     cdef public long long heap_sys, heap_released, heap_inuse, manual_inuse, scav_alloc_bytes
@@ -18,15 +20,19 @@ cdef class MHeap:
     cdef public HeapLock lock
     cpdef long long heap_retained(self) except? -1
     cpdef long long go_heap_retained(self) except? -1
-    @cython.locals(lock=HeapLock)
-    cpdef alloc_span(self, npages, p=*, small_object=*, manual=*)
-    cpdef bint _try_alloc_mspan(self, p) except -1
-    cpdef _alloc_mspan_locked(self, p)
-    cpdef _free_mspan_locked(self, p)
+    @cython.locals(lock=HeapLock, base="long long", scav="long long", have_mspan=bint)
+    cpdef long long alloc_span(self, long long npages, long long p=*, bint small_object=*, bint manual=*) except? -1
+    @cython.locals(n="long long")
+    cpdef bint _try_alloc_mspan(self, long long p) except -1
+    @cython.locals(n="long long")
+    cpdef _alloc_mspan_locked(self, long long p)
+    @cython.locals(n="long long")
+    cpdef _free_mspan_locked(self, long long p)
     cpdef _first_touch(self, base, npages)
     cpdef _first_lazyfree(self, base, npages)
     cpdef _madvise_ns(self, call, first_free=*)
-    cpdef _account_alloc(self, npages, scav, base=*, manual=*)
+    cpdef _account_alloc(self, long long npages, long long scav, long long base=*, bint manual=*)
     @cython.locals(lock=HeapLock)
-    cpdef free_span(self, base, npages, p=*, manual=*)
+    cpdef free_span(self, long long base, long long npages, long long p=*, bint manual=*)
+    @cython.locals(scanned="long long", ns="long long")
     cpdef long long drain_meter(self) except? -1

@@ -611,7 +611,9 @@ class MHeap:
         """Virtual ns of model work since the last drain (see the module docstring),
         including the scavenger's chunk scans counted by PageAlloc."""
         scanned = self.pages.stats_chunks_scanned
-        ns = self.meter_ns + (scanned - self._scanned_charged) * self.cost.chunk_scan_ns
-        self._scanned_charged = scanned
+        ns = self.meter_ns
+        if scanned != self._scanned_charged:  # most drains follow no scan: no price to look up
+            ns += (scanned - self._scanned_charged) * self.cost.chunk_scan_ns
+            self._scanned_charged = scanned
         self.meter_ns = self.after_unlock_ns = 0
         return ns
