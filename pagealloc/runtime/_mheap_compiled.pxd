@@ -5,6 +5,9 @@ cimport cython
 from pagealloc.runtime._lock_futex_compiled cimport HeapLock
 
 cpdef tuple span_kind_args(kind)
+# n, mask, had, new stay Python ints: a chunk's bitmap is 512 bits (1 << n in C would be cut to 64)
+@cython.locals(first="long long")
+cpdef long long mark_pages(dict marks, base, npages, dict among=*) except? -1
 
 cdef class MHeap:
     cdef public object cost, clock, pages, phys_page_size, phys_huge_page_size, madvdontneed
@@ -30,7 +33,8 @@ cdef class MHeap:
     cpdef _free_mspan_locked(self, long long p)
     cpdef _first_touch(self, base, npages)
     cpdef _first_lazyfree(self, base, npages)
-    cpdef _madvise_ns(self, call, first_free=*)
+    @cython.locals(nbytes="long long", extra="long long")
+    cpdef long long _madvise_ns(self, tuple call, long long first_free=*) except? -1
     cpdef _account_alloc(self, long long npages, long long scav, long long base=*, bint manual=*)
     @cython.locals(lock=HeapLock)
     cpdef free_span(self, long long base, long long npages, long long p=*, bint manual=*)

@@ -114,14 +114,22 @@ class Unpriced:
         raise AttributeError(name)
 
 
-def chunk_masks(base: int, npages: int):
-    """(chunk index, bitmap of the chunk's pages) for each chunk [base, base+npages) touches."""
-    addr, end = base, base + npages * PAGE_SIZE
-    while addr < end:
-        lo = chunk_page_index(addr)
-        n = min(PALLOC_CHUNK_PAGES - lo, (end - addr) // PAGE_SIZE)
-        yield chunk_index(addr), ((1 << n) - 1) << lo
-        addr += n * PAGE_SIZE
+def mark_pages(marks: dict, base: int, npages: int, among: dict | None = None) -> int:
+    """Mark pages [base, base+npages) in ``marks`` (chunk index -> bitmap of the chunk's pages); return
+    how many of them were not marked before (and, with ``among``, are marked there)."""
+    ci, lo = chunk_index(base), chunk_page_index(base)
+    first = 0
+    while npages > 0:  # chunk by chunk: the range's part in chunk ci starts at page lo
+        n = min(PALLOC_CHUNK_PAGES - lo, npages)
+        mask = ((1 << n) - 1) << lo
+        had = marks.get(ci, 0)
+        new = mask & ~had
+        if among is not None:
+            new &= among.get(ci, 0)
+        first += new.bit_count()
+        marks[ci] = had | mask
+        ci, lo, npages = ci + 1, 0, npages - n
+    return first
 
 
 class MHeap:
@@ -326,13 +334,7 @@ class MHeap:
         MADV_FREE and reused before the kernel reclaims it does not.  Only
         called for spans that hold released pages.
         """
-        fresh = 0
-        touched = self.touched
-        for ci, mask in chunk_masks(base, npages):
-            had = touched.get(ci, 0)
-            fresh += (mask & ~had).bit_count()
-            touched[ci] = had | mask
-        return fresh * PAGE_SIZE
+        return mark_pages(self.touched, base, npages) * PAGE_SIZE
 
     def _first_lazyfree(self, base: int, npages: int) -> int:
         """Bytes of [base, base+npages) resident (ever allocated) and never released with MADV_FREE
@@ -342,13 +344,7 @@ class MHeap:
         to the lazyfree LRU list (~190 ns per 4 KiB page here, ``scripts/madvise-crit``); a page
         already there, written again since, costs a fraction of that, and one never touched nothing.
         """
-        first = 0
-        touched, lazyfree = self.touched, self.lazyfree
-        for ci, mask in chunk_masks(base, npages):
-            had = lazyfree.get(ci, 0)
-            first += (touched.get(ci, 0) & mask & ~had).bit_count()
-            lazyfree[ci] = had | mask
-        return first * PAGE_SIZE
+        return mark_pages(self.lazyfree, base, npages, self.touched) * PAGE_SIZE
 
     def _madvise_ns(self, call: tuple[str, int, int], first_free: int = 0) -> int:
         """The price of one madvise call (advice, addr, bytes) from the cost table; ``first_free``:
