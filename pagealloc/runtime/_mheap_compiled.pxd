@@ -9,8 +9,15 @@ cpdef tuple span_kind_args(kind)
 @cython.locals(first="long long")
 cpdef long long mark_pages(dict marks, base, npages, dict among=*) except? -1
 
+cdef class Prices:
+    cdef public long long alloc_ns, free_ns, cache_alloc_ns, cache_refill_ns, mspan_refill_ns, sys_alloc_ns
+    cdef public long long grow_chunk_ns, gc_ns, chunk_scan_ns, page_fault_ns, page_retouch_free_ns, madvise_call_ns
+    cdef public long long madvise_page_ns, madvise_free_call_ns, madvise_free_page_ns, madvise_free_first_page_ns
+    cdef public long long madvise_hugepage_ns, vma_split_ns, tlb_shootdown_ns
+
 cdef class MHeap:
     cdef public object cost, clock, pages, phys_page_size, phys_huge_page_size, madvdontneed
+    cdef public Prices price
     cdef public object madvise_calls, tlb_peers
     cdef public dict touched, lazyfree, pcache, mspancache
     cdef public set nohugepage
@@ -23,7 +30,7 @@ cdef class MHeap:
     cdef public HeapLock lock
     cpdef long long heap_retained(self) except? -1
     cpdef long long go_heap_retained(self) except? -1
-    @cython.locals(lock=HeapLock, base="long long", scav="long long", have_mspan=bint)
+    @cython.locals(lock=HeapLock, price=Prices, base="long long", scav="long long", have_mspan=bint)
     cpdef long long alloc_span(self, long long npages, long long p=*, bint small_object=*, bint manual=*) except? -1
     @cython.locals(n="long long")
     cpdef bint _try_alloc_mspan(self, long long p) except -1
@@ -33,8 +40,9 @@ cdef class MHeap:
     cpdef _free_mspan_locked(self, long long p)
     cpdef _first_touch(self, base, npages)
     cpdef _first_lazyfree(self, base, npages)
-    @cython.locals(nbytes="long long", extra="long long")
+    @cython.locals(price=Prices, nbytes="long long", extra="long long")
     cpdef long long _madvise_ns(self, tuple call, long long first_free=*) except? -1
+    @cython.locals(price=Prices)
     cpdef _account_alloc(self, long long npages, long long scav, long long base=*, bint manual=*)
     @cython.locals(lock=HeapLock)
     cpdef free_span(self, long long base, long long npages, long long p=*, bint manual=*)

@@ -105,6 +105,24 @@ def initial_next_gc(gogc: int = GOGC) -> int:
     return gc_goal(int(heap_minimum(gogc) / (1 + TRIGGER_RATIO_INIT)), gogc)
 
 
+# The cost table's fields the heap charges (see Prices).
+PRICES = (
+    "alloc_ns", "free_ns", "cache_alloc_ns", "cache_refill_ns", "mspan_refill_ns", "sys_alloc_ns",
+    "grow_chunk_ns", "gc_ns", "chunk_scan_ns", "page_fault_ns", "page_retouch_free_ns", "madvise_call_ns",
+    "madvise_page_ns", "madvise_free_call_ns", "madvise_free_page_ns", "madvise_free_first_page_ns",
+    "madvise_hugepage_ns", "vma_split_ns", "tlb_shootdown_ns",
+)
+
+
+class Prices:
+    """The prices of PRICES, copied once from the heap's cost table (a CostModel is frozen), so that the
+    per-event paths read fields, not names on the table (C fields in the compiled copy)."""
+
+    def __init__(self, cost) -> None:
+        for name in PRICES:
+            setattr(self, name, getattr(cost, name))
+
+
 class Unpriced:
     """The cost table of a heap used without the simulation: every step is free."""
 
@@ -147,6 +165,7 @@ class MHeap:
         engine: str | None = None,
     ) -> None:
         self.cost = cost if cost is not None else Unpriced()
+        self.price = Prices(self.cost)
         self.clock = Clock()  # Go: nanotime(); the simulation advances it
         self.lock = HeapLock()
         # engine: "compiled" or "python" (pagealloc.runtime.engines; None: the default).
@@ -253,7 +272,7 @@ class MHeap:
         """
         base = scav = 0
         have_mspan = False
-        cost = self.cost
+        price = self.price
         if npages < SMALL_SPAN_PAGES and p >= 0:
             c = self.pcache.get(p)
             if c is None or c.cache == 0:  # Go: c.empty()
@@ -263,10 +282,10 @@ class MHeap:
                     self.pcache[p] = c = self.pages.alloc_to_cache()
                 finally:
                     lock.unlock()
-                self.meter_ns += cost.cache_refill_ns
+                self.meter_ns += price.cache_refill_ns
             base, scav = c.alloc(npages)
-            self.meter_ns += cost.cache_alloc_ns
-            self.after_unlock_ns += cost.cache_alloc_ns
+            self.meter_ns += price.cache_alloc_ns
+            self.after_unlock_ns += price.cache_alloc_ns
             if base:
                 have_mspan = self._try_alloc_mspan(p)
                 if have_mspan and small_object and not self.gc_blacken_enabled:
@@ -280,7 +299,7 @@ class MHeap:
         try:
             if base == 0:
                 base, scav = self.pages.alloc(npages)
-                self.meter_ns += self.cost.alloc_ns
+                self.meter_ns += price.alloc_ns
                 if base == 0:
                     if not self.grow(npages):
                         return 0
@@ -313,7 +332,7 @@ class MHeap:
         n = self.mspancache.get(p, 0)
         if n == 0:
             n = MSPAN_REFILL
-            self.meter_ns += self.cost.mspan_refill_ns
+            self.meter_ns += self.price.mspan_refill_ns
         self.mspancache[p] = n - 1
 
     def _free_mspan_locked(self, p: int) -> None:
@@ -350,28 +369,28 @@ class MHeap:
         """The price of one madvise call (advice, addr, bytes) from the cost table; ``first_free``:
         bytes of an MADV_FREE range that go to the lazyfree list for the first time."""
         advice, _, nbytes = call
-        cost = self.cost
+        price = self.price
         self.madvise_calls += 1
-        extra = cost.tlb_shootdown_ns if self.tlb_peers else 0
+        extra = price.tlb_shootdown_ns if self.tlb_peers else 0
         if advice in (MADV_FREE, MADV_DONTNEED) and self.cold_ns and self.lock.holder == SCAVENGER:
             extra += self.cold_ns  # the background scavenger's first release since it woke
             self.cold_ns = 0
         if advice == MADV_FREE:
             again = (nbytes - first_free) // PHYS_4K
-            return (cost.madvise_free_call_ns + cost.madvise_free_page_ns * again
-                    + cost.madvise_free_first_page_ns * (first_free // PHYS_4K) + extra)
+            return (price.madvise_free_call_ns + price.madvise_free_page_ns * again
+                    + price.madvise_free_first_page_ns * (first_free // PHYS_4K) + extra)
         if advice == MADV_DONTNEED:
-            return cost.madvise_call_ns + cost.madvise_page_ns * (nbytes // PHYS_4K) + extra
+            return price.madvise_call_ns + price.madvise_page_ns * (nbytes // PHYS_4K) + extra
         # MADV_HUGEPAGE / MADV_NOHUGEPAGE: a flag on the mapping.  Setting NOHUGEPAGE where it is not set
         # yet splits the VMA (sysUsed's HUGEPAGE on whole huge pages clears it again, merging them back).
         first = call[1] // self.phys_huge_page_size
         huge = range(first, first + nbytes // self.phys_huge_page_size)
         if advice == MADV_HUGEPAGE:
             self.nohugepage.difference_update(huge)
-            return cost.madvise_hugepage_ns
+            return price.madvise_hugepage_ns
         new = [h for h in huge if h not in self.nohugepage]
         self.nohugepage.update(new)
-        return cost.madvise_hugepage_ns + (cost.vma_split_ns if new else 0)
+        return price.madvise_hugepage_ns + (price.vma_split_ns if new else 0)
 
     def _account_alloc(self, npages: int, scav: int, base: int = 0, manual: bool = False) -> None:
         """Memstats of a new span; if it holds released pages, Go's sysUsed.
@@ -386,11 +405,11 @@ class MHeap:
         if scav:
             self.heap_released -= scav
             self.scav_alloc_bytes += scav
-            cost = self.cost
+            price = self.price
             fresh = self._first_touch(base, npages)
             released = scav - fresh
-            touch = cost.page_fault_ns if self.madvdontneed else cost.page_retouch_free_ns
-            after_ns = cost.page_fault_ns * (fresh // PHYS_4K) + touch * (released // PHYS_4K)
+            touch = price.page_fault_ns if self.madvdontneed else price.page_retouch_free_ns
+            after_ns = price.page_fault_ns * (fresh // PHYS_4K) + touch * (released // PHYS_4K)
             for call in sys_used(base, npages * PAGE_SIZE, self.phys_huge_page_size):
                 after_ns += self._madvise_ns(call)
             self.meter_ns += after_ns
@@ -415,7 +434,7 @@ class MHeap:
         self.arena_hint = v + n
         self.heap_sys += n
         self.arenas += n // HEAP_ARENA_BYTES
-        self.meter_ns += self.cost.sys_alloc_ns
+        self.meter_ns += self.price.sys_alloc_ns
         return v, n
 
     def grow(self, npage: int) -> bool:
@@ -459,7 +478,7 @@ class MHeap:
 
     def _pages_grow(self, base: int, size: int) -> None:
         self.pages.grow(base, size)
-        self.meter_ns += self.cost.grow_chunk_ns * max(1, size // PALLOC_CHUNK_BYTES)
+        self.meter_ns += self.price.grow_chunk_ns * max(1, size // PALLOC_CHUNK_BYTES)
 
     # -- free --
 
@@ -479,7 +498,7 @@ class MHeap:
                 self.heap_inuse -= npages * PAGE_SIZE
             self.pages.free(base, npages)
             self._free_mspan_locked(p)
-            self.meter_ns += self.cost.free_ns
+            self.meter_ns += self.price.free_ns
         finally:
             lock.unlock()
 
@@ -498,7 +517,7 @@ class MHeap:
         if self.next_gc < live + START_CYCLE_MIN_DISTANCE:
             self.next_gc = live + START_CYCLE_MIN_DISTANCE
         self.gc_blacken_enabled = True
-        self.meter_ns += self.cost.gc_ns
+        self.meter_ns += self.price.gc_ns
 
     # -- scavenger entry points --
 
@@ -600,7 +619,7 @@ class MHeap:
         self.last_heap_inuse = self.heap_inuse
         self.next_gc = next_gc
         self.gc_pace_scavenger()
-        self.meter_ns += self.cost.gc_ns
+        self.meter_ns += self.price.gc_ns
         return derived
 
     def drain_meter(self) -> int:
@@ -609,7 +628,7 @@ class MHeap:
         scanned = self.pages.stats_chunks_scanned
         ns = self.meter_ns
         if scanned != self._scanned_charged:  # most drains follow no scan: no price to look up
-            ns += (scanned - self._scanned_charged) * self.cost.chunk_scan_ns
+            ns += (scanned - self._scanned_charged) * self.price.chunk_scan_ns
             self._scanned_charged = scanned
         self.meter_ns = self.after_unlock_ns = 0
         return ns
