@@ -24,12 +24,15 @@ cdef class MHeap:
     cdef public object next_gc, last_next_gc, last_heap_inuse, gogc, retain_extra_percent, scavenge_goal
     cdef public object cur_arena_base, cur_arena_end, arena_hint
     cdef public bint gc_blacken_enabled, forced
-    cdef public object growths, arenas, released_by, releases_by
+    cdef public object growths, arenas
+    cdef public dict released_by, releases_by
     cdef public long long heap_sys, heap_released, heap_inuse, manual_inuse, scav_alloc_bytes
     cdef public long long meter_ns, after_unlock_ns, _scanned_charged, cold_ns
     cdef public HeapLock lock
     cpdef long long heap_retained(self) except? -1
     cpdef long long go_heap_retained(self) except? -1
+    @cython.locals(first_free="long long")
+    cpdef _sys_unused(self, long long addr, long long nbytes)
     @cython.locals(lock=HeapLock, price=Prices, base="long long", scav="long long", have_mspan=bint)
     cpdef long long alloc_span(self, long long npages, long long p=*, bint small_object=*, bint manual=*) except? -1
     @cython.locals(n="long long")

@@ -49,6 +49,7 @@ from pagealloc.runtime.mgcscavenge import SCAVENGE_ALL
 from pagealloc.runtime.engines import page_alloc_class
 from pagealloc.runtime.mpagealloc_64bit import PALLOC_CHUNK_BYTES, PALLOC_CHUNK_PAGES, chunk_index, chunk_page_index
 from pagealloc.runtime.mpagecache import PAGE_CACHE_PAGES, PageCache
+from pagealloc.runtime.mpallocbits import CHUNK_MASK
 from pagealloc.runtime.time_nofake import Clock
 
 def span_kind_args(kind: int) -> tuple[bool, bool]:
@@ -139,13 +140,14 @@ def mark_pages(marks: dict, base: int, npages: int, among: dict | None = None) -
     first = 0
     while npages > 0:  # chunk by chunk: the range's part in chunk ci starts at page lo
         n = min(PALLOC_CHUNK_PAGES - lo, npages)
-        mask = ((1 << n) - 1) << lo
         had = marks.get(ci, 0)
-        new = mask & ~had
-        if among is not None:
-            new &= among.get(ci, 0)
-        first += new.bit_count()
-        marks[ci] = had | mask
+        if had != CHUNK_MASK:  # a chunk marked whole has nothing to count or mark (the common case)
+            mask = ((1 << n) - 1) << lo
+            new = mask & ~had
+            if among is not None:
+                new &= among.get(ci, 0)
+            first += new.bit_count()
+            marks[ci] = had | mask
         ci, lo, npages = ci + 1, 0, npages - n
     return first
 
