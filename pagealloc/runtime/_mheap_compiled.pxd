@@ -3,6 +3,7 @@
 # larger value raises OverflowError, it is never cut); the rest stays Python objects.
 cimport cython
 from pagealloc.runtime._lock_futex_compiled cimport HeapLock
+from pagealloc.runtime._mem_linux_compiled cimport sys_unused, sys_used
 
 cpdef tuple span_kind_args(kind)
 # n, mask, had, new stay Python ints: a chunk's bitmap is 512 bits (1 << n in C would be cut to 64)
