@@ -6,6 +6,7 @@ from pagealloc.runtime._lock_futex_compiled cimport HeapLock
 from pagealloc.runtime._mem_linux_compiled cimport sys_unused, sys_used
 
 cpdef tuple span_kind_args(kind)
+cdef long long PHYS_4K
 # n, mask, had, new stay Python ints: a chunk's bitmap is 512 bits (1 << n in C would be cut to 64)
 @cython.locals(first="long long")
 cpdef long long mark_pages(dict marks, base, npages, dict among=*) except? -1
@@ -19,7 +20,7 @@ cdef class Prices:
 cdef class MHeap:
     cdef public object cost, clock, pages, phys_page_size, phys_huge_page_size, madvdontneed
     cdef public Prices price
-    cdef public object madvise_calls, tlb_peers
+    cdef public long long madvise_calls, tlb_peers
     cdef public dict touched, lazyfree, pcache, mspancache
     cdef public set nohugepage
     cdef public object next_gc, last_next_gc, last_heap_inuse, gogc, retain_extra_percent, scavenge_goal
@@ -44,9 +45,9 @@ cdef class MHeap:
     cpdef _free_mspan_locked(self, long long p)
     cpdef _first_touch(self, base, npages)
     cpdef _first_lazyfree(self, base, npages)
-    @cython.locals(price=Prices, nbytes="long long", extra="long long")
+    @cython.locals(price=Prices, nbytes="long long", extra="long long", again="long long")
     cpdef long long _madvise_ns(self, tuple call, long long first_free=*) except? -1
-    @cython.locals(price=Prices)
+    @cython.locals(price=Prices, fresh="long long", released="long long", touch="long long", after_ns="long long")
     cpdef _account_alloc(self, long long npages, long long scav, long long base=*, bint manual=*)
     @cython.locals(lock=HeapLock)
     cpdef free_span(self, long long base, long long npages, long long p=*, bint manual=*)
