@@ -4,6 +4,7 @@
 cimport cython
 from pagealloc.runtime._lock_futex_compiled cimport HeapLock
 from pagealloc.runtime._mem_linux_compiled cimport sys_unused, sys_used
+from pagealloc.runtime._mpagealloc_64bit_compiled cimport chunk_index, chunk_page_index
 
 cpdef tuple span_kind_args(kind)
 cdef long long PHYS_4K
