@@ -67,9 +67,10 @@ def replay_extensions(cythonize) -> list:
 
     try:
         replay = [Extension(name, [py], extra_compile_args=["-O2"]) for name, py in write_copies()]
-        # annotation_typing off: the sources' annotations document, the .pxd files type
+        # annotation_typing off: the sources' annotations document, the .pxd files type; overflowcheck: C
+        # arithmetic on what a .pxd types raises on overflow, as the Python source's ints never cut
         copies = cythonize(replay, quiet=True, compiler_directives={
-            "language_level": "3", "annotation_typing": False, "binding": False})
+            "language_level": "3", "annotation_typing": False, "binding": False, "overflowcheck": True})
         # the event loop, sim/engine.py ported (it cimports the copies' .pxd files); forced, because the
         # hash built into it covers the copies' sources too, which its .c file's date does not follow
         loop = Extension(REPLAY_CORE, [REPLAY_CORE.replace(".", "/") + ".pyx"], extra_compile_args=["-O2"])

@@ -3,30 +3,54 @@
 # larger value raises OverflowError, it is never cut); the rest stays Python objects.
 cimport cython
 from pagealloc.runtime._lock_futex_compiled cimport HeapLock
+from pagealloc.runtime._mem_linux_compiled cimport sys_unused, sys_used
+from pagealloc.runtime._mpagealloc_64bit_compiled cimport chunk_index, chunk_page_index
 
 cpdef tuple span_kind_args(kind)
+cdef long long PHYS_4K
+# n, mask, had, new stay Python ints: a chunk's bitmap is 512 bits (1 << n in C would be cut to 64)
+@cython.locals(first="long long")
+cpdef long long mark_pages(dict marks, base, npages, dict among=*) except? -1
+
+cdef class Prices:
+    cdef public long long alloc_ns, free_ns, cache_alloc_ns, cache_refill_ns, mspan_refill_ns, sys_alloc_ns
+    cdef public long long grow_chunk_ns, gc_ns, chunk_scan_ns, page_fault_ns, page_retouch_free_ns, madvise_call_ns
+    cdef public long long madvise_page_ns, madvise_free_call_ns, madvise_free_page_ns, madvise_free_first_page_ns
+    cdef public long long madvise_hugepage_ns, vma_split_ns, tlb_shootdown_ns
 
 cdef class MHeap:
     cdef public object cost, clock, pages, phys_page_size, phys_huge_page_size, madvdontneed
-    cdef public object madvise_calls, touched, lazyfree, nohugepage, tlb_peers, recorded_crits
+    cdef public Prices price
+    cdef public long long madvise_calls, tlb_peers
+    cdef public dict touched, lazyfree, pcache, mspancache
+    cdef public set nohugepage
     cdef public object next_gc, last_next_gc, last_heap_inuse, gogc, retain_extra_percent, scavenge_goal
-    cdef public object cur_arena_base, cur_arena_end, arena_hint, pcache, mspancache
+    cdef public object cur_arena_base, cur_arena_end, arena_hint
     cdef public bint gc_blacken_enabled, forced
-    cdef public object growths, arenas, released_by, releases_by
+    cdef public object growths, arenas, recorded_crits
+    cdef public dict released_by, releases_by
     cdef public long long heap_sys, heap_released, heap_inuse, manual_inuse, scav_alloc_bytes
     cdef public long long meter_ns, after_unlock_ns, _scanned_charged, cold_ns
     cdef public HeapLock lock
     cpdef long long heap_retained(self) except? -1
     cpdef long long go_heap_retained(self) except? -1
-    @cython.locals(lock=HeapLock)
-    cpdef alloc_span(self, npages, p=*, small_object=*, manual=*)
-    cpdef bint _try_alloc_mspan(self, p) except -1
-    cpdef _alloc_mspan_locked(self, p)
-    cpdef _free_mspan_locked(self, p)
+    @cython.locals(first_free="long long")
+    cpdef _sys_unused(self, long long addr, long long nbytes)
+    @cython.locals(lock=HeapLock, price=Prices, base="long long", scav="long long", have_mspan=bint)
+    cpdef long long alloc_span(self, long long npages, long long p=*, bint small_object=*, bint manual=*) except? -1
+    @cython.locals(n="long long")
+    cpdef bint _try_alloc_mspan(self, long long p) except -1
+    @cython.locals(n="long long")
+    cpdef _alloc_mspan_locked(self, long long p)
+    @cython.locals(n="long long")
+    cpdef _free_mspan_locked(self, long long p)
     cpdef _first_touch(self, base, npages)
     cpdef _first_lazyfree(self, base, npages)
-    cpdef _madvise_ns(self, call, first_free=*)
-    cpdef _account_alloc(self, npages, scav, base=*, manual=*)
+    @cython.locals(price=Prices, nbytes="long long", extra="long long", again="long long")
+    cpdef long long _madvise_ns(self, tuple call, long long first_free=*) except? -1
+    @cython.locals(price=Prices, fresh="long long", released="long long", touch="long long", after_ns="long long")
+    cpdef _account_alloc(self, long long npages, long long scav, long long base=*, bint manual=*)
     @cython.locals(lock=HeapLock)
-    cpdef free_span(self, base, npages, p=*, manual=*)
+    cpdef free_span(self, long long base, long long npages, long long p=*, bint manual=*)
+    @cython.locals(scanned="long long", ns="long long")
     cpdef long long drain_meter(self) except? -1

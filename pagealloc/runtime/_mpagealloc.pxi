@@ -234,28 +234,41 @@ cdef void update(pageAlloc* s, uint64_t base, uint64_t npages) noexcept nogil:
 
     Go's contig and alloc flags only pick shortcuts (an interior chunk of a
     contiguous update is all free or all in use); the values are the ones a
-    summarize of every chunk gives, which is what is done here.
+    summarize of every chunk gives, which is what is done here.  As Go, it
+    stops where nothing changed: a one-chunk update whose summary is the same,
+    or a level none of whose summaries changed (the levels above are merged
+    from it, so they stay what they are).
     """
     cdef uint64_t sc = chunk_index(base), ec = chunk_index(base + npages * PAGE_SIZE - 1)
-    cdef uint64_t ci, lo, hi, p
+    cdef uint64_t ci, lo, hi, p, sum_
     cdef uint64_t a, m, e
     cdef pallocData* c
     cdef uint64_t* leaf = s.summary[LEAF]
     cdef int level
+    cdef bint changed = True
     for ci in range(sc, ec + 1):
         c = chunk_of(s, ci)
         if c == NULL:
-            leaf[ci] = 0
-            continue
-        palloc_summarize(c.palloc_bits, &a, &m, &e)
-        leaf[ci] = pack_palloc_sum(a, m, e)
+            sum_ = 0
+        else:
+            palloc_summarize(c.palloc_bits, &a, &m, &e)
+            sum_ = pack_palloc_sum(a, m, e)
+        if sc == ec and leaf[ci] == sum_:  # Go's fast path: one chunk, summary unchanged
+            return
+        leaf[ci] = sum_
     lo, hi = sc, ec
     for level in range(LEAF - 1, -1, -1):
+        if not changed:
+            break
+        changed = False
         lo >>= LEVEL_BITS[level + 1]
         hi >>= LEVEL_BITS[level + 1]
         for p in range(lo, hi + 1):
-            s.summary[level][p] = merge_summaries(
+            sum_ = merge_summaries(
                 &s.summary[level + 1][p << LEVEL_BITS[level + 1]], 1 << LEVEL_BITS[level + 1], LEVEL_LOG_PAGES[level + 1])
+            if s.summary[level][p] != sum_:
+                changed = True
+                s.summary[level][p] = sum_
 
 
 cdef uint64_t alloc_range(pageAlloc* s, uint64_t base, uint64_t npages) noexcept nogil:

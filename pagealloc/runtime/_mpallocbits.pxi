@@ -80,11 +80,30 @@ cdef inline int bits_popcnt_range(const uint64_t* b, int i, int n) noexcept nogi
 
 
 cdef inline int longest_ones64(uint64_t x) noexcept nogil:
-    """Length of the longest run of set bits in x."""
-    cdef int k = 0
-    while x:
-        x &= x >> 1
-        k += 1
+    """Length of the longest run of set bits in x.
+
+    In O(log 64) steps, not one per bit of the run: ``x`` becomes the starts of
+    runs of at least ``k`` ones (x_k), doubling k while some remain, then adding
+    halving steps while some remain (x_(k+s) = x_k & (x_k >> s) for s <= k)."""
+    cdef int k = 1, step
+    cdef uint64_t y
+    if x == 0:
+        return 0
+    if x == ALL_ONES:
+        return 64
+    while True:  # gallop: k = 1, 2, 4, ... while a run of 2k exists
+        y = x & (x >> k)
+        if y == 0:
+            break
+        x = y
+        k *= 2
+    step = k // 2
+    while step:  # runs of k exist, of 2k not: settle the bits below k
+        y = x & (x >> step)
+        if y:
+            x = y
+            k += step
+        step //= 2
     return k
 
 
@@ -164,9 +183,10 @@ cdef inline void palloc_summarize(const uint64_t* b, uint64_t* s_start, uint64_t
             start = run
         if run > longest:
             longest = run
-        inner = longest_ones64(free)
-        if inner > longest:
-            longest = inner
+        if pa_popcount64(free) > longest:  # else no run inside this word can be longer
+            inner = longest_ones64(free)
+            if inner > longest:
+                longest = inner
         run = pa_clz64(~free)  # free pages at its top
     if start < 0:
         start = run  # all free

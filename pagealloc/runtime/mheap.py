@@ -49,6 +49,7 @@ from pagealloc.runtime.mgcscavenge import SCAVENGE_ALL
 from pagealloc.runtime.engines import page_alloc_class
 from pagealloc.runtime.mpagealloc_64bit import PALLOC_CHUNK_BYTES, PALLOC_CHUNK_PAGES, chunk_index, chunk_page_index
 from pagealloc.runtime.mpagecache import PAGE_CACHE_PAGES, PageCache
+from pagealloc.runtime.mpallocbits import CHUNK_MASK
 from pagealloc.runtime.time_nofake import Clock
 
 def span_kind_args(kind: int) -> tuple[bool, bool]:
@@ -105,6 +106,24 @@ def initial_next_gc(gogc: int = GOGC) -> int:
     return gc_goal(int(heap_minimum(gogc) / (1 + TRIGGER_RATIO_INIT)), gogc)
 
 
+# The cost table's fields the heap charges (see Prices).
+PRICES = (
+    "alloc_ns", "free_ns", "cache_alloc_ns", "cache_refill_ns", "mspan_refill_ns", "sys_alloc_ns",
+    "grow_chunk_ns", "gc_ns", "chunk_scan_ns", "page_fault_ns", "page_retouch_free_ns", "madvise_call_ns",
+    "madvise_page_ns", "madvise_free_call_ns", "madvise_free_page_ns", "madvise_free_first_page_ns",
+    "madvise_hugepage_ns", "vma_split_ns", "tlb_shootdown_ns",
+)
+
+
+class Prices:
+    """The prices of PRICES, copied once from the heap's cost table (a CostModel is frozen), so that the
+    per-event paths read fields, not names on the table (C fields in the compiled copy)."""
+
+    def __init__(self, cost) -> None:
+        for name in PRICES:
+            setattr(self, name, getattr(cost, name))
+
+
 class Unpriced:
     """The cost table of a heap used without the simulation: every step is free."""
 
@@ -114,14 +133,23 @@ class Unpriced:
         raise AttributeError(name)
 
 
-def chunk_masks(base: int, npages: int):
-    """(chunk index, bitmap of the chunk's pages) for each chunk [base, base+npages) touches."""
-    addr, end = base, base + npages * PAGE_SIZE
-    while addr < end:
-        lo = chunk_page_index(addr)
-        n = min(PALLOC_CHUNK_PAGES - lo, (end - addr) // PAGE_SIZE)
-        yield chunk_index(addr), ((1 << n) - 1) << lo
-        addr += n * PAGE_SIZE
+def mark_pages(marks: dict, base: int, npages: int, among: dict | None = None) -> int:
+    """Mark pages [base, base+npages) in ``marks`` (chunk index -> bitmap of the chunk's pages); return
+    how many of them were not marked before (and, with ``among``, are marked there)."""
+    ci, lo = chunk_index(base), chunk_page_index(base)
+    first = 0
+    while npages > 0:  # chunk by chunk: the range's part in chunk ci starts at page lo
+        n = min(PALLOC_CHUNK_PAGES - lo, npages)
+        had = marks.get(ci, 0)
+        if had != CHUNK_MASK:  # a chunk marked whole has nothing to count or mark (the common case)
+            mask = ((1 << n) - 1) << lo
+            new = mask & ~had
+            if among is not None:
+                new &= among.get(ci, 0)
+            first += new.bit_count()
+            marks[ci] = had | mask
+        ci, lo, npages = ci + 1, 0, npages - n
+    return first
 
 
 class MHeap:
@@ -139,6 +167,7 @@ class MHeap:
         engine: str | None = None,
     ) -> None:
         self.cost = cost if cost is not None else Unpriced()
+        self.price = Prices(self.cost)
         self.clock = Clock()  # Go: nanotime(); the simulation advances it
         self.lock = HeapLock()
         # engine: "compiled" or "python" (pagealloc.runtime.engines; None: the default).
@@ -248,7 +277,7 @@ class MHeap:
         """
         base = scav = 0
         have_mspan = False
-        cost = self.cost
+        price = self.price
         if npages < SMALL_SPAN_PAGES and p >= 0:
             c = self.pcache.get(p)
             if c is None or c.cache == 0:  # Go: c.empty()
@@ -258,10 +287,10 @@ class MHeap:
                     self.pcache[p] = c = self.pages.alloc_to_cache()
                 finally:
                     lock.unlock()
-                self.meter_ns += cost.cache_refill_ns
+                self.meter_ns += price.cache_refill_ns
             base, scav = c.alloc(npages)
-            self.meter_ns += cost.cache_alloc_ns
-            self.after_unlock_ns += cost.cache_alloc_ns
+            self.meter_ns += price.cache_alloc_ns
+            self.after_unlock_ns += price.cache_alloc_ns
             if base:
                 have_mspan = self._try_alloc_mspan(p)
                 if have_mspan and small_object and not self.gc_blacken_enabled:
@@ -275,7 +304,7 @@ class MHeap:
         try:
             if base == 0:
                 base, scav = self.pages.alloc(npages)
-                self.meter_ns += self.cost.alloc_ns
+                self.meter_ns += price.alloc_ns
                 if base == 0:
                     if not self.grow(npages):
                         return 0
@@ -308,7 +337,7 @@ class MHeap:
         n = self.mspancache.get(p, 0)
         if n == 0:
             n = MSPAN_REFILL
-            self.meter_ns += self.cost.mspan_refill_ns
+            self.meter_ns += self.price.mspan_refill_ns
         self.mspancache[p] = n - 1
 
     def _free_mspan_locked(self, p: int) -> None:
@@ -329,13 +358,7 @@ class MHeap:
         MADV_FREE and reused before the kernel reclaims it does not.  Only
         called for spans that hold released pages.
         """
-        fresh = 0
-        touched = self.touched
-        for ci, mask in chunk_masks(base, npages):
-            had = touched.get(ci, 0)
-            fresh += (mask & ~had).bit_count()
-            touched[ci] = had | mask
-        return fresh * PAGE_SIZE
+        return mark_pages(self.touched, base, npages) * PAGE_SIZE
 
     def _first_lazyfree(self, base: int, npages: int) -> int:
         """Bytes of [base, base+npages) resident (ever allocated) and never released with MADV_FREE
@@ -345,40 +368,34 @@ class MHeap:
         to the lazyfree LRU list (~190 ns per 4 KiB page here, ``scripts/madvise-crit``); a page
         already there, written again since, costs a fraction of that, and one never touched nothing.
         """
-        first = 0
-        touched, lazyfree = self.touched, self.lazyfree
-        for ci, mask in chunk_masks(base, npages):
-            had = lazyfree.get(ci, 0)
-            first += (touched.get(ci, 0) & mask & ~had).bit_count()
-            lazyfree[ci] = had | mask
-        return first * PAGE_SIZE
+        return mark_pages(self.lazyfree, base, npages, self.touched) * PAGE_SIZE
 
     def _madvise_ns(self, call: tuple[str, int, int], first_free: int = 0) -> int:
         """The price of one madvise call (advice, addr, bytes) from the cost table; ``first_free``:
         bytes of an MADV_FREE range that go to the lazyfree list for the first time."""
         advice, _, nbytes = call
-        cost = self.cost
+        price = self.price
         self.madvise_calls += 1
-        extra = cost.tlb_shootdown_ns if self.tlb_peers else 0
+        extra = price.tlb_shootdown_ns if self.tlb_peers else 0
         if advice in (MADV_FREE, MADV_DONTNEED) and self.cold_ns and self.lock.holder == SCAVENGER:
             extra += self.cold_ns  # the background scavenger's first release since it woke
             self.cold_ns = 0
         if advice == MADV_FREE:
             again = (nbytes - first_free) // PHYS_4K
-            return (cost.madvise_free_call_ns + cost.madvise_free_page_ns * again
-                    + cost.madvise_free_first_page_ns * (first_free // PHYS_4K) + extra)
+            return (price.madvise_free_call_ns + price.madvise_free_page_ns * again
+                    + price.madvise_free_first_page_ns * (first_free // PHYS_4K) + extra)
         if advice == MADV_DONTNEED:
-            return cost.madvise_call_ns + cost.madvise_page_ns * (nbytes // PHYS_4K) + extra
+            return price.madvise_call_ns + price.madvise_page_ns * (nbytes // PHYS_4K) + extra
         # MADV_HUGEPAGE / MADV_NOHUGEPAGE: a flag on the mapping.  Setting NOHUGEPAGE where it is not set
         # yet splits the VMA (sysUsed's HUGEPAGE on whole huge pages clears it again, merging them back).
         first = call[1] // self.phys_huge_page_size
         huge = range(first, first + nbytes // self.phys_huge_page_size)
         if advice == MADV_HUGEPAGE:
             self.nohugepage.difference_update(huge)
-            return cost.madvise_hugepage_ns
+            return price.madvise_hugepage_ns
         new = [h for h in huge if h not in self.nohugepage]
         self.nohugepage.update(new)
-        return cost.madvise_hugepage_ns + (cost.vma_split_ns if new else 0)
+        return price.madvise_hugepage_ns + (price.vma_split_ns if new else 0)
 
     def _account_alloc(self, npages: int, scav: int, base: int = 0, manual: bool = False) -> None:
         """Memstats of a new span; if it holds released pages, Go's sysUsed.
@@ -393,11 +410,11 @@ class MHeap:
         if scav:
             self.heap_released -= scav
             self.scav_alloc_bytes += scav
-            cost = self.cost
+            price = self.price
             fresh = self._first_touch(base, npages)
             released = scav - fresh
-            touch = cost.page_fault_ns if self.madvdontneed else cost.page_retouch_free_ns
-            after_ns = cost.page_fault_ns * (fresh // PHYS_4K) + touch * (released // PHYS_4K)
+            touch = price.page_fault_ns if self.madvdontneed else price.page_retouch_free_ns
+            after_ns = price.page_fault_ns * (fresh // PHYS_4K) + touch * (released // PHYS_4K)
             for call in sys_used(base, npages * PAGE_SIZE, self.phys_huge_page_size):
                 after_ns += self._madvise_ns(call)
             self.meter_ns += after_ns
@@ -422,7 +439,7 @@ class MHeap:
         self.arena_hint = v + n
         self.heap_sys += n
         self.arenas += n // HEAP_ARENA_BYTES
-        self.meter_ns += self.cost.sys_alloc_ns
+        self.meter_ns += self.price.sys_alloc_ns
         return v, n
 
     def grow(self, npage: int) -> bool:
@@ -466,7 +483,7 @@ class MHeap:
 
     def _pages_grow(self, base: int, size: int) -> None:
         self.pages.grow(base, size)
-        self.meter_ns += self.cost.grow_chunk_ns * max(1, size // PALLOC_CHUNK_BYTES)
+        self.meter_ns += self.price.grow_chunk_ns * max(1, size // PALLOC_CHUNK_BYTES)
 
     # -- free --
 
@@ -486,7 +503,7 @@ class MHeap:
                 self.heap_inuse -= npages * PAGE_SIZE
             self.pages.free(base, npages)
             self._free_mspan_locked(p)
-            self.meter_ns += self.cost.free_ns
+            self.meter_ns += self.price.free_ns
         finally:
             lock.unlock()
 
@@ -505,7 +522,7 @@ class MHeap:
         if self.next_gc < live + START_CYCLE_MIN_DISTANCE:
             self.next_gc = live + START_CYCLE_MIN_DISTANCE
         self.gc_blacken_enabled = True
-        self.meter_ns += self.cost.gc_ns
+        self.meter_ns += self.price.gc_ns
 
     # -- scavenger entry points --
 
@@ -607,14 +624,16 @@ class MHeap:
         self.last_heap_inuse = self.heap_inuse
         self.next_gc = next_gc
         self.gc_pace_scavenger()
-        self.meter_ns += self.cost.gc_ns
+        self.meter_ns += self.price.gc_ns
         return derived
 
     def drain_meter(self) -> int:
         """Virtual ns of model work since the last drain (see the module docstring),
         including the scavenger's chunk scans counted by PageAlloc."""
         scanned = self.pages.stats_chunks_scanned
-        ns = self.meter_ns + (scanned - self._scanned_charged) * self.cost.chunk_scan_ns
-        self._scanned_charged = scanned
+        ns = self.meter_ns
+        if scanned != self._scanned_charged:  # most drains follow no scan: no price to look up
+            ns += (scanned - self._scanned_charged) * self.price.chunk_scan_ns
+            self._scanned_charged = scanned
         self.meter_ns = self.after_unlock_ns = 0
         return ns

@@ -25,19 +25,40 @@ from pagealloc.runtime.lock_futex import HeapLock
 from pagealloc.runtime.malloc import PAGE_SIZE, PHYS_HUGE_PAGE_SIZE, PHYS_PAGE_SIZE
 from pagealloc.runtime.mgcscavenge import Scavenger
 from pagealloc.runtime.mpagealloc_64bit import PALLOC_CHUNK_BYTES, chunk_index
-from pagealloc.runtime.mranges import AddrRange, AddrRanges
+from pagealloc.runtime import mranges
+
+
+def _fresh(compiled) -> bool:
+    """Whether a compiled copy (the replay core's, runtime/replay_sources.py) was built from this
+    checkout's sources."""
+    from pagealloc.runtime.replay_sources import sources_hash
+
+    sources = sources_hash()
+    return not sources or getattr(compiled, "SOURCES_HASH", None) == sources
 
 
 def _scavenger_mixin() -> type:
-    """mgcscavenge.Scavenger compiled (the replay core's copy of mgcscavenge.py, runtime/replay_sources.py)
-    when it was built from this checkout's sources, else the readable one: the same code either way."""
+    """mgcscavenge.Scavenger compiled (the replay core's copy of mgcscavenge.py) when it is fresh, else
+    the readable one: the same code either way."""
     try:
         from pagealloc.runtime import _mgcscavenge_compiled as compiled
-        from pagealloc.runtime.replay_sources import sources_hash
     except ImportError:
         return Scavenger
-    sources = sources_hash()
-    return compiled.Scavenger if not sources or getattr(compiled, "SOURCES_HASH", None) == sources else Scavenger
+    return compiled.Scavenger if _fresh(compiled) else Scavenger
+
+
+def _ranges_module():
+    """The in-use address ranges, which the scavenger asks once or twice per scavengeOne: mranges.py's
+    compiled copy when it is fresh, else the readable one."""
+    try:
+        from pagealloc.runtime import _mranges_compiled as compiled
+    except ImportError:
+        return mranges
+    return compiled if _fresh(compiled) else mranges
+
+
+_ranges = _ranges_module()
+AddrRange, AddrRanges = _ranges.AddrRange, _ranges.AddrRanges
 
 
 class PageAlloc(PageAllocCore, _scavenger_mixin()):

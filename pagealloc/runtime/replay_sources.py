@@ -24,6 +24,7 @@ COMPILED = {
     "pagealloc.runtime.mem_linux": "pagealloc.runtime._mem_linux_compiled",
     "pagealloc.runtime.mpagealloc_64bit": "pagealloc.runtime._mpagealloc_64bit_compiled",
     "pagealloc.runtime.lock_futex": "pagealloc.runtime._lock_futex_compiled",
+    "pagealloc.runtime.mranges": "pagealloc.runtime._mranges_compiled",
     "pagealloc.runtime.mgcscavenge": "pagealloc.runtime._mgcscavenge_compiled",
     "pagealloc.runtime.mheap": "pagealloc.runtime._mheap_compiled",
     "pagealloc.sim.histogram": "pagealloc.sim._histogram_compiled",

@@ -16,6 +16,10 @@ Design: what engine.py keeps per event in Python objects is here in C —
   ``manual_spans``, ``span_last``, ``span_done`` (row, end)) are one open-
   addressing hash table of ``Span`` structs (``SpanTable``), pruned per batch
   exactly as engine.py prunes ``span_done``;
+* the schedule (engine.py's heapq of (time, tie, row, version, actor)
+  tuples) is a binary heap of ``Slot`` structs (``Schedule``) ordered by the
+  same key; the background scavenger puts its entries on it through
+  ``schedule_scavenger``, as on engine.py's;
 * the counters, the clock, the horizon (``inf`` is LLONG_MAX) and the three
   lock prices ``_lock_op`` reads are C fields;
 * ``run_batch`` reads the batch's numpy columns through typed memoryviews
@@ -23,9 +27,7 @@ Design: what engine.py keeps per event in Python objects is here in C —
 * the three histograms it fills per event (stalls, holds, alloc latency) get
   the bit length of a value from the CPU (``hist_add``, histogram.py's rule).
 
-What stays Python, as rare or shared: the schedule (a heapq of
-(time, tie, row, version, actor) tuples, because the background scavenger
-pushes its own entries on it), the span waiters and ordered timing's
+What stays Python, as rare or shared: the span waiters and ordered timing's
 waiters, the per-event log of tests, the FreeOSMemory step generator, and the
 heap itself (the compiled copy of runtime/mheap.py, called in C through its
 .pxd).  Lock contract: the engine's, unchanged (engine.py's docstring): each
@@ -34,11 +36,10 @@ placed on the ``LockTimeline``; the heap takes and drops ``mheap_.lock``
 itself.
 """
 
-from libc.stdlib cimport calloc, free, malloc
+from cpython.ref cimport PyObject
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memset
 from libc.limits cimport LLONG_MAX
-
-from heapq import heappop, heappush
 
 import numpy as np
 
@@ -117,9 +118,11 @@ cdef class SpanTable:
         free(self.slots)
 
     cdef inline Py_ssize_t _home(self, unsigned long long sid) nogil:
-        sid ^= sid >> 33  # the ids are often sequential or page addresses: spread them
-        sid *= 0xff51afd7ed558ccdULL
-        sid ^= sid >> 33
+        # The ids are small and dense (sequential, or page indices): near ids go to near slots, so the
+        # spans an event touches, allocated about when it was, share cache lines (a mixing hash sent
+        # every probe to a cold line).  Higher bits are folded in so that ids with many low zero bits
+        # (addresses) still spread; the slot only decides speed, never what the table holds.
+        sid ^= (sid >> 13) ^ (sid >> 29) ^ (sid >> 45)
         return <Py_ssize_t> (sid & <unsigned long long> (self.cap - 1))
 
     cdef Span *find(self, unsigned long long sid):
@@ -263,6 +266,103 @@ cdef class Actor:
         self.qlen -= 1
 
 
+# -- the schedule: engine.py's heapq of (time, tie, row, version, actor) tuples as a C binary heap --
+
+cdef struct Slot:
+    long long t, tie, row, version  # engine.py's tuple, in its order: the heap's key
+    long long pid  # the tuple's last element compares as Actor.__lt__ does: the lower P first
+    PyObject *actor  # borrowed (Replay.actors keeps every Actor alive); NULL: the background scavenger
+
+
+cdef inline bint slot_lt(Slot *a, Slot *b) noexcept nogil:
+    """engine.py's tuple order.  Two entries never tie on all five: each push takes a new version."""
+    if a.t != b.t:
+        return a.t < b.t
+    if a.tie != b.tie:
+        return a.tie < b.tie
+    if a.row != b.row:
+        return a.row < b.row
+    if a.version != b.version:
+        return a.version < b.version
+    return a.pid < b.pid
+
+
+cdef class Schedule:
+    """A binary min-heap of Slots (heapq's algorithm on C structs: the same pops in the same order,
+    since no two entries are equal)."""
+    cdef Slot *h
+    cdef Py_ssize_t n, cap
+
+    def __cinit__(self):
+        self.cap = 64
+        self.n = 0
+        self.h = <Slot *> malloc(self.cap * sizeof(Slot))
+        if self.h is NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.h)
+
+    def __len__(self):
+        return self.n
+
+    cdef int push(self, long long t, long long tie, long long row, long long version, Actor a) except -1:
+        """heappush(schedule, (t, tie, row, version, a)); a None: the background scavenger's entry."""
+        cdef Slot *bigger
+        cdef Py_ssize_t i, parent
+        if self.n == self.cap:
+            bigger = <Slot *> realloc(self.h, 2 * self.cap * sizeof(Slot))
+            if bigger is NULL:
+                raise MemoryError()
+            self.h, self.cap = bigger, 2 * self.cap
+        cdef Slot x
+        x.t, x.tie, x.row, x.version = t, tie, row, version
+        if a is None:
+            x.pid, x.actor = 0, NULL
+        else:
+            x.pid, x.actor = a.pid, <PyObject *> a
+        i = self.n
+        self.n += 1
+        while i > 0:  # sift up
+            parent = (i - 1) >> 1
+            if not slot_lt(&x, &self.h[parent]):
+                break
+            self.h[i] = self.h[parent]
+            i = parent
+        self.h[i] = x
+        return 0
+
+    cdef inline Slot *top(self) noexcept:
+        """schedule[0]; only when n > 0."""
+        return &self.h[0]
+
+    cdef Slot pop(self) noexcept:
+        """heappop(schedule); only when n > 0."""
+        cdef Slot out = self.h[0], x
+        cdef Py_ssize_t i = 0, child
+        self.n -= 1
+        if self.n:
+            x = self.h[self.n]
+            while True:  # sift down
+                child = 2 * i + 1
+                if child >= self.n:
+                    break
+                if child + 1 < self.n and slot_lt(&self.h[child + 1], &self.h[child]):
+                    child += 1
+                if not slot_lt(&self.h[child], &x):
+                    break
+                self.h[i] = self.h[child]
+                i = child
+            self.h[i] = x
+        return out
+
+    def entries(self):
+        """The entries as engine.py's tuples, in heap order (for inspection)."""
+        cdef Py_ssize_t k
+        return [(self.h[k].t, self.h[k].tie, self.h[k].row, self.h[k].version,
+                 None if self.h[k].actor is NULL else <object> self.h[k].actor) for k in range(self.n)]
+
+
 cdef extern from *:
     int __builtin_clzll(unsigned long long) nogil
 
@@ -289,10 +389,9 @@ cdef inline int hist_add(Histogram h, long long v) except -1:
     return 0
 
 
-cdef inline bint _due(tuple entry, long long t, long long row) except -1:
+cdef inline bint _due(Slot *entry, long long t, long long row) noexcept:
     """Whether a schedule entry runs before a P's event (row) at t (engine.py's Replay._due)."""
-    cdef long long et = entry[0]
-    return et < t or (et == t and (<long long> entry[1] == 0 or <long long> entry[2] < row))
+    return entry.t < t or (entry.t == t and (entry.tie == 0 or entry.row < row))
 
 
 cdef class Replay:
@@ -304,7 +403,8 @@ cdef class Replay:
     cdef public dict order_waiters, waiting, actors
     cdef public object gomaxprocs, log, psched, scavenger, first_ts
     cdef public MHeap heap
-    cdef public list schedule, timeline, stall_timeline
+    cdef Schedule sched
+    cdef public list timeline, stall_timeline
     cdef long long _horizon
     cdef public long long now, pending
     cdef public LockTimeline lock_line
@@ -344,7 +444,7 @@ cdef class Replay:
         self.table = SpanTable()
         self.waiting = {}
         self.actors = {}
-        self.schedule = []
+        self.sched = Schedule()
         self._horizon = 0
         self.now = 0
         self.pending = 0
@@ -423,8 +523,18 @@ cdef class Replay:
         a.scheduled = True
         cdef long long row = a.head().row if a.steps is None else -1
         cdef long long t = a.free_at if a.steps is not None else self._start_of(a)
-        heappush(self.schedule, (t, 1, row, a.version, a))
+        self.sched.push(t, 1, row, a.version, a)
         return 0
+
+    @property
+    def schedule(self):
+        """The schedule as engine.py's list of tuples (for inspection)."""
+        return self.sched.entries()
+
+    def schedule_scavenger(self, long long t, long long version):
+        """engine.py's schedule_scavenger: the background scavenger's next step at t (tie 0: before a
+        P's event at the same time)."""
+        self.sched.push(t, 0, 0, version, None)
 
     cdef long long _lock_op(self, Actor a, long long start, long long acquisitions) except? -1:
         """engine.py's _lock_op: time the operation actor a just executed at ``start``; return when it ends."""
@@ -531,7 +641,7 @@ cdef class Replay:
         """run_batch's loop (engine.py's _queue_batch)."""
         cdef Py_ssize_t n = ts.shape[0], i
         cdef dict actors = self.actors
-        cdef list schedule = self.schedule
+        cdef Schedule schedule = self.sched
         cdef bint closed = self.tcode == CLOSED, shifted = self.tcode == SHIFTED
         cdef Actor a
         cdef Ev e
@@ -571,7 +681,7 @@ cdef class Replay:
                 if t <= nxt:
                     if self._horizon <= t:
                         self._horizon = t + 1
-                    if schedule and _due(<tuple> schedule[0], t, e.row):
+                    if schedule.n and _due(schedule.top(), t, e.row):
                         self._run(label, True, t, e.row)
                         if a.scheduled or a.blocked_on is not None:
                             continue
@@ -585,7 +695,7 @@ cdef class Replay:
                     t = e.ts + a.delay if shifted else e.ts
                     a.version += 1
                     a.scheduled = True
-                    heappush(schedule, (t if t > a.free_at else a.free_at, 1, e.row, a.version, a))
+                    schedule.push(t if t > a.free_at else a.free_at, 1, e.row, a.version, a)
                 else:
                     self._schedule(a)
         return 0
@@ -606,32 +716,31 @@ cdef class Replay:
     cdef int _run(self, label, bint has_until, long long until, long long until_row) except -1:
         """engine.py's _run: every scheduled step that starts before the horizon (with ``until``:
         every step due before a P's event at that time, the fast path's)."""
-        cdef list schedule = self.schedule
+        cdef Schedule schedule = self.sched
         scavenger = self.scavenger
         cdef bint closed = self.tcode == CLOSED
         cdef bint recorded = self.tcode == RECORDED or self.tcode == ORDERED
         cdef Actor a
-        cdef tuple entry, top
-        cdef long long t, ts, row
-        cdef object version
+        cdef Slot entry
+        cdef long long t, ts, row, version
         cdef Ev *h
-        while schedule and <long long> (<tuple> schedule[0])[0] < self._horizon and \
-                (not has_until or _due(<tuple> schedule[0], until, until_row)):
-            entry = heappop(schedule)
-            t = entry[0]
-            version = entry[3]
+        while schedule.n and schedule.top().t < self._horizon and \
+                (not has_until or _due(schedule.top(), until, until_row)):
+            entry = schedule.pop()
+            t = entry.t
+            version = entry.version
             self.now = t
-            if entry[4] is None:
+            if entry.actor is NULL:
                 if version == scavenger.version:
                     if not self.pending:  # the program has ended: finish() runs the rest to its end
-                        heappush(schedule, (entry[0], entry[1], 0, version, None))
+                        schedule.push(entry.t, entry.tie, 0, version, None)
                         return 0
                     scavenger.step()
                     self.heap.lock.running(MUTATOR)
                     scavenger.schedule()
                 continue
-            a = <Actor> entry[4]
-            if <long long> version != a.version:
+            a = <Actor> entry.actor
+            if version != a.version:
                 continue
             a.scheduled = False
             if a.steps is not None:
@@ -645,7 +754,7 @@ cdef class Replay:
                         t = ts if ts > a.free_at else a.free_at
                     else:
                         t = self._start_of(a)
-                    if t >= self._horizon or (schedule and _due(<tuple> schedule[0], t, row)) or \
+                    if t >= self._horizon or (schedule.n and _due(schedule.top(), t, row)) or \
                             (has_until and not (t < until or (t == until and row < until_row))):
                         break
                     self.now = t

@@ -146,6 +146,10 @@ class Replay:
         t = a.free_at if a.steps is not None else self._start_of(a)
         heappush(self.schedule, (t, 1, row, a.version, a))
 
+    def schedule_scavenger(self, t: int, version: int) -> None:
+        """The background scavenger's next step at t (tie 0: before a P's event at the same time)."""
+        heappush(self.schedule, (t, 0, 0, version, None))
+
     def _lock_op(self, a: Actor, start: int, acquisitions: int) -> int:
         """Time the operation actor a just executed at ``start``; return when it ends.
 

@@ -12,7 +12,6 @@ done, on the engine's ``LockTimeline``) and runs the section there.
 from __future__ import annotations
 
 from collections import Counter
-from heapq import heappush
 
 from pagealloc.runtime.invariants import InvariantError
 from pagealloc.runtime.lock_futex import MUTATOR, SCAVENGER
@@ -54,7 +53,7 @@ class BackgroundScavenger:
         """Put its next step on the engine's schedule (tie 0: before a P's event at the same time)."""
         self.version += 1
         if self.time != _INF:
-            heappush(self.engine.schedule, (self.time, 0, 0, self.version, None))
+            self.engine.schedule_scavenger(self.time, self.version)
 
     def step(self) -> None:
         """Run its next step at ``self.time``."""
