@@ -45,12 +45,12 @@ import numpy as np
 
 from pagealloc.errors import UserError
 from pagealloc.runtime.invariants import InvariantError
-from pagealloc.runtime._lock_futex_compiled import MUTATOR, SCAVENGER
+from pagealloc.runtime._lock_futex_compiled import MUTATOR
 from pagealloc.runtime.malloc import ARENA_HINT_BASE as _ARENA_HINT_BASE, PAGE_SHIFT as _PAGE_SHIFT
 from pagealloc.runtime._mheap_compiled import MAX_HEAP_SYS
 from pagealloc.sim.actor import HOSTING, ORDER
 from pagealloc.sim.presets import LOCKED_SITES, ReplayConfig
-from pagealloc.sim.result import ReplayResult
+from pagealloc.sim.engine import finished_result
 from pagealloc.sim._scavenger_compiled import BackgroundScavenger
 from pagealloc.trace import format as _format
 
@@ -937,60 +937,9 @@ cdef class Replay:
         return 0
 
     def finish(self, label, wall):
-        """engine.py's finish: run the rest, the scavenger to the program's end, and the result."""
+        """engine.py's finish: run the rest, then the shared end (the scavenger to the program's end, and
+        the result, ``engine.finished_result``)."""
         self._horizon = INF
         self.trace_done = True
         self._run(label, False, 0, 0)
-        if self.waiting:
-            raise InvariantError(f"actors still wait for spans {sorted(self.waiting)[:5]} at the end")
-        if self.order_waiters:
-            raise InvariantError(f"rows {sorted(self.order_waiters)[:5]} still wait for their turn at the end")
-        mutators = self.actors.values()
-        makespan = max((a.free_at for a in mutators), default=0)
-        scavenger = self.scavenger
-        while scavenger.time <= makespan:
-            scavenger.step()
-        heap = self.heap
-        self.timeline.sort(key=_first)
-        self.timeline.append((makespan, heap.heap_retained()))
-        self.stall_timeline.sort(key=_first)
-        self.stall_timeline.append((makespan, self.stalls.total))
-        by = heap.released_by
-        recorded = (self.last_ts - self.first_ts) if self.first_ts is not None else 0
-        g = self.gomaxprocs or (max((pid for pid in self.actors if pid >= 0), default=-1) + 1)
-        runtime = self.actors.get(-1)
-        config, stalls, cpu = self.config, self.stalls, scavenger.cpu_ns
-        events = self.events
-        return ReplayResult(
-            trace=label, mode=self.mode, timing=self.timing, events=events,
-            wall_seconds=wall, replay_events_per_wall_second=events / wall if wall > 0 else 0.0,
-            released_bytes=sum(by.values()), released_background_bytes=by["background"],
-            released_background_count=heap.releases_by["background"],
-            released_growth_bytes=by["growth"], released_forced_bytes=by["forced"],
-            retained_peak_bytes=self.retained_peak, retained_final_bytes=heap.heap_retained(),
-            heap_sys_bytes=heap.heap_sys, heap_growths=heap.growths, scavenged_alloc_bytes=heap.scav_alloc_bytes,
-            madvise_calls=heap.madvise_calls, scavenger_fooled=heap.pages.stats_scav_fooled,
-            address_agreement=self.agree / self.allocs if self.allocs else 0.0,
-            skipped_events=self.skipped, gc_goal_derived=self.goals_derived,
-            retain_extra_percent=config.retain_extra_percent, scavenge_percent=config.scavenge_percent,
-            madvise_advice="MADV_DONTNEED" if config.madvdontneed else "MADV_FREE",
-            lock_acquisitions_mutator=heap.lock.by_actor[MUTATOR],
-            lock_acquisitions_scavenger=heap.lock.by_actor[SCAVENGER],
-            lock_hold_max_ns=self.holds.max, lock_hold_p99_ns=self.holds.quantile(0.99),
-            gomaxprocs=g, p_stall_ns=stalls.total, p_stall_max_ns=stalls.max,
-            p_stall_p99_ns=stalls.quantile(0.99),
-            p_stall_by_p=[self.actors[pid].stall_ns if pid in self.actors else 0 for pid in range(g)],
-            runtime_stall_ns=runtime.stall_ns if runtime is not None else 0, order_wait_ns=self.order_wait_ns,
-            alloc_latency_p99_ns=self.latency.quantile(0.99), alloc_latency_max_ns=self.latency.max,
-            makespan_ns=makespan, recorded_duration_ns=recorded,
-            throughput_events_per_vsec=events * 1e9 / makespan if makespan else 0.0,
-            slowdown=makespan / recorded if recorded else 0.0,
-            scavenger_cpu_ns=cpu, scavenger_crit_p50_ns=scavenger.crits.quantile(0.5),
-            scavenger_crit_p90_ns=scavenger.crits.quantile(0.9),
-            released_bytes_per_scavenger_cpu_sec=by["background"] * 1e9 / cpu if cpu else 0.0,
-            retained_timeline=self.timeline, p_stall_timeline=self.stall_timeline,
-        )
-
-
-def _first(pair):
-    return pair[0]
+        return finished_result(self, label, wall)

@@ -546,58 +546,65 @@ class Replay:
         self.horizon = _INF
         self.trace_done = True
         self._run(label)
-        if self.waiting:  # cannot happen for a valid trace: every wait is for an earlier row
-            raise InvariantError(f"actors still wait for spans {sorted(self.waiting)[:5]} at the end")
-        if self.order_waiters:
-            raise InvariantError(f"rows {sorted(self.order_waiters)[:5]} still wait for their turn at the end")
-        mutators = self.actors.values()
-        makespan = max((a.free_at for a in mutators), default=0)
-        scavenger = self.scavenger
-        while scavenger.time <= makespan:  # the scavenger's steps until the program ends
-            scavenger.step()
-        heap = self.heap
-        self.timeline.sort(key=_first)  # in time order (Ps finish out of order); stable
-        self.timeline.append((makespan, heap.heap_retained()))
-        self.stall_timeline.sort(key=_first)
-        self.stall_timeline.append((makespan, self.stalls.total))
-        by = heap.released_by
-        recorded = (self.last_ts - self.first_ts) if self.first_ts is not None else 0
-        g = self.gomaxprocs or (max((pid for pid in self.actors if pid >= 0), default=-1) + 1)
-        runtime = self.actors.get(-1)
-        config, stalls, cpu = self.config, self.stalls, scavenger.cpu_ns
-        return ReplayResult(
-            trace=label, mode=self.mode, timing=self.timing, events=self.events,
-            wall_seconds=wall, replay_events_per_wall_second=self.events / wall if wall > 0 else 0.0,
-            # the heap
-            released_bytes=sum(by.values()), released_background_bytes=by["background"],
-            released_background_count=heap.releases_by["background"],
-            released_growth_bytes=by["growth"], released_forced_bytes=by["forced"],
-            retained_peak_bytes=self.retained_peak, retained_final_bytes=heap.heap_retained(),
-            heap_sys_bytes=heap.heap_sys, heap_growths=heap.growths, scavenged_alloc_bytes=heap.scav_alloc_bytes,
-            madvise_calls=heap.madvise_calls, scavenger_fooled=heap.pages.stats_scav_fooled,
-            address_agreement=self.agree / self.allocs if self.allocs else 0.0,
-            skipped_events=self.skipped, gc_goal_derived=self.goals_derived,
-            # the knobs
-            retain_extra_percent=config.retain_extra_percent, scavenge_percent=config.scavenge_percent,
-            madvise_advice="MADV_DONTNEED" if config.madvdontneed else "MADV_FREE",
-            # the heap lock and the Ps
-            lock_acquisitions_mutator=heap.lock.by_actor[MUTATOR],
-            lock_acquisitions_scavenger=heap.lock.by_actor[SCAVENGER],
-            lock_hold_max_ns=self.holds.max, lock_hold_p99_ns=self.holds.quantile(0.99),
-            gomaxprocs=g, p_stall_ns=stalls.total, p_stall_max_ns=stalls.max,
-            p_stall_p99_ns=stalls.quantile(0.99),
-            p_stall_by_p=[self.actors[pid].stall_ns if pid in self.actors else 0 for pid in range(g)],
-            runtime_stall_ns=runtime.stall_ns if runtime is not None else 0, order_wait_ns=self.order_wait_ns,
-            alloc_latency_p99_ns=self.latency.quantile(0.99), alloc_latency_max_ns=self.latency.max,
-            # time
-            makespan_ns=makespan, recorded_duration_ns=recorded,
-            throughput_events_per_vsec=self.events * 1e9 / makespan if makespan else 0.0,
-            slowdown=makespan / recorded if recorded else 0.0,
-            scavenger_cpu_ns=cpu, scavenger_crit_p50_ns=scavenger.crits.quantile(0.5),
-            scavenger_crit_p90_ns=scavenger.crits.quantile(0.9),
-            released_bytes_per_scavenger_cpu_sec=by["background"] * 1e9 / cpu if cpu else 0.0,
-            retained_timeline=self.timeline, p_stall_timeline=self.stall_timeline,
-        )
+        return finished_result(self, label, wall)
+
+
+def finished_result(engine, label: str, wall: float) -> ReplayResult:
+    """The end of a replay, for both engines (this module's Replay and sim/_replay_core.pyx's, whose
+    fields have the same names): once the event loop has run dry, check that nothing still waits,
+    run the background scavenger to the program's end, and build the result from the counters."""
+    if engine.waiting:  # cannot happen for a valid trace: every wait is for an earlier row
+        raise InvariantError(f"actors still wait for spans {sorted(engine.waiting)[:5]} at the end")
+    if engine.order_waiters:
+        raise InvariantError(f"rows {sorted(engine.order_waiters)[:5]} still wait for their turn at the end")
+    mutators = engine.actors.values()
+    makespan = max((a.free_at for a in mutators), default=0)
+    scavenger = engine.scavenger
+    while scavenger.time <= makespan:  # the scavenger's steps until the program ends
+        scavenger.step()
+    heap = engine.heap
+    engine.timeline.sort(key=_first)  # in time order (Ps finish out of order); stable
+    engine.timeline.append((makespan, heap.heap_retained()))
+    engine.stall_timeline.sort(key=_first)
+    engine.stall_timeline.append((makespan, engine.stalls.total))
+    by = heap.released_by
+    recorded = (engine.last_ts - engine.first_ts) if engine.first_ts is not None else 0
+    g = engine.gomaxprocs or (max((pid for pid in engine.actors if pid >= 0), default=-1) + 1)
+    runtime = engine.actors.get(-1)
+    config, stalls, cpu = engine.config, engine.stalls, scavenger.cpu_ns
+    return ReplayResult(
+        trace=label, mode=engine.mode, timing=engine.timing, events=engine.events,
+        wall_seconds=wall, replay_events_per_wall_second=engine.events / wall if wall > 0 else 0.0,
+        # the heap
+        released_bytes=sum(by.values()), released_background_bytes=by["background"],
+        released_background_count=heap.releases_by["background"],
+        released_growth_bytes=by["growth"], released_forced_bytes=by["forced"],
+        retained_peak_bytes=engine.retained_peak, retained_final_bytes=heap.heap_retained(),
+        heap_sys_bytes=heap.heap_sys, heap_growths=heap.growths, scavenged_alloc_bytes=heap.scav_alloc_bytes,
+        madvise_calls=heap.madvise_calls, scavenger_fooled=heap.pages.stats_scav_fooled,
+        address_agreement=engine.agree / engine.allocs if engine.allocs else 0.0,
+        skipped_events=engine.skipped, gc_goal_derived=engine.goals_derived,
+        # the knobs
+        retain_extra_percent=config.retain_extra_percent, scavenge_percent=config.scavenge_percent,
+        madvise_advice="MADV_DONTNEED" if config.madvdontneed else "MADV_FREE",
+        # the heap lock and the Ps
+        lock_acquisitions_mutator=heap.lock.by_actor[MUTATOR],
+        lock_acquisitions_scavenger=heap.lock.by_actor[SCAVENGER],
+        lock_hold_max_ns=engine.holds.max, lock_hold_p99_ns=engine.holds.quantile(0.99),
+        gomaxprocs=g, p_stall_ns=stalls.total, p_stall_max_ns=stalls.max,
+        p_stall_p99_ns=stalls.quantile(0.99),
+        p_stall_by_p=[engine.actors[pid].stall_ns if pid in engine.actors else 0 for pid in range(g)],
+        runtime_stall_ns=runtime.stall_ns if runtime is not None else 0, order_wait_ns=engine.order_wait_ns,
+        alloc_latency_p99_ns=engine.latency.quantile(0.99), alloc_latency_max_ns=engine.latency.max,
+        # time
+        makespan_ns=makespan, recorded_duration_ns=recorded,
+        throughput_events_per_vsec=engine.events * 1e9 / makespan if makespan else 0.0,
+        slowdown=makespan / recorded if recorded else 0.0,
+        scavenger_cpu_ns=cpu, scavenger_crit_p50_ns=scavenger.crits.quantile(0.5),
+        scavenger_crit_p90_ns=scavenger.crits.quantile(0.9),
+        released_bytes_per_scavenger_cpu_sec=by["background"] * 1e9 / cpu if cpu else 0.0,
+        retained_timeline=engine.timeline, p_stall_timeline=engine.stall_timeline,
+    )
 
 
 def _first(pair):
