@@ -5,8 +5,8 @@ Not a Go file by itself: Go's pageAlloc, with its hot paths compiled in
 yield or call back into Python: ``grow`` (it adds to the in-use address
 ranges, an ``mranges.AddrRanges``) and ``scavenge_range_locked`` (it calls
 the heap's ``sys_unused``).  ``scavenge_one_steps``, the generator that yields
-at Go's lock points, is the mirror's (mgcscavenge.Scavenger), calling the
-core's compiled chunk walk and candidate search.
+at Go's lock points, is the mirror's (mgcscavenge.Scavenger, its compiled copy
+when that is fresh), calling the core's compiled chunk walk and candidate search.
 Lock contracts are Go's and the mirror's (mpagealloc, mgcscavenge).
 
 A drop-in for ``mpagealloc.PageAlloc``: same constructor, methods, fields
@@ -20,48 +20,34 @@ from __future__ import annotations
 import copy
 
 from pagealloc.runtime._core import PageAllocCore, PageCache  # noqa: F401  (PageCache: the compiled one)
-from pagealloc.runtime import mpagealloc
+from pagealloc.runtime import mgcscavenge, mpagealloc, mranges
 from pagealloc.runtime.lock_futex import HeapLock
 from pagealloc.runtime.malloc import PAGE_SIZE, PHYS_HUGE_PAGE_SIZE, PHYS_PAGE_SIZE
-from pagealloc.runtime.mgcscavenge import Scavenger
 from pagealloc.runtime.mpagealloc_64bit import PALLOC_CHUNK_BYTES, chunk_index
-from pagealloc.runtime import mranges
 
 
-def _fresh(compiled) -> bool:
-    """Whether a compiled copy (the replay core's, runtime/replay_sources.py) was built from this
-    checkout's sources."""
-    from pagealloc.runtime.replay_sources import sources_hash
+def _fresh_copy(readable, name: str):
+    """The replay core's compiled copy ``name`` of module ``readable`` when it was built from this
+    checkout's sources, else ``readable`` itself: the same code either way."""
+    from importlib import import_module
 
-    sources = sources_hash()
-    return not sources or getattr(compiled, "SOURCES_HASH", None) == sources
+    from pagealloc.runtime.replay_sources import is_fresh
 
-
-def _scavenger_mixin() -> type:
-    """mgcscavenge.Scavenger compiled (the replay core's copy of mgcscavenge.py) when it is fresh, else
-    the readable one: the same code either way."""
     try:
-        from pagealloc.runtime import _mgcscavenge_compiled as compiled
+        compiled = import_module(f"pagealloc.runtime.{name}")
     except ImportError:
-        return Scavenger
-    return compiled.Scavenger if _fresh(compiled) else Scavenger
+        return readable
+    return compiled if is_fresh(compiled) else readable
 
 
-def _ranges_module():
-    """The in-use address ranges, which the scavenger asks once or twice per scavengeOne: mranges.py's
-    compiled copy when it is fresh, else the readable one."""
-    try:
-        from pagealloc.runtime import _mranges_compiled as compiled
-    except ImportError:
-        return mranges
-    return compiled if _fresh(compiled) else mranges
-
-
-_ranges = _ranges_module()
+# The scavenger's search (mgcscavenge.Scavenger, the mixin below) and the in-use address ranges it asks
+# once or twice per scavengeOne, compiled when they can be.
+_scavenging = _fresh_copy(mgcscavenge, "_mgcscavenge_compiled")
+_ranges = _fresh_copy(mranges, "_mranges_compiled")
 AddrRange, AddrRanges = _ranges.AddrRange, _ranges.AddrRanges
 
 
-class PageAlloc(PageAllocCore, _scavenger_mixin()):
+class PageAlloc(PageAllocCore, _scavenging.Scavenger):
     """Go's pageAlloc, compiled.  Scavenger supplies scavenge / scavenge_one (they drive scavenge_one_steps)."""
 
     def __init__(

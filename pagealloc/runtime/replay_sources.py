@@ -14,6 +14,7 @@ No lock contract.
 from __future__ import annotations
 
 import hashlib
+from functools import cache
 import re
 from pathlib import Path
 
@@ -66,6 +67,18 @@ def sources_hash() -> str:
     for f in files:
         h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
+
+
+@cache
+def _checkout_hash() -> str:
+    return sources_hash()  # once a process: each compiled module is checked against it at import
+
+
+def is_fresh(compiled) -> bool:
+    """Whether a compiled module (a copy, or the event loop) was built from this checkout's sources
+    (always, when they are not beside the package: a wheel)."""
+    sources = _checkout_hash()
+    return not sources or getattr(compiled, "SOURCES_HASH", None) == sources
 
 
 def copy_source(module: str, digest: str) -> str:

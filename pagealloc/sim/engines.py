@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 from pagealloc.runtime.engines import check_engine
-from pagealloc.runtime.replay_sources import sources_hash
+from pagealloc.runtime.replay_sources import is_fresh
 from pagealloc.sim import engine as python_engine
 
 
@@ -25,8 +25,7 @@ def _load_compiled():
         from pagealloc.sim import _replay_core
     except ImportError as e:  # built without a C compiler (or Cython)
         return None, f"{e}"
-    sources = sources_hash()
-    if sources and getattr(_replay_core, "SOURCES_HASH", None) != sources:
+    if not is_fresh(_replay_core):
         return None, "it was built from other sources than this checkout's; rebuild it: pip install -e ."
     return _replay_core, ""
 
