@@ -42,6 +42,15 @@ def _count(r, ref) -> str:
     return f"{r.released_background_count:,} / {real:,} ({ratio})"
 
 
+def _other_load(path) -> str:
+    """Other processes' share of the recording machine's CPUs (``pagealloc.trace.cpuwait``): the model's
+    costs are an idle machine's, and the real scavenger's crit depends on it (TLB shootdowns)."""
+    from pagealloc.trace import trace_metadata
+
+    share = ((trace_metadata(path).get("generator") or {}).get("cpu_wait") or {}).get("other_cpu_share")
+    return f"{share:.1%}" if isinstance(share, (int, float)) else "not measured"
+
+
 def run(args) -> int:
     from pagealloc.sim.reference import heap_walk
     from pagealloc.sim.replay import replay
@@ -51,8 +60,9 @@ def run(args) -> int:
     print(f"{args.mode} preset, timing {args.timing}, {args.crit} crit; model / real runtime")
     print("| trace | spans at the recorded address | heap_sys MiB | heap growths | background MiB (ratio) "
           "| background releases (ratio) | growth MiB "
-          "| FreeOSMemory MiB | retained at the end, ratio | scavenge goals equal (row order) | order wait µs | P-stall µs |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| FreeOSMemory MiB | retained at the end, ratio | scavenge goals equal (row order) | order wait µs | P-stall µs "
+          "| recorded with other load |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for e in entries:
         r = replay(e.path, args.mode, timing=args.timing, scavenger_crit=args.crit)
         w = heap_walk(e.path)
@@ -64,5 +74,5 @@ def run(args) -> int:
               f"| {_mib(r.released_growth_bytes, ref.released_growth_bytes)} "
               f"| {_mib(r.released_forced_bytes, ref.released_forced_bytes)} "
               f"| {ref.ratios['retained_final_bytes']:.3f} | {w.goals_agreed} / {w.goals} "
-              f"| {getattr(r, 'order_wait_ns', 0) / 1e3:,.1f} | {r.p_stall_ns / 1e3:,.1f} |", flush=True)
+              f"| {getattr(r, 'order_wait_ns', 0) / 1e3:,.1f} | {r.p_stall_ns / 1e3:,.1f} | {_other_load(e.path)} |", flush=True)
     return 0

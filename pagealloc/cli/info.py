@@ -51,6 +51,14 @@ def _mib(pages: int) -> str:
     return f"{pages * PAGE_SIZE / 2**20:.1f} MiB ({pages} pages)"
 
 
+def _machine_load(cpu_wait) -> str | None:
+    """The recording machine's other load (pagealloc.trace.cpuwait), as record measured it."""
+    if not isinstance(cpu_wait, dict) or "other_cpu_share" not in cpu_wait:
+        return None
+    return (f"other processes used {cpu_wait['other_cpu_share']:.1%} of its {cpu_wait.get('cpus', '?')} CPUs while "
+            f"the program ran; its threads waited for a CPU {cpu_wait.get('wait_share', 0):.2f}x as long as they ran")
+
+
 def format_summary(s, name: str) -> str:
     m = s.metadata
     gen = m.get("generator") or {}
@@ -68,7 +76,8 @@ def format_summary(s, name: str) -> str:
         ("GOMAXPROCS", m.get("gomaxprocs")),
         ("min heap addr", hex(m["min_heap_addr"]) if isinstance(m.get("min_heap_addr"), int) else None),
         ("recorded", m.get("recorded_at")),
-        ("generator", " ".join(f"{k}={v}" for k, v in gen.items()) or None),
+        ("generator", " ".join(f"{k}={v}" for k, v in gen.items() if k != "cpu_wait") or None),
+        ("machine load", _machine_load(gen.get("cpu_wait"))),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows if v is not None)

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pagealloc.errors import UserError
+from pagealloc.trace.cpuwait import BUSY_SHARE, CpuWaitSampler
 from pagealloc.trace.goimport import import_go_trace
 from pagealloc.trace.gotool import go_env, go_facts, go_root, go_run, last_line
 
@@ -406,22 +407,28 @@ def _save_log(text: str) -> str:
     return path
 
 
-def run_program(run: Run, target: Target, quiet: bool) -> None:
-    """Run the built program, its output to the terminal (or a log when ``quiet``)."""
+def run_program(run: Run, target: Target, quiet: bool) -> dict | None:
+    """Run the built program, its output to the terminal (or a log when ``quiet``); return how long its
+    threads waited for a CPU (``cpuwait.CpuWaitSampler.summary``, None where Linux does not say)."""
     log = tempfile.NamedTemporaryFile("w+", prefix="pagealloc-record-", suffix=".log", delete=False) if quiet else None
     try:
-        r = subprocess.run(run.argv, cwd=run.cwd, env=run.env, pass_fds=run.pass_fds, stdin=subprocess.DEVNULL,
-                           stdout=log or sys.stdout, stderr=subprocess.STDOUT if log else sys.stderr)
+        proc = subprocess.Popen(run.argv, cwd=run.cwd, env=run.env, pass_fds=run.pass_fds, stdin=subprocess.DEVNULL,
+                                stdout=log or sys.stdout, stderr=subprocess.STDOUT if log else sys.stderr)
+        sampler = CpuWaitSampler(proc.pid).start()
+        try:
+            returncode = proc.wait()
+        finally:
+            sampler.stop()
     except OSError as e:
         raise UserError(f"cannot run {target.label}: {e}") from None
     finally:
         if log:
             log.close()
-    if r.returncode == 0:
+    if returncode == 0:
         if log:
             os.unlink(log.name)
-        return
-    how = f"was killed by signal {-r.returncode}" if r.returncode < 0 else f"exited with status {r.returncode}"
+        return sampler.summary()
+    how = f"was killed by signal {-returncode}" if returncode < 0 else f"exited with status {returncode}"
     note = ("; under the installed Go, main must return (os.Exit ends the run before the trace is written; "
             "--go 1.14 has no such limit)") if run.main_must_return else ""
     if log:
@@ -463,7 +470,7 @@ def record(
         if gomaxprocs is not None:
             run.env["GOMAXPROCS"] = str(gomaxprocs)
         try:
-            run_program(run, target, quiet)
+            cpu_wait = run_program(run, target, quiet)
         finally:
             for fd in run.pass_fds:
                 os.close(fd)
@@ -472,6 +479,12 @@ def record(
         options = [*(["--go", go] if go != "installed" else []), *(["--gomaxprocs", str(gomaxprocs)] if gomaxprocs else [])]
         command = ["pagealloc", "record", "-o", out, *(["--name", name] if name else []), *options, "--", *argv]
         generator = {"name": "pagealloc record", "command": shlex.join(command)}
+        if cpu_wait is not None:
+            generator["cpu_wait"] = cpu_wait
+            if cpu_wait.get("other_cpu_share", 0) > BUSY_SHARE:
+                print(f"pagealloc: note: other processes used {cpu_wait['other_cpu_share']:.0%} of this machine's CPUs "
+                      "while the program ran; the background scavenger's crit (TLB shootdowns) and pace depend on "
+                      "that: record on an idle machine for a reference to compare replays with", file=sys.stderr)
         try:
             return runtime.imported(target, out, name or target.name, generator)
         except UserError as e:  # keep the recording, and name it rather than the temporary copy
