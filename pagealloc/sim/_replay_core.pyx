@@ -936,10 +936,10 @@ cdef class Replay:
                 self.scavenger.wake(a.free_at, a.pid)
         return 0
 
-    def finish(self, label, wall):
+    def finish(self, label, wall, end_ns=0):
         """engine.py's finish: run the rest, then the shared end (the scavenger to the program's end, and
         the result, ``engine.finished_result``)."""
         self._horizon = INF
         self.trace_done = True
         self._run(label, False, 0, 0)
-        return finished_result(self, label, wall)
+        return finished_result(self, label, wall, end_ns)

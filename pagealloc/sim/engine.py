@@ -542,17 +542,20 @@ class Replay:
             if code == OP_GC:
                 self.scavenger.wake(a.free_at, a.pid)
 
-    def finish(self, label: str, wall: float) -> ReplayResult:
+    def finish(self, label: str, wall: float, end_ns: int = 0) -> ReplayResult:
+        """Run what is left; ``end_ns``: when the program exited, if the trace says (after its last row)."""
         self.horizon = _INF
         self.trace_done = True
         self._run(label)
-        return finished_result(self, label, wall)
+        return finished_result(self, label, wall, end_ns)
 
 
-def finished_result(engine, label: str, wall: float) -> ReplayResult:
+def finished_result(engine, label: str, wall: float, end_ns: int = 0) -> ReplayResult:
     """The end of a replay, for both engines (this module's Replay and sim/_replay_core.pyx's, whose
     fields have the same names): once the event loop has run dry, check that nothing still waits,
-    run the background scavenger to the program's end, and build the result from the counters."""
+    run the background scavenger to the program's end (the Ps' last step, or ``end_ns`` when the
+    recording says the program ran on, idle, until then: burst-idle's last 200 ms), and build the
+    result from the counters."""
     if engine.waiting:  # cannot happen for a valid trace: every wait is for an earlier row
         raise InvariantError(f"actors still wait for spans {sorted(engine.waiting)[:5]} at the end")
     if engine.order_waiters:
@@ -560,11 +563,12 @@ def finished_result(engine, label: str, wall: float) -> ReplayResult:
     mutators = engine.actors.values()
     makespan = max((a.free_at for a in mutators), default=0)
     scavenger = engine.scavenger
-    while scavenger.time <= makespan:  # the scavenger's steps until the program ends
+    end = max(makespan, end_ns)
+    while scavenger.time <= end:  # the scavenger's steps until the program ends
         scavenger.step()
     heap = engine.heap
     engine.timeline.sort(key=_first)  # in time order (Ps finish out of order); stable
-    engine.timeline.append((makespan, heap.heap_retained()))
+    engine.timeline.append((end, heap.heap_retained()))
     engine.stall_timeline.sort(key=_first)
     engine.stall_timeline.append((makespan, engine.stalls.total))
     by = heap.released_by

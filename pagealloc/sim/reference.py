@@ -25,7 +25,7 @@ from pagealloc.sim.result import Reference
 from pagealloc.runtime.malloc import ARENA_HINT_BASE, PAGE_SHIFT
 from pagealloc.runtime.lock_futex import MUTATOR, SCAVENGER
 from pagealloc.runtime.mheap import MHeap, span_kind_args
-from pagealloc.runtime.mpagealloc_64bit import chunk_index, chunk_page_index
+from pagealloc.runtime.mpagealloc_64bit import MIN_SCAV_ADDR, chunk_index, chunk_page_index
 from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, OP_GC_START
 from pagealloc.trace.read import iter_event_batches, trace_metadata
 
@@ -70,6 +70,17 @@ def ratio(model, real) -> float | None:
     if real == 0:
         return 1.0 if model == 0 else None
     return model / real
+
+
+def recorded_end_ns(metadata: dict) -> int:
+    """When the recorded program exited, on the trace's clock (the reference's last retained sample is
+    its end record); 0 when the trace does not say.  A program may run on after its last heap event
+    (burst-idle idles 200 ms), and the background scavenger with it."""
+    timeline = (metadata.get("reference") or {}).get("retained_timeline")
+    if not isinstance(timeline, list) or not timeline or not isinstance(timeline[-1], list):
+        return 0
+    end = timeline[-1][0]
+    return end if isinstance(end, int) and end > 0 else 0
 
 
 def reference_record(metadata: dict, result, label: str) -> Reference | None:
@@ -163,16 +174,20 @@ def heap_walk(trace) -> HeapWalk:
     releases = (ref or {}).get("background_releases")  # absent from recordings older than the key
     background = releases["rows"] if releases else []
     real_goals = [row[ref["gc_end"]["columns"].index("scavenge_goal")] for row in ref["gc_end"]["rows"]] if ref else []
+    parks = _background_park_times(trace) if ref else []
     heap = MHeap()
     live: dict[int, tuple[int, int, bool]] = {}
     walk = HeapWalk()
-    row = k = gcs = 0
+    row = k = gcs = j = 0
     fom: list[int] = []
     for ts, op, span, npages, value, p, kind in iter_event_batches(trace):
         for i, code in enumerate(op.tolist()):
             while k < len(background) and background[k][0] <= row + i:
                 walk.background_not_free += not _release(heap, *background[k][1:])
                 k += 1
+            while j < len(parks) and parks[j] < ts[i]:
+                _searched_in_vain(heap)
+                j += 1
             if code == OP_ALLOC:
                 sid, n, pid, kd = int(span[i]), int(npages[i]), int(p[i]), int(kind[i])
                 base = heap.alloc_span(n, pid, *span_kind_args(kd))
@@ -211,6 +226,25 @@ def heap_walk(trace) -> HeapWalk:
         real = [r[rows["columns"].index("retained")] for r in rows["rows"]]
         walk.free_os_memory_retained = list(zip(fom, real, strict=True))
     return walk
+
+
+def _background_park_times(trace) -> list[int]:
+    """When the real background scavenger parked (its side table; none in older recordings)."""
+    from pagealloc.trace import scavenger_iterations
+
+    table = scavenger_iterations(trace)
+    if table is None:
+        return []
+    outcome, ts = table.column("outcome").to_pylist(), table.column("ts").to_pylist()
+    return [t for o, t in zip(outcome, ts) if o == "park"]
+
+
+def _searched_in_vain(heap: MHeap) -> None:
+    """The real background scavenger parked here.  With retained over the goal it had searched: Go's
+    scavengeOne found nothing, and an exhausted search leaves scavAddr at minScavAddr, so the next
+    scavenge (a heap growth's) starts from the bottom as well and finds nothing either."""
+    if heap.go_heap_retained() > heap.scavenge_goal:
+        heap.pages.scav_addr = MIN_SCAV_ADDR
 
 
 def _release(heap: MHeap, page: int, npages: int) -> bool:

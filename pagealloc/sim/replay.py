@@ -37,7 +37,7 @@ from pagealloc.sim.presets import (
     concrete_timing,
     gomaxprocs_of,
 )
-from pagealloc.sim.reference import reference_record
+from pagealloc.sim.reference import recorded_end_ns, reference_record
 from pagealloc.sim.result import ReplayResult
 
 WARM_UP_ROWS = 5_000
@@ -128,7 +128,7 @@ def replay(
                 progress(row)
         if row == 0:
             raise UserError(f"{where}: the trace has no events")
-        result = engine.finish(label, time.perf_counter() - t0)
+        result = engine.finish(label, time.perf_counter() - t0, recorded_end_ns(meta))
         result.reference = reference_record(meta, result, where)  # go1.14-runtime traces
         if config.check:
             check_heap(engine.heap, engine.spans)
