@@ -118,13 +118,13 @@ def madv_free_small_ns(repeat: int, touched: bool = True, sleep_s: float = 0.000
     return statistics.median(samples)
 
 
-COLD_FLOOR_NS = 250_000
-COLD_SLEEPS_MS = (1, 4, 16, 64)
+COLD_FLOOR_NS = 2_000_000  # flat below: 2.2 us from 0.25 to 2 ms on the idle VM
+COLD_SLEEPS_MS = (4, 8, 16, 32, 64)
 
 
 def cold_curve(repeat: int) -> dict[float, float]:
     """Sleep (ms) -> median ns of MADV_FREE of one resident Go page right after sleeping that long, the
-    floor (0.25 ms) included: the longer the thread slept, the colder what the call walks."""
+    floor (2 ms) included: the longer the thread slept, the colder what the call walks."""
     return {ms: madv_free_small_ns(repeat, sleep_s=ms / 1e3) for ms in (COLD_FLOOR_NS / 1e6, *COLD_SLEEPS_MS)}
 
 

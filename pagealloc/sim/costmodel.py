@@ -35,9 +35,16 @@ x86 server; ``pagealloc calibrate`` measures the OS ones on this machine):
   releases with MADV_FREE unless GODEBUG=madvdontneed=1 (replay
   ``madvdontneed=True``), which selects the MADV_DONTNEED entries.
   madvise_free_call_ns   fixed cost of one madvise(MADV_FREE): 2,250.
-  madvise_free_page_ns   per 4 KiB page it covers: 15.  One background
+  madvise_free_page_ns   per 4 KiB page it covers, resident pages freed
+                         before and written since: 51 (``pagealloc
+                         calibrate`` and ``scripts/madvise-crit`` on the
+                         idle VM, 2026-12-05: 51 and 53; 29.5 us for 512).
+                         It prices the whole huge pages the scavenger
+                         releases at ~28 us, as the recordings' ~3.7 ms
+                         sleeps after them say (burst-idle; 15, measured
+                         before, released them 1.7x too fast).  One background
                          scavenger step (one 8 KiB runtime page) then costs
-                         ~2.3 us plus its huge-page flag calls; Go's own
+                         ~2.4 us plus its huge-page flag calls; Go's own
                          fallback estimate (approxCritNSPerPhysicalPage) is
                          a pessimistic 10 us per physical page.
   madvise_call_ns        fixed cost of one madvise(MADV_DONTNEED): 1,600
@@ -52,16 +59,19 @@ x86 server; ``pagealloc calibrate`` measures the OS ones on this machine):
                          adds while another CPU runs a thread of the process:
                          the kernel shoots down that CPU's TLB (an IPI; a VM
                          exit on a virtual machine) before it returns.
-                         ``pagealloc calibrate`` measures it (10,500 on an
-                         idle 2-vCPU VM: 12.7 us against 2.2 alone; ~0 when
-                         the other CPU is busy with another process).  Default
-                         0: the Go 1.14.6 recordings show none — a one-page
-                         crit with another P running a goroutine is 3.0-3.5 us
-                         after sleeps under 2 ms, no more than with every P
-                         idle (2.9-6.9 us); what made busy programs' crit long
-                         is their long sleeps (cold_*).  When set, it is
-                         charged to the background scavenger's releases while
-                         the Ps' schedule has another P running a goroutine.
+                         ``pagealloc calibrate`` measures it: 10,500 on an
+                         idle 2-vCPU VM (12.7 us against 2.2 alone).  The Go
+                         1.14.6 recordings, made on an idle machine, show it
+                         in every background release: a one-page crit after
+                         a sleep under 2 ms is 2.0-3.0 us with no other P
+                         running a goroutine and 12.4-14.3 us with one.  On a
+                         busy machine the program's other threads are often
+                         off their CPUs and it mostly disappears (go-parser
+                         at GOMAXPROCS 2 beside two busy loops: 2.3 us, and
+                         2.7x the releases; ARCHITECTURE.md, "TLB
+                         shootdowns").  Charged to the background
+                         scavenger's releases while the Ps' schedule has
+                         another P running a goroutine.
   madvise_free_first_page_ns
                          per 4 KiB page MADV_FREE meets resident for the
                          first time (it moves the page to the kernel's
@@ -79,19 +89,18 @@ x86 server; ``pagealloc calibrate`` measures the OS ones on this machine):
                          against 0.5 us once set, ``pagealloc calibrate``).
   cold_floor_ns, cold_per_doubling_ns, cold_max_ns
                          the background scavenger's first release after
-                         a sleep is slower the longer it slept: what its
-                         walk and madvise touch (page tables, page
-                         structs, the heap's summaries) has left the
-                         caches and TLBs, whether its CPU idled or ran
-                         other goroutines.  On the Go 1.14.6 recordings a
-                         one-page crit is 2.2-3.0 us after a sleep under
-                         0.5 ms, 6.9 after 1-2 ms, 8.9 after 2-5, 11.7
-                         after 5-10, 19.4 after 10-50 and 22.6 beyond;
-                         ``pagealloc calibrate`` measures the same curve
-                         with MADV_FREE after sleeping (2.0 us at 0.3 ms,
-                         8.7 at 7 ms, 19.7 at 20 ms, 23.9 at 60 ms).  Added:
-                         2,300 per doubling of the sleep past 250 us, at
-                         most 22,000.
+                         a long sleep is slower: what its walk and madvise
+                         touch (page tables, page structs, the heap's
+                         summaries) has left the caches and TLBs while its
+                         CPU idled (a vCPU the host ran other work on).
+                         ``pagealloc calibrate`` on the idle VM: MADV_FREE
+                         of one resident Go page takes 2.2 us after sleeps up
+                         to 2 ms, 4.9 after 4 ms, 5.1 after 8, 8.5 after 16,
+                         32 after 32 and 35 after 64; the Go 1.14.6
+                         recordings agree (with no other P running: 2.0-3.0
+                         us up to 2 ms, 4.8 at 2-5 ms, 6.2 at 5-10, 28 at
+                         10-50).  Added: 4,900 per doubling of the sleep past
+                         2 ms, at most 32,000.
   page_fault_ns          writing one 4 KiB page released with MADV_DONTNEED
                          again (minor fault + zeroing): 1,100.
   page_retouch_free_ns   writing one 4 KiB page released with MADV_FREE that
@@ -136,19 +145,19 @@ class CostModel:
     madvise_call_ns: int = 1_600
     madvise_page_ns: int = 100
     madvise_free_call_ns: int = 2_250
-    madvise_free_page_ns: int = 15
+    madvise_free_page_ns: int = 51
     madvise_hugepage_ns: int = 420
     page_fault_ns: int = 1_100
     page_retouch_free_ns: int = 285
     gc_ns: int = 500
     netpoll_late_ns: int = 70_000
     sysmon_late_ns: int = 80_000
-    tlb_shootdown_ns: int = 0
+    tlb_shootdown_ns: int = 10_500
     madvise_free_first_page_ns: int = 190
     vma_split_ns: int = 2_500
-    cold_floor_ns: int = 250_000
-    cold_per_doubling_ns: int = 2_300
-    cold_max_ns: int = 22_000  # last: a seed's draws for the costs before it stay what they were
+    cold_floor_ns: int = 2_000_000
+    cold_per_doubling_ns: int = 4_900
+    cold_max_ns: int = 32_000  # last: a seed's draws for the costs before it stay what they were
 
     def as_dict(self) -> dict:
         return asdict(self)

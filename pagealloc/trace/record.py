@@ -481,7 +481,7 @@ def record(
         generator = {"name": "pagealloc record", "command": shlex.join(command)}
         if cpu_wait is not None:
             generator["cpu_wait"] = cpu_wait
-            if cpu_wait.get("other_cpu_share", 0) > BUSY_SHARE:
+            if go == "1.14" and cpu_wait.get("other_cpu_share", 0) > BUSY_SHARE and cpu_wait["wall_ns"] >= 100_000_000:
                 print(f"pagealloc: note: other processes used {cpu_wait['other_cpu_share']:.0%} of this machine's CPUs "
                       "while the program ran; the background scavenger's crit (TLB shootdowns) and pace depend on "
                       "that: record on an idle machine for a reference to compare replays with", file=sys.stderr)

@@ -78,7 +78,7 @@ def test_an_unmapping_madvise_pays_the_tlb_shootdown_while_another_cpu_runs_the_
     """MHeap.tlb_peers > 0: each MADV_FREE / MADV_DONTNEED waits for the other CPUs' TLBs; the flag calls don't."""
     from pagealloc.runtime.mheap import MHeap
 
-    cost = CostModel(tlb_shootdown_ns=10_500)  # calibrate's figure on an idle VM (the default is 0)
+    cost = CostModel()  # tlb_shootdown_ns: calibrate's figure on an idle VM
     one_page = B + 8192, 8192  # a NOHUGEPAGE call on its huge page, then the release
     heap = MHeap(cost=cost, madvdontneed=madvdontneed)
     alone = [heap._madvise_ns(call) for call in sys_unused(*one_page, HUGE, madvdontneed)]

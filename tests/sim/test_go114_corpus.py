@@ -49,28 +49,26 @@ BASELINE = getattr(engine, "BASELINE_MODE", "go1.14" if "go1.14" in pagealloc.MO
 # preset (ordered timing; under recorded timing 2.5-9.9% of the spans of the
 # three busiest GOMAXPROCS-8 traces land elsewhere: see README, "Timing").
 ADDRESS_THRESHOLD = 0.999
-# Measured (go1.14 preset, default cost model, on the bundled corpus, the
-# scavenger scheduled by Go 1.14.6's rules over each recording's own P schedule
-# with the recorded scavenger taken out of it, its crit priced by the cost
-# model): the model's background scavenger releases 0.63x (go114-burst-idle-p8)
-# to 2.9x (go114-fragmentation-p8, go114-growth-storm-p8) the bytes Go 1.14.6's
-# did, in 0.96x to 2.9x as many releases (go114-fragmentation-p8's 13).  Fed the
-# crits the runtime measured instead (RECORDED_CRIT_*), the same replay is within
-# the issue's bounds on every recording's count: what is left is crit, which the
-# model prices lower than the recordings on the heap-heavy programs (churn,
-# fragmentation, json) and higher on the light ones (ARCHITECTURE.md, "The
-# background scavenger is a goroutine on a P").  Where bytes are further off
-# than counts, the model found whole free huge pages at its moments where Go
-# released single pages at its own.  What it leaves is closer: retained bytes at
-# the end within RETAINED_FINAL_TOLERANCE.
-BACKGROUND_FACTOR = (0.5, 6)  # bytes, model / real
-BACKGROUND_COUNT_FACTOR = (0.67, 3.0)  # releases, model / real (the issue's lower bound)
-# With the recorded crits: the issue's bounds, on counts for every recording and on bytes for all but
-# go114-growth-storm-p8, whose 7x comes from whole huge pages released at other moments.
+# Measured (go1.14 preset, default cost model, on the bundled corpus recorded on
+# an idle machine, the scavenger scheduled by Go 1.14.6's rules over each
+# recording's own P schedule with the recorded scavenger taken out of it, its
+# crit priced by the cost model, the TLB shootdown included): the model's
+# background scavenger releases 0.89x (go114-go-parser-p2) to 1.80x
+# (go114-freeosmemory-p2, 9 releases against 5) as many times as Go 1.14.6 did,
+# and 0.89x to 1.80x the bytes.  Inside the issue's bounds on every recording
+# with 20 releases or more but go114-fragmentation-p8 (35 against 20: at 8 Ps on
+# 2 CPUs the scavenger queues behind user goroutines after a GC, which the P
+# stream does not show; ARCHITECTURE.md, "What is left").  Fed the crits the
+# runtime measured instead (RECORDED_CRIT_*), counts are within 0.73x-1.55x.
+BACKGROUND_FACTOR = (0.5, 2)  # bytes, model / real: the issue's bounds
+BACKGROUND_COUNT_FACTOR = (0.67, 1.5)  # releases, model / real: the issue's bounds
+BACKGROUND_COUNT_EXCEPTIONS = {"go114-fragmentation-p8": 1.8}  # upper bound, measured 1.75x
+# With the recorded crits: the issue's bounds on bytes, and on counts for every recording but
+# go114-fragmentation-p8 (31 against 20, the run queue again).
 RECORDED_CRIT_COUNT_FACTOR = (0.67, 1.5)
+RECORDED_CRIT_COUNT_EXCEPTIONS = {"go114-fragmentation-p8": 1.6}
 RECORDED_CRIT_FACTOR = (0.5, 2)
-RECORDED_CRIT_BYTES_EXCEPTIONS = {"go114-growth-storm-p8"}
-RETAINED_FINAL_TOLERANCE = 0.35  # measured: 1.34 on go114-service-p4 (the model released 0.72x the bytes)
+RETAINED_FINAL_TOLERANCE = 0.2  # measured: 0.83 on go114-burst-idle-p2, at the program's exit
 
 
 def path_of(entry) -> Path:
@@ -158,6 +156,7 @@ def test_background_releases_within_the_measured_envelope(entry):
     assert real * low <= model <= real * high or max(real, model) < 1 << 20, (model, real)
     count, real_count = r.released_background_count, r.reference.released_background_count
     low, high = BACKGROUND_COUNT_FACTOR
+    high = BACKGROUND_COUNT_EXCEPTIONS.get(entry["name"], high)
     assert real_count * low <= count <= real_count * high or max(count, real_count) < 20, (count, real_count)
     assert abs(r.reference.ratios["retained_final_bytes"] - 1) <= RETAINED_FINAL_TOLERANCE
 
@@ -169,11 +168,11 @@ def test_with_the_recorded_crits_the_scavenger_runs_when_gos_did(entry):
     r = pagealloc.replay(path_of(entry), BASELINE, scavenger_crit="recorded")
     count, real_count = r.released_background_count, r.reference.released_background_count
     low, high = RECORDED_CRIT_COUNT_FACTOR
+    high = RECORDED_CRIT_COUNT_EXCEPTIONS.get(entry["name"], high)
     assert real_count * low <= count <= real_count * high, (count, real_count)
-    if entry["name"] not in RECORDED_CRIT_BYTES_EXCEPTIONS:
-        real, model = r.reference.released_background_bytes, r.released_background_bytes
-        low, high = RECORDED_CRIT_FACTOR
-        assert real * low <= model <= real * high, (model, real)
+    real, model = r.reference.released_background_bytes, r.released_background_bytes
+    low, high = RECORDED_CRIT_FACTOR
+    assert real * low <= model <= real * high, (model, real)
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e["name"])
