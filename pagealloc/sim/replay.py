@@ -128,13 +128,20 @@ def replay(
                 progress(row)
         if row == 0:
             raise UserError(f"{where}: the trace has no events")
-        result = engine.finish(label, time.perf_counter() - t0, recorded_end_ns(meta))
+        end_ns = recorded_end_ns(meta)
+        if end_ns - engine.last_ts > MAX_IDLE_TAIL_NS:  # the scavenger would step through all of it
+            raise UserError(f"{where}: metadata reference: the program's end ({end_ns / 1e9:,.3f} s) is more than "
+                            f"{MAX_IDLE_TAIL_NS // 10**9} s after its last row ({engine.last_ts / 1e9:,.3f} s)")
+        result = engine.finish(label, time.perf_counter() - t0, end_ns)
         result.reference = reference_record(meta, result, where)  # go1.14-runtime traces
         if config.check:
             check_heap(engine.heap, engine.spans)
     except InvariantError as e:  # a bug in the model (also raised mid-replay: retained < 0)
         raise InvariantError(f"{where} ({config.mode}): {e}") from e
     return result
+
+
+MAX_IDLE_TAIL_NS = 600 * 10**9  # a recorded program idles at most this long after its last heap event
 
 
 def recorded_crits(trace, where: str) -> list:

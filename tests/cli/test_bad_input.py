@@ -130,6 +130,8 @@ def _cases() -> dict[str, tuple[list[str], int, list[str]]]:
                                     ["--mode: unknown preset sideways (choose all, or from go1.14, unlocked, locked)"])
     cases["recorded-crit-without-iterations-replay"] = (["replay", "good.parquet", "--scavenger-crit", "recorded"], 2,
                                                         ["good.parquet: --scavenger-crit recorded needs a Go 1.14.6 recording"])
+    cases["reference-end-far-replay"] = (["replay", "far-end.parquet"], 2,
+                                         ["far-end.parquet: metadata reference: the program's end", "more than 600 s after"])
     cases["cli-no-subcommand"] = ([], 2, ["the following arguments are required: COMMAND"])
     cases["cli-unknown-subcommand"] = (["frobnicate"], 2, ["invalid choice: 'frobnicate'"])
     missing = {
@@ -150,8 +152,23 @@ def _cases() -> dict[str, tuple[list[str], int, list[str]]]:
 CASES = _cases()
 
 
+def _far_end(path: Path) -> None:
+    """A Go 1.14.6 recording whose reference says the program exited a day after its last row."""
+    from pagealloc.trace import METADATA_KEY
+
+    src = Path(__file__).resolve().parents[2] / "traces" / "go114-freeosmemory-p2.parquet"
+    table = pq.read_table(src)
+    meta = dict(table.schema.metadata)
+    key = METADATA_KEY if isinstance(METADATA_KEY, bytes) else METADATA_KEY.encode()
+    doc = json.loads(meta[key])
+    doc["reference"]["retained_timeline"][-1][0] += 86_400 * 10**9
+    meta[key] = json.dumps(doc).encode()
+    pq.write_table(table.replace_schema_metadata(meta), path)
+
+
 def _make_inputs(folder: Path) -> None:
     pq.write_table(_table(), folder / "good.parquet")
+    _far_end(folder / "far-end.parquet")
     (folder / "good.gotrace").write_bytes(b"go 1.23 trace\x00\x00\x00")
     for _, name, make, _, _ in TRACES:
         if make is not None:
