@@ -44,8 +44,9 @@ cdef class MHeap:
     cpdef _alloc_mspan_locked(self, long long p)
     @cython.locals(n="long long")
     cpdef _free_mspan_locked(self, long long p)
-    cpdef _first_touch(self, base, npages)
-    cpdef _first_lazyfree(self, base, npages)
+    # the compiled replay's ReplayHeap (sim/_replay_heap.pxi) overrides these two with C bitmaps
+    cpdef long long _first_touch(self, long long base, long long npages) except? -1
+    cpdef long long _first_lazyfree(self, long long base, long long npages) except? -1
     @cython.locals(price=Prices, nbytes="long long", extra="long long", again="long long")
     cpdef long long _madvise_ns(self, tuple call, long long first_free=*) except? -1
     @cython.locals(price=Prices, fresh="long long", released="long long", touch="long long", after_ns="long long")

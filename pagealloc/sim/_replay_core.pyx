@@ -47,6 +47,9 @@ from pagealloc.errors import UserError
 from pagealloc.runtime.invariants import InvariantError
 from pagealloc.runtime._lock_futex_compiled import MUTATOR
 from pagealloc.runtime.malloc import ARENA_HINT_BASE as _ARENA_HINT_BASE, PAGE_SHIFT as _PAGE_SHIFT
+from pagealloc.runtime.malloc import ARENA_BASE_OFFSET as _ARENA_BASE_OFFSET, PAGE_SIZE as _PAGE_SIZE
+from pagealloc.runtime.mpagealloc_64bit import LOG_PALLOC_CHUNK_BYTES as _LOG_PALLOC_CHUNK_BYTES
+from pagealloc.runtime.mpagealloc_64bit import PALLOC_CHUNK_PAGES as _PALLOC_CHUNK_PAGES
 from pagealloc.runtime._mheap_compiled import MAX_HEAP_SYS
 from pagealloc.sim.actor import HOSTING, ORDER
 from pagealloc.sim.presets import LOCKED_SITES, ReplayConfig
@@ -69,6 +72,8 @@ cdef long long OP_GC_START = _format.OP_GC_START
 cdef long long OP_FREE_OS_MEMORY = _format.OP_FREE_OS_MEMORY
 cdef long long ARENA_HINT_BASE = _ARENA_HINT_BASE
 cdef long long PAGE_SHIFT = _PAGE_SHIFT
+
+include "_replay_heap.pxi"
 
 cdef long long INF = LLONG_MAX  # engine.py's float("inf") horizon
 _INF = float("inf")
@@ -439,7 +444,7 @@ cdef class Replay:
         self.lenient = config.lenient
         self.kinds_known = kinds_known
         self.gomaxprocs = config.gomaxprocs
-        self.heap = MHeap(cost, retain_extra_percent=config.retain_extra_percent,
+        self.heap = ReplayHeap(cost, retain_extra_percent=config.retain_extra_percent,
                           madvdontneed=config.madvdontneed, engine=config.engine)
         self.table = SpanTable()
         self.waiting = {}

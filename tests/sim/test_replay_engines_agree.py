@@ -15,8 +15,11 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pagealloc.runtime.engines import mpagealloc_compiled
+from pagealloc.runtime.malloc import PAGE_SIZE
 from pagealloc.sim.engines import replay_class
 from pagealloc.sim.presets import AUTO_TIMING, MODES, TIMINGS
 from pagealloc.sim.replay import replay
@@ -73,3 +76,25 @@ def test_without_the_replay_core_the_python_simulation_runs_and_says_so_once():
                        env={**os.environ, "PYTHONPATH": str(root), "PAGEALLOC_ENGINE": ""})
     assert (p.returncode, p.stdout) == (0, "pagealloc.sim.engine pagealloc.sim.engine\n"), p.stderr
     assert p.stderr.count("\n") == 1 and p.stderr.startswith("pagealloc: the compiled replay core is unavailable")
+
+
+# The page marks (mheap.py's touched / lazyfree: dicts of 512-bit ints) against the compiled replay's
+# (sim/_replay_heap.pxi: eight words a chunk in C), on ranges that start and end anywhere in a word,
+# span words and chunks, and repeat.
+_CHUNK_BYTES = 4 << 20
+_MARK_OPS = st.lists(st.tuples(st.booleans(), st.integers(0, 3 * 512 - 1), st.integers(0, 2 * 512 + 70)),
+                     max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_MARK_OPS)
+def test_the_compiled_replays_page_marks_are_mheaps(ops):
+    from pagealloc.runtime.mheap import MHeap
+    from pagealloc.sim._replay_core import ReplayHeap
+
+    base = 0xC000000000 + _CHUNK_BYTES  # a chunk boundary, as every arena's is
+    heaps = [MHeap(), ReplayHeap()]
+    for lazyfree, page, npages in ops:
+        addr = base + page * PAGE_SIZE
+        got = [h._first_lazyfree(addr, npages) if lazyfree else h._first_touch(addr, npages) for h in heaps]
+        assert got[0] == got[1], (lazyfree, page, npages)
