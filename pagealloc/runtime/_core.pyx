@@ -185,6 +185,11 @@ cdef class PageAllocCore:
 
     cdef pageAlloc s
     cdef list _order  # grown chunk indices, in growth order (the mirror's dict order)
+    # What scavenging asks per scavengeOne, as C fields rather than the subclass's __dict__ (set by
+    # mpagealloc_compiled.PageAlloc): the heap lock, the in-use address ranges, the heap's sysUnused hook,
+    # Go's s.test (scavenging skips sysUnused).
+    cdef public object heap_lock, in_use_ranges, sys_unused
+    cdef public bint test
 
     def __cinit__(self, *args, **kwargs):
         page_alloc_init(&self.s)

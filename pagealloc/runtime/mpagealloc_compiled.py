@@ -48,6 +48,10 @@ _ranges = _fresh_copy(mranges, "_mranges_compiled")
 AddrRange, AddrRanges = _ranges.AddrRange, _ranges.AddrRanges
 
 
+# PageAllocCore's fields that hold Python objects (the rest are copied by _copy_core_from)
+CORE_FIELDS = ("heap_lock", "in_use_ranges", "sys_unused", "test")
+
+
 class PageAlloc(PageAllocCore, _scavenging.Scavenger):
     """Go's pageAlloc, compiled.  Scavenger supplies scavenge_one_steps (the core, scavenge / scavenge_one)."""
 
@@ -73,6 +77,8 @@ class PageAlloc(PageAllocCore, _scavenging.Scavenger):
         new = type(self).__new__(type(self))
         memo[id(self)] = new
         new._copy_core_from(self)
+        for name in CORE_FIELDS:  # the core's object fields, deep-copied as the mirror's __dict__ is
+            setattr(new, name, copy.deepcopy(getattr(self, name), memo))
         new.__dict__.update(copy.deepcopy(self.__dict__, memo))
         return new
 
