@@ -14,9 +14,11 @@ compiled side of one Go file (and of the mirror module of the same name):
 ``PageAllocCore`` here is the Python face of Go's ``pageAlloc`` struct; the
 engine's ``PageAlloc`` (pagealloc/runtime/mpagealloc_compiled.py) subclasses
 it with what stays Python: the generator that yields at the scavenger's lock
-points, the sysUnused callback, the in-use address ranges.  Lock contract:
-as in Go and the mirror, every method needs the heap lock held by the
-caller unless its docstring says otherwise; nothing here checks it.
+points and grow's in-use address ranges.  scavenge / scavenge_one run to
+their end, calling the heap's sysUnused hook per release, are here (a C
+loop).  Lock contract: as in Go and the mirror, every method needs the heap
+lock held by the caller unless its docstring says otherwise; nothing here
+checks it but scavenge / scavenge_one, as the mirror's do.
 
 Results are identical to the Python mirror (pagealloc/runtime/mpagealloc.py)
 operation by operation, state included (bitmaps, summaries, searchAddr,
