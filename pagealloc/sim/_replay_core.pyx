@@ -48,7 +48,7 @@ import numpy as np
 
 from pagealloc.errors import UserError
 from pagealloc.runtime.invariants import InvariantError
-from pagealloc.runtime._lock_futex_compiled import MUTATOR
+from pagealloc.runtime._lock_futex_compiled import MUTATOR, SCAVENGER
 from pagealloc.runtime.malloc import ARENA_HINT_BASE as _ARENA_HINT_BASE, PAGE_SHIFT as _PAGE_SHIFT
 from pagealloc.runtime.malloc import ARENA_BASE_OFFSET as _ARENA_BASE_OFFSET, PAGE_SIZE as _PAGE_SIZE
 from pagealloc.runtime.mpagealloc_64bit import LOG_PALLOC_CHUNK_BYTES as _LOG_PALLOC_CHUNK_BYTES
@@ -65,7 +65,7 @@ from pagealloc.trace import format as _format
 SOURCES_HASH = REPLAY_SOURCES_HASH
 
 from pagealloc.runtime._lock_futex_compiled cimport HeapLock
-from pagealloc.runtime._mheap_compiled cimport MHeap, span_kind_args
+from pagealloc.runtime._mheap_compiled cimport PHYS_4K, MHeap, Prices, span_kind_args
 from pagealloc.sim._heaplock_compiled cimport LockTimeline
 from pagealloc.sim._histogram_compiled cimport Histogram
 

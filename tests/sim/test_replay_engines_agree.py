@@ -98,3 +98,35 @@ def test_the_compiled_replays_page_marks_are_mheaps(ops):
         addr = base + page * PAGE_SIZE
         got = [h._first_lazyfree(addr, npages) if lazyfree else h._first_touch(addr, npages) for h in heaps]
         assert got[0] == got[1], (lazyfree, page, npages)
+
+
+# A release (mheap.py's _sys_unused: mem_linux's calls priced by _madvise_ns) against the compiled
+# replay's (one C pass, no call tuples): ranges of 8 KiB pages anywhere in and across huge pages, after
+# allocations (first touches), with or without MADV_DONTNEED, TLB peers, a cold scavenger, each path.
+_RELEASES = st.lists(st.tuples(st.integers(0, 3 * 512 - 1), st.integers(1, 700), st.booleans(),
+                               st.integers(0, 1), st.booleans(), st.sampled_from(["forced", "background", "growth"])),
+                     max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_RELEASES, st.booleans())
+def test_the_compiled_replays_releases_are_mheaps(releases, madvdontneed):
+    from pagealloc.runtime.lock_futex import SCAVENGER
+    from pagealloc.runtime.mheap import MHeap
+    from pagealloc.sim._replay_core import ReplayHeap
+    from pagealloc.sim.costmodel import CostModel
+
+    base = 0xC000000000 + _CHUNK_BYTES
+    heaps = [MHeap(CostModel(), madvdontneed=madvdontneed), ReplayHeap(CostModel(), madvdontneed=madvdontneed)]
+    for page, npages, touch, peers, cold, path in releases:
+        addr = base + page * PAGE_SIZE
+        for h in heaps:
+            h.heap_sys = 1 << 40
+            if touch:
+                h._first_touch(addr, npages)
+            h.tlb_peers, h.cold_ns, h.forced = peers, 777 if cold else 0, path == "forced"
+            h.lock.holder = SCAVENGER if path == "background" else None
+            h._sys_unused(addr, npages * PAGE_SIZE)
+        got = [(h.drain_meter(), h.madvise_calls, sorted(h.nohugepage), h.released_by, h.releases_by, h.heap_released,
+                h.cold_ns) for h in heaps]
+        assert got[0] == got[1], (page, npages, touch, peers, cold, path)
