@@ -419,7 +419,7 @@ cdef class PageAllocCore:
 
         cdef uint64_t max_pages = max_bytes // PAGE_SIZE + (max_bytes % PAGE_SIZE != 0)  # no overflow at ^0
         cdef uint64_t min_pages = self.s.phys_page_size // PAGE_SIZE
-        cdef uint64_t ci
+        cdef uint64_t ci, r_base, r_limit
         cdef int64_t bot, top, i
         cdef int base, npages
         if min_pages < 1:
@@ -434,7 +434,7 @@ cdef class PageAllocCore:
             return 0
 
         # Fast path: the chunk holding scavAddr, searched from scavAddr down.
-        if self.in_use_ranges.contains(self.s.scav_addr) and self._leaf_max(ci) >= min_pages:
+        if self._in_use(self.s.scav_addr) and self._leaf_max(ci) >= min_pages:
             self._candidate(ci, chunk_page_index(self.s.scav_addr), min_pages, max_pages, &base, &npages)
             if npages:
                 self._scavenge_range(ci, base, npages, release)
@@ -444,12 +444,11 @@ cdef class PageAllocCore:
 
         # Slow path: walk the in-use ranges downward from scavAddr.
         while True:
-            r = self._in_use_range_below(self.s.scav_addr)
-            if r.size() == 0:
+            if not self._in_use_range_below(self.s.scav_addr, &r_base, &r_limit):  # r.size() == 0
                 break
             if not locked:
                 lock.unlock()
-            bot, top = chunk_index(r.base), chunk_index(r.limit - 1)
+            bot, top = chunk_index(r_base), chunk_index(r_limit - 1)
             i = scan_for_candidate(&self.s, top, bot, <int>min_pages)
             if i >= bot:
                 if not locked:
@@ -467,11 +466,35 @@ cdef class PageAllocCore:
                 continue
             if not locked:
                 lock.lock()
-            self.s.scav_addr = r.base - 1
+            self.s.scav_addr = r_base - 1
         self.s.scav_addr = MIN_SCAV_ADDR
         if not locked:
             lock.unlock()
         return 0
+
+    cdef bint _in_use(self, uint64_t addr) except -1:
+        """in_use_ranges.contains(addr) (Go: addrRanges.contains), read in C from the ranges' list."""
+        cdef uint64_t base, limit
+        return self._in_use_range_below(addr, &base, &limit) and limit == addr + 1
+
+    cdef bint _in_use_range_below(self, uint64_t addr, uint64_t* base, uint64_t* limit) except -1:
+        """The mirror's _in_use_range_below without an AddrRange: the in-use range holding or below addr,
+        clipped to end at addr+1, in *base, *limit (Go: findSucc, then the range before it); False (Go: a
+        range of size 0) when there is none.  The ranges are sorted, disjoint and not empty."""
+        cdef list ranges = self.in_use_ranges.ranges
+        cdef Py_ssize_t top = 0
+        for r in ranges:  # findSucc: the first range whose base is above addr
+            if addr < <uint64_t> r.base:
+                break
+            top += 1
+        if top == 0:
+            return False
+        r = ranges[top - 1]
+        base[0] = r.base
+        limit[0] = r.limit
+        if limit[0] > addr + 1:
+            limit[0] = addr + 1
+        return True
 
     cdef inline uint64_t _leaf_max(self, uint64_t ci) noexcept:
         """leaf_max in C: 0 for a chunk never grown."""
