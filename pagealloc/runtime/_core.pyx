@@ -14,9 +14,11 @@ compiled side of one Go file (and of the mirror module of the same name):
 ``PageAllocCore`` here is the Python face of Go's ``pageAlloc`` struct; the
 engine's ``PageAlloc`` (pagealloc/runtime/mpagealloc_compiled.py) subclasses
 it with what stays Python: the generator that yields at the scavenger's lock
-points, the sysUnused callback, the in-use address ranges.  Lock contract:
-as in Go and the mirror, every method needs the heap lock held by the
-caller unless its docstring says otherwise; nothing here checks it.
+points and grow's in-use address ranges.  scavenge / scavenge_one run to
+their end, calling the heap's sysUnused hook per release, are here (a C
+loop).  Lock contract: as in Go and the mirror, every method needs the heap
+lock held by the caller unless its docstring says otherwise; nothing here
+checks it but scavenge / scavenge_one, as the mirror's do.
 
 Results are identical to the Python mirror (pagealloc/runtime/mpagealloc.py)
 operation by operation, state included (bitmaps, summaries, searchAddr,
@@ -27,6 +29,8 @@ scavAddr, counters); tests/runtime/test_engines_agree.py checks it.
 SOURCES_HASH = CORE_SOURCES_HASH
 
 import operator
+
+from pagealloc.runtime.lock_futex import LockError
 
 include "_mpallocbits.pxi"
 include "_mpagealloc.pxi"
@@ -183,6 +187,11 @@ cdef class PageAllocCore:
 
     cdef pageAlloc s
     cdef list _order  # grown chunk indices, in growth order (the mirror's dict order)
+    # What scavenging asks per scavengeOne, as C fields rather than the subclass's __dict__ (set by
+    # mpagealloc_compiled.PageAlloc): the heap lock, the in-use address ranges, the heap's sysUnused hook,
+    # Go's s.test (scavenging skips sysUnused).
+    cdef public object heap_lock, in_use_ranges, sys_unused
+    cdef public bint test
 
     def __cinit__(self, *args, **kwargs):
         page_alloc_init(&self.s)
@@ -363,28 +372,168 @@ cdef class PageAllocCore:
         self.scav_released = 0
         self.s.scav_addr = chunk_base(self.s.end) - 1
 
-    def _find_scavenge_candidate(self, uint64_t ci, int search_idx, uint64_t min_pages, max_pages):
+    def _find_scavenge_candidate(self, uint64_t ci, int search_idx, uint64_t min_pages, uint64_t max_pages):
         """(start, npages) of chunk ci's scavenge candidate.  Go: pallocData.findScavengeCandidate.  Heap lock held."""
-        check_min(min_pages)
-        max_pages = min_pages if max_pages == 0 else -(-max_pages // min_pages) * min_pages
-        cdef uint64_t cap = max_pages if max_pages < PALLOC_CHUNK_PAGES else PALLOC_CHUNK_PAGES
         cdef int start, size
-        cdef pallocData* d = chunk_of(&self.s, ci)
-        if d == NULL:
-            raise KeyError(ci)
-        find_scavenge_candidate(d, search_idx, <int>min_pages, cap, self.s.phys_huge_page_size,
-                                self.s.phys_page_size, &start, &size)
+        self._candidate(ci, search_idx, min_pages, max_pages, &start, &size)
         return start, size
 
     def _scan_for_candidate(self, int64_t top, int64_t bot, int min_pages):
         """The highest chunk in [bot, top] that looks scavengeable, or bot-1.  Optimistic reads."""
         return scan_for_candidate(&self.s, top, bot, min_pages)
 
-    def _scavenge_range_bits(self, uint64_t ci, int base, int npages):
-        """scavengeRangeLocked's bookkeeping; returns the range's address.  Heap lock held."""
+    def scavenge(self, nbytes, bint locked):
+        """Release up to nbytes (at least one physical page at a time); return bytes released.
+
+        Go: pageAlloc.scavenge; the mirror's Scavenger.scavenge with its loop, and each scavengeOne,
+        in C.  nbytes may be SCAVENGE_ALL.  Lock contract: the mirror's (mgcscavenge.py's docstring).
+        """
+        if nbytes <= 0:
+            return 0
+        cdef uint64_t want = nbytes, released = 0
+        cdef int64_t r
+        lock, release = self.heap_lock, self._release_hook()
+        while released < want:
+            r = self._scavenge_one(want - released, locked, lock, release)
+            if r == 0:
+                break
+            released += r
+        return released
+
+    def scavenge_one(self, uint64_t max_bytes, bint locked):
+        """Release one run of at most max_bytes (rounded up to whole pages); return bytes released.
+
+        Go: pageAlloc.scavengeOne, run to its end with nothing between its lock points: the mirror's
+        scavenge_one (which drives scavenge_one_steps so), without the generator.  What runs between
+        those points (the background scavenger in the replay) drives scavenge_one_steps itself.
+        """
+        return self._scavenge_one(max_bytes, locked, self.heap_lock, self._release_hook())
+
+    cdef int64_t _scavenge_one(self, uint64_t max_bytes, bint locked, lock, release) except -1:
+        """scavenge_one with the heap lock and the release hook looked up by the caller
+        (mgcscavenge.Scavenger.scavenge_one_steps, line by line, the yields left out)."""
+        if locked and not lock.held:
+            raise LockError("scavenge(locked=True) called without the heap lock")
+        if not locked and lock.held:
+            raise LockError("scavenge(locked=False) called with the heap lock held")
+
+        cdef uint64_t max_pages = max_bytes // PAGE_SIZE + (max_bytes % PAGE_SIZE != 0)  # no overflow at ^0
+        cdef uint64_t min_pages = self.s.phys_page_size // PAGE_SIZE
+        cdef uint64_t ci, r_base, r_limit
+        cdef int64_t bot, top, i
+        cdef int base, npages
+        if min_pages < 1:
+            min_pages = 1
+
+        if not locked:
+            lock.lock()
+        ci = chunk_index(self.s.scav_addr)
+        if ci < self.s.start:
+            if not locked:
+                lock.unlock()
+            return 0
+
+        # Fast path: the chunk holding scavAddr, searched from scavAddr down.
+        if self._in_use(self.s.scav_addr) and self._leaf_max(ci) >= min_pages:
+            self._candidate(ci, chunk_page_index(self.s.scav_addr), min_pages, max_pages, &base, &npages)
+            if npages:
+                self._scavenge_range(ci, base, npages, release)
+                if not locked:
+                    lock.unlock()
+                return npages * PAGE_SIZE
+
+        # Slow path: walk the in-use ranges downward from scavAddr.
+        while True:
+            if not self._in_use_range_below(self.s.scav_addr, &r_base, &r_limit):  # r.size() == 0
+                break
+            if not locked:
+                lock.unlock()
+            bot, top = chunk_index(r_base), chunk_index(r_limit - 1)
+            i = scan_for_candidate(&self.s, top, bot, <int>min_pages)
+            if i >= bot:
+                if not locked:
+                    lock.lock()
+                self._candidate(i, PALLOC_CHUNK_PAGES - 1, min_pages, max_pages, &base, &npages)
+                if npages > 0:
+                    self._scavenge_range(i, base, npages, release)
+                    if not locked:
+                        lock.unlock()
+                    return npages * PAGE_SIZE
+                # Fooled: the chunk was allocated under us.  Skip past it and
+                # look the range up again (we hold the lock now).
+                self.stats_scav_fooled += 1
+                self.s.scav_addr = chunk_base(i - 1) + PALLOC_CHUNK_PAGES * PAGE_SIZE - 1
+                continue
+            if not locked:
+                lock.lock()
+            self.s.scav_addr = r_base - 1
+        self.s.scav_addr = MIN_SCAV_ADDR
+        if not locked:
+            lock.unlock()
+        return 0
+
+    cdef bint _in_use(self, uint64_t addr) except -1:
+        """in_use_ranges.contains(addr) (Go: addrRanges.contains), read in C from the ranges' list."""
+        cdef uint64_t base, limit
+        return self._in_use_range_below(addr, &base, &limit) and limit == addr + 1
+
+    cdef bint _in_use_range_below(self, uint64_t addr, uint64_t* base, uint64_t* limit) except -1:
+        """The mirror's _in_use_range_below without an AddrRange: the in-use range holding or below addr,
+        clipped to end at addr+1, in *base, *limit (Go: findSucc, then the range before it); False (Go: a
+        range of size 0) when there is none.  The ranges are sorted, disjoint and not empty."""
+        cdef list ranges = self.in_use_ranges.ranges
+        cdef Py_ssize_t top = 0
+        for r in ranges:  # findSucc: the first range whose base is above addr
+            if addr < <uint64_t> r.base:
+                break
+            top += 1
+        if top == 0:
+            return False
+        r = ranges[top - 1]
+        base[0] = r.base
+        limit[0] = r.limit
+        if limit[0] > addr + 1:
+            limit[0] = addr + 1
+        return True
+
+    cdef inline uint64_t _leaf_max(self, uint64_t ci) noexcept:
+        """leaf_max in C: 0 for a chunk never grown."""
+        return 0 if chunk_of(&self.s, ci) == NULL else sum_max(self.s.summary[LEAF][ci])
+
+    cdef int _candidate(self, uint64_t ci, int search_idx, uint64_t min_pages, uint64_t max_pages,
+                        int* start, int* size) except -1:
+        """_find_scavenge_candidate in C: max_pages rounded up to a multiple of min_pages (0 meaning
+        min_pages), as the mirror's find_scavenge_candidate does.  Heap lock held."""
+        check_min(min_pages)
+        max_pages = min_pages if max_pages == 0 else (max_pages + min_pages - 1) // min_pages * min_pages
+        cdef pallocData* d = chunk_of(&self.s, ci)
+        if d == NULL:
+            raise KeyError(ci)
+        find_scavenge_candidate(d, search_idx, <int>min_pages, max_pages if max_pages < PALLOC_CHUNK_PAGES
+                                else PALLOC_CHUNK_PAGES, self.s.phys_huge_page_size, self.s.phys_page_size,
+                                start, size)
+        return 0
+
+    cdef object _release_hook(self):
+        """What scavengeRangeLocked calls to release memory: the heap's sysUnused, None under test."""
+        return None if self.test else self.sys_unused
+
+    cdef int _scavenge_range(self, uint64_t ci, int base, int npages, release) except -1:
+        """scavenge_range_locked with the hook looked up by the caller.  Heap lock held."""
+        cdef uint64_t addr = scavenge_range_bits(&self.s, ci, base, npages)
+        if release is not None:
+            release(addr, <uint64_t>npages * PAGE_SIZE)
+        return 0
+
+    def scavenge_range_locked(self, uint64_t ci, int base, int npages):
+        """Mark pages [base, base+npages) of chunk ci scavenged and release them (the heap's sys_unused).
+
+        Go: pageAlloc.scavengeRangeLocked.  Heap lock must be held (in Go the madvise happens under it).
+        Moves scavAddr to just below the range.
+        """
         if chunk_of(&self.s, ci) == NULL:
             raise KeyError(ci)
-        return scavenge_range_bits(&self.s, ci, base, npages)
+        self._scavenge_range(ci, base, npages, self._release_hook())
 
     # -- test-facing API (Go: export_test.go) --
 

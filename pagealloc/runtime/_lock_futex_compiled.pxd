@@ -2,5 +2,6 @@
 cdef class HeapLock:
     cdef public object holder, by_actor, actor
     cdef public long long acquisitions
+    cpdef running(self, actor)
     cpdef lock(self)
     cpdef unlock(self)

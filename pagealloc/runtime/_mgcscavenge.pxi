@@ -8,9 +8,11 @@
 # Lock contract: find_scavenge_candidate and scavenge_range_bits need the
 # heap lock held; has_scavenge_candidate and scan_for_candidate are the
 # scavenger's optimistic reads, made with or without it (Go 1.14's unlocked
-# scavenger makes them without it).  What yields at the lock points
-# (scavenge_one_steps) and what calls back into the heap (sys_unused) stay
-# Python, in pagealloc/runtime/mpagealloc_compiled.py.
+# scavenger makes them without it).  scavengeOne and scavenge run to their
+# end, and scavengeRangeLocked with its call of the heap's sysUnused hook, are
+# PageAllocCore's methods (_core.pyx), built on these; what yields at the lock
+# points (scavenge_one_steps) stays Python, the mirror's generator
+# (pagealloc/runtime/mpagealloc_compiled.py).
 
 cdef uint64_t fill_aligned(uint64_t x, int m) noexcept nogil:
     """Set every m-aligned group of bits of x that has any bit set.  Go: fillAligned.

@@ -19,7 +19,9 @@ cdef class Prices:
     cdef public long long madvise_hugepage_ns, vma_split_ns, tlb_shootdown_ns
 
 cdef class MHeap:
-    cdef public object cost, clock, pages, phys_page_size, phys_huge_page_size, madvdontneed
+    cdef public object cost, clock, pages
+    cdef public long long phys_page_size, phys_huge_page_size
+    cdef public bint madvdontneed
     cdef public Prices price
     cdef public long long madvise_calls, tlb_peers
     cdef public dict touched, lazyfree, pcache, mspancache
@@ -44,9 +46,11 @@ cdef class MHeap:
     cpdef _alloc_mspan_locked(self, long long p)
     @cython.locals(n="long long")
     cpdef _free_mspan_locked(self, long long p)
-    cpdef _first_touch(self, base, npages)
-    cpdef _first_lazyfree(self, base, npages)
-    @cython.locals(price=Prices, nbytes="long long", extra="long long", again="long long")
+    # the compiled replay's ReplayHeap (sim/_replay_heap.pxi) overrides these two with C bitmaps
+    cpdef long long _first_touch(self, long long base, long long npages) except? -1
+    cpdef long long _first_lazyfree(self, long long base, long long npages) except? -1
+    @cython.locals(price=Prices, nbytes="long long", extra="long long", again="long long", first="long long",
+                   last="long long", h="long long", split=bint)
     cpdef long long _madvise_ns(self, tuple call, long long first_free=*) except? -1
     @cython.locals(price=Prices, fresh="long long", released="long long", touch="long long", after_ns="long long")
     cpdef _account_alloc(self, long long npages, long long scav, long long base=*, bint manual=*)

@@ -388,14 +388,19 @@ class MHeap:
             return price.madvise_call_ns + price.madvise_page_ns * (nbytes // PHYS_4K) + extra
         # MADV_HUGEPAGE / MADV_NOHUGEPAGE: a flag on the mapping.  Setting NOHUGEPAGE where it is not set
         # yet splits the VMA (sysUsed's HUGEPAGE on whole huge pages clears it again, merging them back).
+        # Huge page by huge page, in loops the compiled copy runs in C.
         first = call[1] // self.phys_huge_page_size
-        huge = range(first, first + nbytes // self.phys_huge_page_size)
+        last = first + nbytes // self.phys_huge_page_size
         if advice == MADV_HUGEPAGE:
-            self.nohugepage.difference_update(huge)
+            for h in range(first, last):
+                self.nohugepage.discard(h)
             return price.madvise_hugepage_ns
-        new = [h for h in huge if h not in self.nohugepage]
-        self.nohugepage.update(new)
-        return price.madvise_hugepage_ns + (price.vma_split_ns if new else 0)
+        split = False
+        for h in range(first, last):
+            if h not in self.nohugepage:
+                self.nohugepage.add(h)
+                split = True
+        return price.madvise_hugepage_ns + (price.vma_split_ns if split else 0)
 
     def _account_alloc(self, npages: int, scav: int, base: int = 0, manual: bool = False) -> None:
         """Memstats of a new span; if it holds released pages, Go's sysUsed.

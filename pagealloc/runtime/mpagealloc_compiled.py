@@ -2,11 +2,12 @@
 
 Not a Go file by itself: Go's pageAlloc, with its hot paths compiled in
 ``_core`` (see _core.pyx: one .pxi per Go file) and, here, the parts that
-yield or call back into Python: ``grow`` (it adds to the in-use address
-ranges, an ``mranges.AddrRanges``) and ``scavenge_range_locked`` (it calls
-the heap's ``sys_unused``).  ``scavenge_one_steps``, the generator that yields
-at Go's lock points, is the mirror's (mgcscavenge.Scavenger, its compiled copy
-when that is fresh), calling the core's compiled chunk walk and candidate search.
+yield or keep Python objects: ``grow`` (it adds to the in-use address ranges,
+an ``mranges.AddrRanges``) and ``scavenge_one_steps``, the generator that
+yields at Go's lock points, the mirror's (mgcscavenge.Scavenger, its compiled
+copy when that is fresh), calling the core's compiled chunk walk and candidate
+search.  ``scavenge`` and ``scavenge_one``, run to their end, are the core's
+(a C loop; they call the heap's ``sys_unused`` hook set here).
 Lock contracts are Go's and the mirror's (mpagealloc, mgcscavenge).
 
 A drop-in for ``mpagealloc.PageAlloc``: same constructor, methods, fields
@@ -47,8 +48,12 @@ _ranges = _fresh_copy(mranges, "_mranges_compiled")
 AddrRange, AddrRanges = _ranges.AddrRange, _ranges.AddrRanges
 
 
+# PageAllocCore's fields that hold Python objects (the rest are copied by _copy_core_from)
+CORE_FIELDS = ("heap_lock", "in_use_ranges", "sys_unused", "test")
+
+
 class PageAlloc(PageAllocCore, _scavenging.Scavenger):
-    """Go's pageAlloc, compiled.  Scavenger supplies scavenge / scavenge_one (they drive scavenge_one_steps)."""
+    """Go's pageAlloc, compiled.  Scavenger supplies scavenge_one_steps (the core, scavenge / scavenge_one)."""
 
     def __init__(
         self,
@@ -72,6 +77,8 @@ class PageAlloc(PageAllocCore, _scavenging.Scavenger):
         new = type(self).__new__(type(self))
         memo[id(self)] = new
         new._copy_core_from(self)
+        for name in CORE_FIELDS:  # the core's object fields, deep-copied as the mirror's __dict__ is
+            setattr(new, name, copy.deepcopy(getattr(self, name), memo))
         new.__dict__.update(copy.deepcopy(self.__dict__, memo))
         return new
 
@@ -93,18 +100,6 @@ class PageAlloc(PageAllocCore, _scavenging.Scavenger):
             self.search_addr = base
         self._grow_chunks(start, end)
         self.update(base, (limit - base) // PAGE_SIZE, True, False)
-
-    def scavenge_range_locked(self, ci: int, base: int, npages: int) -> None:
-        """Mark pages [base, base+npages) of chunk ci scavenged and release them.
-
-        Go: pageAlloc.scavengeRangeLocked.  Heap lock must be held.  Moves
-        scavAddr to just below the range.
-        """
-        addr = self._scavenge_range_bits(ci, base, npages)
-        if self.test:
-            return
-        if self.sys_unused is not None:
-            self.sys_unused(addr, npages * PAGE_SIZE)
 
     # -- test-facing API (Go: export_test.go) --
 

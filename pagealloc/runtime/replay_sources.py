@@ -50,12 +50,15 @@ def _path(module: str, suffix: str) -> Path:
 
 # The compiled event loop: sim/engine.py ported to typed Cython (not a copy; it cimports the copies' .pxd).
 REPLAY_CORE = "pagealloc.sim._replay_core"
+# What the event loop includes: the heap it runs on (the compiled MHeap with its page marks in C).
+REPLAY_CORE_INCLUDES = ("pagealloc.sim._replay_heap",)
 
 
 def source_files() -> list[Path]:
-    """The readable modules, the copies' .pxd files (those that have one) and the event loop's .pyx, in a fixed order."""
+    """The readable modules, the copies' .pxd files (those that have one), the event loop's .pyx and
+    what it includes, in a fixed order."""
     files = [p for m, c in COMPILED.items() for p in (_path(m, ".py"), _path(c, ".pxd")) if p.suffix == ".py" or p.is_file()]
-    return files + [_path(REPLAY_CORE, ".pyx")]
+    return files + [_path(REPLAY_CORE, ".pyx")] + [_path(i, ".pxi") for i in REPLAY_CORE_INCLUDES]
 
 
 def sources_hash() -> str:

@@ -25,12 +25,15 @@ Design: what engine.py keeps per event in Python objects is here in C —
 * ``run_batch`` reads the batch's numpy columns through typed memoryviews
   (``TAKES_ARRAYS``: replay() hands them over without tolist());
 * the three histograms it fills per event (stalls, holds, alloc latency) get
-  the bit length of a value from the CPU (``hist_add``, histogram.py's rule).
+  the bit length of a value from the CPU (``hist_add``, histogram.py's rule);
+* an unlocked FreeOSMemory's steps (engine.py's _forced_steps generator over
+  mheap.py's scavenge_all_steps) are a ``ForcedSteps`` state stepped by
+  ``_forced_step``, each step one scavengeOne of the compiled core.
 
 What stays Python, as rare or shared: the span waiters and ordered timing's
-waiters, the per-event log of tests, the FreeOSMemory step generator, and the
-heap itself (the compiled copy of runtime/mheap.py, called in C through its
-.pxd).  Lock contract: the engine's, unchanged (engine.py's docstring): each
+waiters, the per-event log of tests, and the heap itself: ``ReplayHeap``
+(_replay_heap.pxi), the compiled copy of runtime/mheap.py, called in C through
+its .pxd, with its page marks (touched, lazyfree) in C.  Lock contract: the engine's, unchanged (engine.py's docstring): each
 event's model operation runs atomically at its start, its heap-lock hold is
 placed on the ``LockTimeline``; the heap takes and drops ``mheap_.lock``
 itself.
@@ -45,9 +48,13 @@ import numpy as np
 
 from pagealloc.errors import UserError
 from pagealloc.runtime.invariants import InvariantError
-from pagealloc.runtime._lock_futex_compiled import MUTATOR
+from pagealloc.runtime._lock_futex_compiled import MUTATOR, SCAVENGER
 from pagealloc.runtime.malloc import ARENA_HINT_BASE as _ARENA_HINT_BASE, PAGE_SHIFT as _PAGE_SHIFT
+from pagealloc.runtime.malloc import ARENA_BASE_OFFSET as _ARENA_BASE_OFFSET, PAGE_SIZE as _PAGE_SIZE
+from pagealloc.runtime.mpagealloc_64bit import LOG_PALLOC_CHUNK_BYTES as _LOG_PALLOC_CHUNK_BYTES
+from pagealloc.runtime.mpagealloc_64bit import PALLOC_CHUNK_PAGES as _PALLOC_CHUNK_PAGES
 from pagealloc.runtime._mheap_compiled import MAX_HEAP_SYS
+from pagealloc.runtime._mgcscavenge_compiled import SCAVENGE_ALL
 from pagealloc.sim.actor import HOSTING, ORDER
 from pagealloc.sim.presets import LOCKED_SITES, ReplayConfig
 from pagealloc.sim.engine import finished_result
@@ -58,7 +65,7 @@ from pagealloc.trace import format as _format
 SOURCES_HASH = REPLAY_SOURCES_HASH
 
 from pagealloc.runtime._lock_futex_compiled cimport HeapLock
-from pagealloc.runtime._mheap_compiled cimport MHeap, span_kind_args
+from pagealloc.runtime._mheap_compiled cimport PHYS_4K, MHeap, Prices, span_kind_args
 from pagealloc.sim._heaplock_compiled cimport LockTimeline
 from pagealloc.sim._histogram_compiled cimport Histogram
 
@@ -69,6 +76,8 @@ cdef long long OP_GC_START = _format.OP_GC_START
 cdef long long OP_FREE_OS_MEMORY = _format.OP_FREE_OS_MEMORY
 cdef long long ARENA_HINT_BASE = _ARENA_HINT_BASE
 cdef long long PAGE_SHIFT = _PAGE_SHIFT
+
+include "_replay_heap.pxi"
 
 cdef long long INF = LLONG_MAX  # engine.py's float("inf") horizon
 _INF = float("inf")
@@ -197,6 +206,12 @@ cdef class SpanTable:
             s = &self.slots[j]
             if s.used and s.has_done and not (s.done_end > now or s.has_last):
                 s.has_done = 0
+
+
+cdef class ForcedSteps:
+    """Where an unlocked FreeOSMemory is (an Actor's ``steps``; engine.py's: the _forced_steps generator):
+    its scavenge-address reset made, its last scavenge_one released nothing (Replay._forced_step)."""
+    cdef bint reset, done
 
 
 cdef struct Ev:  # engine.py's queue tuple (row, ts, op, span, npages, value, kind, prev)
@@ -439,7 +454,7 @@ cdef class Replay:
         self.lenient = config.lenient
         self.kinds_known = kinds_known
         self.gomaxprocs = config.gomaxprocs
-        self.heap = MHeap(cost, retain_extra_percent=config.retain_extra_percent,
+        self.heap = ReplayHeap(cost, retain_extra_percent=config.retain_extra_percent,
                           madvdontneed=config.madvdontneed, engine=config.engine)
         self.table = SpanTable()
         self.waiting = {}
@@ -558,18 +573,31 @@ cdef class Replay:
         self.lock_line.hold(start + wait, start + wait + hold, a.pid)
         return start + stall + spent + self.lock_ns
 
-    def _forced_steps(self, Actor a):
-        """engine.py's _forced_steps: FreeOSMemory dropping the lock per step (mode ``unlocked``)."""
-        lock = self.heap.lock
-        steps = self.heap.scavenge_all_steps()
-        while True:
-            start = a.free_at
-            acquisitions = lock.acquisitions
-            try:
-                next(steps)
-            except StopIteration:
-                return
-            yield self._lock_op(a, start, acquisitions)
+    cdef bint _forced_step(self, Actor a, ForcedSteps steps) except -1:
+        """engine.py's _forced_steps, FreeOSMemory dropping the lock per step (mode ``unlocked``), over
+        MHeap.scavenge_all_steps (mheap.py): the two generators unrolled, one resumption of both per call.
+        Runs the next critical section and times it (a.free_at: when it ends); False where the generators
+        end (the section after the scavenge_one that released nothing)."""
+        cdef MHeap heap = self.heap
+        cdef HeapLock lock = heap.lock
+        cdef long long start = a.free_at, acquisitions = lock.acquisitions
+        if steps.done:  # scavenge_all_steps: ``if released == 0: return total``
+            return False
+        heap.forced = True
+        try:
+            if not steps.reset:  # the scavenge-address reset under the lock
+                lock.lock()
+                try:
+                    heap.pages.reset_scavenge_addr()
+                finally:
+                    lock.unlock()
+                steps.reset = True
+            else:  # each scavenge_one(^0, false), which takes and drops the lock itself
+                steps.done = heap.pages.scavenge_one(SCAVENGE_ALL, False) == 0
+        finally:
+            heap.forced = False
+        a.free_at = self._lock_op(a, start, acquisitions)
+        return True
 
     def p_free(self, p, t):
         """When P p can run a goroutine made runnable on it at t: once it is done with its current operation."""
@@ -768,10 +796,9 @@ cdef class Replay:
 
     cdef int _continue_steps(self, Actor a) except -1:
         self.heap.lock.running(MUTATOR)
-        try:
-            a.free_at = next(a.steps)
+        if self._forced_step(a, <ForcedSteps> a.steps):
             self._schedule(a)
-        except StopIteration:
+        else:
             a.steps = None
             self.pending -= 1
             self._after_event(a, OP_FREE_OS_MEMORY)
@@ -861,7 +888,7 @@ cdef class Replay:
                 a.free_at = start
                 if self.log is not None:
                     self.log.append((a.pid, row, code, start, start))
-                a.steps = self._forced_steps(a)
+                a.steps = ForcedSteps()
                 self.pending += 1
                 self._continue_steps(a)
                 return 0

@@ -5,7 +5,8 @@ partial allocations, grow at random chunk-aligned spots (below, between and
 above what is grown), allocToCache with allocations from and flushes of the
 caches, scavenge locked and unlocked (driven step by step, with the mutator
 allocating and freeing at the unlocked points, so the scavenger can be
-fooled), resetScavengeAddr — and runs each on both engines.  After every op
+fooled; or, with nothing to interleave, run to its end: the compiled core's
+C loop, with the same lock acquisitions), resetScavengeAddr — and runs each on both engines.  After every op
 the returns and the whole state must be identical: every chunk's bitmaps,
 every summary level, searchAddr, scavAddr, bounds, in-use ranges, the page
 caches and the counters the replay prices (stats_chunks_scanned,
@@ -134,6 +135,9 @@ class Twin:
                     return p.scavenge(nbytes, True)
 
             self.both(scav)
+            return
+        if not interleave:  # nothing runs at the unlocked points: scavenge to its end (the core's C loop)
+            self.both(lambda p, k: (p.scavenge(nbytes, False), p.heap_lock.acquisitions))
             return
         # Unlocked: step both scavengers in lock step; at each unlocked point
         # the mutator runs one op from ``interleave`` (an alloc or a free).

@@ -15,8 +15,11 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pagealloc.runtime.engines import mpagealloc_compiled
+from pagealloc.runtime.malloc import PAGE_SIZE
 from pagealloc.sim.engines import replay_class
 from pagealloc.sim.presets import AUTO_TIMING, MODES, TIMINGS
 from pagealloc.sim.replay import replay
@@ -73,3 +76,57 @@ def test_without_the_replay_core_the_python_simulation_runs_and_says_so_once():
                        env={**os.environ, "PYTHONPATH": str(root), "PAGEALLOC_ENGINE": ""})
     assert (p.returncode, p.stdout) == (0, "pagealloc.sim.engine pagealloc.sim.engine\n"), p.stderr
     assert p.stderr.count("\n") == 1 and p.stderr.startswith("pagealloc: the compiled replay core is unavailable")
+
+
+# The page marks (mheap.py's touched / lazyfree: dicts of 512-bit ints) against the compiled replay's
+# (sim/_replay_heap.pxi: eight words a chunk in C), on ranges that start and end anywhere in a word,
+# span words and chunks, and repeat.
+_CHUNK_BYTES = 4 << 20
+_MARK_OPS = st.lists(st.tuples(st.booleans(), st.integers(0, 3 * 512 - 1), st.integers(0, 2 * 512 + 70)),
+                     max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_MARK_OPS)
+def test_the_compiled_replays_page_marks_are_mheaps(ops):
+    from pagealloc.runtime.mheap import MHeap
+    from pagealloc.sim._replay_core import ReplayHeap
+
+    base = 0xC000000000 + _CHUNK_BYTES  # a chunk boundary, as every arena's is
+    heaps = [MHeap(), ReplayHeap()]
+    for lazyfree, page, npages in ops:
+        addr = base + page * PAGE_SIZE
+        got = [h._first_lazyfree(addr, npages) if lazyfree else h._first_touch(addr, npages) for h in heaps]
+        assert got[0] == got[1], (lazyfree, page, npages)
+
+
+# A release (mheap.py's _sys_unused: mem_linux's calls priced by _madvise_ns) against the compiled
+# replay's (one C pass, no call tuples): ranges of 8 KiB pages anywhere in and across huge pages, after
+# allocations (first touches), with or without MADV_DONTNEED, TLB peers, a cold scavenger, each path.
+_RELEASES = st.lists(st.tuples(st.integers(0, 3 * 512 - 1), st.integers(1, 700), st.booleans(),
+                               st.integers(0, 1), st.booleans(), st.sampled_from(["forced", "background", "growth"])),
+                     max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_RELEASES, st.booleans())
+def test_the_compiled_replays_releases_are_mheaps(releases, madvdontneed):
+    from pagealloc.runtime.lock_futex import SCAVENGER
+    from pagealloc.runtime.mheap import MHeap
+    from pagealloc.sim._replay_core import ReplayHeap
+    from pagealloc.sim.costmodel import CostModel
+
+    base = 0xC000000000 + _CHUNK_BYTES
+    heaps = [MHeap(CostModel(), madvdontneed=madvdontneed), ReplayHeap(CostModel(), madvdontneed=madvdontneed)]
+    for page, npages, touch, peers, cold, path in releases:
+        addr = base + page * PAGE_SIZE
+        for h in heaps:
+            h.heap_sys = 1 << 40
+            if touch:
+                h._first_touch(addr, npages)
+            h.tlb_peers, h.cold_ns, h.forced = peers, 777 if cold else 0, path == "forced"
+            h.lock.holder = SCAVENGER if path == "background" else None
+            h._sys_unused(addr, npages * PAGE_SIZE)
+        got = [(h.drain_meter(), h.madvise_calls, sorted(h.nohugepage), h.released_by, h.releases_by, h.heap_released,
+                h.cold_ns) for h in heaps]
+        assert got[0] == got[1], (page, npages, touch, peers, cold, path)
