@@ -53,7 +53,7 @@ ADDRESS_THRESHOLD = 0.999
 # an idle machine, the scavenger scheduled by Go 1.14.6's rules over each
 # recording's own P schedule with the recorded scavenger taken out of it, its
 # crit priced by the cost model, the TLB shootdown included): the model's
-# background scavenger releases 0.89x (go114-go-parser-p2) to 1.80x
+# background scavenger releases 0.78x (go114-service-p4) to 1.80x
 # (go114-freeosmemory-p2, 9 releases against 5) as many times as Go 1.14.6 did,
 # and 0.89x to 1.80x the bytes.  Inside the issue's bounds on every recording
 # with 20 releases or more but go114-fragmentation-p8 (35 against 20: at 8 Ps on
