@@ -46,9 +46,10 @@ def _other_load(path) -> str:
     """Other processes' share of the recording machine's CPUs (``pagealloc.trace.cpuwait``): the model's
     costs are an idle machine's, and the real scavenger's crit depends on it (TLB shootdowns)."""
     from pagealloc.trace import trace_metadata
+    from pagealloc.trace.cpuwait import recorded_load
 
-    share = ((trace_metadata(path).get("generator") or {}).get("cpu_wait") or {}).get("other_cpu_share")
-    return f"{share:.1%}" if isinstance(share, (int, float)) else "not measured"
+    load = recorded_load(trace_metadata(path))
+    return f"{load['other_cpu_share']:.1%}" if load else "not measured"
 
 
 def run(args) -> int:

@@ -17,6 +17,7 @@ import json
 
 from pagealloc.errors import UserError
 from pagealloc.trace.format import PAGE_SIZE
+from pagealloc.trace.cpuwait import GENERATOR_KEY, recorded_load
 
 
 def register(sub) -> None:
@@ -51,12 +52,13 @@ def _mib(pages: int) -> str:
     return f"{pages * PAGE_SIZE / 2**20:.1f} MiB ({pages} pages)"
 
 
-def _machine_load(cpu_wait) -> str | None:
+def _machine_load(metadata: dict) -> str | None:
     """The recording machine's other load (pagealloc.trace.cpuwait), as record measured it."""
-    if not isinstance(cpu_wait, dict) or "other_cpu_share" not in cpu_wait:
+    load = recorded_load(metadata)
+    if load is None:
         return None
-    return (f"other processes used {cpu_wait['other_cpu_share']:.1%} of its {cpu_wait.get('cpus', '?')} CPUs while "
-            f"the program ran; its threads waited for a CPU {cpu_wait.get('wait_share', 0):.2f}x as long as they ran")
+    return (f"other processes used {load['other_cpu_share']:.1%} of its {load.get('cpus', '?')} CPUs while "
+            f"the program ran; its threads waited for a CPU {load.get('wait_share', 0):.2f}x as long as they ran")
 
 
 def format_summary(s, name: str) -> str:
@@ -76,8 +78,8 @@ def format_summary(s, name: str) -> str:
         ("GOMAXPROCS", m.get("gomaxprocs")),
         ("min heap addr", hex(m["min_heap_addr"]) if isinstance(m.get("min_heap_addr"), int) else None),
         ("recorded", m.get("recorded_at")),
-        ("generator", " ".join(f"{k}={v}" for k, v in gen.items() if k != "cpu_wait") or None),
-        ("machine load", _machine_load(gen.get("cpu_wait"))),
+        ("generator", " ".join(f"{k}={v}" for k, v in gen.items() if k != GENERATOR_KEY) or None),
+        ("machine load", _machine_load(m)),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows if v is not None)

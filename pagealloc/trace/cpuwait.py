@@ -32,6 +32,25 @@ import time
 
 SAMPLE_S = 0.01
 BUSY_SHARE = 0.10  # other processes' share of the CPUs above which `pagealloc record` says the machine was busy
+BUSY_MIN_WALL_NS = 100_000_000  # shorter runs: the share is mostly the recorder's own start-up, not load
+GENERATOR_KEY = "cpu_wait"  # where a trace's metadata keeps the summary: generator.cpu_wait
+
+
+def recorded_load(metadata: dict) -> dict | None:
+    """The summary a recording kept (``CpuWaitSampler.summary`` under generator.cpu_wait), or None when
+    the trace has none (not recorded by `pagealloc record`, recorded before it measured, or not on Linux)."""
+    load = (metadata.get("generator") or {}).get(GENERATOR_KEY)
+    return load if isinstance(load, dict) and isinstance(load.get("other_cpu_share"), (int, float)) else None
+
+
+def busy_note(summary: dict) -> str | None:
+    """`pagealloc record --go 1.14`'s one line when other processes took more than BUSY_SHARE of the CPUs."""
+    share = summary.get("other_cpu_share", 0)
+    if share <= BUSY_SHARE or summary["wall_ns"] < BUSY_MIN_WALL_NS:
+        return None
+    return (f"pagealloc: note: other processes used {share:.0%} of this machine's CPUs while the program ran; the "
+            "background scavenger's crit (TLB shootdowns) and pace depend on that: record on an idle machine for a "
+            "reference to compare replays with")
 
 
 def machine_busy_ns() -> int | None:

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pagealloc.errors import UserError
-from pagealloc.trace.cpuwait import BUSY_SHARE, CpuWaitSampler
+from pagealloc.trace.cpuwait import GENERATOR_KEY, CpuWaitSampler, busy_note
 from pagealloc.trace.goimport import import_go_trace
 from pagealloc.trace.gotool import go_env, go_facts, go_root, go_run, last_line
 
@@ -408,8 +408,8 @@ def _save_log(text: str) -> str:
 
 
 def run_program(run: Run, target: Target, quiet: bool) -> dict | None:
-    """Run the built program, its output to the terminal (or a log when ``quiet``); return how long its
-    threads waited for a CPU (``cpuwait.CpuWaitSampler.summary``, None where Linux does not say)."""
+    """Run the built program, its output to the terminal (or a log when ``quiet``); return what else ran on
+    the machine meanwhile (``cpuwait.CpuWaitSampler.summary``, None where Linux does not say)."""
     log = tempfile.NamedTemporaryFile("w+", prefix="pagealloc-record-", suffix=".log", delete=False) if quiet else None
     try:
         proc = subprocess.Popen(run.argv, cwd=run.cwd, env=run.env, pass_fds=run.pass_fds, stdin=subprocess.DEVNULL,
@@ -480,11 +480,10 @@ def record(
         command = ["pagealloc", "record", "-o", out, *(["--name", name] if name else []), *options, "--", *argv]
         generator = {"name": "pagealloc record", "command": shlex.join(command)}
         if cpu_wait is not None:
-            generator["cpu_wait"] = cpu_wait
-            if go == "1.14" and cpu_wait.get("other_cpu_share", 0) > BUSY_SHARE and cpu_wait["wall_ns"] >= 100_000_000:
-                print(f"pagealloc: note: other processes used {cpu_wait['other_cpu_share']:.0%} of this machine's CPUs "
-                      "while the program ran; the background scavenger's crit (TLB shootdowns) and pace depend on "
-                      "that: record on an idle machine for a reference to compare replays with", file=sys.stderr)
+            generator[GENERATOR_KEY] = cpu_wait
+            note = busy_note(cpu_wait) if go == "1.14" else None
+            if note:
+                print(note, file=sys.stderr)
         try:
             return runtime.imported(target, out, name or target.name, generator)
         except UserError as e:  # keep the recording, and name it rather than the temporary copy

@@ -47,3 +47,14 @@ def test_machine_busy_ns_counts_up():
     exec(BURN.replace("0.4", "0.05"))
     b = cpuwait.machine_busy_ns()
     assert a is not None and b > a
+
+
+def test_a_recordings_load_is_read_back_and_a_busy_one_is_named():
+    summary = {"cpus": 2, "wall_ns": 500_000_000, "cpu_ns": 10**9, "runqueue_wait_ns": 0, "wait_share": 0.0,
+               "other_cpu_share": 0.52}
+    assert cpuwait.recorded_load({"generator": {cpuwait.GENERATOR_KEY: summary}}) == summary
+    assert cpuwait.recorded_load({"generator": {"name": "pagealloc import"}}) is None
+    assert cpuwait.recorded_load({}) is None
+    assert "other processes used 52% of this machine's CPUs" in cpuwait.busy_note(summary)
+    assert cpuwait.busy_note({**summary, "other_cpu_share": cpuwait.BUSY_SHARE}) is None  # not above the bound
+    assert cpuwait.busy_note({**summary, "wall_ns": cpuwait.BUSY_MIN_WALL_NS - 1}) is None  # too short to say

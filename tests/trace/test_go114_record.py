@@ -100,14 +100,14 @@ def test_a_fresh_recording_of_the_service_program_stays_within_the_background_bo
     from pathlib import Path
 
     from pagealloc.trace import trace_metadata
-    from pagealloc.trace.cpuwait import BUSY_SHARE
+    from pagealloc.trace.cpuwait import BUSY_SHARE, recorded_load
 
     out = tmp_path / "svc.parquet"
     service = Path(__file__).resolve().parents[2] / "traces" / "workloads" / "service"
     assert main(["record", "--go", "1.14", "--gomaxprocs", "4", "-o", str(out), "--", str(service)]) == 0
     capfd.readouterr()
-    load = trace_metadata(out)["generator"]["cpu_wait"]
-    assert 0 <= load["other_cpu_share"] <= 1 and load["cpu_ns"] > 0, load
+    load = recorded_load(trace_metadata(out))
+    assert load is not None and 0 <= load["other_cpu_share"] <= 1 and load["cpu_ns"] > 0, load
     r = pagealloc.replay(out, "go1.14")
     ref = r.reference
     assert ref.released_background_count > 500, "the service program's scavenger ran too little to judge"
