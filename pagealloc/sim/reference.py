@@ -72,15 +72,22 @@ def ratio(model, real) -> float | None:
     return model / real
 
 
-def recorded_end_ns(metadata: dict) -> int:
-    """When the recorded program exited, on the trace's clock (the reference's last retained sample is
+MAX_IDLE_TAIL_NS = 600 * 10**9  # a recorded program idles at most this long after its last heap event
+
+
+def recorded_end_ns(metadata: dict, label: str, last_row_ns: int) -> int:
+    """When the recorded program exited, on the trace's clock (its reference's last retained sample is
     its end record); 0 when the trace does not say.  A program may run on after its last heap event
-    (burst-idle idles 200 ms), and the background scavenger with it."""
-    timeline = (metadata.get("reference") or {}).get("retained_timeline")
-    if not isinstance(timeline, list) or not timeline or not isinstance(timeline[-1], list):
+    (burst-idle idles 200 ms), and the background scavenger with it; UserError for an end so far past
+    ``last_row_ns`` that stepping the scavenger through it would take the replay forever."""
+    ref = reference_of(metadata, label)
+    end = ref["retained_timeline"][-1][0] if ref and ref["retained_timeline"] else 0
+    if not isinstance(end, int) or end <= 0:
         return 0
-    end = timeline[-1][0]
-    return end if isinstance(end, int) and end > 0 else 0
+    if end - last_row_ns > MAX_IDLE_TAIL_NS:
+        raise UserError(f"{label}: metadata reference: the program's end ({end / 1e9:,.3f} s) is more than "
+                        f"{MAX_IDLE_TAIL_NS // 10**9} s after its last row ({last_row_ns / 1e9:,.3f} s)")
+    return end
 
 
 def reference_record(metadata: dict, result, label: str) -> Reference | None:
@@ -230,13 +237,10 @@ def heap_walk(trace) -> HeapWalk:
 
 def _background_park_times(trace) -> list[int]:
     """When the real background scavenger parked (its side table; none in older recordings)."""
-    from pagealloc.trace import scavenger_iterations
+    from pagealloc.trace.read import iterations_where, scavenger_iterations
 
     table = scavenger_iterations(trace)
-    if table is None:
-        return []
-    outcome, ts = table.column("outcome").to_pylist(), table.column("ts").to_pylist()
-    return [t for o, t in zip(outcome, ts) if o == "park"]
+    return iterations_where(table, "park", "ts") if table is not None else []
 
 
 def _searched_in_vain(heap: MHeap) -> None:

@@ -128,10 +128,7 @@ def replay(
                 progress(row)
         if row == 0:
             raise UserError(f"{where}: the trace has no events")
-        end_ns = recorded_end_ns(meta)
-        if end_ns - engine.last_ts > MAX_IDLE_TAIL_NS:  # the scavenger would step through all of it
-            raise UserError(f"{where}: metadata reference: the program's end ({end_ns / 1e9:,.3f} s) is more than "
-                            f"{MAX_IDLE_TAIL_NS // 10**9} s after its last row ({engine.last_ts / 1e9:,.3f} s)")
+        end_ns = recorded_end_ns(meta, where, engine.last_ts)
         result = engine.finish(label, time.perf_counter() - t0, end_ns)
         result.reference = reference_record(meta, result, where)  # go1.14-runtime traces
         if config.check:
@@ -141,19 +138,15 @@ def replay(
     return result
 
 
-MAX_IDLE_TAIL_NS = 600 * 10**9  # a recorded program idles at most this long after its last heap event
-
-
 def recorded_crits(trace, where: str) -> list:
     """The crit (ns) the Go 1.14.6 runtime measured for each background release that slept, in order."""
-    from pagealloc.trace.read import scavenger_iterations
+    from pagealloc.trace.read import iterations_where, scavenger_iterations
 
     table = scavenger_iterations(trace)
     if table is None or table.num_rows == 0:
         raise UserError(f"{where}: --scavenger-crit recorded needs a Go 1.14.6 recording with its scavenger "
                         "iterations (format v3), and this trace has none")
-    outcome = np.array(table.column("outcome").to_pylist())
-    return table.column("crit_ns").to_numpy()[outcome == "sleep"].tolist()
+    return iterations_where(table, "sleep", "crit_ns")
 
 
 def p_schedule_of(trace, gomaxprocs: int | None, cost: CostModel | None = None) -> PSchedule:

@@ -28,6 +28,7 @@ from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pagealloc.errors import UserError
 from pagealloc.trace.format import (
@@ -336,6 +337,12 @@ def sched_events(source) -> pa.Table | None:
 def scavenger_iterations(source) -> pa.Table | None:
     """The background scavenger's iterations as the runtime ran them (see format.SIDE_TABLES); None without."""
     return side_table(source, "scavenger_iterations")
+
+
+def iterations_where(iterations: pa.Table, outcome: str, column: str) -> list:
+    """``column`` of the scavenger's iterations (``scavenger_iterations``) whose ``outcome`` is ``sleep``
+    (it released and slept) or ``park``, in order."""
+    return iterations.filter(pc.equal(iterations.column("outcome"), outcome)).column(column).to_pylist()
 
 
 def read_trace(source) -> pa.Table:
