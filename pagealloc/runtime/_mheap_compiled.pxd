@@ -49,9 +49,14 @@ cdef class MHeap:
     # the compiled replay's ReplayHeap (sim/_replay_heap.pxi) overrides these two with C bitmaps
     cpdef long long _first_touch(self, long long base, long long npages) except? -1
     cpdef long long _first_lazyfree(self, long long base, long long npages) except? -1
-    @cython.locals(price=Prices, nbytes="long long", extra="long long", again="long long", first="long long",
-                   last="long long", h="long long", split=bint)
+    @cython.locals(addr="long long", nbytes="long long")
     cpdef long long _madvise_ns(self, tuple call, long long first_free=*) except? -1
+    @cython.locals(price=Prices, extra="long long", again="long long")
+    cpdef long long _release_ns(self, bint dontneed, long long nbytes, long long first_free) except? -1
+    @cython.locals(first="long long", h="long long")
+    cpdef long long _hugepage_ns(self, long long addr, long long nbytes) except? -1
+    @cython.locals(first="long long", h="long long", split=bint)
+    cpdef long long _nohugepage_ns(self, long long addr, long long nbytes) except? -1
     @cython.locals(price=Prices, fresh="long long", released="long long", touch="long long", after_ns="long long")
     cpdef _account_alloc(self, long long npages, long long scav, long long base=*, bint manual=*)
     @cython.locals(lock=HeapLock)

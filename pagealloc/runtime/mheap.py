@@ -373,34 +373,51 @@ class MHeap:
     def _madvise_ns(self, call: tuple[str, int, int], first_free: int = 0) -> int:
         """The price of one madvise call (advice, addr, bytes) from the cost table; ``first_free``:
         bytes of an MADV_FREE range that go to the lazyfree list for the first time."""
-        advice, _, nbytes = call
+        advice, addr, nbytes = call
+        if advice == MADV_FREE or advice == MADV_DONTNEED:
+            return self._release_ns(advice == MADV_DONTNEED, nbytes, first_free)
+        if advice == MADV_HUGEPAGE:
+            return self._hugepage_ns(addr, nbytes)
+        return self._nohugepage_ns(addr, nbytes)
+
+    def _release_ns(self, dontneed: bool, nbytes: int, first_free: int) -> int:
+        """_madvise_ns of a release: MADV_DONTNEED (``dontneed``) or MADV_FREE of nbytes, with the TLB
+        shootdown while another CPU runs the process and the background scavenger's cold start."""
         price = self.price
         self.madvise_calls += 1
         extra = price.tlb_shootdown_ns if self.tlb_peers else 0
-        if advice in (MADV_FREE, MADV_DONTNEED) and self.cold_ns and self.lock.holder == SCAVENGER:
+        if self.cold_ns and self.lock.holder == SCAVENGER:
             extra += self.cold_ns  # the background scavenger's first release since it woke
             self.cold_ns = 0
-        if advice == MADV_FREE:
-            again = (nbytes - first_free) // PHYS_4K
-            return (price.madvise_free_call_ns + price.madvise_free_page_ns * again
-                    + price.madvise_free_first_page_ns * (first_free // PHYS_4K) + extra)
-        if advice == MADV_DONTNEED:
+        if dontneed:
             return price.madvise_call_ns + price.madvise_page_ns * (nbytes // PHYS_4K) + extra
-        # MADV_HUGEPAGE / MADV_NOHUGEPAGE: a flag on the mapping.  Setting NOHUGEPAGE where it is not set
-        # yet splits the VMA (sysUsed's HUGEPAGE on whole huge pages clears it again, merging them back).
-        # Huge page by huge page, in loops the compiled copy runs in C.
-        first = call[1] // self.phys_huge_page_size
-        last = first + nbytes // self.phys_huge_page_size
-        if advice == MADV_HUGEPAGE:
-            for h in range(first, last):
-                self.nohugepage.discard(h)
-            return price.madvise_hugepage_ns
+        again = (nbytes - first_free) // PHYS_4K
+        return (price.madvise_free_call_ns + price.madvise_free_page_ns * again
+                + price.madvise_free_first_page_ns * (first_free // PHYS_4K) + extra)
+
+    # MADV_HUGEPAGE / MADV_NOHUGEPAGE: a flag on the mapping.  Setting NOHUGEPAGE where it is not set yet
+    # splits the VMA (sysUsed's HUGEPAGE on whole huge pages clears it again, merging them back).  Huge
+    # page by huge page, in loops the compiled copy runs in C.
+
+    def _hugepage_ns(self, addr: int, nbytes: int) -> int:
+        """_madvise_ns of MADV_HUGEPAGE on [addr, addr+nbytes): the flag cleared on each huge page."""
+        self.madvise_calls += 1
+        first = addr // self.phys_huge_page_size
+        for h in range(first, first + nbytes // self.phys_huge_page_size):
+            self.nohugepage.discard(h)
+        return self.price.madvise_hugepage_ns
+
+    def _nohugepage_ns(self, addr: int, nbytes: int) -> int:
+        """_madvise_ns of MADV_NOHUGEPAGE on [addr, addr+nbytes): the flag set on each huge page, a VMA
+        split where one had not had it yet."""
+        self.madvise_calls += 1
+        first = addr // self.phys_huge_page_size
         split = False
-        for h in range(first, last):
+        for h in range(first, first + nbytes // self.phys_huge_page_size):
             if h not in self.nohugepage:
                 self.nohugepage.add(h)
                 split = True
-        return price.madvise_hugepage_ns + (price.vma_split_ns if split else 0)
+        return self.price.madvise_hugepage_ns + (self.price.vma_split_ns if split else 0)
 
     def _account_alloc(self, npages: int, scav: int, base: int = 0, manual: bool = False) -> None:
         """Memstats of a new span; if it holds released pages, Go's sysUsed.

@@ -5,8 +5,8 @@
 # and ``lazyfree`` (pages released with MADV_FREE at least once) -- as eight uint64 words per chunk in C
 # instead of mheap.py's dicts of 512-bit ints, and the methods that read and write them ported line by
 # line: _first_touch and _first_lazyfree (mheap.py's mark_pages), and _sys_unused, the release every
-# scavenge makes (Go's sysUnused, mem_linux.py, priced as mheap.py's _madvise_ns prices its calls, in C:
-# no list of call tuples).  Everything else is MHeap's, and MHeap's compiled code and the compiled core
+# scavenge makes (Go's sysUnused, mem_linux.py, its calls priced by mheap.py's _nohugepage_ns and
+# _release_ns, in C: no list of call tuples).  Everything else is MHeap's, and MHeap's compiled code and the compiled core
 # call these through MHeap's vtable and _sys_unused's wrapper.  Lock contract: mheap.py's (_first_touch
 # runs after allocSpan unlocks; _first_lazyfree and _sys_unused under the lock, in scavengeRangeLocked).
 
@@ -92,7 +92,7 @@ cdef class ReplayHeap(MHeap):
 
     cpdef _sys_unused(self, long long addr, long long nbytes):
         """mheap.py's _sys_unused: pageAlloc released [addr, addr+nbytes): madvise (mem_linux.sys_unused's
-        calls, each priced and counted as _madvise_ns does), and heap_released grows."""
+        calls, each priced and counted by MHeap's _nohugepage_ns and _release_ns), and heap_released grows."""
         cdef long long huge = self.phys_huge_page_size, head = 0, tail = 0, first_free = 0
         self.heap_released += nbytes
         if self.heap_released > self.heap_sys:
@@ -105,42 +105,13 @@ cdef class ReplayHeap(MHeap):
             if (addr + nbytes) & (huge - 1):
                 tail = (addr + nbytes - 1) & ~(huge - 1)
             if head != 0 and head + huge == tail:  # adjacent: one call for both
-                self._nohugepage(head, 2 * huge)
+                self.meter_ns += self._nohugepage_ns(head, 2 * huge)
             else:
                 if head != 0:
-                    self._nohugepage(head, huge)
+                    self.meter_ns += self._nohugepage_ns(head, huge)
                 if tail != 0 and tail != head:
-                    self._nohugepage(tail, huge)
-        self._release(nbytes, first_free)  # MADV_FREE, or MADV_DONTNEED
+                    self.meter_ns += self._nohugepage_ns(tail, huge)
+        self.meter_ns += self._release_ns(self.madvdontneed, nbytes, first_free)  # MADV_FREE, or MADV_DONTNEED
         path = "forced" if self.forced else "background" if self.lock.holder == SCAVENGER else "growth"
         self.released_by[path] += nbytes
         self.releases_by[path] += 1
-
-    cdef int _nohugepage(self, long long addr, long long nbytes) except -1:
-        """_madvise_ns of an MADV_NOHUGEPAGE call: the flag set on each huge page of the range, a VMA split
-        where one had not had it yet."""
-        cdef long long h, huge = self.phys_huge_page_size
-        cdef bint split = False
-        self.madvise_calls += 1
-        for h in range(addr // huge, addr // huge + nbytes // huge):
-            if h not in self.nohugepage:
-                self.nohugepage.add(h)
-                split = True
-        self.meter_ns += self.price.madvise_hugepage_ns + (self.price.vma_split_ns if split else 0)
-        return 0
-
-    cdef int _release(self, long long nbytes, long long first_free) except -1:
-        """_madvise_ns of the release itself (MADV_DONTNEED under madvdontneed, else MADV_FREE), with the
-        shootdown and the background scavenger's cold start."""
-        cdef Prices price = self.price
-        cdef long long extra = price.tlb_shootdown_ns if self.tlb_peers else 0
-        self.madvise_calls += 1
-        if self.cold_ns and self.lock.holder == SCAVENGER:
-            extra += self.cold_ns  # the background scavenger's first release since it woke
-            self.cold_ns = 0
-        if self.madvdontneed:
-            self.meter_ns += price.madvise_call_ns + price.madvise_page_ns * (nbytes // PHYS_4K) + extra
-        else:
-            self.meter_ns += (price.madvise_free_call_ns + price.madvise_free_page_ns * ((nbytes - first_free) // PHYS_4K)
-                              + price.madvise_free_first_page_ns * (first_free // PHYS_4K) + extra)
-        return 0
