@@ -45,6 +45,7 @@ class BackgroundScavenger:
         self.version = 0
         self.send = None
         self.sleep_start = 0
+        self.last_release = 0  # when its last release ended (its sleep began): what went cold since
         self.cpu_ns = 0
         self.step()  # runs up to its first PARK
         self.heap.lock.running(MUTATOR)
@@ -63,7 +64,7 @@ class BackgroundScavenger:
             return
         if self.state == SLEEPING:
             self.send = self.time - self.sleep_start
-            heap.cold_ns = cost.cold_ns(self.send)
+            heap.cold_ns = cost.cold_ns(self.time - self.last_release)
         if not self.on_p and engine.psched is not None:  # exact timers: it needs no P
             engine.host_begin(self.host)
             self.on_p = True
@@ -89,7 +90,7 @@ class BackgroundScavenger:
             self.crits.add(req[2])
             engine.host_end(self.host, self.time)
             self.on_p = False
-            self.sleep_start = self.time
+            self.sleep_start = self.last_release = self.time
             self.state = SLEEPING
             sched = engine.psched
             if sched is None:  # no Ps' schedule (the engine driven alone): it wakes on time
@@ -139,5 +140,5 @@ class BackgroundScavenger:
         self.host = host
         self.time = self.engine.p_free(host, run)
         if parked:
-            self.heap.cold_ns = self.cost.cold_ns(self.time - self.sleep_start)
+            self.heap.cold_ns = self.cost.cold_ns(self.time - self.last_release)
         self.schedule()
