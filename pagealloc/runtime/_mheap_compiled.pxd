@@ -23,7 +23,8 @@ cdef class MHeap:
     cdef public long long phys_page_size, phys_huge_page_size
     cdef public bint madvdontneed
     cdef public Prices price
-    cdef public long long madvise_calls, tlb_peers
+    cdef public long long madvise_calls, tlb_peers, tlb_p, op_ns
+    cdef public object tlb_probe
     cdef public dict touched, lazyfree, pcache, mspancache
     cdef public set nohugepage
     cdef public object next_gc, last_next_gc, last_heap_inuse, gogc, retain_extra_percent, scavenge_goal
@@ -51,6 +52,7 @@ cdef class MHeap:
     cpdef long long _first_lazyfree(self, long long base, long long npages) except? -1
     @cython.locals(addr="long long", nbytes="long long")
     cpdef long long _madvise_ns(self, tuple call, long long first_free=*) except? -1
+    cpdef long long _tlb_peers_now(self) except? -1
     @cython.locals(price=Prices, extra="long long", again="long long")
     cpdef long long _release_ns(self, bint dontneed, long long nbytes, long long first_free) except? -1
     @cython.locals(first="long long", h="long long")

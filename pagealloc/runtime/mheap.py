@@ -186,9 +186,15 @@ class MHeap:
         # huge pages (address // phys_huge_page_size) whose mapping carries MADV_NOHUGEPAGE (not in Go: the
         # kernel's VMA flags).  sysUnused setting it on a huge page without it splits the VMA there.
         self.nohugepage: set[int] = set()
-        # Other CPUs running threads of this process now (not in Go: the kernel's mm_cpumask).  A madvise
-        # that unmaps pages waits for their TLBs to be shot down (CostModel.tlb_shootdown_ns).  Set by
-        # whoever drives the heap: the simulation, from the Ps' schedule, around the background scavenger.
+        # Other CPUs running threads of this process (not in Go: the kernel's mm_cpumask).  A madvise that
+        # unmaps pages waits for their TLBs to be shot down (CostModel.tlb_shootdown_ns), whoever makes
+        # it: the background scavenger, a heap growth's scavenge, FreeOSMemory.  ``tlb_probe``: the Ps'
+        # schedule the simulation follows (``others_running(p, t)``), asked at each such madvise about
+        # P ``tlb_p``, the one making the heap's current operation, which took the lock at ``op_ns``.
+        # Without a probe, ``tlb_peers`` is the answer (0: none; tests set it).
+        self.tlb_probe = None
+        self.tlb_p = 0
+        self.op_ns = 0
         self.tlb_peers = 0
         # What the background scavenger's next release adds for the caches and TLBs its sleep let go
         # cold (CostModel.cold_ns); set by the simulation when it wakes, spent by its first madvise.
@@ -385,7 +391,7 @@ class MHeap:
         shootdown while another CPU runs the process and the background scavenger's cold start."""
         price = self.price
         self.madvise_calls += 1
-        extra = price.tlb_shootdown_ns if self.tlb_peers else 0
+        extra = price.tlb_shootdown_ns if self._tlb_peers_now() else 0
         if self.cold_ns and self.lock.holder == SCAVENGER:
             extra += self.cold_ns  # the background scavenger's first release since it woke
             self.cold_ns = 0
@@ -394,6 +400,14 @@ class MHeap:
         again = (nbytes - first_free) // PHYS_4K
         return (price.madvise_free_call_ns + price.madvise_free_page_ns * again
                 + price.madvise_free_first_page_ns * (first_free // PHYS_4K) + extra)
+
+    def _tlb_peers_now(self) -> int:
+        """How many other CPUs run this process's threads as the current operation's madvise is made
+        (``op_ns`` plus the operation's cost so far), by the simulation's Ps' schedule."""
+        probe = self.tlb_probe
+        if probe is None:
+            return self.tlb_peers
+        return probe.others_running(self.tlb_p, self.op_ns + self.meter_ns)
 
     # MADV_HUGEPAGE / MADV_NOHUGEPAGE: a flag on the mapping.  Setting NOHUGEPAGE where it is not set yet
     # splits the VMA (sysUsed's HUGEPAGE on whole huge pages clears it again, merging them back).  Huge

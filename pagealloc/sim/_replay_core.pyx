@@ -470,6 +470,7 @@ cdef class Replay:
         self.holds = Histogram()
         self.latency = Histogram()
         self.psched = psched
+        self.heap.tlb_probe = psched if psched is not None and cost.tlb_shootdown_ns else None
         self.scavenger = BackgroundScavenger(self, self.bg_locked, config.scavenge_percent)
         self.events = 0
         self.skipped = 0
@@ -573,6 +574,13 @@ cdef class Replay:
         self.lock_line.hold(start + wait, start + wait + hold, a.pid)
         return start + stall + spent + self.lock_ns
 
+    cdef int _op_at(self, Actor a, long long start) except -1:
+        """engine.py's _op_at: whose operation the heap runs next, and when it would hold the lock."""
+        cdef long long busy = self.lock_line.busy_until
+        self.heap.op_ns = start if start >= busy else busy
+        self.heap.tlb_p = a.pid
+        return 0
+
     cdef bint _forced_step(self, Actor a, ForcedSteps steps) except -1:
         """engine.py's _forced_steps, FreeOSMemory dropping the lock per step (mode ``unlocked``), over
         MHeap.scavenge_all_steps (mheap.py): the two generators unrolled, one resumption of both per call.
@@ -583,6 +591,7 @@ cdef class Replay:
         cdef long long start = a.free_at, acquisitions = lock.acquisitions
         if steps.done:  # scavenge_all_steps: ``if released == 0: return total``
             return False
+        self._op_at(a, start)
         heap.forced = True
         try:
             if not steps.reset:  # the scavenge-address reset under the lock
@@ -836,6 +845,7 @@ cdef class Replay:
                 self._wake_next_in_order(row + 1, start)
         a.pop()
         self.pending -= 1
+        self._op_at(a, start)
         lock = heap.lock
         acquisitions = lock.acquisitions
         if code == OP_ALLOC:

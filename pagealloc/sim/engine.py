@@ -104,6 +104,7 @@ class Replay:
         self.holds = Histogram()
         self.latency = Histogram()
         self.psched = psched
+        heap.tlb_probe = psched if psched is not None and cost.tlb_shootdown_ns else None
         self.scavenger = BackgroundScavenger(self, self.bg_locked, config.scavenge_percent)
         # metrics
         self.events = 0
@@ -195,6 +196,7 @@ class Replay:
         while True:
             start = a.free_at
             acquisitions = lock.acquisitions
+            self._op_at(a, start)
             try:
                 next(steps)
             except StopIteration:
@@ -381,6 +383,12 @@ class Replay:
             if closed and not a.queue and a.pid >= 0 and not self.trace_done:
                 self.horizon = min(self.horizon, a.free_at)
 
+    def _op_at(self, a: Actor, start: int) -> None:
+        """Tell the heap whose operation it runs next, and when it would hold the lock (for the TLB
+        shootdowns of its releases: MHeap._tlb_peers_now)."""
+        busy = self.lock_line.busy_until
+        self.heap.op_ns, self.heap.tlb_p = (start if start >= busy else busy), a.pid
+
     def _continue_steps(self, a: Actor) -> None:
         self.heap.lock.running(MUTATOR)
         try:
@@ -416,6 +424,7 @@ class Replay:
                 self._wake_next_in_order(row + 1, start)
         a.queue.popleft()
         self.pending -= 1
+        self._op_at(a, start)
         lock = heap.lock
         acquisitions = lock.acquisitions
         spans = self.spans

@@ -109,10 +109,8 @@ class BackgroundScavenger:
         grant = self.time if self.time >= line.busy_until else line.busy_until
         heap.clock.now = grant
         heap.lock.running(SCAVENGER)
-        sched = engine.psched
-        heap.tlb_peers = sched.others_running(self.host, grant) if sched is not None and cost.tlb_shootdown_ns else 0
+        heap.op_ns, heap.tlb_p = grant, self.host  # its M is its host's: the others' Ms take the shootdown
         req = self.gen.send(None)
-        heap.tlb_peers = 0
         if req != UNLOCKED:
             raise InvariantError(f"the background scavenger yielded {req!r} while holding the heap lock")
         hold = heap.drain_meter() + cost.lock_ns
