@@ -89,6 +89,35 @@ def test_an_unmapping_madvise_pays_the_tlb_shootdown_while_another_cpu_runs_the_
     assert shared[1] - alone[1] == cost.tlb_shootdown_ns > 0
 
 
+def test_every_release_asks_the_ps_schedule_who_else_runs_as_it_is_made():
+    """With a probe (the simulation's Ps' schedule), the shootdown is priced per release whoever makes it:
+    asked about the P making the operation (tlb_p), at the time it took the lock (op_ns) plus what the
+    operation has cost so far.  Its own P running does not count; another one does."""
+    from pagealloc.runtime.mheap import MHeap
+
+    class Schedule:  # P 1 runs from 5,000 ns on; P 0 makes the release
+        asked = []
+
+        def others_running(self, p, t):
+            self.asked.append((p, t))
+            return sum(1 for q in (0, 1) if q != p and (q == 0 or t >= 5_000))
+
+    cost = CostModel()
+    heap = MHeap(cost=cost)
+    heap.tlb_probe, heap.tlb_p = Schedule(), 0
+    release = (MADV_FREE, B, 8192)
+    heap.op_ns, heap.meter_ns = 1_000, 0
+    early = heap._madvise_ns(release)
+    heap.op_ns, heap.meter_ns = 1_000, 4_000  # the operation's earlier work takes it to 5,000 ns
+    late = heap._madvise_ns(release)
+    assert late - early == cost.tlb_shootdown_ns
+    assert Schedule.asked == [(0, 1_000), (0, 5_000)]
+    heap.tlb_p = 1  # P 1's own release, P 0 running
+    assert heap._madvise_ns(release) == late
+    heap.tlb_probe, heap.tlb_peers = None, 0  # no schedule: the fixed answer
+    assert heap._madvise_ns(release) == early
+
+
 def test_madv_free_prices_a_resident_page_it_meets_for_the_first_time_higher():
     """The first MADV_FREE of a written page moves it to the kernel's lazyfree list; a page freed before
     (and written since) or never written costs madvise_free_page_ns."""
