@@ -133,6 +133,30 @@ def _steal_points(ts: np.ndarray, state: np.ndarray) -> list:
     return ts[idle & ran].tolist()
 
 
+def _stops(ts: np.ndarray, state: np.ndarray, stopped: np.ndarray) -> tuple[list, list]:
+    """One P's stops for the world, as (begin, end) lists: from the reschedule point whose scheduler
+    stretch leads into ``stopped`` (its goroutine stopped for the stop-the-world) to the first state
+    after the stopped stretch (start-the-world)."""
+    begins, ends = [], []
+    n = len(ts)
+    k = 0
+    while k < n:
+        if not stopped[k]:
+            k += 1
+            continue
+        b = k
+        while b > 0 and state[b - 1] == SCHED and not stopped[b - 1]:
+            b -= 1
+        e = k
+        while e < n and stopped[e]:
+            e += 1
+        if e < n:
+            begins.append(int(ts[b]))
+            ends.append(int(ts[e]))
+        k = e
+    return begins, ends
+
+
 def without_scavenger(ts: np.ndarray, state: np.ndarray, scavenger: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One P's recorded states with the real scavenger's runs taken out: the model runs its own
     scavenger, so the recorded one must not make the P look busy, nor decide when a timer fires or a
@@ -166,7 +190,7 @@ class PSchedule:
     """
 
     def __init__(self, ts: list, state: list, derived: bool, *, netpoll_late_ns: int = NETPOLL_LATE_NS,
-                 sysmon_late_ns: int = SYSMON_LATE_NS) -> None:
+                 sysmon_late_ns: int = SYSMON_LATE_NS, stops: list | None = None) -> None:
         arrays = [(np.asarray(tt, dtype=np.int64), np.asarray(ss, dtype=np.int64)) for tt, ss in zip(ts, state)]
         # Python ints in lists (bisect over them is the hot query), converted in C by numpy
         self.ts = [tt.tolist() for tt, _ in arrays]
@@ -178,6 +202,8 @@ class PSchedule:
         # other Ps' run queues (an idle entry after start-the-world is procresize's pidleput: it is not)
         self.steal_points = [_steal_points(tt, ss) for tt, ss in arrays]
         self.derived = derived
+        # per P, its stops for the world (``_stops``: begin and end lists; recorded schedules only)
+        self.stops = stops or [([], []) for _ in range(self.nprocs)]
         self.netpoll_late_ns, self.sysmon_late_ns = netpoll_late_ns, sysmon_late_ns
         self.cycles: list = []  # derived: (gc row time, the cycle's last free or None), in time order
         self.cycle_starts: list = []  # their gc row times
@@ -197,15 +223,17 @@ class PSchedule:
         index = names.indices.to_numpy(zero_copy_only=False) if len(names) else np.zeros(0, np.int64)
         state = codes[index]
         scavenger = index == labels.index("scavenger") if "scavenger" in labels else np.zeros(len(index), bool)
+        stopped = index == labels.index("stopped") if "stopped" in labels else np.zeros(len(index), bool)
         n = max(gomaxprocs, int(p.max()) + 1 if len(p) else 1)
-        per_ts, per_state = [], []
+        per_ts, per_state, stops = [], [], []
         for q in range(n):
             m = p == q
             per_ts.append(ts[m])
             per_state.append(state[m])
+            stops.append(_stops(ts[m], state[m], stopped[m]))
             if scavenger[m].any():
                 per_ts[-1], per_state[-1] = without_scavenger(per_ts[-1], per_state[-1], scavenger[m])
-        return cls(per_ts, per_state, derived=False, **late)
+        return cls(per_ts, per_state, derived=False, stops=stops, **late)
 
     @classmethod
     def from_rows(cls, ts, p, gomaxprocs: int, op=None, **late) -> "PSchedule":
@@ -245,6 +273,13 @@ class PSchedule:
         ts = self.ts[p]
         i = bisect_right(ts, t)
         return ts[i] if i < len(ts) else t
+
+    def after_stop(self, p: int, t: int) -> int:
+        """t, or when the world restarts if P p is stopping or stopped for it at t: a goroutine stopped
+        for a stop-the-world leaves its P in schedule()'s gcstopm, before that checks timers."""
+        begins, ends = self.stops[p] if 0 <= p < self.nprocs else ([], [])
+        i = bisect_right(begins, t) - 1
+        return ends[i] if i >= 0 and t < ends[i] else t
 
     def next_reschedule(self, p: int, t: int) -> int | None:
         """The first time >= t at which P p's goroutine stops (None: never, in the trace)."""
@@ -295,17 +330,26 @@ class PSchedule:
 
     def fire(self, p: int, slept_from: int, deadline: int) -> tuple[int, int, str]:
         """(when, on which P, by what) the scavenger runs again after sleeping on a timer of P ``p``
-        from ``slept_from`` until ``deadline``."""
+        from ``slept_from`` until ``deadline``.  No timer runs while the world is stopped: one due
+        then, or on a P whose goroutine stops for it, runs when the world restarts."""
+        restart = self.after_stop(p, deadline)
+        if restart != deadline:
+            return restart, p, "start_the_world"
         state = self.state_at(p, deadline)
         if state == SCHED:  # p is in the scheduler: its checkTimers runs before it starts what comes next
-            return self.sched_end(p, deadline), p, "reschedule"
+            t = self.sched_end(p, deadline)
+            restart = self.after_stop(p, t)
+            return (restart, p, "start_the_world") if restart != t else (t, p, "reschedule")
         if state == RUNNING:  # rule 1: only p runs its timers, at its next reschedule (or preemption)
             since = self.running_since(p, deadline)
             preempt = since + FORCE_PREEMPT_NS * (1 + (deadline - since) // FORCE_PREEMPT_NS)
             r = self.next_reschedule(p, deadline)
             if self.derived and (r is None or r > preempt):
                 return preempt, p, "preempt"
-            return (r, p, "reschedule") if r is not None else (deadline, p, "reschedule")
+            if r is None:
+                return deadline, p, "reschedule"
+            restart = self.after_stop(p, r)
+            return (restart, p, "start_the_world") if restart != r else (r, p, "reschedule")
         if not self.any_running(deadline):  # rule 3: sysmon
             return deadline + self.sysmon_late_ns, self.an_idle_p(p, deadline), "sysmon"
         # rule 2: an M blocked in netpoll since p went idle, whole milliseconds; or a P going idle steals it

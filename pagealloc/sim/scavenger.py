@@ -46,6 +46,7 @@ class BackgroundScavenger:
         self.send = None
         self.sleep_start = 0
         self.last_release = 0  # when its last release ended (its sleep began): what went cold since
+        self.timer_fires = 0  # while it sleeps: when its timer fires (a GC before then finds it parked)
         self.cpu_ns = 0
         self.step()  # runs up to its first PARK
         self.heap.lock.running(MUTATOR)
@@ -95,8 +96,10 @@ class BackgroundScavenger:
             sched = engine.psched
             if sched is None:  # no Ps' schedule (the engine driven alone): it wakes on time
                 self.time += req[1]
+                self.timer_fires = self.time
                 return
             fired, self.host, how = sched.fire(self.host, self.time, self.time + req[1])
+            self.timer_fires = fired
             self.fired_by[how] += 1
             self.time = engine.p_free(self.host, fired)
 
@@ -125,15 +128,17 @@ class BackgroundScavenger:
 
     def wake(self, t: int, p: int) -> None:
         """Go: wakeScavenger, from a GC's mark termination at ``t`` on P ``p`` — ends a park or a
-        sleep early.  It runs behind bgsweep (goschedule.after_gc), on a P that is free."""
+        sleep whose timer has not fired by ``t`` (stopTimer: it never fires; the scavenger runs when
+        the GC readied it even if the timer would have fired before).  It runs behind bgsweep
+        (goschedule.after_gc), on a P that is free."""
         sched = self.engine.psched
         run, host = sched.after_gc(p if p >= 0 else self.host, t) if sched is not None else (t, self.host)
         parked = False
         if self.state == PARKED:
             self.state = RESUME
             parked = True
-        elif not (self.state == SLEEPING and run < self.time):
-            return  # step() sends the run time - sleep start as the time slept
+        elif not (self.state == SLEEPING and t < self.timer_fires):
+            return  # its timer fired first: it is not parked (step() sends the time slept)
         self.fired_by["gc"] += 1
         self.host = host
         self.time = self.engine.p_free(host, run)

@@ -42,6 +42,21 @@ def test_a_timer_p_in_the_scheduler_fires_when_it_starts_its_next_goroutine():
     assert s.fire(0, 1500 * US, 3 * MS) == (6 * MS, 0, "reschedule")
 
 
+def test_no_timer_runs_while_the_world_is_stopped():
+    """A goroutine stopped for a stop-the-world leaves its P in schedule()'s gcstopm, before checkTimers:
+    a timer due on it then, or due during the stop, fires when the world restarts (its P back in the
+    scheduler), not at the stop."""
+    s = schedule([(0, 0, "user"), (0, 1, "user"), (5 * MS, 0, "sched"), (5 * MS, 1, "sched"),
+                  (5 * MS + 20 * US, 0, "stopped"), (5 * MS + 20 * US, 1, "stopped"),
+                  (5 * MS + 90 * US, 0, "sched"), (5 * MS + 90 * US, 1, "sched"),
+                  (5 * MS + 95 * US, 0, "user"), (5 * MS + 95 * US, 1, "user"), (20 * MS, 0, "sched")])
+    restart = 5 * MS + 90 * US
+    assert s.fire(0, 3 * MS, 4 * MS) == (restart, 0, "start_the_world")  # its P runs until the stop
+    assert s.fire(0, 3 * MS, 5 * MS + 10 * US) == (restart, 0, "start_the_world")  # due in the scheduler, before it
+    assert s.fire(0, 3 * MS, 5 * MS + 50 * US) == (restart, 0, "start_the_world")  # due while stopped
+    assert s.fire(0, 5 * MS + 95 * US, 6 * MS) == (20 * MS, 0, "reschedule")  # after it: rule 1 again
+
+
 def test_an_idle_timer_p_sleeps_whole_milliseconds_in_netpoll():
     """Rule 2: P1 idle since 1 ms, P0 busy: a 0.3 ms sleep from 1 ms becomes 1 ms, plus netpoll's lateness."""
     s = schedule([(0, 0, "user"), (0, 1, "user"), (1 * MS, 1, "idle")])
@@ -168,3 +183,29 @@ def test_the_schedule_derived_batch_by_batch_is_the_one_derived_at_once(data):
         fr = [i for i in range(g + 1, end) if op[i] == OP_FREE]
         cycles.append((int(ts[g]), int(ts[fr[-1]]) if fr else None))
     assert got.cycles == cycles
+
+
+def test_a_gc_wakes_a_sleeping_scavenger_whose_timer_has_not_fired_and_stops_the_timer():
+    """Go's wakeScavenger: stopTimer, then ready.  A GC before the timer fires decides when the
+    scavenger runs (behind bgsweep, after_gc), even where the stopped timer would have fired earlier;
+    a GC after the timer fired finds it not parked."""
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from pagealloc.sim import scavenger as S
+
+    def sleeping(timer_fires):
+        runs = []
+        engine = SimpleNamespace(psched=SimpleNamespace(after_gc=lambda p, t: (12 * MS, 1)),
+                                 p_free=lambda p, t: t, schedule_scavenger=lambda t, v: runs.append(t))
+        bg = object.__new__(S.BackgroundScavenger)
+        bg.engine, bg.state, bg.host, bg.version, bg.fired_by = engine, S.SLEEPING, 0, 0, Counter()
+        bg.time = bg.timer_fires = timer_fires
+        return bg, runs
+
+    bg, runs = sleeping(10 * MS)
+    bg.wake(5 * MS, 1)  # the timer was due at 10 ms, the GC's wake-up readies it behind bgsweep
+    assert (bg.time, bg.host, runs, bg.fired_by["gc"]) == (12 * MS, 1, [12 * MS], 1)
+    bg, runs = sleeping(4 * MS)
+    bg.wake(5 * MS, 1)  # its timer fired first
+    assert (bg.time, runs, bg.fired_by["gc"]) == (4 * MS, [], 0)
