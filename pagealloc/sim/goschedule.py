@@ -337,19 +337,14 @@ class PSchedule:
             return restart, p, "start_the_world"
         state = self.state_at(p, deadline)
         if state == SCHED:  # p is in the scheduler: its checkTimers runs before it starts what comes next
-            t = self.sched_end(p, deadline)
-            restart = self.after_stop(p, t)
-            return (restart, p, "start_the_world") if restart != t else (t, p, "reschedule")
+            return self._at_reschedule(p, self.sched_end(p, deadline))
         if state == RUNNING:  # rule 1: only p runs its timers, at its next reschedule (or preemption)
             since = self.running_since(p, deadline)
             preempt = since + FORCE_PREEMPT_NS * (1 + (deadline - since) // FORCE_PREEMPT_NS)
             r = self.next_reschedule(p, deadline)
             if self.derived and (r is None or r > preempt):
                 return preempt, p, "preempt"
-            if r is None:
-                return deadline, p, "reschedule"
-            restart = self.after_stop(p, r)
-            return (restart, p, "start_the_world") if restart != r else (r, p, "reschedule")
+            return self._at_reschedule(p, r) if r is not None else (deadline, p, "reschedule")
         if not self.any_running(deadline):  # rule 3: sysmon
             return deadline + self.sysmon_late_ns, self.an_idle_p(p, deadline), "sysmon"
         # rule 2: an M blocked in netpoll since p went idle, whole milliseconds; or a P going idle steals it
@@ -358,6 +353,12 @@ class PSchedule:
         if steal is not None and steal[0] < fired:
             return steal[0], steal[1], "steal"
         return fired, self.an_idle_p(p, fired), "netpoll"
+
+    def _at_reschedule(self, p: int, t: int) -> tuple[int, int, str]:
+        """``fire``'s answer for a timer P p's schedule() runs at its reschedule at t: then, or at
+        start-the-world when that reschedule is its goroutine stopping for a stop-the-world."""
+        restart = self.after_stop(p, t)
+        return (t, p, "reschedule") if restart == t else (restart, p, "start_the_world")
 
     def netpoll_return(self, p: int, slept_from: int, deadline: int) -> int:
         """When an M blocked in ``netpoll`` since P p went idle (or the sleep began) returns for a timer

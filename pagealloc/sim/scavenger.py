@@ -44,8 +44,7 @@ class BackgroundScavenger:
         self.time = 0
         self.version = 0
         self.send = None
-        self.sleep_start = 0
-        self.last_release = 0  # when its last release ended (its sleep began): what went cold since
+        self.last_release = 0  # when its last release ended, and so its sleep began: what went cold since
         self.timer_fires = 0  # while it sleeps: when its timer fires (a GC before then finds it parked)
         self.cpu_ns = 0
         self.step()  # runs up to its first PARK
@@ -64,8 +63,8 @@ class BackgroundScavenger:
             self._critical_section()
             return
         if self.state == SLEEPING:
-            self.send = self.time - self.sleep_start
-            heap.cold_ns = cost.cold_ns(self.time - self.last_release)
+            self.send = self.time - self.last_release  # the time slept
+            heap.cold_ns = cost.cold_ns(self.send)
         if not self.on_p and engine.psched is not None:  # exact timers: it needs no P
             engine.host_begin(self.host)
             self.on_p = True
@@ -79,10 +78,9 @@ class BackgroundScavenger:
         if req == LOCK:
             self.state = ACQUIRE
             return
-        heap.cold_ns = 0  # nothing released since it woke: the next wake-up prices its own sleep
+        heap.cold_ns = 0  # unspent (nothing released): the next wake-up prices the time since the last release
         if req == PARK:
             engine.host_end(self.host, self.time)
-            self.sleep_start = self.time
             self.on_p = False
             self.state = PARKED
             self.time = _INF
@@ -91,7 +89,7 @@ class BackgroundScavenger:
             self.crits.add(req[2])
             engine.host_end(self.host, self.time)
             self.on_p = False
-            self.sleep_start = self.last_release = self.time
+            self.last_release = self.time
             self.state = SLEEPING
             sched = engine.psched
             if sched is None:  # no Ps' schedule (the engine driven alone): it wakes on time
