@@ -46,6 +46,11 @@ class BackgroundScavenger:
         self.send = None
         self.last_release = 0  # when its last release ended, and so its sleep began: what went cold since
         self.timer_fires = 0  # while it sleeps: when its timer fires (a GC before then finds it parked)
+        self.timer_p = 0  # while it sleeps: the P whose heap holds its timer
+        # a timer a GC stopped stays in its P's heap, marked deleted, until that P clears it: a sleep
+        # before then resets it there (goschedule.deleted_timer_cleared)
+        self.deleted_timer_p = 0
+        self.deleted_until = 0
         self.cpu_ns = 0
         self.step()  # runs up to its first PARK
         self.heap.lock.running(MUTATOR)
@@ -96,7 +101,9 @@ class BackgroundScavenger:
                 self.time += req[1]
                 self.timer_fires = self.time
                 return
-            fired, self.host, how = sched.fire(self.host, self.time, self.time + req[1])
+            self.timer_p = self.deleted_timer_p if self.time < self.deleted_until else self.host
+            self.deleted_until = 0  # reset or not, it is live again: it fires and leaves the heap
+            fired, self.host, how = sched.fire(self.timer_p, self.time, self.time + req[1])
             self.timer_fires = fired
             self.fired_by[how] += 1
             self.time = engine.p_free(self.host, fired)
@@ -137,6 +144,9 @@ class BackgroundScavenger:
             parked = True
         elif not (self.state == SLEEPING and t < self.timer_fires):
             return  # its timer fired first: it is not parked (step() sends the time slept)
+        if not parked and sched is not None:  # stopTimer: deleted, still in its P's heap
+            self.deleted_timer_p = self.timer_p
+            self.deleted_until = sched.deleted_timer_cleared(self.timer_p, t, p)
         self.fired_by["gc"] += 1
         self.host = host
         self.time = self.engine.p_free(host, run)

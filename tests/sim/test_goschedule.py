@@ -196,10 +196,11 @@ def test_a_gc_wakes_a_sleeping_scavenger_whose_timer_has_not_fired_and_stops_the
 
     def sleeping(timer_fires):
         runs = []
-        engine = SimpleNamespace(psched=SimpleNamespace(after_gc=lambda p, t: (12 * MS, 1)),
-                                 p_free=lambda p, t: t, schedule_scavenger=lambda t, v: runs.append(t))
+        psched = SimpleNamespace(after_gc=lambda p, t: (12 * MS, 1), deleted_timer_cleared=lambda p, t, gc_p: t)
+        engine = SimpleNamespace(psched=psched, p_free=lambda p, t: t, schedule_scavenger=lambda t, v: runs.append(t))
         bg = object.__new__(S.BackgroundScavenger)
         bg.engine, bg.state, bg.host, bg.version, bg.fired_by = engine, S.SLEEPING, 0, 0, Counter()
+        bg.timer_p = 0
         bg.time = bg.timer_fires = timer_fires
         return bg, runs
 
@@ -209,3 +210,55 @@ def test_a_gc_wakes_a_sleeping_scavenger_whose_timer_has_not_fired_and_stops_the
     bg, runs = sleeping(4 * MS)
     bg.wake(5 * MS, 1)  # its timer fired first
     assert (bg.time, runs, bg.fired_by["gc"]) == (4 * MS, [], 0)
+
+
+def test_a_timer_a_gc_stopped_stays_in_its_ps_heap_until_that_ps_scheduler_clears_it():
+    """stopTimer marks the timer deleted in its P's heap; the P's own checkTimers clears it at its next
+    schedule(): at start-the-world for a P that ran a goroutine when the world stopped, when the GC's
+    goroutine next stops for the GC's P, when an M next takes it for an idle P."""
+    stop = [(5 * MS, q, "sched") for q in range(3)] + [(5 * MS + 20 * US, q, "stopped") for q in range(3)]
+    restart = 5 * MS + 90 * US
+    s = schedule([(0, 0, "user"), (0, 1, "gc_worker"), (0, 2, "user"), (1 * MS, 2, "sched"), (1 * MS + 1, 2, "idle"),
+                  *stop, (restart, 0, "sched"), (restart + 5 * US, 0, "user"),
+                  (restart, 1, "gc_worker"), (7 * MS, 1, "sched"), (7 * MS + 1, 1, "user"),
+                  (restart, 2, "sched"), (restart + 2 * US, 2, "idle"), (9 * MS, 2, "sched"), (9 * MS + 1, 2, "user")],
+                 nprocs=3)
+    woken = 5 * MS + 50 * US  # mark termination on P 1
+    assert s.deleted_timer_cleared(0, woken, 1) == restart  # gcstopm returns into schedule()
+    assert s.deleted_timer_cleared(1, woken, 1) == 7 * MS  # the GC's worker stops
+    assert s.deleted_timer_cleared(2, woken, 1) == 9 * MS  # idle: procresize's pass is not a schedule()
+
+
+def test_the_next_sleep_resets_a_stopped_timer_on_the_p_whose_heap_still_holds_it():
+    """modtimer on a timerDeleted timer keeps it in its P's heap: the scavenger's next sleep's timer is
+    on the stopped timer's P until that P clears it, wherever the scavenger ran; after, on its own P."""
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from pagealloc.runtime.mgcscavenge import SLEEP
+    from pagealloc.sim import scavenger as S
+
+    def sleep_after_gc(sleep_at):
+        fired_on = []
+        psched = SimpleNamespace(after_gc=lambda p, t: (t, 3), deleted_timer_cleared=lambda p, t, gc_p: 8 * MS,
+                                 fire=lambda p, t, due: fired_on.append(p) or (due, p, "netpoll"))
+        engine = SimpleNamespace(psched=psched, p_free=lambda p, t: t, schedule_scavenger=lambda t, v: None,
+                                 host_end=lambda p, t: None)
+        bg = object.__new__(S.BackgroundScavenger)
+        bg.engine, bg.state, bg.host, bg.version, bg.fired_by = engine, S.SLEEPING, 2, 0, Counter()
+        bg.time = bg.timer_fires = 10 * MS
+        bg.timer_p, bg.deleted_timer_p, bg.deleted_until, bg.crits = 2, 0, 0, SimpleNamespace(add=lambda c: None)
+        bg.heap, bg.cost = SimpleNamespace(cold_ns=0), SimpleNamespace(cold_ns=lambda ns: 0)
+        bg.wake(5 * MS, 3)  # the GC on P 3 stops the timer on P 2; the scavenger runs on P 3
+        assert bg.host == 3
+        # its next iteration ends in a sleep at sleep_at (the generator's step, reduced to its SLEEP)
+        bg.gen = (lambda: (yield (SLEEP, 1 * MS, 10 * US)))()
+        bg.send = None
+        bg.heap = SimpleNamespace(clock=SimpleNamespace(now=0), lock=SimpleNamespace(running=lambda a: None),
+                                  drain_meter=lambda: 0, cold_ns=0)
+        bg.state, bg.time, bg.on_p, bg.cpu_ns, bg.last_release = S.RESUME, sleep_at, True, 0, 0
+        bg.step()
+        return fired_on[0]
+
+    assert sleep_after_gc(6 * MS) == 2  # P 2 has not cleared it yet (at 8 ms): reset there
+    assert sleep_after_gc(9 * MS) == 3  # cleared: a new timer on the P it ran on
