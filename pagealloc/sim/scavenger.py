@@ -103,7 +103,7 @@ class BackgroundScavenger:
                 return
             self.timer_p = self.deleted_timer_p if self.time < self.deleted_until else self.host
             self.deleted_until = 0  # reset or not, it is live again: it fires and leaves the heap
-            fired, self.host, how = sched.fire(self.timer_p, self.time, self.time + req[1])
+            fired, self.host, how = sched.fire(self.timer_p, self.time, self.time + req[1], self.host)
             self.timer_fires = fired
             self.fired_by[how] += 1
             self.time = engine.p_free(self.host, fired)

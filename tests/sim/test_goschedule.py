@@ -14,6 +14,7 @@ from pagealloc.sim.goschedule import (
     NETPOLL_LATE_NS,
     RUNNING,
     SYSMON_LATE_NS,
+    WAKEP_DONE_NS,
     PSchedule,
 )
 
@@ -241,7 +242,7 @@ def test_the_next_sleep_resets_a_stopped_timer_on_the_p_whose_heap_still_holds_i
     def sleep_after_gc(sleep_at):
         fired_on = []
         psched = SimpleNamespace(after_gc=lambda p, t: (t, 3), deleted_timer_cleared=lambda p, t, gc_p: 8 * MS,
-                                 fire=lambda p, t, due: fired_on.append(p) or (due, p, "netpoll"))
+                                 fire=lambda p, t, due, ran_on: fired_on.append(p) or (due, p, "netpoll"))
         engine = SimpleNamespace(psched=psched, p_free=lambda p, t: t, schedule_scavenger=lambda t, v: None,
                                  host_end=lambda p, t: None)
         bg = object.__new__(S.BackgroundScavenger)
@@ -262,3 +263,40 @@ def test_the_next_sleep_resets_a_stopped_timer_on_the_p_whose_heap_still_holds_i
 
     assert sleep_after_gc(6 * MS) == 2  # P 2 has not cleared it yet (at 8 ms): reset there
     assert sleep_after_gc(9 * MS) == 3  # cleared: a new timer on the P it ran on
+
+
+def test_a_timer_netpoll_or_sysmon_fires_runs_on_the_p_that_went_idle_last():
+    """The woken M takes the head of the idle list (pidleget), the P that went idle last; the P the
+    model's scavenger ran on went idle when it slept."""
+    s = schedule([(0, 0, "user"), (1 * MS, 0, "sched"), (1 * MS + 1, 0, "idle"), (0, 1, "user"), (2 * MS, 1, "sched"),
+                  (2 * MS + 1, 1, "idle"), (0, 2, "user")], nprocs=3)
+    when, host, how = s.fire(0, 500 * US, 3 * MS)
+    assert (how, host) == ("netpoll", 1)  # P 1 went idle after P 0
+    s = schedule([(0, 0, "user"), (1 * MS, 0, "sched"), (1 * MS + 1, 0, "idle"), (0, 1, "user"), (2 * MS, 1, "sched"),
+                  (2 * MS + 1, 1, "idle"), (0, 2, "user")], nprocs=3)
+    when, host, how = s.fire(0, 2500 * US, 3 * MS)  # the scavenger ran on P 0 until 2.5 ms
+    assert (how, host) == ("netpoll", 0)
+    s = schedule([(0, 0, "idle"), (1 * MS, 1, "idle"), (2 * MS, 2, "idle")], nprocs=3)
+    assert s.fire(0, 100 * US, 5 * MS)[1:] == (2, "sysmon")
+
+
+def test_each_wake_up_passes_wakeps_m_through_the_head_of_the_idle_list():
+    """ready calls wakep: an M takes the idle list's head, finds nothing and puts it back, so that P
+    is the head again WAKEP_DONE_NS after the wake-up, unless the scavenger's own P idles later."""
+    s = schedule([(0, 0, "idle"), (1 * MS, 1, "idle"), (2 * MS, 2, "idle")], nprocs=3)
+    when, host, _ = s.fire(0, 100 * US, 5 * MS)
+    assert host == 2 and s.model_idle[1] == when + WAKEP_DONE_NS  # P 1 was the head but for P 2
+    when2, host2, _ = s.fire(0, when + 5 * US, 10 * MS, ran_on=2)  # its run ended before wakep's pass
+    assert host2 == 1
+    when3, host3, _ = s.fire(0, when2 + 30 * US, 15 * MS, ran_on=1)  # ... and after it
+    assert host3 == 1
+
+
+def test_the_recorded_scavengers_wakep_passes_on_other_ps_are_taken_out():
+    """The model wakes its own scavenger (and passes wakep's M itself): the idle P that the recorded
+    scavenger's wake-up passed through stays idle from when it went idle before."""
+    rows = [(0, 0, "idle"), (10 * MS, 0, "sched"), (10 * MS + 5 * US, 0, "scavenger"), (10 * MS + 15 * US, 0, "sched"),
+            (10 * MS + 16 * US, 0, "idle"), (0, 1, "user"), (1 * MS, 1, "sched"), (1 * MS + 1, 1, "idle"),
+            (10 * MS + 9 * US, 1, "sched"), (10 * MS + 17 * US, 1, "idle"), (20 * MS, 1, "sched"), (20 * MS + 2 * US, 1, "idle")]
+    s = schedule(rows)
+    assert s.ts[1] == [0, 1 * MS, 1 * MS + 1, 20 * MS, 20 * MS + 2 * US]  # the pass at 20 ms is not near one
