@@ -23,8 +23,15 @@ scavenger really runs"):
    the recordings' timers fired (predicting each real timer from its real
    P and deadline, the mean lateness comes closer on every recording).
 
+The woken M of rules 2 and 3 takes the head of the idle list (``pidle_head``:
+the P that went idle last) and the scavenger runs there; the model keeps
+what it does to that list itself (``model_idle``).  A timer due when the
+world restarts is stolen by the M that ``startTheWorld``'s ``wakep`` starts.
 A P that finishes a goroutine and finds no other work steals a due timer
-in ``findrunnable`` (``steal_points``).  After a GC, ``gcMarkTermination``
+in ``findrunnable`` (``steal_points``; a goroutine stopping for the world is
+not one).  A timer a GC's ``wakeScavenger`` stopped stays in its P's heap
+until that P's scheduler clears it, and the next sleep resets it there
+(``deleted_timer_cleared``).  After a GC, ``gcMarkTermination``
 readies the scavenger onto the GC's P behind ``bgsweep``, inside its
 stop-the-world: that P runs it when its GC worker stops, unless a P that
 runs out of work steals it first (``after_gc``).  Once it has run on a P,
@@ -53,6 +60,7 @@ FORCE_PREEMPT_NS = 10_000_000  # sysmon's retake preempts a goroutine that ran t
 DERIVED_GAP_NS = 1_000_000  # derived schedule: a P with rows closer than this runs in between
 WAKEP_NS = 20_000  # a pass of an idle P this close to a recorded scavenger wake-up is wakep's, for it
 WAKEP_PASS_NS = 50_000  # ... and lasts at most this long (the M spins, finds nothing, parks)
+RESTART_WAKEP_NS = 24_000  # startTheWorld's wakep M steals a due timer this long after the restart (median)
 WAKEP_DONE_NS = 16_000  # wakep's M puts the P back this long after the goroutine's wake-up (medians: 8 + 7 us)
 
 class RowsToSchedule:
@@ -137,6 +145,18 @@ def _steal_points(ts: np.ndarray, state: np.ndarray) -> list:
     return ts[idle & ran].tolist()
 
 
+def _outside(points: list, begins: list, ends: list) -> list:
+    """``points`` (sorted) but those inside a stop for the world [begin, end]."""
+    if not begins:
+        return points
+    out = []
+    for t in points:
+        i = bisect_right(begins, t) - 1
+        if i < 0 or t > ends[i]:
+            out.append(t)
+    return out
+
+
 def _stops(ts: np.ndarray, state: np.ndarray, stopped: np.ndarray) -> tuple[list, list]:
     """One P's stops for the world, as (begin, end) lists: from the reschedule point whose scheduler
     stretch leads into ``stopped`` (its goroutine stopped for the stop-the-world) to the first state
@@ -174,7 +194,8 @@ def without_scavenger(ts: np.ndarray, state: np.ndarray, scavenger: np.ndarray) 
         if j < n and state[j] == SCHED and not scavenger[j]:
             drop[j] = True
             j += 1
-        woken_for_it = i >= 2 and state[i - 1] == SCHED and state[i - 2] == IDLE
+        woken_for_it = (i >= 2 and state[i - 1] == SCHED and state[i - 2] == IDLE
+                        and ts[i] - ts[i - 1] <= WAKEP_PASS_NS)  # not an M in the scheduler all along
         if woken_for_it:
             drop[i - 1] = True
         if j < n and not scavenger[j]:
@@ -229,12 +250,14 @@ class PSchedule:
         self.nprocs = len(ts)
         # reschedule points (a goroutine stops: into SCHED or IDLE) and idle entries, per P
         self.resched = [tt[ss != RUNNING].tolist() for tt, ss in arrays]
-        # a P going idle after running a goroutine went through findrunnable, which steals from the
-        # other Ps' run queues (an idle entry after start-the-world is procresize's pidleput: it is not)
-        self.steal_points = [_steal_points(tt, ss) for tt, ss in arrays]
         self.derived = derived
         # per P, its stops for the world (``_stops``: begin and end lists; recorded schedules only)
         self.stops = stops or [([], []) for _ in range(self.nprocs)]
+        self.restarts = sorted({end for _, ends in self.stops for end in ends})  # start-the-world times
+        # a P going idle after running a goroutine went through findrunnable, which steals from the
+        # other Ps' run queues (an idle entry after start-the-world is procresize's pidleput: it is
+        # not; nor is a goroutine stopping for a stop-the-world: its P parks in gcstopm)
+        self.steal_points = [_outside(_steal_points(tt, ss), *stop) for (tt, ss), stop in zip(arrays, self.stops)]
         self.netpoll_late_ns, self.sysmon_late_ns = netpoll_late_ns, sysmon_late_ns
         # the Ps the model itself put on the idle list, and when: its scavenger's P when it sleeps,
         # and the P wakep's M passes through after each of its wake-ups (the recorded ones are taken out)
@@ -405,11 +428,16 @@ class PSchedule:
             return self._at_reschedule(p, r) if r is not None else (deadline, p, "reschedule")
         if not self.any_running(deadline):  # rule 3: sysmon
             return deadline + self.sysmon_late_ns, self._taken(deadline, p), "sysmon"
-        # rule 2: an M blocked in netpoll since p went idle, whole milliseconds; or a P going idle steals it
+        # rule 2: an M blocked in netpoll since p went idle, whole milliseconds; or a P going idle steals
+        # it; or the M startTheWorld's wakep starts does (it takes the idle list's head into findrunnable)
         fired = self.netpoll_return(p, slept_from, deadline) + self.netpoll_late_ns
         steal = self.next_steal_point(deadline)
-        if steal is not None and steal[0] < fired:
+        i = bisect_left(self.restarts, deadline)
+        restart = self.restarts[i] + RESTART_WAKEP_NS if i < len(self.restarts) else fired
+        if steal is not None and steal[0] < min(fired, restart):
             return steal[0], steal[1], "steal"
+        if restart < fired:
+            return restart, self._taken(restart, p), "start_the_world"
         return fired, self._taken(fired, p), "netpoll"
 
     def _taken(self, t: int, p: int) -> int:

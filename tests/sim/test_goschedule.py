@@ -13,6 +13,7 @@ from pagealloc.sim.goschedule import (
     IDLE,
     NETPOLL_LATE_NS,
     RUNNING,
+    RESTART_WAKEP_NS,
     SYSMON_LATE_NS,
     WAKEP_DONE_NS,
     PSchedule,
@@ -300,3 +301,25 @@ def test_the_recorded_scavengers_wakep_passes_on_other_ps_are_taken_out():
             (10 * MS + 9 * US, 1, "sched"), (10 * MS + 17 * US, 1, "idle"), (20 * MS, 1, "sched"), (20 * MS + 2 * US, 1, "idle")]
     s = schedule(rows)
     assert s.ts[1] == [0, 1 * MS, 1 * MS + 1, 20 * MS, 20 * MS + 2 * US]  # the pass at 20 ms is not near one
+
+
+def test_a_goroutine_stopping_for_the_world_is_no_steal_point_and_the_restart_steals_due_timers():
+    """A P whose goroutine stops for a stop-the-world parks in gcstopm, not findrunnable; at the
+    restart, startTheWorld's wakep starts an M on the idle list's head that steals due timers."""
+    rows = [(0, 0, "idle"), (0, 1, "user"), (2 * MS, 1, "sched"), (2 * MS + 10 * US, 1, "stopped"),
+            (2 * MS + 5 * US, 0, "sched"), (2 * MS + 10 * US, 0, "stopped"), (2 * MS + 60 * US, 0, "sched"),
+            (2 * MS + 62 * US, 0, "idle"), (2 * MS + 60 * US, 1, "sched"), (2 * MS + 61 * US, 1, "user")]
+    s = schedule(rows)
+    assert s.steal_points[1] == []
+    restart = 2 * MS + 60 * US
+    assert s.fire(0, 100 * US, 1500 * US) == (restart + RESTART_WAKEP_NS, 0, "start_the_world")  # due before it
+    assert s.fire(0, 100 * US, 3 * MS)[2] == "netpoll"  # due after it
+
+
+def test_an_m_in_the_scheduler_before_the_recorded_scavenger_ran_is_kept():
+    """Only a short pass before the recorded scavenger's run is an M woken for it; a long stretch in
+    the scheduler (an M spinning, or off the CPU) stays in the schedule."""
+    s = schedule([(0, 0, "idle"), (1 * MS, 0, "sched"), (1 * MS + 400 * US, 0, "scavenger"),
+                  (1 * MS + 410 * US, 0, "sched"), (1 * MS + 411 * US, 0, "idle"), (0, 1, "user")])
+    assert s.state_at(0, 1 * MS + 100 * US) != IDLE
+    assert s.state_at(0, 1 * MS + 405 * US) == IDLE
