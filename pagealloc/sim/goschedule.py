@@ -157,11 +157,14 @@ def _outside(points: list, begins: list, ends: list) -> list:
     return out
 
 
-def _stops(ts: np.ndarray, state: np.ndarray, stopped: np.ndarray) -> tuple[list, list]:
-    """One P's stops for the world, as (begin, end) lists: from the reschedule point whose scheduler
-    stretch leads into ``stopped`` (its goroutine stopped for the stop-the-world) to the first state
-    after the stopped stretch (start-the-world)."""
-    begins, ends = [], []
+def _stops(ts: np.ndarray, state: np.ndarray, stopped: np.ndarray) -> tuple[list, list, list]:
+    """One P's stops for the world, as (begin, end, resumed) lists: from the reschedule point whose
+    scheduler stretch leads into ``stopped`` (its goroutine stopped for the stop-the-world) to the
+    first state after the stopped stretch (start-the-world), and how the P resumed there: RUNNING
+    straight away (the P of the goroutine that stopped the world: it goes on without schedule()),
+    IDLE after a pass (procresize put it on the idle list: no local work), or SCHED (an M took it
+    into schedule())."""
+    begins, ends, resumed = [], [], []
     n = len(ts)
     k = 0
     while k < n:
@@ -177,8 +180,12 @@ def _stops(ts: np.ndarray, state: np.ndarray, stopped: np.ndarray) -> tuple[list
         if e < n:
             begins.append(int(ts[b]))
             ends.append(int(ts[e]))
+            how = int(state[e])
+            if how == SCHED and e + 1 < n and state[e + 1] == IDLE:
+                how = IDLE
+            resumed.append(how)
         k = e
-    return begins, ends
+    return begins, ends, resumed
 
 
 def without_scavenger(ts: np.ndarray, state: np.ndarray, scavenger: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -252,12 +259,12 @@ class PSchedule:
         self.resched = [tt[ss != RUNNING].tolist() for tt, ss in arrays]
         self.derived = derived
         # per P, its stops for the world (``_stops``: begin and end lists; recorded schedules only)
-        self.stops = stops or [([], []) for _ in range(self.nprocs)]
-        self.restarts = sorted({end for _, ends in self.stops for end in ends})  # start-the-world times
+        self.stops = stops or [([], [], []) for _ in range(self.nprocs)]
+        self.restarts = sorted({end for _, ends, _ in self.stops for end in ends})  # start-the-world times
         # a P going idle after running a goroutine went through findrunnable, which steals from the
         # other Ps' run queues (an idle entry after start-the-world is procresize's pidleput: it is
         # not; nor is a goroutine stopping for a stop-the-world: its P parks in gcstopm)
-        self.steal_points = [_outside(_steal_points(tt, ss), *stop) for (tt, ss), stop in zip(arrays, self.stops)]
+        self.steal_points = [_outside(_steal_points(tt, ss), stop[0], stop[1]) for (tt, ss), stop in zip(arrays, self.stops)]
         self.netpoll_late_ns, self.sysmon_late_ns = netpoll_late_ns, sysmon_late_ns
         # the Ps the model itself put on the idle list, and when: its scavenger's P when it sleeps,
         # and the P wakep's M passes through after each of its wake-ups (the recorded ones are taken out)
@@ -338,9 +345,25 @@ class PSchedule:
     def after_stop(self, p: int, t: int) -> int:
         """t, or when the world restarts if P p is stopping or stopped for it at t: a goroutine stopped
         for a stop-the-world leaves its P in schedule()'s gcstopm, before that checks timers."""
-        begins, ends = self.stops[p] if 0 <= p < self.nprocs else ([], [])
+        begins, ends, _ = self.stops[p] if 0 <= p < self.nprocs else ([], [], [])
         i = bisect_right(begins, t) - 1
         return ends[i] if i >= 0 and t < ends[i] else t
+
+    def _after_restart(self, p: int, restart: int) -> tuple[int, int, str]:
+        """``fire``'s answer for a timer P p checks no earlier than the restart of the world at
+        ``restart``.  An M that takes p into schedule() runs it then; the P of the goroutine that
+        stopped the world goes on running it, and runs its timers at its next reschedule; a P that
+        procresize put on the idle list leaves it to the M startTheWorld's wakep starts."""
+        begins, ends, resumed = self.stops[p]
+        i = bisect_left(ends, restart)
+        how = resumed[i] if i < len(ends) and ends[i] == restart else SCHED
+        if how == RUNNING:
+            r = self.next_reschedule(p, restart + 1)
+            return self._at_reschedule(p, r) if r is not None else (restart, p, "start_the_world")
+        if how == IDLE:
+            t = restart + RESTART_WAKEP_NS
+            return t, self._taken(t, p), "start_the_world"
+        return restart, p, "start_the_world"
 
     def next_reschedule(self, p: int, t: int) -> int | None:
         """The first time >= t at which P p's goroutine stops (None: never, in the trace)."""
@@ -415,7 +438,7 @@ class PSchedule:
         and 74% of sysmon's (6,841 of 9,220); the timer's own P did for 74% and 8%."""
         restart = self.after_stop(p, deadline)
         if restart != deadline:
-            return restart, p, "start_the_world"
+            return self._after_restart(p, restart)
         state = self.state_at(p, deadline)
         if state == SCHED:  # p is in the scheduler: its checkTimers runs before it starts what comes next
             return self._at_reschedule(p, self.sched_end(p, deadline))
@@ -448,7 +471,7 @@ class PSchedule:
         """``fire``'s answer for a timer P p's schedule() runs at its reschedule at t: then, or at
         start-the-world when that reschedule is its goroutine stopping for a stop-the-world."""
         restart = self.after_stop(p, t)
-        return (t, p, "reschedule") if restart == t else (restart, p, "start_the_world")
+        return (t, p, "reschedule") if restart == t else self._after_restart(p, restart)
 
     def deleted_timer_cleared(self, p: int, woken: int, gc_p: int) -> int:
         """When P p's own ``checkTimers`` clears the scavenger's timer that a GC's ``wakeScavenger``

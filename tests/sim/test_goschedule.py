@@ -323,3 +323,18 @@ def test_an_m_in_the_scheduler_before_the_recorded_scavenger_ran_is_kept():
                   (1 * MS + 410 * US, 0, "sched"), (1 * MS + 411 * US, 0, "idle"), (0, 1, "user")])
     assert s.state_at(0, 1 * MS + 100 * US) != IDLE
     assert s.state_at(0, 1 * MS + 405 * US) == IDLE
+
+
+def test_after_a_stop_the_initiators_p_runs_its_timers_at_its_next_reschedule():
+    """The goroutine that stopped the world goes on running after startTheWorld, without schedule():
+    its P's timers wait for its next reschedule.  A P an M takes into schedule() runs them at the
+    restart; one procresize put on the idle list leaves them to startTheWorld's wakep M."""
+    stop = [(5 * MS, q, "sched") for q in range(3)] + [(5 * MS + 20 * US, q, "stopped") for q in range(3)]
+    restart = 5 * MS + 90 * US
+    s = schedule([(0, 0, "user"), (0, 1, "user"), (0, 2, "user"), *stop,
+                  (restart, 0, "gc_worker"), (8 * MS, 0, "sched"), (8 * MS + 1, 0, "user"),
+                  (restart, 1, "sched"), (restart + 3 * US, 1, "user"),
+                  (restart, 2, "sched"), (restart + 2 * US, 2, "idle")], nprocs=3)
+    assert s.fire(0, 1 * MS, 5 * MS + 50 * US) == (8 * MS, 0, "reschedule")  # the initiator's P
+    assert s.fire(1, 1 * MS, 5 * MS + 50 * US) == (restart, 1, "start_the_world")
+    assert s.fire(2, 1 * MS, 5 * MS + 50 * US) == (restart + RESTART_WAKEP_NS, 2, "start_the_world")
