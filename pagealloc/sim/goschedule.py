@@ -31,7 +31,9 @@ A P that finishes a goroutine and finds no other work steals a due timer
 in ``findrunnable`` (``steal_points``; a goroutine stopping for the world is
 not one).  A timer a GC's ``wakeScavenger`` stopped stays in its P's heap
 until that P's scheduler clears it, and the next sleep resets it there
-(``deleted_timer_cleared``).  After a GC, ``gcMarkTermination``
+(``deleted_timer_cleared``).  When the scavenger holds a P whose goroutine a
+preemption requeued, wakep's M may run that goroutine on an idle P
+(``_migrate``).  After a GC, ``gcMarkTermination``
 readies the scavenger onto the GC's P behind ``bgsweep``, inside its
 stop-the-world: that P runs it when its GC worker stops, unless a P that
 runs out of work steals it first (``after_gc``).  Once it has run on a P,
@@ -61,7 +63,12 @@ DERIVED_GAP_NS = 1_000_000  # derived schedule: a P with rows closer than this r
 WAKEP_NS = 20_000  # a pass of an idle P this close to a recorded scavenger wake-up is wakep's, for it
 WAKEP_PASS_NS = 50_000  # ... and lasts at most this long (the M spins, finds nothing, parks)
 RESTART_WAKEP_NS = 24_000  # startTheWorld's wakep M steals a due timer this long after the restart (median)
-WAKEP_DONE_NS = 16_000  # wakep's M puts the P back this long after the goroutine's wake-up (medians: 8 + 7 us)
+WAKEP_DONE_NS = 16_000
+REQUEUED = ("preempt", "yield")  # a goroutine that stops so goes to the global run queue (goschedImpl)
+# wakep's M takes such a goroutine when the woken scavenger holds its P longer than this, on the model's
+# clock: the recordings' 30 us from the timer's firing to the release's record, less the 6 us by which
+# the model's run is shorter than the runtime's at the median (18 against 24 us, go114-service-p4)
+WAKEP_TAKES_NS = 24_000  # wakep's M puts the P back this long after the goroutine's wake-up (medians: 8 + 7 us)
 
 class RowsToSchedule:
     """Derives the Ps' schedule from a trace's rows, batch by batch (``PSchedule.from_rows``'s rule).
@@ -249,7 +256,7 @@ class PSchedule:
     """
 
     def __init__(self, ts: list, state: list, derived: bool, *, netpoll_late_ns: int = NETPOLL_LATE_NS,
-                 sysmon_late_ns: int = SYSMON_LATE_NS, stops: list | None = None) -> None:
+                 sysmon_late_ns: int = SYSMON_LATE_NS, stops: list | None = None, requeues: list | None = None) -> None:
         arrays = [(np.asarray(tt, dtype=np.int64), np.asarray(ss, dtype=np.int64)) for tt, ss in zip(ts, state)]
         # Python ints in lists (bisect over them is the hot query), converted in C by numpy
         self.ts = [tt.tolist() for tt, _ in arrays]
@@ -269,6 +276,12 @@ class PSchedule:
         # the Ps the model itself put on the idle list, and when: its scavenger's P when it sleeps,
         # and the P wakep's M passes through after each of its wake-ups (the recorded ones are taken out)
         self.model_idle: dict[int, int] = {}
+        # per P, its reschedule points whose goroutine went to the global run queue (recorded schedules)
+        self.requeues = requeues or [[] for _ in range(self.nprocs)]
+        # P -> (from, until, other): the goroutine P's reschedule requeued runs on P ``other`` instead
+        # (``_migrate``), so P is idle and ``other`` busy in between
+        self.migrated: dict[int, tuple[int, int, int]] = {}
+        self._pending: tuple[int, int, int] | None = None  # the last such wake-up, until its sleep
         self.cycles: list = []  # derived: (gc row time, the cycle's last free or None), in time order
         self.cycle_starts: list = []  # their gc row times
 
@@ -287,11 +300,14 @@ class PSchedule:
         index = names.indices.to_numpy(zero_copy_only=False) if len(names) else np.zeros(0, np.int64)
         state = codes[index]
         scavenger = index == labels.index("scavenger") if "scavenger" in labels else np.zeros(len(index), bool)
+        reasons = table.column("reason").to_numpy(zero_copy_only=False) if "reason" in table.column_names else None
+        requeued = np.isin(reasons, REQUEUED) & (state == SCHED) if reasons is not None else np.zeros(len(index), bool)
         stopped = index == labels.index("stopped") if "stopped" in labels else np.zeros(len(index), bool)
         n = max(gomaxprocs, int(p.max()) + 1 if len(p) else 1)
-        per_ts, per_state, stops, wakes = [], [], [], []
+        per_ts, per_state, stops, wakes, requeues = [], [], [], [], []
         for q in range(n):
             m = p == q
+            requeues.append(ts[m][requeued[m]].tolist())
             per_ts.append(ts[m])
             per_state.append(state[m])
             stops.append(_stops(ts[m], state[m], stopped[m]))
@@ -301,7 +317,7 @@ class PSchedule:
         for q in range(n):  # the passes the recorded scavenger's wake-ups on other Ps caused
             others = np.sort(np.concatenate([w for r, w in enumerate(wakes) if r != q] or [np.zeros(0, np.int64)]))
             per_ts[q], per_state[q] = without_wake_blips(per_ts[q], per_state[q], others)
-        return cls(per_ts, per_state, derived=False, stops=stops, **late)
+        return cls(per_ts, per_state, derived=False, stops=stops, requeues=requeues, **late)
 
     @classmethod
     def from_rows(cls, ts, p, gomaxprocs: int, op=None, **late) -> "PSchedule":
@@ -409,7 +425,7 @@ class PSchedule:
         for q in range(self.nprocs):
             ts = self.ts[q]
             i = bisect_right(ts, t) - 1
-            if q == exclude or i < 0 or self.state[q][i] != IDLE:
+            if q == exclude or i < 0 or self.state[q][i] != IDLE or self._runs_migrated(q, t):
                 continue
             since = max(ts[i], self.model_idle.get(q, 0))
             if best is None or since > best:
@@ -425,11 +441,38 @@ class PSchedule:
         it, runs when the world restarts."""
         ran_on = p if ran_on is None else ran_on
         self.model_idle[ran_on] = slept_from  # idle from then, if the recorded schedule has it idle
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] == ran_on and slept_from - pending[1] > WAKEP_TAKES_NS:
+            self._migrate(*pending)
         when, host, how = self._fire(p, slept_from, deadline)
         passed = self.pidle_head(when, exclude=host)  # ready's wakep: an M takes the head, finds nothing
         if passed is not None:
             self.model_idle[passed] = when + WAKEP_DONE_NS
+            if how == "reschedule" and self._requeued_at(host, when):
+                self._pending = (host, when, passed)  # ... unless the scavenger holds host long enough
         return when, host, how
+
+    def _requeued_at(self, p: int, t: int) -> bool:
+        """Whether P p's reschedule at t put its goroutine on the global run queue."""
+        r = self.requeues[p] if 0 <= p < len(self.requeues) else []
+        i = bisect_left(r, t)
+        return i < len(r) and r[i] == t
+
+    def _migrate(self, p: int, t: int, other: int) -> None:
+        """The model's scavenger ran on P p from p's reschedule at t, whose goroutine went to the global
+        run queue, for longer than WAKEP_TAKES_NS: the M that ready's wakep started on idle P ``other``
+        took that goroutine and runs it, so p is idle after the scavenger until the run p's recorded
+        schedule shows next would have ended.  The recorded schedule, made without the model's
+        scavenger there, keeps the goroutine on p.  On the Go 1.14.6 recordings (service runs), p was
+        idle after a scavenger held it 30 us or more from the firing to the release's record in ~70%
+        of such wake-ups with another P idle, 15-30 us ~40%, under 15 us ~20%."""
+        start = self.next_run_start(p, t + 1)
+        end = self.next_reschedule(p, start + 1) if start is not None else None
+        if end is not None:
+            self.migrated[p] = (t, end, other)
+
+    def _runs_migrated(self, q: int, t: int) -> bool:
+        return any(other == q and start <= t < end for start, end, other in self.migrated.values())
 
     def _fire(self, p: int, slept_from: int, deadline: int) -> tuple[int, int, str]:
         """``fire``'s rules.  A timer fired by netpoll or sysmon runs on the P the woken M takes:
@@ -440,6 +483,9 @@ class PSchedule:
         if restart != deadline:
             return self._after_restart(p, restart)
         state = self.state_at(p, deadline)
+        moved = self.migrated.get(p)
+        if moved is not None and moved[0] <= deadline < moved[1]:
+            state = IDLE  # its goroutine runs on another P (_migrate)
         if state == SCHED:  # p is in the scheduler: its checkTimers runs before it starts what comes next
             return self._at_reschedule(p, self.sched_end(p, deadline))
         if state == RUNNING:  # rule 1: only p runs its timers, at its next reschedule (or preemption)

@@ -338,3 +338,24 @@ def test_after_a_stop_the_initiators_p_runs_its_timers_at_its_next_reschedule():
     assert s.fire(0, 1 * MS, 5 * MS + 50 * US) == (8 * MS, 0, "reschedule")  # the initiator's P
     assert s.fire(1, 1 * MS, 5 * MS + 50 * US) == (restart, 1, "start_the_world")
     assert s.fire(2, 1 * MS, 5 * MS + 50 * US) == (restart + RESTART_WAKEP_NS, 2, "start_the_world")
+
+
+def test_a_goroutine_a_preemption_requeued_runs_elsewhere_when_the_scavenger_holds_its_p_long_enough():
+    """At a preemption the goroutine goes to the global run queue; when the timer that fires there
+    readies the scavenger, wakep's M on an idle P takes the goroutine if the scavenger holds the P
+    longer than WAKEP_TAKES_NS.  The P is then idle, and its next timer fires as an idle P's."""
+    from pagealloc.sim.goschedule import WAKEP_TAKES_NS
+
+    rows = [(0, 0, "user", ""), (10 * MS, 0, "sched", "preempt"), (10 * MS + 5 * US, 0, "user", ""),
+            (20 * MS, 0, "sched", "preempt"), (20 * MS + 5 * US, 0, "user", ""),
+            (0, 1, "idle", ""), (0, 2, "user", "")]
+
+    def table():
+        return pa.table({"ts": [r[0] for r in rows], "p": [r[1] for r in rows], "state": [r[2] for r in rows],
+                         "reason": [r[3] for r in rows]})
+
+    for held, how in ((WAKEP_TAKES_NS + 10 * US, "netpoll"), (WAKEP_TAKES_NS - 10 * US, "reschedule")):
+        s = PSchedule.from_table(table(), 3)
+        when, host, first = s.fire(0, 1 * MS, 5 * MS)
+        assert (when, host, first) == (10 * MS, 0, "reschedule")
+        assert s.fire(0, when + held, when + held + 1 * MS)[2] == how
