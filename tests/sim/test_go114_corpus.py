@@ -53,12 +53,12 @@ ADDRESS_THRESHOLD = 0.999
 # an idle machine, the scavenger scheduled by Go 1.14.6's rules over each
 # recording's own P schedule with the recorded scavenger taken out of it, its
 # crit priced by the cost model, the TLB shootdown included): the model's
-# background scavenger releases 0.87x (go114-service-p4) to 1.44x
+# background scavenger releases 0.92x (go114-png-decode-p2) to 1.44x
 # (go114-fragmentation-p2) as many times as Go 1.14.6 did, and 0.92x to 1.44x
 # the bytes: the issue's bounds on all 17 (fragmentation-p8, the last one out,
 # came in at 1.35x with session 7's timer rules; ARCHITECTURE.md, "Session 7").
 # Fed the crits the runtime measured instead (RECORDED_CRIT_*), counts are within
-# 0.71x-1.25x: the issue's bounds on all 17.
+# 0.87x-1.25x: the issue's bounds on all 17.
 BACKGROUND_FACTOR = (0.5, 2)  # bytes, model / real: the issue's bounds
 BACKGROUND_COUNT_FACTOR = (0.67, 1.5)  # releases, model / real: the issue's bounds
 RECORDED_CRIT_COUNT_FACTOR = (0.67, 1.5)
