@@ -63,12 +63,12 @@ DERIVED_GAP_NS = 1_000_000  # derived schedule: a P with rows closer than this r
 WAKEP_NS = 20_000  # a pass of an idle P this close to a recorded scavenger wake-up is wakep's, for it
 WAKEP_PASS_NS = 50_000  # ... and lasts at most this long (the M spins, finds nothing, parks)
 RESTART_WAKEP_NS = 24_000  # startTheWorld's wakep M steals a due timer this long after the restart (median)
-WAKEP_DONE_NS = 16_000
+WAKEP_DONE_NS = 16_000  # wakep's M puts the P back this long after the goroutine's wake-up (medians: 8 + 7 us)
 REQUEUED = ("preempt", "yield")  # a goroutine that stops so goes to the global run queue (goschedImpl)
 # wakep's M takes such a goroutine when the woken scavenger holds its P longer than this, on the model's
 # clock: the recordings' 30 us from the timer's firing to the release's record, less the 6 us by which
 # the model's run is shorter than the runtime's at the median (18 against 24 us, go114-service-p4)
-WAKEP_TAKES_NS = 24_000  # wakep's M puts the P back this long after the goroutine's wake-up (medians: 8 + 7 us)
+WAKEP_TAKES_NS = 24_000
 
 class RowsToSchedule:
     """Derives the Ps' schedule from a trace's rows, batch by batch (``PSchedule.from_rows``'s rule).
@@ -422,10 +422,11 @@ class PSchedule:
         pops; after a stop-the-world procresize pushes from the last P down, so P 0 is the head);
         ``model_idle`` counts.  None: no idle P (but ``exclude``)."""
         best, head = None, None
+        busy = {other for start, end, other in self.migrated.values() if start <= t < end}  # runs a moved goroutine
         for q in range(self.nprocs):
             ts = self.ts[q]
             i = bisect_right(ts, t) - 1
-            if q == exclude or i < 0 or self.state[q][i] != IDLE or self._runs_migrated(q, t):
+            if q == exclude or i < 0 or self.state[q][i] != IDLE or q in busy:
                 continue
             since = max(ts[i], self.model_idle.get(q, 0))
             if best is None or since > best:
@@ -470,9 +471,6 @@ class PSchedule:
         end = self.next_reschedule(p, start + 1) if start is not None else None
         if end is not None:
             self.migrated[p] = (t, end, other)
-
-    def _runs_migrated(self, q: int, t: int) -> bool:
-        return any(other == q and start <= t < end for start, end, other in self.migrated.values())
 
     def _fire(self, p: int, slept_from: int, deadline: int) -> tuple[int, int, str]:
         """``fire``'s rules.  A timer fired by netpoll or sysmon runs on the P the woken M takes:
