@@ -52,6 +52,14 @@ def _other_load(path) -> str:
     return f"{load['other_cpu_share']:.1%}" if load else "not measured"
 
 
+def _probed(path) -> bool:
+    """Whether the recording carries record's TLB shootdown probe (trace.shootdown)."""
+    from pagealloc.trace import trace_metadata
+    from pagealloc.trace.shootdown import recorded_probes
+
+    return recorded_probes(trace_metadata(path)) is not None
+
+
 def run(args) -> int:
     from pagealloc.sim.reference import heap_walk
     from pagealloc.sim.replay import replay
@@ -62,8 +70,8 @@ def run(args) -> int:
     print("| trace | spans at the recorded address | heap_sys MiB | heap growths | background MiB (ratio) "
           "| background releases (ratio) | growth MiB "
           "| FreeOSMemory MiB | retained at the end, ratio | scavenge goals equal (row order) | order wait µs | P-stall µs "
-          "| recorded with other load |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| recorded with other load | shootdown priced µs |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for e in entries:
         r = replay(e.path, args.mode, timing=args.timing, scavenger_crit=args.crit)
         w = heap_walk(e.path)
@@ -75,5 +83,6 @@ def run(args) -> int:
               f"| {_mib(r.released_growth_bytes, ref.released_growth_bytes)} "
               f"| {_mib(r.released_forced_bytes, ref.released_forced_bytes)} "
               f"| {ref.ratios['retained_final_bytes']:.3f} | {w.goals_agreed} / {w.goals} "
-              f"| {getattr(r, 'order_wait_ns', 0) / 1e3:,.1f} | {r.p_stall_ns / 1e3:,.1f} | {_other_load(e.path)} |", flush=True)
+              f"| {getattr(r, 'order_wait_ns', 0) / 1e3:,.1f} | {r.p_stall_ns / 1e3:,.1f} | {_other_load(e.path)} "
+              f"| {r.tlb_shootdown_ns / 1e3:.1f}{'' if _probed(e.path) else ' (default)'} |", flush=True)
     return 0

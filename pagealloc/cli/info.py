@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 
 from pagealloc.errors import UserError
-from pagealloc.trace.format import PAGE_SIZE
+from pagealloc.sim.calibrate import probed_costs
+from pagealloc.trace.format import MACHINE_PROBE_KEY, PAGE_SIZE
 from pagealloc.trace.cpuwait import GENERATOR_KEY, recorded_load
+from pagealloc.trace.shootdown import recorded_probes
 
 
 def register(sub) -> None:
@@ -61,6 +63,16 @@ def _machine_load(metadata: dict) -> str | None:
             f"the program ran; its threads waited for a CPU {load.get('wait_share', 0):.2f}x as long as they ran")
 
 
+def _machine_probe(metadata: dict) -> str | None:
+    """The TLB shootdown record measured before and after the program (trace.shootdown)."""
+    probes = recorded_probes(metadata)
+    if probes is None:
+        return None
+    before, after = (f"{p['tlb_shootdown_ns'] / 1e3:.1f}" for p in probes)
+    return (f"{before} us before the program ran, {after} us after (the replay prices "
+            f"{probed_costs(metadata).tlb_shootdown_ns / 1e3:.1f} us per release while another P runs)")
+
+
 def format_summary(s, name: str) -> str:
     m = s.metadata
     gen = m.get("generator") or {}
@@ -78,8 +90,9 @@ def format_summary(s, name: str) -> str:
         ("GOMAXPROCS", m.get("gomaxprocs")),
         ("min heap addr", hex(m["min_heap_addr"]) if isinstance(m.get("min_heap_addr"), int) else None),
         ("recorded", m.get("recorded_at")),
-        ("generator", " ".join(f"{k}={v}" for k, v in gen.items() if k != GENERATOR_KEY) or None),
+        ("generator", " ".join(f"{k}={v}" for k, v in gen.items() if k not in (GENERATOR_KEY, MACHINE_PROBE_KEY)) or None),
         ("machine load", _machine_load(m)),
+        ("TLB shootdown", _machine_probe(m)),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows if v is not None)

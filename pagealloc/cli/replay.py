@@ -41,7 +41,9 @@ def register(sub) -> None:
                         "back; auto (default): ordered for go1.14-runtime traces, recorded for others")
     p.add_argument("--closed-loop", action="store_true", help="the same as --timing closed")
     p.add_argument("--json", action="store_true", help="one JSON object per line per (trace, preset)")
-    p.add_argument("--cost-model", metavar="FILE", help="TOML or JSON file overriding virtual-time costs")
+    p.add_argument("--cost-model", metavar="FILE",
+                   help="TOML or JSON file overriding the default virtual-time costs (without it: the defaults, "
+                        "with the TLB shootdown a recording measured beside its program where it did)")
     go = ReplayConfig()
     p.add_argument("--retain-extra-percent", type=float, default=go.retain_extra_percent, metavar="P",
                    help=f"Go's retainExtraPercent: heap kept above the goal (default {go.retain_extra_percent:g}, "
@@ -134,7 +136,7 @@ def run(args) -> int:
     from pagealloc.sim.replay import replay, warm_up
     from pagealloc.trace.naming import trace_name
 
-    cost = CostModel.load(args.cost_model) if args.cost_model else CostModel()
+    cost = CostModel.load(args.cost_model) if args.cost_model else None  # None: each trace's probed costs
     modes = args.mode
     if args.seeds > 1:
         return run_seeds(args, cost, modes)

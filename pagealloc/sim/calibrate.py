@@ -13,33 +13,32 @@ CPU (the TLB shootdown), and how much slower it is right after the thread slept
 (the cold curve).  Medians over repeats
 keep one noisy sample from moving the figure.  The result is a cost-model
 file for ``pagealloc replay --cost-model``.
+
+``probed_costs`` is the cost model of a replay of a recording that
+carries ``trace.shootdown``'s probe: the defaults with the TLB shootdown
+measured beside the program (the one cost that moves with the machine's
+state from one run to the next; the recordings' crit follows it).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import mmap
 import statistics
-import threading
 import time
+from dataclasses import replace
 
 from pagealloc.sim.costmodel import CostModel
+from pagealloc.trace.shootdown import PAGE, OtherThread, madv_free_small_ns, recorded_probes, touch
 
-PAGE = 4096
 HUGE = 2 << 20
 SIZES = (1, 2, 4, 16, 64, 256, 1024)  # 4 KiB pages per madvise call
-
-
-def _touch(buf: mmap.mmap, npages: int) -> None:
-    for i in range(0, npages * PAGE, PAGE):
-        buf[i] = 1
 
 
 def _madvise_ns(buf: mmap.mmap, npages: int, repeat: int, advice: int) -> float:
     samples = []
     for _ in range(repeat):
-        _touch(buf, npages)
+        touch(buf, npages)
         t0 = time.perf_counter_ns()
         buf.madvise(advice, 0, npages * PAGE)
         samples.append(time.perf_counter_ns() - t0)
@@ -59,13 +58,13 @@ def _retouch_ns(buf: mmap.mmap, npages: int, repeat: int, advice: int) -> float:
     """ns per 4 KiB page of writing memory again after madvise(advice), less a resident write."""
     samples = []
     for _ in range(repeat):
-        _touch(buf, npages)
+        touch(buf, npages)
         buf.madvise(advice, 0, npages * PAGE)
         t0 = time.perf_counter_ns()
-        _touch(buf, npages)
+        touch(buf, npages)
         samples.append((time.perf_counter_ns() - t0) / npages)
     t0 = time.perf_counter_ns()
-    _touch(buf, npages)
+    touch(buf, npages)
     resident = (time.perf_counter_ns() - t0) / npages
     return max(statistics.median(samples) - resident, 0.0)
 
@@ -79,42 +78,6 @@ def _flag_ns(buf: mmap.mmap, repeat: int) -> float:
         buf.madvise(mmap.MADV_NOHUGEPAGE, huge * PAGE, HUGE)  # splits the VMA
         buf.madvise(mmap.MADV_HUGEPAGE, huge * PAGE, HUGE)  # merges it back
         samples.append((time.perf_counter_ns() - t0) / 2)
-    return statistics.median(samples)
-
-
-class OtherThread:
-    """While open, one thread of this process busy on another CPU outside the GIL (hashlib releases
-    it while hashing a large buffer)."""
-
-    def __enter__(self) -> "OtherThread":
-        data = bytes(1 << 20)
-        self.stop = False
-        self.thread = threading.Thread(target=lambda: [hashlib.sha256(data) for _ in iter(lambda: self.stop, True)],
-                                       daemon=True)
-        self.thread.start()
-        time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop = True
-        self.thread.join()
-
-
-def madv_free_small_ns(repeat: int, touched: bool = True, sleep_s: float = 0.0002) -> float:
-    """Median ns of MADV_FREE on one Go page (2 x 4 KiB), resident (``touched``) or never touched,
-    each call after sleeping ``sleep_s`` (the other CPU takes this process's mm up again meanwhile)."""
-    buf = mmap.mmap(-1, 2 * PAGE * repeat, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    try:
-        if touched:
-            _touch(buf, 2 * repeat)
-        samples = []
-        for k in range(repeat):
-            time.sleep(sleep_s)
-            t0 = time.perf_counter_ns()
-            buf.madvise(mmap.MADV_FREE, 2 * PAGE * k, 2 * PAGE)
-            samples.append(time.perf_counter_ns() - t0)
-    finally:
-        buf.close()
     return statistics.median(samples)
 
 
@@ -146,6 +109,16 @@ def _shootdown_ns(repeat: int) -> float:
     return max(shared - alone, 0.0)
 
 
+def probed_costs(metadata: dict, base: CostModel | None = None) -> CostModel:
+    """``base`` (default: CostModel's defaults) with the TLB shootdown the recording's probes measured
+    (their mean), where the trace has them; else ``base`` as it is."""
+    base = base or CostModel()
+    probes = recorded_probes(metadata)
+    if probes is None:
+        return base
+    return replace(base, tlb_shootdown_ns=round(statistics.fmean(p["tlb_shootdown_ns"] for p in probes)))
+
+
 def first_free_ns(npages: int, repeat: int) -> float:
     """Median ns of MADV_FREE on ``npages`` 4 KiB pages resident and never freed before (small pages,
     as Go 1.14's heap is under THP "madvise": each goes to the lazyfree list now)."""
@@ -154,7 +127,7 @@ def first_free_ns(npages: int, repeat: int) -> float:
         buf = mmap.mmap(-1, npages * PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         try:
             buf.madvise(mmap.MADV_NOHUGEPAGE, 0, npages * PAGE)
-            _touch(buf, npages)
+            touch(buf, npages)
             t0 = time.perf_counter_ns()
             buf.madvise(mmap.MADV_FREE, 0, npages * PAGE)
             samples.append(time.perf_counter_ns() - t0)

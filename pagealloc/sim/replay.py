@@ -21,6 +21,7 @@ from pagealloc.errors import UserError
 from pagealloc.runtime.invariants import InvariantError, check_heap
 from pagealloc.runtime.mgcscavenge import SCAVENGE_PERCENT
 from pagealloc.runtime.mheap import RETAIN_EXTRA_PERCENT
+from pagealloc.sim.calibrate import probed_costs
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.sim.engine import Replay
 from pagealloc.sim.engines import replay_class
@@ -65,6 +66,11 @@ def replay(
 ) -> ReplayResult:
     """Replay ``trace`` (a path, pyarrow Table or pandas DataFrame) in ``mode`` (a preset of MODES).
 
+    ``cost_model``: a CostModel or a cost-model file (TOML or JSON, its
+    entries over the defaults); None: CostModel's defaults with the TLB
+    shootdown that ``pagealloc record`` measured beside the program, where
+    the trace carries it (``calibrate.probed_costs``).
+
     The keywords are ReplayConfig's fields (``config`` gives them all at
     once, and then the keywords are not read): ``timing`` (TIMINGS; ``auto``
     is ``ordered`` for a go1.14-runtime trace, ``recorded`` for any other;
@@ -108,7 +114,7 @@ def replay(
     if not has_p and (g or 1) > 1:
         raise UserError(f"{where}: the metadata says gomaxprocs {g} but the trace has no p column, "
                         "so which P did what is unknown (add a p column, or drop gomaxprocs from the metadata)")
-    cost = cost_model or CostModel()
+    cost = cost_model or probed_costs(meta)  # no cost model given: the recording machine's shootdown, if probed
     sched = p_schedule_of(trace, g if has_p else 1, cost) if config.scavenger_timers == "go1.14" else None
     engine = replay_class(config.engine)(replace(config, gomaxprocs=g if has_p else 1), cost, kinds_known=kinds_known,
                                          psched=sched)
@@ -131,6 +137,7 @@ def replay(
         end_ns = recorded_end_ns(meta, where, engine.last_ts)
         result = engine.finish(label, time.perf_counter() - t0, end_ns)
         result.reference = reference_record(meta, result, where)  # go1.14-runtime traces
+        result.tlb_shootdown_ns = cost.tlb_shootdown_ns
         if config.check:
             check_heap(engine.heap, engine.spans)
     except InvariantError as e:  # a bug in the model (also raised mid-replay: retained < 0)

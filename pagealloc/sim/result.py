@@ -119,6 +119,7 @@ class ReplayResult:
     retain_extra_percent: float = field(default=10, metadata={"unit": "", "shown": None})
     scavenge_percent: float = field(default=1, metadata={"unit": "", "shown": None})
     madvise_advice: str = field(default="MADV_FREE", metadata={"unit": "", "shown": None})  # how sysUnused released
+    tlb_shootdown_ns: int = field(default=0, metadata={"unit": "", "shown": None})  # ns priced per release (CostModel)
     madvise_calls: int = figure("count", NONE, "madvise calls")
     # The modelled program, GOMAXPROCS Ps contending for the heap lock (virtual time):
     gomaxprocs: int = figure("count", NONE, "GOMAXPROCS", default=1)

@@ -41,6 +41,7 @@ from dataclasses import fields
 
 import numpy as np
 
+from pagealloc.sim.calibrate import probed_costs
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.sim.presets import ReplayConfig, concrete_timing
 from pagealloc.sim.result import METRICS
@@ -164,8 +165,10 @@ def replay_seed(path, config: ReplayConfig, cost: CostModel | None, seed: int, l
     from pagealloc.sim.replay import replay
     from pagealloc.trace.read import trace_metadata
 
-    source = trace_metadata(path).get("source") if seed else None
-    trace, seeded_cost = seeded_inputs(path, config, cost or CostModel(), seed, label, source, table_cache, parts)
+    meta = trace_metadata(path)
+    source = meta.get("source") if seed else None
+    trace, seeded_cost = seeded_inputs(path, config, cost or probed_costs(meta), seed, label, source, table_cache,
+                                       parts)
     return replay(trace, config=config, cost_model=seeded_cost, label=label)
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pagealloc.errors import UserError
+from pagealloc.sim.calibrate import probed_costs
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.sim.presets import AUTO_TIMING, KNOBS, MODES, TIMINGS, concrete_timing
 from pagealloc.sweep.replaycall import knob_defaults
@@ -120,6 +121,7 @@ class _Parser:
         self._traces: dict[str, tuple[str, str]] = {}  # absolute path -> (label, sha256)
         self._sources: dict[str, str | None] = {}  # absolute path -> the metadata's source
         self._costs: dict[str, dict] = {}
+        self._probed: dict[str, dict] = {}  # absolute path -> calibrate.probed_costs of its metadata
 
     def fail(self, key: str, message: str):
         raise UserError(f"{self.label}: {key}: {message}" if key else f"{self.label}: {message}")
@@ -193,7 +195,7 @@ class _Parser:
             concrete = concrete_timing(timing, self._sources.get(path))
             if concrete != timing and concrete in timings:
                 continue  # "auto" stands for a timing the grid lists too: one point
-            cost = dict(self._costs[base]) if base else CostModel().as_dict()
+            cost = dict(self._costs[base] if base else self._probed[path])
             cost.update(zip(cost_axes, costs))
             points.append(Point(trace, path, sha, mode, concrete, tuple(cost.items()), base, tuple(zip(params, values))))
         return points
@@ -247,6 +249,7 @@ class _Parser:
             except UserError as e:
                 self.fail(key, str(e))
             self._sources[str(path)] = meta.get("source")
+            self._probed[str(path)] = probed_costs(meta).as_dict()  # no cost file: the recording's own shootdown
             digest = hashlib.sha256()
             with open(path, "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):

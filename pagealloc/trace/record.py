@@ -32,6 +32,14 @@ Two runtimes record:
 The program's own output goes to the terminal (``quiet`` keeps it in a log
 that an error message names); the build's output shows with ``verbose``.
 ``gomaxprocs`` sets ``GOMAXPROCS`` for the run (more Ps than cores is fine).
+
+Right before and right after the run (not during it: its thread would take
+a CPU from the program), ``trace.shootdown.machine_probe`` measures what a
+TLB shootdown adds to a one-page MADV_FREE on this machine now (~0.4 s
+each).  The trace keeps both (``generator.machine_probe``) and a replay
+prices its releases with their mean: Go 1.14's background scavenger sleeps
+100 times its crit, and its crit follows that cost from one run to the
+next (ARCHITECTURE.md, "Session 8").
 """
 
 from __future__ import annotations
@@ -49,8 +57,10 @@ from pathlib import Path
 
 from pagealloc.errors import UserError
 from pagealloc.trace.cpuwait import GENERATOR_KEY, CpuWaitSampler, busy_note
+from pagealloc.trace.format import MACHINE_PROBE_KEY
 from pagealloc.trace.goimport import import_go_trace
 from pagealloc.trace.gotool import go_env, go_facts, go_root, go_run, last_line
+from pagealloc.trace.shootdown import machine_probe
 
 GO_CHOICES = ("installed", "1.14")
 TEST_NAME = "TestPageallocRecord"
@@ -469,16 +479,20 @@ def record(
         run.env["PWD"] = run.cwd
         if gomaxprocs is not None:
             run.env["GOMAXPROCS"] = str(gomaxprocs)
+        before = machine_probe()  # the TLB shootdown now, and again after the program
         try:
             cpu_wait = run_program(run, target, quiet)
         finally:
             for fd in run.pass_fds:
                 os.close(fd)
+        after = machine_probe()
         if keep_raw:
             shutil.copyfile(runtime.raw, keep_raw)
         options = [*(["--go", go] if go != "installed" else []), *(["--gomaxprocs", str(gomaxprocs)] if gomaxprocs else [])]
         command = ["pagealloc", "record", "-o", out, *(["--name", name] if name else []), *options, "--", *argv]
         generator = {"name": "pagealloc record", "command": shlex.join(command)}
+        if before and after:
+            generator[MACHINE_PROBE_KEY] = {"before": before, "after": after}
         if cpu_wait is not None:
             generator[GENERATOR_KEY] = cpu_wait
             note = busy_note(cpu_wait) if go == "1.14" else None

@@ -61,6 +61,18 @@ def _truncated(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
+def _with_probe(after) -> pa.Table:
+    """The good trace with a TLB shootdown probe in its metadata (trace.format.MACHINE_PROBE_KEY) whose
+    "after" half is ``after`` (None: left out)."""
+    from pagealloc.trace import METADATA_KEY
+
+    probes = {"before": {"madv_free_go_page_ns": 2300, "tlb_shootdown_ns": 9000}}
+    if after is not None:
+        probes["after"] = after
+    doc = {"format": "pagealloc-trace", "version": 2, "source": "user", "generator": {"machine_probe": probes}}
+    return _table().replace_schema_metadata({METADATA_KEY: json.dumps(doc)})
+
+
 I64 = pa.int64()
 # (id, file name, how to make it or None, row or None, what the message must say)
 TRACES = [
@@ -85,6 +97,10 @@ TRACES = [
     ("empty-trace", "no-rows.parquet", _write(_table(ts=[], op=pa.array([], pa.string()), span=[], npages=[])), None,
      "the trace has no events"),
     ("only-frees", "only-frees.parquet", _write(_table(op=["free", "free", "free"], span=[1, 2, 3])), 0, "free of unknown span 1"),
+    ("machine-probe-negative", "bad-probe.parquet", _write(_with_probe({"madv_free_go_page_ns": 2300, "tlb_shootdown_ns": -5})),
+     None, "metadata generator.machine_probe must be"),
+    ("machine-probe-missing-after", "half-probe.parquet", _write(_with_probe(None)), None,
+     "metadata generator.machine_probe must be"),
 ]
 TRACE_COMMANDS = ["replay", "validate", "info", "report"]  # every command with TRACE arguments
 SKIPPABLE = {"free-unknown-span": 1, "double-alloc": 1, "only-frees": 3}  # rows --lenient skips

@@ -25,3 +25,69 @@ def test_calibrate_bad_output_path_is_one_line_error(tmp_path):
                        capture_output=True, text=True)
     assert p.returncode == 2
     assert p.stderr.startswith("pagealloc: error:") and p.stderr.count("\n") == 1
+
+
+def test_machine_probe_measures_a_one_page_release_and_the_shootdown():
+    """What `pagealloc record` runs before and after the program: real MADV_FREE calls, each figure a
+    whole number of ns (the shootdown can be 0: on a loaded machine the other thread has no CPU of its own)."""
+    from pagealloc.trace.shootdown import machine_probe
+    from pagealloc.trace.format import PROBE_FIELDS
+
+    probe = machine_probe(rounds=3, repeat=20)
+    assert sorted(probe) == sorted(PROBE_FIELDS)
+    assert all(type(v) is int for v in probe.values())
+    assert 0 < probe["madv_free_go_page_ns"] < 10**7  # a syscall: more than nothing, less than 10 ms
+    assert 0 <= probe["tlb_shootdown_ns"] < 10**7
+
+
+def _with_probe(src, out, before_ns: int, after_ns: int):
+    """``src`` with a machine probe of ``before_ns`` / ``after_ns`` of TLB shootdown in its metadata."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from pagealloc.trace import METADATA_KEY
+
+    table = pq.read_table(src)
+    meta = dict(table.schema.metadata)
+    key = METADATA_KEY.encode() if isinstance(METADATA_KEY, str) else METADATA_KEY
+    doc = json.loads(meta[key])
+    doc.setdefault("generator", {})["machine_probe"] = {
+        "before": {"madv_free_go_page_ns": 2300, "tlb_shootdown_ns": before_ns},
+        "after": {"madv_free_go_page_ns": 2400, "tlb_shootdown_ns": after_ns}}
+    meta[key] = json.dumps(doc).encode()
+    pq.write_table(table.replace_schema_metadata(meta), out)
+    return out
+
+
+def test_a_recordings_probe_prices_its_replays_shootdown(tmp_path):
+    """A trace that carries record's probe is replayed with the mean of its two shootdowns (replay, the
+    spread's seed 0, a sweep point without a cost file); a cost model given replaces it."""
+    from pathlib import Path
+
+    from pagealloc.sim.calibrate import probed_costs
+    from pagealloc.sim.presets import ReplayConfig
+    from pagealloc.sim.replay import replay
+    from pagealloc.sim.spread import replay_seed
+    from pagealloc.trace import trace_metadata
+
+    src = Path(__file__).resolve().parents[2] / "traces" / "go114-churn-p2.parquet"
+    probed = _with_probe(src, tmp_path / "probed.parquet", 1_000, 3_000)
+    assert probed_costs(trace_metadata(src)) == CostModel()  # no probe: the defaults
+    assert probed_costs(trace_metadata(probed)).tlb_shootdown_ns == 2_000
+    plain, cheap = replay(src, "go1.14"), replay(probed, "go1.14")
+    assert plain.tlb_shootdown_ns == CostModel().tlb_shootdown_ns and cheap.tlb_shootdown_ns == 2_000
+    # cheaper releases: a shorter crit, so Go's pacing (sleep 100 x crit) releases more often
+    assert cheap.released_background_count > plain.released_background_count
+    given = replay(probed, "go1.14", cost_model=CostModel())
+    assert given.tlb_shootdown_ns == CostModel().tlb_shootdown_ns
+    assert given.released_background_count == plain.released_background_count
+    seed0 = replay_seed(probed, ReplayConfig(mode="go1.14"), None, 0, "probed")
+    assert seed0.released_background_count == cheap.released_background_count and seed0.tlb_shootdown_ns == 2_000
+    # a sweep point without a cost file: the trace's own costs, in its cost columns too
+    from pagealloc.sweep import load_grid
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text('name = "probe"\ntraces = ["probed.parquet"]\nmodes = ["go1.14"]\n')
+    (point,) = load_grid(grid).points
+    assert dict(point.cost)["tlb_shootdown_ns"] == 2_000

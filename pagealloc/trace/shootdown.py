@@ -1,0 +1,105 @@
+"""The recording machine's TLB shootdown, probed beside the program.
+
+Not a Go file.  Why it matters: on Linux, MADV_FREE of resident pages must
+shoot down the TLB of every other CPU running a thread of the process at
+that moment (an IPI; a VM exit on a virtual machine).  Go 1.14's background
+scavenger sleeps 100 times its crit, and on an idle 2-vCPU machine the
+shootdown is most of a one-page release's crit (~10 of ~13 us), so the
+real scavenger's pace follows it, and it moves from one run to the next
+(the host's state: 8.6-15.6 us over 65 runs of the service program on one
+idle VM, the runtime's crit following it; ARCHITECTURE.md, "Session 8").
+
+``machine_probe`` measures it now: MADV_FREE of one resident Go page,
+alone and while another thread of this process is busy on another CPU
+(``OtherThread``), in rounds that alternate the two, medians over the
+rounds (~0.4 s).  ``pagealloc record`` runs it right before and right
+after the program — not during it, where its thread would take a CPU from
+the program — and keeps both under the metadata's
+``generator.machine_probe`` (trace.format checks their form on reading);
+``recorded_probes`` reads them back, and sim.calibrate.probed_costs prices
+a replay with them.  ``pagealloc calibrate`` measures the same things
+(and more) with these helpers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import statistics
+import threading
+import time
+
+from pagealloc.trace.format import MACHINE_PROBE_KEY
+
+PAGE = 4096  # the kernel's page (Go's is two)
+PROBE_ROUNDS, PROBE_REPEAT = 7, 60  # ~0.4 s
+
+
+def touch(buf: mmap.mmap, npages: int) -> None:
+    """Write one byte of each of the first ``npages`` 4 KiB pages: resident from now on."""
+    for i in range(0, npages * PAGE, PAGE):
+        buf[i] = 1
+
+
+class OtherThread:
+    """While open, one thread of this process busy on another CPU outside the GIL (hashlib releases
+    it while hashing a large buffer)."""
+
+    def __enter__(self) -> "OtherThread":
+        data = bytes(1 << 20)
+        self.stop = False
+        self.thread = threading.Thread(target=lambda: [hashlib.sha256(data) for _ in iter(lambda: self.stop, True)],
+                                       daemon=True)
+        self.thread.start()
+        time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop = True
+        self.thread.join()
+
+
+def madv_free_small_ns(repeat: int, touched: bool = True, sleep_s: float = 0.0002) -> float:
+    """Median ns of MADV_FREE on one Go page (2 x 4 KiB), resident (``touched``) or never touched,
+    each call after sleeping ``sleep_s`` (the other CPU takes this process's mm up again meanwhile)."""
+    buf = mmap.mmap(-1, 2 * PAGE * repeat, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        if touched:
+            touch(buf, 2 * repeat)
+        samples = []
+        for k in range(repeat):
+            time.sleep(sleep_s)
+            t0 = time.perf_counter_ns()
+            buf.madvise(mmap.MADV_FREE, 2 * PAGE * k, 2 * PAGE)
+            samples.append(time.perf_counter_ns() - t0)
+    finally:
+        buf.close()
+    return statistics.median(samples)
+
+
+def machine_probe(rounds: int = PROBE_ROUNDS, repeat: int = PROBE_REPEAT) -> dict | None:
+    """What MADV_FREE of one resident Go page costs here now, alone (``madv_free_go_page_ns``) and what
+    another thread of this process running on another CPU adds (``tlb_shootdown_ns``): medians over
+    ``rounds`` rounds that alternate the two, so that a round where the other thread got no CPU does
+    not decide.  None where madvise(MADV_FREE) is not there (not Linux) or fails."""
+    if not hasattr(mmap, "MADV_FREE"):
+        return None
+    alone, shootdown = [], []
+    try:
+        for _ in range(rounds):
+            a = madv_free_small_ns(repeat)
+            with OtherThread():
+                shared = madv_free_small_ns(repeat)
+            alone.append(a)
+            shootdown.append(max(shared - a, 0.0))
+    except OSError:
+        return None
+    return {"madv_free_go_page_ns": int(round(statistics.median(alone))),
+            "tlb_shootdown_ns": int(round(statistics.median(shootdown)))}
+
+
+def recorded_probes(metadata: dict) -> list[dict] | None:
+    """[before, after]: the probes a recording kept (trace.format checked their form when it read the
+    metadata), or None when it has none (recorded before the probe, or not by ``pagealloc record``)."""
+    kept = (metadata.get("generator") or {}).get(MACHINE_PROBE_KEY)
+    return [kept["before"], kept["after"]] if kept is not None else None
