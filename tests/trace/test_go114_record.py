@@ -97,13 +97,13 @@ def test_a_fresh_recording_of_the_service_program_stays_within_the_background_bo
     machine's TLB shootdown cost, which moves from run to run (one-page crit medians 11-19 us on the idle
     machine, 29-33 us in two runs of session 7, 4-14 us beside two busy loops); record measures it beside
     the program and the replay prices it (ARCHITECTURE.md, "Session 8").
-    Count: the issue's bounds, 0.67-1.5x.  With record's probe, 45 of 45 fresh runs on the idle machine
-    (0.72-1.23x) and 8 of 8 beside two busy loops (0.97-1.36x) were within them, all on 2026-12-05.
-    Bytes: an envelope, not the issue's 0.5-2x, which 43 of those 45 idle runs met (0.36-2.18x).  The
+    Count: the issue's bounds, 0.67-1.5x.  With record's probe, 78 of 78 fresh runs on the idle machine
+    (0.72-1.25x) and 8 of 8 beside two busy loops (0.97-1.36x) were within them, all on 2026-12-05.
+    Bytes: an envelope, not the issue's 0.5-2x, which 71 of those 78 idle runs met (0.34-2.57x).  The
     bytes swing with a handful of whole huge pages: Go releases one where its descending search meets a
-    free huge page none of whose pages it released yet, so a wake-up 100 us earlier or later than Go's
-    releases 8 KiB instead of 2 MiB, and the streak that follows differs (real runs released 0-19 of them,
-    against ~1,000 one-page releases).  Over the 45 runs the model's count of them per run matches Go's
+    free huge page none of whose pages it released yet, so a walk a wake-up or two behind Go's can meet it
+    after an allocation took part of it and release it a page at a time instead (real runs released 0-22
+    whole huge pages, against ~1,000 one-page releases); it happens both ways.  Over 45 of the runs the model's count of them per run matches Go's
     (mean 6.6 against 6.5, median 4 against 5, correlation 0.79), one run by one run it is a draw:
     ARCHITECTURE.md, "Session 8"."""
     from pathlib import Path
