@@ -29,7 +29,7 @@ import time
 from dataclasses import replace
 
 from pagealloc.sim.costmodel import CostModel
-from pagealloc.trace.shootdown import PAGE, OtherThread, madv_free_small_ns, recorded_probes, touch
+from pagealloc.trace.shootdown import PAGE, PROBE_REPEAT, madv_free_small_ns, machine_probe, recorded_probes, touch
 
 HUGE = 2 << 20
 SIZES = (1, 2, 4, 16, 64, 256, 1024)  # 4 KiB pages per madvise call
@@ -101,12 +101,11 @@ def _cold_fit(curve: dict[float, float]) -> tuple[int, int]:
     return max(int(round(slope)), 0), max(int(round(curve[COLD_SLEEPS_MS[-1]] - base)), 0)
 
 
-def _shootdown_ns(repeat: int) -> float:
-    """What another CPU running this process adds to MADV_FREE of resident pages."""
-    alone = madv_free_small_ns(repeat)
-    with OtherThread():
-        shared = madv_free_small_ns(repeat)
-    return max(shared - alone, 0.0)
+def _shootdown_ns(repeat: int) -> int:
+    """What another CPU running this process adds to MADV_FREE of resident pages: record's probe, with
+    ``repeat`` calls a side in each of its rounds (at least its own 60)."""
+    probe = machine_probe(repeat=max(PROBE_REPEAT, 2 * repeat))
+    return probe["tlb_shootdown_ns"] if probe else 0
 
 
 def probed_costs(metadata: dict, base: CostModel | None = None) -> CostModel:
@@ -210,7 +209,7 @@ def calibrate(repeat: int = 30) -> dict:
         "madvise_free_call_ns": fr_call,
         "madvise_free_page_ns": fr_page,
         "madvise_hugepage_ns": int(round(flag)),
-        "tlb_shootdown_ns": int(round(_shootdown_ns(10 * repeat))),
+        "tlb_shootdown_ns": _shootdown_ns(repeat),
         "page_fault_ns": int(round(fault)),
         "page_retouch_free_ns": int(round(retouch)),
         "futex_wake_ns": int(round(_wake_ns())),
