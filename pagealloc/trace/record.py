@@ -479,20 +479,21 @@ def record(
         run.env["PWD"] = run.cwd
         if gomaxprocs is not None:
             run.env["GOMAXPROCS"] = str(gomaxprocs)
-        before = machine_probe()  # the TLB shootdown now, and again after the program
+        others = _other_ps(run.env)
+        before = machine_probe(others=others)  # the TLB shootdown now, and again after the program
         try:
             cpu_wait = run_program(run, target, quiet)
         finally:
             for fd in run.pass_fds:
                 os.close(fd)
-        after = machine_probe()
+        after = machine_probe(others=others)
         if keep_raw:
             shutil.copyfile(runtime.raw, keep_raw)
         options = [*(["--go", go] if go != "installed" else []), *(["--gomaxprocs", str(gomaxprocs)] if gomaxprocs else [])]
         command = ["pagealloc", "record", "-o", out, *(["--name", name] if name else []), *options, "--", *argv]
         generator = {"name": "pagealloc record", "command": shlex.join(command)}
         if before and after:
-            generator[MACHINE_PROBE_KEY] = {"before": before, "after": after}
+            generator[MACHINE_PROBE_KEY] = {"before": before, "after": after, "busy_threads": others}
         if cpu_wait is not None:
             generator[GENERATOR_KEY] = cpu_wait
             note = busy_note(cpu_wait) if go == "1.14" else None
@@ -503,6 +504,17 @@ def record(
         except UserError as e:  # keep the recording, and name it rather than the temporary copy
             kept = keep_raw or _save_copy(runtime.raw)
             raise UserError(str(e).replace(runtime.raw, kept)) from None
+
+
+def _other_ps(env: dict) -> int:
+    """How many busy threads the shootdown probe runs beside its own: the program's other Ps (its
+    GOMAXPROCS, else the CPUs, less one; at most four per CPU, past which more compete no differently)."""
+    cpus = os.cpu_count() or 2
+    try:
+        procs = int(env.get("GOMAXPROCS", ""))
+    except ValueError:
+        procs = cpus
+    return max(min((procs if procs >= 1 else cpus) - 1, 4 * cpus), 1)
 
 
 def _save_copy(path: str) -> str:

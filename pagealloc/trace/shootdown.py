@@ -10,9 +10,9 @@ real scavenger's pace follows it, and it moves from one run to the next
 idle VM, the runtime's crit following it; ARCHITECTURE.md, "Session 8").
 
 ``machine_probe`` measures it now: MADV_FREE of one resident Go page,
-alone and while another thread of this process is busy on another CPU
-(``OtherThread``), in rounds that alternate the two, medians over the
-rounds (~0.4 s).  ``pagealloc record`` runs it right before and right
+alone and while busy threads of this process, as many as the program has
+other Ps, compete for the other CPUs (``OtherThread``), in rounds that
+alternate the two, medians over the rounds (~0.4 s).  ``pagealloc record`` runs it right before and right
 after the program — not during it, where its thread would take a CPU from
 the program — and keeps both under the metadata's
 ``generator.machine_probe`` (trace.format checks their form on reading);
@@ -42,21 +42,26 @@ def touch(buf: mmap.mmap, npages: int) -> None:
 
 
 class OtherThread:
-    """While open, one thread of this process busy on another CPU outside the GIL (hashlib releases
-    it while hashing a large buffer)."""
+    """While open, ``n`` threads of this process busy outside the GIL (hashlib releases it while hashing
+    a large buffer), each on another CPU when the machine has one free."""
+
+    def __init__(self, n: int = 1):
+        self.n = max(n, 1)
 
     def __enter__(self) -> "OtherThread":
         data = bytes(1 << 20)
         self.stop = False
-        self.thread = threading.Thread(target=lambda: [hashlib.sha256(data) for _ in iter(lambda: self.stop, True)],
-                                       daemon=True)
-        self.thread.start()
+        self.threads = [threading.Thread(target=lambda: [hashlib.sha256(data) for _ in iter(lambda: self.stop, True)],
+                                         daemon=True) for _ in range(self.n)]
+        for t in self.threads:
+            t.start()
         time.sleep(0.05)
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop = True
-        self.thread.join()
+        for t in self.threads:
+            t.join()
 
 
 def madv_free_small_ns(repeat: int, touched: bool = True, sleep_s: float = 0.0002) -> float:
@@ -77,18 +82,21 @@ def madv_free_small_ns(repeat: int, touched: bool = True, sleep_s: float = 0.000
     return statistics.median(samples)
 
 
-def machine_probe(rounds: int = PROBE_ROUNDS, repeat: int = PROBE_REPEAT) -> dict | None:
+def machine_probe(rounds: int = PROBE_ROUNDS, repeat: int = PROBE_REPEAT, others: int = 1) -> dict | None:
     """What MADV_FREE of one resident Go page costs here now, alone (``madv_free_go_page_ns``) and what
-    another thread of this process running on another CPU adds (``tlb_shootdown_ns``): medians over
-    ``rounds`` rounds that alternate the two, so that a round where the other thread got no CPU does
-    not decide.  None where madvise(MADV_FREE) is not there (not Linux) or fails."""
+    ``others`` busy threads of this process add (``tlb_shootdown_ns``: the IPI to whichever CPU runs one
+    of them): medians over ``rounds`` rounds that alternate the two, so that a round where the threads
+    got no CPU does not decide.  ``record`` passes the program's other Ps (GOMAXPROCS - 1): on an idle
+    machine one thread or three read the same (9.5 us here), but beside other load the threads compete
+    for the CPUs as the program's Ps do (beside two busy loops, one thread read 0.5 us and three 11.2).
+    None where madvise(MADV_FREE) is not there (not Linux) or fails."""
     if not hasattr(mmap, "MADV_FREE"):
         return None
     alone, shootdown = [], []
     try:
         for _ in range(rounds):
             a = madv_free_small_ns(repeat)
-            with OtherThread():
+            with OtherThread(others):
                 shared = madv_free_small_ns(repeat)
             alone.append(a)
             shootdown.append(max(shared - a, 0.0))

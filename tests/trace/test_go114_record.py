@@ -97,9 +97,9 @@ def test_a_fresh_recording_of_the_service_program_stays_within_the_background_bo
     machine's TLB shootdown cost, which moves from run to run (one-page crit medians 11-19 us on the idle
     machine, 29-33 us in two runs of session 7, 4-14 us beside two busy loops); record measures it beside
     the program and the replay prices it (ARCHITECTURE.md, "Session 8").
-    Count: the issue's bounds, 0.67-1.5x.  With record's probe, 78 of 78 fresh runs on the idle machine
-    (0.72-1.25x) and 8 of 8 beside two busy loops (0.97-1.36x) were within them, all on 2026-12-05.
-    Bytes: an envelope, not the issue's 0.5-2x, which 71 of those 78 idle runs met (0.34-2.57x).  The
+    Count: the issue's bounds, 0.67-1.5x.  With record's probe, 102 of 102 fresh runs on the idle machine
+    (0.72-1.30x) and 16 of 16 beside two busy loops (0.72-1.36x) were within them, all on 2026-12-05.
+    Bytes: an envelope, not the issue's 0.5-2x, which 93 of those 102 idle runs met (0.30-2.57x).  The
     bytes swing with a handful of whole huge pages: Go releases one where its descending search meets a
     free huge page none of whose pages it released yet, so a walk a wake-up or two behind Go's can meet it
     after an allocation took part of it and release it a page at a time instead (real runs released 0-22

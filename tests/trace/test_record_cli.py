@@ -299,3 +299,15 @@ def test_record_prints_the_programs_output_and_nothing_of_the_test_binary(tmp_pa
     assert main(["record", "-o", str(out), "--", str(prog)]) == 0
     std = capfd.readouterr()
     assert std.out == f"hello\n{out}: " + std.out.split(f"{out}: ", 1)[1] and "PASS" not in std.out + std.err
+
+
+def test_the_shootdown_probe_runs_as_many_busy_threads_as_the_program_has_other_ps():
+    """record's probe competes for the CPUs as the program's Ps would: GOMAXPROCS - 1 threads (the
+    CPUs less one when it is not set, at most four per CPU, at least one)."""
+    from pagealloc.trace.record import _other_ps
+
+    cpus = os.cpu_count() or 2
+    assert _other_ps({"GOMAXPROCS": "4"}) == min(3, 4 * cpus)
+    assert _other_ps({"GOMAXPROCS": "1"}) == 1
+    assert _other_ps({}) == max(cpus - 1, 1) == _other_ps({"GOMAXPROCS": "lots"})
+    assert _other_ps({"GOMAXPROCS": "1024"}) == 4 * cpus
