@@ -91,3 +91,16 @@ def test_a_recordings_probe_prices_its_replays_shootdown(tmp_path):
     grid.write_text('name = "probe"\ntraces = ["probed.parquet"]\nmodes = ["go1.14"]\n')
     (point,) = load_grid(grid).points
     assert dict(point.cost)["tlb_shootdown_ns"] == 2_000
+
+
+def test_without_madv_free_there_is_no_probe_and_the_replay_keeps_the_default(monkeypatch):
+    """Where madvise(MADV_FREE) does not exist (not Linux), record keeps no probe: the trace's replay is
+    priced with the defaults."""
+    import mmap
+
+    from pagealloc.sim.calibrate import probed_costs
+    from pagealloc.trace.shootdown import machine_probe
+
+    monkeypatch.delattr(mmap, "MADV_FREE")
+    assert machine_probe() is None
+    assert probed_costs({"generator": {"name": "pagealloc record"}}) == CostModel()
