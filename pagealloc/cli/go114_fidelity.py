@@ -42,28 +42,26 @@ def _count(r, ref) -> str:
     return f"{r.released_background_count:,} / {real:,} ({ratio})"
 
 
-def _other_load(path) -> str:
+def _other_load(meta: dict) -> str:
     """Other processes' share of the recording machine's CPUs (``pagealloc.trace.cpuwait``): the model's
     costs are an idle machine's, and the real scavenger's crit depends on it (TLB shootdowns)."""
-    from pagealloc.trace import trace_metadata
     from pagealloc.trace.cpuwait import recorded_load
 
-    load = recorded_load(trace_metadata(path))
+    load = recorded_load(meta)
     return f"{load['other_cpu_share']:.1%}" if load else "not measured"
 
 
-def _probed(path) -> bool:
-    """Whether the recording carries record's TLB shootdown probe (trace.shootdown)."""
-    from pagealloc.trace import trace_metadata
+def _shootdown(r, meta: dict) -> str:
+    """The TLB shootdown the replay priced, and whether it is record's probe (trace.shootdown)."""
     from pagealloc.trace.shootdown import recorded_probes
 
-    return recorded_probes(trace_metadata(path)) is not None
+    return f"{r.tlb_shootdown_ns / 1e3:.1f}" + ("" if recorded_probes(meta) is not None else " (default)")
 
 
 def run(args) -> int:
     from pagealloc.sim.reference import heap_walk
     from pagealloc.sim.replay import replay
-    from pagealloc.trace import corpus
+    from pagealloc.trace import corpus, trace_metadata
 
     entries = corpus.load().select(args.names, sources=["go1.14-runtime"])
     print(f"{args.mode} preset, timing {args.timing}, {args.crit} crit; model / real runtime")
@@ -73,6 +71,7 @@ def run(args) -> int:
           "| recorded with other load | shootdown priced µs |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for e in entries:
+        meta = trace_metadata(e.path)
         r = replay(e.path, args.mode, timing=args.timing, scavenger_crit=args.crit)
         w = heap_walk(e.path)
         ref = r.reference
@@ -83,6 +82,6 @@ def run(args) -> int:
               f"| {_mib(r.released_growth_bytes, ref.released_growth_bytes)} "
               f"| {_mib(r.released_forced_bytes, ref.released_forced_bytes)} "
               f"| {ref.ratios['retained_final_bytes']:.3f} | {w.goals_agreed} / {w.goals} "
-              f"| {getattr(r, 'order_wait_ns', 0) / 1e3:,.1f} | {r.p_stall_ns / 1e3:,.1f} | {_other_load(e.path)} "
-              f"| {r.tlb_shootdown_ns / 1e3:.1f}{'' if _probed(e.path) else ' (default)'} |", flush=True)
+              f"| {getattr(r, 'order_wait_ns', 0) / 1e3:,.1f} | {r.p_stall_ns / 1e3:,.1f} | {_other_load(meta)} "
+              f"| {_shootdown(r, meta)} |", flush=True)
     return 0

@@ -165,10 +165,11 @@ def replay_seed(path, config: ReplayConfig, cost: CostModel | None, seed: int, l
     from pagealloc.sim.replay import replay
     from pagealloc.trace.read import trace_metadata
 
+    if not seed:  # the plain replay; with no cost given, replay() prices the recording's probe itself
+        return replay(path, config=config, cost_model=cost, label=label)
     meta = trace_metadata(path)
-    source = meta.get("source") if seed else None
-    trace, seeded_cost = seeded_inputs(path, config, cost or probed_costs(meta), seed, label, source, table_cache,
-                                       parts)
+    trace, seeded_cost = seeded_inputs(path, config, cost or probed_costs(meta), seed, label, meta.get("source"),
+                                       table_cache, parts)
     return replay(trace, config=config, cost_model=seeded_cost, label=label)
 
 
