@@ -99,6 +99,21 @@ def go() -> GoHelpers:
     return GoHelpers()
 
 
+@pytest.fixture
+def load_script():
+    """``load_script("fresh-fidelity")``: one of scripts/ (no .py suffix) as a module, to test its parts."""
+    import importlib.machinery
+    import importlib.util
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "scripts" / name
+        loader = importlib.machinery.SourceFileLoader(name.replace("-", "_"), str(path))
+        module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+        loader.exec_module(module)
+        return module
+    return load
+
+
 @pytest.fixture(autouse=True)
 def _invariants_always_on(monkeypatch):
     """Issue 6.4, "always on in the test suite": every replay any test runs is

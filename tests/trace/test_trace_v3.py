@@ -223,3 +223,33 @@ def test_the_scavenger_timing_script_prints_the_table():
     assert "| synth-churn | (no P stream) |" in p.stdout
     p = subprocess.run([sys.executable, str(script), "nosuch.parquet"], capture_output=True, text=True, timeout=600)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "nosuch.parquet" in p.stderr
+
+
+def test_the_scavenger_timing_script_splits_crit_by_what_the_p_ran_before(load_script):
+    """--by-prior: a one-page release is keyed by its P's last state before the scavenger's run, or by how
+    long that P had been out of user / GC / sweep work; larger releases are left out."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "go114-scavenger-timing"
+    script = load_script(path.name)
+    schedule = pa.table({"ts": [0, 100, 110, 200, 500_000, 0, 100, 2_000_100, 2_000_200, 3_000_000],
+                         "p": [0, 0, 0, 0, 0, 1, 1, 1, 1, 1],
+                         "state": ["user", "sched", "scavenger", "idle", "scavenger",
+                                   "gc_worker", "idle", "scavenger", "sweep", "scavenger"]})
+    iterations = pa.table({"ts": [190, 500_090, 2_000_190, 3_000_090, 3_000_190],
+                           "p": [0, 0, 1, 1, 1], "outcome": ["sleep"] * 5,
+                           "released_bytes": [8192, 8192, 8192, 8192, 16384],
+                           "crit_ns": [50, 60, 70, 80, 90]})
+    got = script.by_prior(iterations, schedule)
+    assert dict(got) == {"user": [50], "idle <1ms": [60], "idle >=1ms": [70], "sweep": [80]}
+    root = path.parents[1]
+    p = subprocess.run([sys.executable, str(path), "--by-prior", "go114-service-p4"], capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr
+    (row,) = [line for line in p.stdout.splitlines() if line.startswith("| go114-service-p4 ")]
+    counts = [int(c.split(",")[0]) for c in row.split("|")[2:-1]]
+    it = scavenger_iterations(root / "traces" / "go114-service-p4.parquet").to_pandas()
+    one_page = ((it.outcome == "sleep") & (it.released_bytes == 8192) & (it.crit_ns > 0)).sum()
+    assert len(counts) == 5 and 0.95 * one_page <= sum(counts) <= one_page
