@@ -52,10 +52,12 @@ def _other_load(meta: dict) -> str:
 
 
 def _shootdown(r, meta: dict) -> str:
-    """The TLB shootdown the replay priced, and whether it is record's probe (trace.shootdown)."""
+    """The TLB shootdown the replay priced, plus what heavy allocation traffic adds (sim/traffic.py),
+    and whether they are record's probe (trace.shootdown)."""
     from pagealloc.trace.shootdown import recorded_probes
 
-    return f"{r.tlb_shootdown_ns / 1e3:.1f}" + ("" if recorded_probes(meta) is not None else " (default)")
+    return (f"{r.tlb_shootdown_ns / 1e3:.1f} + {r.memory_traffic_ns / 1e3:.1f}"
+            + ("" if recorded_probes(meta) is not None else " (default)"))
 
 
 def run(args) -> int:
@@ -68,7 +70,7 @@ def run(args) -> int:
     print("| trace | spans at the recorded address | heap_sys MiB | heap growths | background MiB (ratio) "
           "| background releases (ratio) | growth MiB "
           "| FreeOSMemory MiB | retained at the end, ratio | scavenge goals equal (row order) | order wait µs | P-stall µs "
-          "| recorded with other load | shootdown priced µs |")
+          "| recorded with other load | shootdown priced µs (+ heavy traffic) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for e in entries:
         meta = trace_metadata(e.path)

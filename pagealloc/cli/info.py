@@ -69,8 +69,11 @@ def _machine_probe(metadata: dict) -> str | None:
     if probes is None:
         return None
     before, after = (f"{p['tlb_shootdown_ns'] / 1e3:.1f}" for p in probes)
+    cost = probed_costs(metadata)
     return (f"{before} us before the program ran, {after} us after (the replay prices "
-            f"{probed_costs(metadata).tlb_shootdown_ns / 1e3:.1f} us per release while another P runs)")
+            f"{cost.tlb_shootdown_ns / 1e3:.1f} us per release while another P runs, "
+            f"{cost.memory_traffic_ns / 1e3:.1f} us more while the program allocates heavily"
+            + ("" if all("memory_traffic_ns" in p for p in probes) else ", the default: not probed") + ")")
 
 
 def format_summary(s, name: str) -> str:

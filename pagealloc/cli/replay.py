@@ -250,7 +250,7 @@ def format_table(path: str, results, spreads=None) -> str:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     r0 = results[0]
     lines = [f"{path}  ({r0.events:,} events, virtual time, timing {r0.timing}, TLB shootdown "
-             f"{r0.tlb_shootdown_ns / 1e3:.1f} us; simulator speed {r0.replay_events_per_wall_second:,.0f} "
+             f"{r0.tlb_shootdown_ns / 1e3:.1f} us, + {r0.memory_traffic_ns / 1e3:.1f} us in heavy allocation; simulator speed {r0.replay_events_per_wall_second:,.0f} "
              "events per wall second)"]
     for row in [header, *rows]:
         lines.append("  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)))

@@ -16,7 +16,7 @@ cdef class Prices:
     cdef public long long alloc_ns, free_ns, cache_alloc_ns, cache_refill_ns, mspan_refill_ns, sys_alloc_ns
     cdef public long long grow_chunk_ns, gc_ns, chunk_scan_ns, page_fault_ns, page_retouch_free_ns, madvise_call_ns
     cdef public long long madvise_page_ns, madvise_free_call_ns, madvise_free_page_ns, madvise_free_first_page_ns
-    cdef public long long madvise_hugepage_ns, vma_split_ns, tlb_shootdown_ns
+    cdef public long long madvise_hugepage_ns, vma_split_ns, tlb_shootdown_ns, memory_traffic_ns
 
 cdef class MHeap:
     cdef public object cost, clock, pages
@@ -24,7 +24,7 @@ cdef class MHeap:
     cdef public bint madvdontneed
     cdef public Prices price
     cdef public long long madvise_calls, tlb_peers, tlb_p, op_ns
-    cdef public object tlb_probe
+    cdef public object tlb_probe, traffic
     cdef public dict touched, lazyfree, pcache, mspancache
     cdef public set nohugepage
     cdef public object next_gc, last_next_gc, last_heap_inuse, gogc, retain_extra_percent, scavenge_goal

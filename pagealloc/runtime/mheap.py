@@ -111,7 +111,7 @@ PRICES = (
     "alloc_ns", "free_ns", "cache_alloc_ns", "cache_refill_ns", "mspan_refill_ns", "sys_alloc_ns",
     "grow_chunk_ns", "gc_ns", "chunk_scan_ns", "page_fault_ns", "page_retouch_free_ns", "madvise_call_ns",
     "madvise_page_ns", "madvise_free_call_ns", "madvise_free_page_ns", "madvise_free_first_page_ns",
-    "madvise_hugepage_ns", "vma_split_ns", "tlb_shootdown_ns",
+    "madvise_hugepage_ns", "vma_split_ns", "tlb_shootdown_ns", "memory_traffic_ns",
 )
 
 
@@ -196,6 +196,10 @@ class MHeap:
         self.tlb_p = 0
         self.op_ns = 0
         self.tlb_peers = 0
+        # The program's allocation traffic (not in Go: the machine's caches; sim/traffic.AllocTraffic):
+        # a release made while it is heavy pays CostModel.memory_traffic_ns on top of the shootdown.
+        # None: not followed (the heap used without a replay of a trace, or the cost is 0).
+        self.traffic = None
         # What the background scavenger's next release adds for the caches and TLBs its sleep let go
         # cold (CostModel.cold_ns); set by the simulation when it wakes, spent by its first madvise.
         self.cold_ns = 0
@@ -391,7 +395,11 @@ class MHeap:
         shootdown while another CPU runs the process and the background scavenger's cold start."""
         price = self.price
         self.madvise_calls += 1
-        extra = price.tlb_shootdown_ns if self._tlb_peers_now() else 0
+        extra = 0
+        if self._tlb_peers_now():
+            extra = price.tlb_shootdown_ns
+            if self.traffic is not None and self.traffic.heavy(self.op_ns + self.meter_ns):
+                extra += price.memory_traffic_ns
         if self.cold_ns and self.lock.holder == SCAVENGER:
             extra += self.cold_ns  # the background scavenger's first release since it woke
             self.cold_ns = 0

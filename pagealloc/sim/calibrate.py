@@ -101,21 +101,27 @@ def _cold_fit(curve: dict[float, float]) -> tuple[int, int]:
     return max(int(round(slope)), 0), max(int(round(curve[COLD_SLEEPS_MS[-1]] - base)), 0)
 
 
-def _shootdown_ns(repeat: int) -> int:
-    """What another CPU running this process adds to MADV_FREE of resident pages: record's probe, with
+def _shootdown_ns(repeat: int) -> tuple[int, int]:
+    """(tlb_shootdown_ns, memory_traffic_ns): what another CPU running this process adds to MADV_FREE of
+    resident pages, and what it adds on top while that CPU streams through memory: record's probe, with
     ``repeat`` calls a side in each of its rounds (at least its own 60)."""
     probe = machine_probe(repeat=max(PROBE_REPEAT, 2 * repeat))
-    return probe["tlb_shootdown_ns"] if probe else 0
+    return (probe["tlb_shootdown_ns"], probe["memory_traffic_ns"]) if probe else (0, 0)
 
 
 def probed_costs(metadata: dict, base: CostModel | None = None) -> CostModel:
     """``base`` (default: CostModel's defaults) with the TLB shootdown the recording's probes measured
-    (their mean), where the trace has them; else ``base`` as it is."""
+    (their mean), and the memory traffic's share where they measured it too (probes since session 9),
+    where the trace has them; else ``base`` as it is."""
     base = base or CostModel()
     probes = recorded_probes(metadata)
     if probes is None:
         return base
-    return replace(base, tlb_shootdown_ns=round(statistics.fmean(p["tlb_shootdown_ns"] for p in probes)))
+    mean = lambda name: round(statistics.fmean(p[name] for p in probes))  # noqa: E731
+    probed = {"tlb_shootdown_ns": mean("tlb_shootdown_ns")}
+    if all("memory_traffic_ns" in p for p in probes):
+        probed["memory_traffic_ns"] = mean("memory_traffic_ns")
+    return replace(base, **probed)
 
 
 def first_free_ns(npages: int, repeat: int) -> float:
@@ -203,13 +209,14 @@ def calibrate(repeat: int = 30) -> dict:
         buf.close()
     first, again = nohugepage_ns(repeat)
     per_doubling, cold_max = _cold_fit(cold_curve(max(10, repeat // 2)))
+    shootdown, traffic = _shootdown_ns(repeat)
     return {
         "madvise_call_ns": dn_call,
         "madvise_page_ns": dn_page,
         "madvise_free_call_ns": fr_call,
         "madvise_free_page_ns": fr_page,
         "madvise_hugepage_ns": int(round(flag)),
-        "tlb_shootdown_ns": _shootdown_ns(repeat),
+        "tlb_shootdown_ns": shootdown,
         "page_fault_ns": int(round(fault)),
         "page_retouch_free_ns": int(round(retouch)),
         "futex_wake_ns": int(round(_wake_ns())),
@@ -218,6 +225,7 @@ def calibrate(repeat: int = 30) -> dict:
         "cold_floor_ns": COLD_FLOOR_NS,
         "cold_per_doubling_ns": per_doubling,
         "cold_max_ns": cold_max,
+        "memory_traffic_ns": traffic,
     }
 
 

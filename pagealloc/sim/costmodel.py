@@ -106,6 +106,16 @@ x86 server; ``pagealloc calibrate`` measures the OS ones on this machine):
                          us up to 2 ms, 4.8 at 2-5 ms, 6.2 at 5-10, 28 at
                          10-50).  Added: 4,900 per doubling of the sleep past
                          2 ms, at most 32,000.
+  memory_traffic_ns      what a release's shootdown adds while the program
+                         allocates heavily (sim/traffic.py: at least 2 MiB of
+                         spans in the 1.5 ms before it): its CPUs stream
+                         through memory, and the call and its IPI miss in
+                         caches and TLBs.  `record`'s probe measures it (MADV_FREE
+                         beside threads streaming through 64 MiB against
+                         beside threads hashing): 2,800 on the idle VM
+                         (median of five probes, 2.5-3.2 us, 2026-12-05).  The
+                         Go 1.14.6 runtime's one-page crit rises 4-6 us in
+                         such windows (ARCHITECTURE.md, "Session 9").
   page_fault_ns          writing one 4 KiB page released with MADV_DONTNEED
                          again (minor fault + zeroing): 1,100.
   page_retouch_free_ns   writing one 4 KiB page released with MADV_FREE that
@@ -162,7 +172,8 @@ class CostModel:
     vma_split_ns: int = 2_500
     cold_floor_ns: int = 2_000_000
     cold_per_doubling_ns: int = 4_900
-    cold_max_ns: int = 32_000  # last: a seed's draws for the costs before it stay what they were
+    cold_max_ns: int = 32_000
+    memory_traffic_ns: int = 2_800  # last: a seed's draws for the costs before it stay what they were
 
     def as_dict(self) -> dict:
         return asdict(self)

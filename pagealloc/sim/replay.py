@@ -40,6 +40,7 @@ from pagealloc.sim.presets import (
 )
 from pagealloc.sim.reference import recorded_end_ns, reference_record
 from pagealloc.sim.result import ReplayResult
+from pagealloc.sim.traffic import AllocTraffic
 
 WARM_UP_ROWS = 5_000
 
@@ -120,6 +121,9 @@ def replay(
                                          psched=sched)
     if config.scavenger_crit == "recorded":
         engine.heap.recorded_crits = iter(recorded_crits(trace, where))
+    # the program's allocation traffic, for its releases' price (only where a shootdown is priced)
+    traffic = AllocTraffic() if cost.memory_traffic_ns and engine.heap.tlb_probe is not None else None
+    engine.heap.traffic = traffic
     arrays = getattr(engine, "TAKES_ARRAYS", False)  # the compiled engine reads the numpy columns in C
     t0 = time.perf_counter()
     row = 0
@@ -128,7 +132,11 @@ def replay(
             cols = list(batch) if arrays else [a.tolist() for a in batch]
             if not has_p:  # one P: every event on P 0 (it has a page cache)
                 cols[5] = np.zeros(len(cols[0]), np.int32) if arrays else [0] * len(cols[0])
+            if traffic is not None:
+                traffic.add(batch[0], batch[1], batch[3])
             engine.run_batch(*cols, first_row=row, label=where)
+            if traffic is not None:
+                traffic.forget_before(engine.now)
             row += len(cols[0])
             if progress is not None:
                 progress(row)
@@ -138,6 +146,7 @@ def replay(
         result = engine.finish(label, time.perf_counter() - t0, end_ns)
         result.reference = reference_record(meta, result, where)  # go1.14-runtime traces
         result.tlb_shootdown_ns = cost.tlb_shootdown_ns
+        result.memory_traffic_ns = cost.memory_traffic_ns if traffic is not None else 0
         if config.check:
             check_heap(engine.heap, engine.spans)
     except InvariantError as e:  # a bug in the model (also raised mid-replay: retained < 0)

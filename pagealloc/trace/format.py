@@ -179,11 +179,13 @@ def parse_metadata(schema: pa.Schema, label: str) -> dict:
 
 MACHINE_PROBE_KEY = "machine_probe"  # generator.machine_probe: what `pagealloc record` measured beside the program
 PROBE_FIELDS = ("madv_free_go_page_ns", "tlb_shootdown_ns")  # trace.shootdown.machine_probe's figures, ns
+PROBE_LATER_FIELDS = ("memory_traffic_ns",)  # added since (session 9): a probe without them is still read
 
 
 def _check_machine_probe(meta: dict, label: str) -> None:
     """generator.machine_probe, where present, is {"before": probe, "after": probe}, each probe a whole
-    number of ns per PROBE_FIELDS under a second: the replay prices the TLB shootdown from it."""
+    number of ns per PROBE_FIELDS (and per PROBE_LATER_FIELDS it has) under a second: the replay prices
+    the TLB shootdown and the memory traffic's share from it."""
     generator = meta.get("generator")
     if not isinstance(generator, dict) or MACHINE_PROBE_KEY not in generator:
         return
@@ -191,7 +193,8 @@ def _check_machine_probe(meta: dict, label: str) -> None:
     probes = [kept.get(k) for k in ("before", "after")] if isinstance(kept, dict) else [None]
     for probe in probes:
         if not isinstance(probe, dict) or not all(
-                type(probe.get(f)) is int and 0 <= probe[f] < 10**9 for f in PROBE_FIELDS):
+                type(probe.get(f)) is int and 0 <= probe[f] < 10**9
+                for f in (*PROBE_FIELDS, *(f for f in PROBE_LATER_FIELDS if f in probe))):
             raise UserError(f"{label}: metadata generator.{MACHINE_PROBE_KEY} must be {{\"before\": probe, "
                             f"\"after\": probe}}, each probe {{{', '.join(PROBE_FIELDS)}}} in whole ns under 1 s, "
                             f"got {json.dumps(kept)[:120]}")

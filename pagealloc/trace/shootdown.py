@@ -12,7 +12,10 @@ idle VM, the runtime's crit following it; ARCHITECTURE.md, "Session 8").
 ``machine_probe`` measures it now: MADV_FREE of one resident Go page,
 alone and while busy threads of this process, as many as the program has
 other Ps, compete for the other CPUs (``OtherThread``), in rounds that
-alternate the two, medians over the rounds (~0.4 s).  ``pagealloc record`` runs it right before and right
+alternate the two, medians over the rounds (~0.6 s).  It also measures what
+the same call adds when those threads stream through memory instead of
+computing (``OtherThread(memory=True)``: what a heap-heavy program's Ps do
+while they allocate; sim/traffic.py prices it, ARCHITECTURE.md, "Session 9").  ``pagealloc record`` runs it right before and right
 after the program — not during it, where its thread would take a CPU from
 the program — and keeps both under the metadata's
 ``generator.machine_probe`` (trace.format checks their form on reading);
@@ -42,17 +45,32 @@ def touch(buf: mmap.mmap, npages: int) -> None:
 
 
 class OtherThread:
-    """While open, ``n`` threads of this process busy outside the GIL (hashlib releases it while hashing
-    a large buffer), each on another CPU when the machine has one free."""
+    """While open, ``n`` threads of this process busy outside the GIL, each on another CPU when the
+    machine has one free: hashing a 1 MiB buffer (hashlib releases the GIL; a small working set), or
+    with ``memory`` adding 1 to a 64 MiB array a MiB at a time (numpy releases it too; caches and TLB
+    streamed through, as by a P that allocates and writes new objects)."""
 
-    def __init__(self, n: int = 1):
+    def __init__(self, n: int = 1, memory: bool = False):
         self.n = max(n, 1)
+        self.memory = memory
+
+    def _hash(self) -> None:
+        data = bytes(1 << 20)
+        while not self.stop:
+            hashlib.sha256(data)
+
+    def _stream(self) -> None:
+        import numpy as np  # a dependency of the package; only this mode needs it
+
+        heap, step, at = np.ones(8 << 20), 1 << 17, 0
+        while not self.stop:
+            heap[at:at + step] += 1.0
+            at = (at + step) % heap.size
 
     def __enter__(self) -> "OtherThread":
-        data = bytes(1 << 20)
         self.stop = False
-        self.threads = [threading.Thread(target=lambda: [hashlib.sha256(data) for _ in iter(lambda: self.stop, True)],
-                                         daemon=True) for _ in range(self.n)]
+        work = self._stream if self.memory else self._hash
+        self.threads = [threading.Thread(target=work, daemon=True) for _ in range(self.n)]
         for t in self.threads:
             t.start()
         time.sleep(0.05)
@@ -83,27 +101,32 @@ def madv_free_small_ns(repeat: int, touched: bool = True, sleep_s: float = 0.000
 
 
 def machine_probe(rounds: int = PROBE_ROUNDS, repeat: int = PROBE_REPEAT, others: int = 1) -> dict | None:
-    """What MADV_FREE of one resident Go page costs here now, alone (``madv_free_go_page_ns``) and what
+    """What MADV_FREE of one resident Go page costs here now, alone (``madv_free_go_page_ns``), what
     ``others`` busy threads of this process add (``tlb_shootdown_ns``: the IPI to whichever CPU runs one
-    of them): medians over ``rounds`` rounds that alternate the two, so that a round where the threads
-    got no CPU does not decide.  ``record`` passes the program's other Ps (GOMAXPROCS - 1): on an idle
+    of them), and what it adds on top when they stream through memory (``memory_traffic_ns``): medians
+    over ``rounds`` rounds that alternate the three, so that a round where the threads got no CPU does
+    not decide.  ``record`` passes the program's other Ps (GOMAXPROCS - 1): on an idle
     machine one thread or three read the same (9.5 us here), but beside other load the threads compete
     for the CPUs as the program's Ps do (beside two busy loops, one thread read 0.5 us and three 11.2).
     None where madvise(MADV_FREE) is not there (not Linux) or fails."""
     if not hasattr(mmap, "MADV_FREE"):
         return None
-    alone, shootdown = [], []
+    alone, shootdown, traffic = [], [], []
     try:
         for _ in range(rounds):
             a = madv_free_small_ns(repeat)
             with OtherThread(others):
                 shared = madv_free_small_ns(repeat)
+            with OtherThread(others, memory=True):
+                streaming = madv_free_small_ns(repeat)
             alone.append(a)
             shootdown.append(max(shared - a, 0.0))
+            traffic.append(max(streaming - shared, 0.0))
     except OSError:
         return None
     return {"madv_free_go_page_ns": int(round(statistics.median(alone))),
-            "tlb_shootdown_ns": int(round(statistics.median(shootdown)))}
+            "tlb_shootdown_ns": int(round(statistics.median(shootdown))),
+            "memory_traffic_ns": int(round(statistics.median(traffic)))}
 
 
 def recorded_probes(metadata: dict) -> list[dict] | None:

@@ -31,17 +31,20 @@ def test_machine_probe_measures_a_one_page_release_and_the_shootdown():
     """What `pagealloc record` runs before and after the program: real MADV_FREE calls, each figure a
     whole number of ns (the shootdown can be 0: on a loaded machine the other thread has no CPU of its own)."""
     from pagealloc.trace.shootdown import machine_probe
-    from pagealloc.trace.format import PROBE_FIELDS
+    from pagealloc.trace.format import PROBE_FIELDS, PROBE_LATER_FIELDS
 
     probe = machine_probe(rounds=3, repeat=20)
-    assert sorted(probe) == sorted(PROBE_FIELDS)
+    assert sorted(probe) == sorted(PROBE_FIELDS + PROBE_LATER_FIELDS)
     assert all(type(v) is int for v in probe.values())
     assert 0 < probe["madv_free_go_page_ns"] < 10**7  # a syscall: more than nothing, less than 10 ms
     assert 0 <= probe["tlb_shootdown_ns"] < 10**7
+    assert 0 <= probe["memory_traffic_ns"] < 10**7
 
 
-def _with_probe(src, out, before_ns: int, after_ns: int):
-    """``src`` with a machine probe of ``before_ns`` / ``after_ns`` of TLB shootdown in its metadata."""
+def _with_probe(src, out, before_ns: int, after_ns: int, traffic_ns: tuple[int, int] | None = None):
+    """``src`` with a machine probe of ``before_ns`` / ``after_ns`` of TLB shootdown in its metadata, and
+    of ``traffic_ns`` (before, after) of memory traffic where given (a probe from before session 9 has
+    none)."""
     import json
 
     import pyarrow.parquet as pq
@@ -55,6 +58,9 @@ def _with_probe(src, out, before_ns: int, after_ns: int):
     doc.setdefault("generator", {})["machine_probe"] = {
         "before": {"madv_free_go_page_ns": 2300, "tlb_shootdown_ns": before_ns},
         "after": {"madv_free_go_page_ns": 2400, "tlb_shootdown_ns": after_ns}}
+    if traffic_ns is not None:
+        for half, ns in zip(("before", "after"), traffic_ns):
+            doc["generator"]["machine_probe"][half]["memory_traffic_ns"] = ns
     meta[key] = json.dumps(doc).encode()
     pq.write_table(table.replace_schema_metadata(meta), out)
     return out
@@ -75,6 +81,11 @@ def test_a_recordings_probe_prices_its_replays_shootdown(tmp_path):
     probed = _with_probe(src, tmp_path / "probed.parquet", 1_000, 3_000)
     assert probed_costs(trace_metadata(src)) == CostModel()  # no probe: the defaults
     assert probed_costs(trace_metadata(probed)).tlb_shootdown_ns == 2_000
+    # a probe from before session 9 measured no memory traffic: its replay keeps the default for it
+    assert probed_costs(trace_metadata(probed)).memory_traffic_ns == CostModel().memory_traffic_ns
+    both = _with_probe(src, tmp_path / "both.parquet", 1_000, 3_000, traffic_ns=(500, 1_500))
+    assert probed_costs(trace_metadata(both)).memory_traffic_ns == 1_000
+    assert replay(both, "go1.14").memory_traffic_ns == 1_000
     plain, cheap = replay(src, "go1.14"), replay(probed, "go1.14")
     assert plain.tlb_shootdown_ns == CostModel().tlb_shootdown_ns and cheap.tlb_shootdown_ns == 2_000
     # cheaper releases: a shorter crit, so Go's pacing (sleep 100 x crit) releases more often
