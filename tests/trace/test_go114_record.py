@@ -60,6 +60,8 @@ def test_record_a_program_on_go_1_14_and_hold_the_replay_against_it(goroot, tmp_
     assert walk.released["forced"] == ref["released_bytes"]["forced"]
     r = pagealloc.replay(out, BASELINE)
     assert r.tlb_shootdown_ns == round((probes[0]["tlb_shootdown_ns"] + probes[1]["tlb_shootdown_ns"]) / 2)
+    # and what memory traffic adds to it (sim/traffic.py), priced the same way
+    assert r.memory_traffic_ns == round((probes[0]["memory_traffic_ns"] + probes[1]["memory_traffic_ns"]) / 2)
     assert r.reference.released_bytes == sum(ref["released_bytes"].values())
     assert r.reference.ratios["heap_growths"] == r.heap_growths / ref["heap_growths"]
     # After scavengeAll every free page is released, so retained there is exact.
