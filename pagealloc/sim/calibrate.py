@@ -117,11 +117,8 @@ def probed_costs(metadata: dict, base: CostModel | None = None) -> CostModel:
     probes = recorded_probes(metadata)
     if probes is None:
         return base
-    mean = lambda name: round(statistics.fmean(p[name] for p in probes))  # noqa: E731
-    probed = {"tlb_shootdown_ns": mean("tlb_shootdown_ns")}
-    if all("memory_traffic_ns" in p for p in probes):
-        probed["memory_traffic_ns"] = mean("memory_traffic_ns")
-    return replace(base, **probed)
+    names = ["tlb_shootdown_ns"] + (["memory_traffic_ns"] if all("memory_traffic_ns" in p for p in probes) else [])
+    return replace(base, **{name: round(statistics.fmean(p[name] for p in probes)) for name in names})
 
 
 def first_free_ns(npages: int, repeat: int) -> float:

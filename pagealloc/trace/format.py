@@ -196,7 +196,8 @@ def _check_machine_probe(meta: dict, label: str) -> None:
                 type(probe.get(f)) is int and 0 <= probe[f] < 10**9
                 for f in (*PROBE_FIELDS, *(f for f in PROBE_LATER_FIELDS if f in probe))):
             raise UserError(f"{label}: metadata generator.{MACHINE_PROBE_KEY} must be {{\"before\": probe, "
-                            f"\"after\": probe}}, each probe {{{', '.join(PROBE_FIELDS)}}} in whole ns under 1 s, "
+                            f"\"after\": probe}}, each probe {{{', '.join(PROBE_FIELDS)}}} (and {', '.join(PROBE_LATER_FIELDS)} "
+                            "where given) in whole ns under 1 s, "
                             f"got {json.dumps(kept)[:120]}")
 
 

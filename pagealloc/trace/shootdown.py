@@ -12,7 +12,7 @@ idle VM, the runtime's crit following it; ARCHITECTURE.md, "Session 8").
 ``machine_probe`` measures it now: MADV_FREE of one resident Go page,
 alone and while busy threads of this process, as many as the program has
 other Ps, compete for the other CPUs (``OtherThread``), in rounds that
-alternate the two, medians over the rounds (~0.6 s).  It also measures what
+alternate them, medians over the rounds (~1.1 s).  It also measures what
 the same call adds when those threads stream through memory instead of
 computing (``OtherThread(memory=True)``: what a heap-heavy program's Ps do
 while they allocate; sim/traffic.py prices it, ARCHITECTURE.md, "Session 9").  ``pagealloc record`` runs it right before and right
