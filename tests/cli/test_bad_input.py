@@ -29,6 +29,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tracefiles import rewrite_metadata
 
 import pagealloc
 
@@ -173,16 +174,9 @@ CASES = _cases()
 
 def _far_end(path: Path) -> None:
     """A Go 1.14.6 recording whose reference says the program exited a day after its last row."""
-    from pagealloc.trace import METADATA_KEY
-
-    src = Path(__file__).resolve().parents[2] / "traces" / "go114-freeosmemory-p2.parquet"
-    table = pq.read_table(src)
-    meta = dict(table.schema.metadata)
-    key = METADATA_KEY if isinstance(METADATA_KEY, bytes) else METADATA_KEY.encode()
-    doc = json.loads(meta[key])
-    doc["reference"]["retained_timeline"][-1][0] += 86_400 * 10**9
-    meta[key] = json.dumps(doc).encode()
-    pq.write_table(table.replace_schema_metadata(meta), path)
+    def later(doc):
+        doc["reference"]["retained_timeline"][-1][0] += 86_400 * 10**9
+    rewrite_metadata(Path(__file__).resolve().parents[2] / "traces" / "go114-freeosmemory-p2.parquet", path, later)
 
 
 def _make_inputs(folder: Path) -> None:

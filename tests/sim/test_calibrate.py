@@ -45,25 +45,14 @@ def _with_probe(src, out, before_ns: int, after_ns: int, traffic_ns: tuple[int, 
     """``src`` with a machine probe of ``before_ns`` / ``after_ns`` of TLB shootdown in its metadata, and
     of ``traffic_ns`` (before, after) of memory traffic where given (a probe from before session 9 has
     none)."""
-    import json
+    from tracefiles import rewrite_metadata
 
-    import pyarrow.parquet as pq
-
-    from pagealloc.trace import METADATA_KEY
-
-    table = pq.read_table(src)
-    meta = dict(table.schema.metadata)
-    key = METADATA_KEY.encode() if isinstance(METADATA_KEY, str) else METADATA_KEY
-    doc = json.loads(meta[key])
-    doc.setdefault("generator", {})["machine_probe"] = {
-        "before": {"madv_free_go_page_ns": 2300, "tlb_shootdown_ns": before_ns},
-        "after": {"madv_free_go_page_ns": 2400, "tlb_shootdown_ns": after_ns}}
+    probes = {"before": {"madv_free_go_page_ns": 2300, "tlb_shootdown_ns": before_ns},
+              "after": {"madv_free_go_page_ns": 2400, "tlb_shootdown_ns": after_ns}}
     if traffic_ns is not None:
         for half, ns in zip(("before", "after"), traffic_ns):
-            doc["generator"]["machine_probe"][half]["memory_traffic_ns"] = ns
-    meta[key] = json.dumps(doc).encode()
-    pq.write_table(table.replace_schema_metadata(meta), out)
-    return out
+            probes[half]["memory_traffic_ns"] = ns
+    return rewrite_metadata(src, out, lambda doc: doc.setdefault("generator", {}).update(machine_probe=probes))
 
 
 def test_a_recordings_probe_prices_its_replays_shootdown(tmp_path):

@@ -10,12 +10,12 @@ schedule records become these tables (pagealloc.trace.go114sched).
 from __future__ import annotations
 
 import base64
-import json
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tracefiles import rewrite_metadata
 
 from pagealloc.cli import main
 from pagealloc.errors import UserError
@@ -70,19 +70,6 @@ def test_side_table_round_trip_and_rows_unchanged(tmp_path):
     assert pq.read_table(side).num_rows == 2  # any Parquet reader sees just the events
 
 
-def _rewrite(src, dst, edit_meta=None, edit_keys=None):
-    """Copy a trace changing its metadata JSON and/or its raw key-value metadata."""
-    t = pq.read_table(src)
-    kv = dict(pq.ParquetFile(src).schema_arrow.metadata)
-    meta = json.loads(kv[b"pagealloc"])
-    if edit_meta:
-        edit_meta(meta)
-    kv[b"pagealloc"] = json.dumps(meta).encode()
-    if edit_keys:
-        edit_keys(kv)
-    pq.write_table(t.replace_schema_metadata(kv), dst)
-    return dst
-
 
 def _bad_blob(table: pa.Table):
     sink = pa.BufferOutputStream()
@@ -109,7 +96,7 @@ BROKEN = [
 @pytest.mark.parametrize("name,edit_meta,edit_keys,message", BROKEN, ids=[b[0] for b in BROKEN])
 def test_broken_side_tables_one_line_exit_2(tmp_path, capfd, name, edit_meta, edit_keys, message):
     good = write(tmp_path / "good.parquet", {"p_schedule": SCHED})
-    bad = _rewrite(good, tmp_path / "bad.parquet", edit_meta, edit_keys)
+    bad = rewrite_metadata(good, tmp_path / "bad.parquet", edit_meta, edit_keys)
     assert main(["validate", str(bad)]) == 2
     out, err = capfd.readouterr()
     lines = err.splitlines()
