@@ -41,7 +41,8 @@ from pagealloc.trace.gosched import (
 )
 from pagealloc.trace.sidetables import P_STATES
 from test_trace_import import GO_TRACE, needs_go
-from test_trace_v3 import _bad_blob, _rewrite
+from test_trace_v3 import _bad_blob
+from tracefiles import rewrite_metadata
 
 MS = 1_000_000
 
@@ -312,7 +313,7 @@ def test_a_bad_side_table_of_an_import_fails_with_one_line(tmp_path, capfd):
     broken.loc[3, "state"] = "dancing"
     import pyarrow as pa
 
-    bad = _rewrite(good, tmp_path / "bad.parquet", edit_keys=lambda kv: kv.update({b"pagealloc.p_schedule": _bad_blob(pa.Table.from_pandas(broken, preserve_index=False))}))
+    bad = rewrite_metadata(good, tmp_path / "bad.parquet", edit_keys=lambda kv: kv.update({b"pagealloc.p_schedule": _bad_blob(pa.Table.from_pandas(broken, preserve_index=False))}))
     capfd.readouterr()
     assert main(["replay", "--mode", "go1.14", str(bad)]) == 2
     out, err = capfd.readouterr()
