@@ -41,9 +41,7 @@ def register(sub) -> None:
                         "back; auto (default): ordered for go1.14-runtime traces, recorded for others")
     p.add_argument("--closed-loop", action="store_true", help="the same as --timing closed")
     p.add_argument("--json", action="store_true", help="one JSON object per line per (trace, preset)")
-    p.add_argument("--cost-model", metavar="FILE",
-                   help="TOML or JSON file overriding the default virtual-time costs (without it: the defaults, "
-                        "with the TLB shootdown a recording measured beside its program where it did)")
+    add_cost_model_option(p)
     go = ReplayConfig()
     p.add_argument("--retain-extra-percent", type=float, default=go.retain_extra_percent, metavar="P",
                    help=f"Go's retainExtraPercent: heap kept above the goal (default {go.retain_extra_percent:g}, "
@@ -73,6 +71,14 @@ def register(sub) -> None:
     p.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
                    help="with --seeds: seeds replayed in parallel (default: up to 2)")
     p.set_defaults(func=run)
+
+
+def add_cost_model_option(p) -> None:
+    """--cost-model, shared by replay and report."""
+    p.add_argument("--cost-model", metavar="FILE",
+                   help="TOML or JSON file overriding the default virtual-time costs (without it: the defaults, "
+                        "with the TLB shootdown and the memory traffic's share a recording measured beside its "
+                        "program where it did)")
 
 
 def add_engine_option(p) -> None:

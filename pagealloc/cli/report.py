@@ -11,6 +11,7 @@ metadata name, else the file's stem.  See pagealloc/results/report.py.
 
 from __future__ import annotations
 
+from pagealloc.cli.replay import add_cost_model_option
 from pagealloc.errors import UserError
 
 
@@ -21,9 +22,7 @@ def register(sub) -> None:
     p.add_argument("--machine", metavar="NAME", help="asv machine whose results to plot (needed when there are several)")
     p.add_argument("-o", "--output", metavar="DIR", default="out/report", help="output folder (default: out/report)")
     p.add_argument("--jobs", "-j", metavar="N", type=int, default=None, help="replays run in parallel (default: up to 2)")
-    p.add_argument("--cost-model", metavar="FILE",
-                   help="TOML or JSON file overriding the default virtual-time costs (without it: the defaults, "
-                        "with the TLB shootdown a recording measured beside its program where it did)")
+    add_cost_model_option(p)
     p.add_argument("--seeds", type=int, default=1, metavar="K",
                    help="replay each (trace, preset) for K seeds (pagealloc.sim.spread) and draw each figure's range; "
                         "the headline calls a difference real only where the ranges do not overlap (default 1)")

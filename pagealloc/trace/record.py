@@ -35,9 +35,10 @@ that an error message names); the build's output shows with ``verbose``.
 
 Right before and right after the run (not during it: its thread would take
 a CPU from the program), ``trace.shootdown.machine_probe`` measures what a
-TLB shootdown adds to a one-page MADV_FREE on this machine now (~0.4 s
-each).  The trace keeps both (``generator.machine_probe``) and a replay
-prices its releases with their mean: Go 1.14's background scavenger sleeps
+TLB shootdown adds to a one-page MADV_FREE on this machine now, and what
+memory traffic on the other CPUs adds to that (~1.1 s each).  The trace
+keeps both (``generator.machine_probe``) and a replay prices its releases
+with their means: Go 1.14's background scavenger sleeps
 100 times its crit, and its crit follows that cost from one run to the
 next (ARCHITECTURE.md, "Session 8").
 """

@@ -35,7 +35,7 @@ import time
 from pagealloc.trace.format import MACHINE_PROBE_KEY
 
 PAGE = 4096  # the kernel's page (Go's is two)
-PROBE_ROUNDS, PROBE_REPEAT = 7, 60  # ~0.4 s
+PROBE_ROUNDS, PROBE_REPEAT = 7, 60  # ~1.1 s (three sides a round)
 
 
 def touch(buf: mmap.mmap, npages: int) -> None:
