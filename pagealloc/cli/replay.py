@@ -268,6 +268,8 @@ def format_table(path: str, results, spreads=None) -> str:
                  "recorded traces, meaningless for synthetic ones; ARCHITECTURE.md)")
     if r0.reference is not None:  # a go1.14-runtime trace
         lines += ["", *_aligned(_reference_rows(results))]
+        if r0.reference.scavenger_wakeups is not None:
+            lines += ["", *_aligned(_wakeup_rows(results))]
     return "\n".join(lines) + "\n"
 
 
@@ -281,6 +283,16 @@ def _verdict(base: dict, alt: dict, name: str) -> str:
 def _aligned(rows: list[list[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)) for row in rows]
+
+
+def _wakeup_rows(results) -> list[list[str]]:
+    """What woke the background scavenger, the runtime's count beside each preset's (ReplayResult.scavenger_wakeups)."""
+    real = results[0].reference.scavenger_wakeups
+    causes = sorted(set(real).union(*(r.scavenger_wakeups for r in results)), key=lambda c: (c == "gc", c))
+    rows = [["background scavenger woken by (timer fired by, or gc)", "real", *(r.mode for r in results)]]
+    for cause in causes:
+        rows.append([f"  {cause}", f"{real.get(cause, 0):,}", *(f"{r.scavenger_wakeups.get(cause, 0):,}" for r in results)])
+    return rows
 
 
 def _reference_rows(results) -> list[list[str]]:

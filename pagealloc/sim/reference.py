@@ -90,14 +90,30 @@ def recorded_end_ns(metadata: dict, label: str, last_row_ns: int) -> int:
     return end
 
 
-def reference_record(metadata: dict, result, label: str) -> Reference | None:
-    """What the runtime did, with model / real for each figure of ``result``; None for a trace without a reference."""
+def reference_record(metadata: dict, result, label: str, iterations=None) -> Reference | None:
+    """What the runtime did, with model / real for each figure of ``result``; None for a trace without a
+    reference.  ``iterations``: the trace's ``scavenger_iterations`` side table, if it has one."""
     ref = reference_of(metadata, label)
     if ref is None:
         return None
     real = {name: get(ref) for name, get in COMPARED.items()}
     ratios = {name: None if value is None else ratio(getattr(result, name), value) for name, value in real.items()}
-    return Reference(**real, ratios=ratios, retained_timeline=[tuple(p) for p in ref["retained_timeline"]])
+    return Reference(**real, ratios=ratios, retained_timeline=[tuple(p) for p in ref["retained_timeline"]],
+                     scavenger_wakeups=runtime_wakeups(iterations))
+
+
+def runtime_wakeups(iterations) -> dict[str, int] | None:
+    """What woke the runtime's background scavenger, with its count (ReplayResult.scavenger_wakeups'
+    counterpart): how each timer that fired was fired (trace.sidetables.P_FIRED_BY), and "gc" for a
+    wakeScavenger that ended a sleep or a park.  None without the side table."""
+    if iterations is None:
+        return None
+    counts: dict[str, int] = {}
+    for fired, woken in zip(iterations.column("fired_by").to_pylist(), iterations.column("woken_by").to_pylist()):
+        how = "gc" if woken == "gc" else fired if woken == "timer" else None
+        if how is not None:
+            counts[how] = counts.get(how, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def free_os_memory_retained(trace, result) -> list[tuple[int, int]]:

@@ -64,6 +64,7 @@ class Reference:
     scavenged_alloc_bytes: int
     ratios: dict  # figure -> model / real (None where real is 0 and the model's is not; 1.0 where both are 0)
     retained_timeline: list  # [(ns, retained bytes)] as ReplayResult.retained_timeline
+    scavenger_wakeups: dict | None = None  # as ReplayResult.scavenger_wakeups; None: no scavenger_iterations
 
     COMPARED = ("released_bytes", "released_background_bytes", "released_background_count", "released_growth_bytes", "released_forced_bytes",
                 "retained_final_bytes", "heap_sys_bytes", "heap_growths", "scavenged_alloc_bytes")
@@ -71,7 +72,8 @@ class Reference:
     @classmethod
     def flat_names(cls) -> list[str]:
         """The reference_* keys of ReplayResult.to_dict(), in order."""
-        return [f"reference_{n}{s}" for n in cls.COMPARED for s in ("", "_ratio")] + ["reference_retained_timeline"]
+        return ([f"reference_{n}{s}" for n in cls.COMPARED for s in ("", "_ratio")]
+                + ["reference_retained_timeline", "reference_scavenger_wakeups"])
 
     def flat(self) -> dict:
         out = {}
@@ -79,6 +81,7 @@ class Reference:
             out[f"reference_{n}"] = getattr(self, n)
             out[f"reference_{n}_ratio"] = self.ratios.get(n)
         out["reference_retained_timeline"] = self.retained_timeline
+        out["reference_scavenger_wakeups"] = self.scavenger_wakeups
         return out
 
 
@@ -140,6 +143,10 @@ class ReplayResult:
     scavenger_cpu_ns: int = figure("ns", NONE, "background scavenger CPU")
     scavenger_crit_p50_ns: int = figure("ns", NONE, "background scavenger crit p50 (an iteration's scavengeOne)")
     scavenger_crit_p90_ns: int = figure("ns", NONE, "background scavenger crit p90")
+    # What woke the background scavenger, with its count: the Go 1.14.6 scheduler rule (sim/goschedule.py)
+    # that fired each of its timers that fired, and "gc" for wakeScavenger; pagealloc replay prints the
+    # recording's own beside it.  Not a figure: a diagnostic of the timer rules.
+    scavenger_wakeups: dict = field(default_factory=dict, metadata={"unit": "", "shown": None})
     released_bytes_per_scavenger_cpu_sec: float = figure("B/s", HIGHER, "released per scavenger CPU second",
                                                          default=0.0)
     retained_timeline: list = figure("", NONE, "retained at each GC, FreeOSMemory and the end", shown=None,
@@ -175,7 +182,8 @@ class ReplayResult:
         """(name, type annotation) of every key of to_dict(), in order."""
         out = [(f.name, f.type) for f in fields(cls) if f.name != "reference"]
         for name in Reference.flat_names():
-            kind = "list" if name.endswith("timeline") else "float | None" if name.endswith("_ratio") else "int | None"
+            kind = ("list" if name.endswith("timeline") else "dict | None" if name.endswith("wakeups")
+                    else "float | None" if name.endswith("_ratio") else "int | None")
             out.append((name, kind))
         return out
 

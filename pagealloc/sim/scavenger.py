@@ -35,7 +35,10 @@ class BackgroundScavenger:
         self.engine = engine
         self.host = 0  # the P it runs on; its sleep's timer lives on that P
         self.on_p = False  # running on its host P now (between a wake-up and its next sleep or park)
-        self.fired_by: Counter[str] = Counter()  # how its timers fired (goschedule's rules)
+        # What woke it: the goschedule rule that fired each timer that did fire, or "gc" (wakeScavenger);
+        # ReplayResult.scavenger_wakeups, beside the recording's own (trace.sidetables.P_FIRED_BY)
+        self.fired_by: Counter[str] = Counter()
+        self.fired_how = ""  # while it sleeps: the rule that will fire its timer, unless a GC wakes it first
         self.crits = Histogram()  # crit of each iteration that slept (Go's measure: wall time of scavengeOne)
         self.heap = engine.heap
         self.cost = engine.cost
@@ -100,13 +103,24 @@ class BackgroundScavenger:
             if sched is None:  # no Ps' schedule (the engine driven alone): it wakes on time
                 self.time += req[1]
                 self.timer_fires = self.time
+                self.fired_how = "on_time"
+                self.fired_by["on_time"] += 1
                 return
             self.timer_p = self.deleted_timer_p if self.time < self.deleted_until else self.host
             self.deleted_until = 0  # reset or not, it is live again: it fires and leaves the heap
             fired, self.host, how = sched.fire(self.timer_p, self.time, self.time + req[1], self.host)
             self.timer_fires = fired
-            self.fired_by[how] += 1
+            self.fired_how = how
+            self.fired_by[how] += 1  # taken back if a GC wakes it first (wake)
             self.time = engine.p_free(self.host, fired)
+
+    def wakeups(self, end: int) -> dict[str, int]:
+        """{what woke it: how often} up to ``end``, the program's end: a sleep whose timer fires
+        later did not end."""
+        counts = Counter(self.fired_by)
+        if self.state == SLEEPING and self.timer_fires > end:
+            counts[self.fired_how] -= 1
+        return {how: n for how, n in sorted(counts.items()) if n > 0}
 
     def _critical_section(self) -> None:
         """It asked for the lock at ``time``: take it when the last holder is done and run
@@ -144,9 +158,11 @@ class BackgroundScavenger:
             parked = True
         elif not (self.state == SLEEPING and t < self.timer_fires):
             return  # its timer fired first: it is not parked (step() sends the time slept)
-        if not parked and sched is not None:  # stopTimer: deleted, still in its P's heap
-            self.deleted_timer_p = self.timer_p
-            self.deleted_until = sched.deleted_timer_cleared(self.timer_p, t, p)
+        if not parked:
+            self.fired_by[self.fired_how] -= 1  # its timer never fires
+            if sched is not None:  # stopTimer: deleted, still in its P's heap
+                self.deleted_timer_p = self.timer_p
+                self.deleted_until = sched.deleted_timer_cleared(self.timer_p, t, p)
         self.fired_by["gc"] += 1
         self.host = host
         self.time = self.engine.p_free(host, run)

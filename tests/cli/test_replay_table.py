@@ -22,3 +22,36 @@ def test_the_replay_table_prints_released_bytes_per_scavenger_second_with_per_se
     assert main(["replay", str(trace), "--mode", "go1.14"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if "released_bytes_per_scavenger_cpu_sec" in x)
     assert line.split()[-1] in ("B/s", "KiB/s", "MiB/s", "GiB/s"), line
+
+
+def test_a_go_1_14_recording_prints_what_woke_the_scavenger_beside_the_runtime(capsys):
+    """The wake-up table: one row per cause, the runtime's count, then each preset's (ReplayResult.scavenger_wakeups)."""
+    from pathlib import Path
+
+    import pagealloc
+
+    trace = Path(__file__).resolve().parents[2] / "traces" / "go114-growth-storm-p2.parquet"
+    assert main(["replay", str(trace), "--mode", "go1.14"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, x in enumerate(lines) if x.startswith("background scavenger woken by"))
+    rows = {}
+    for line in lines[start + 1:]:
+        if not line.startswith("  "):
+            break
+        cause, real, model = line.split()
+        rows[cause] = (int(real.replace(",", "")), int(model.replace(",", "")))
+    r = pagealloc.replay(trace, "go1.14")
+    assert {c: m for c, (_, m) in rows.items() if m} == r.scavenger_wakeups
+    assert {c: n for c, (n, _) in rows.items() if n} == r.reference.scavenger_wakeups
+    assert list(rows)[-1] == "gc" and rows["gc"][0] > 0
+
+
+def test_the_runtimes_wakeups_count_fired_timers_and_gc_wakeups():
+    import pyarrow as pa
+
+    from pagealloc.sim.reference import runtime_wakeups
+
+    table = pa.table({"fired_by": ["sysmon", "none", "netpoll", "sysmon", "none", "none"],
+                      "woken_by": ["timer", "gc", "timer", "timer", "gc", "none"]})
+    assert runtime_wakeups(table) == {"gc": 2, "netpoll": 1, "sysmon": 2}
+    assert runtime_wakeups(None) is None

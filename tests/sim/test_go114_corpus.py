@@ -198,3 +198,17 @@ def test_the_fidelity_script_prints_the_table():
     assert cells[5].startswith(f"{model:,} / {real:,} ({model / real:.2f}x)"), row  # releases beside the runtime's
     p = subprocess.run([sys.executable, str(script), "nosuch"], capture_output=True, text=True, timeout=600)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "nosuch" in p.stderr
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e["name"])
+def test_what_woke_the_scavenger_adds_up(entry):
+    """ReplayResult.scavenger_wakeups and the runtime's own (Reference.scavenger_wakeups): every sleep ends
+    once, by its timer or by a GC, but perhaps the last; a GC wakes it at most once, and parks end only so."""
+    r = replayed(entry["name"])
+    gcs = len(reference(entry)["gc_end"]["rows"])
+    for wakeups, releases in ((r.scavenger_wakeups, r.released_background_count),
+                              (r.reference.scavenger_wakeups, r.reference.released_background_count)):
+        timers = sum(n for how, n in wakeups.items() if how != "gc")
+        assert timers <= releases <= timers + wakeups.get("gc", 0) + 1, wakeups
+        assert wakeups.get("gc", 0) <= gcs + 1
+    assert set(r.scavenger_wakeups) - {"gc"} <= {"reschedule", "preempt", "netpoll", "sysmon", "steal", "start_the_world"}

@@ -201,17 +201,19 @@ def test_a_gc_wakes_a_sleeping_scavenger_whose_timer_has_not_fired_and_stops_the
         psched = SimpleNamespace(after_gc=lambda p, t: (12 * MS, 1), deleted_timer_cleared=lambda p, t, gc_p: t)
         engine = SimpleNamespace(psched=psched, p_free=lambda p, t: t, schedule_scavenger=lambda t, v: runs.append(t))
         bg = object.__new__(S.BackgroundScavenger)
-        bg.engine, bg.state, bg.host, bg.version, bg.fired_by = engine, S.SLEEPING, 0, 0, Counter()
+        bg.engine, bg.state, bg.host, bg.version = engine, S.SLEEPING, 0, 0
+        bg.fired_by, bg.fired_how = Counter(sysmon=1), "sysmon"  # the rule its sleep's timer was to fire by
         bg.timer_p = 0
         bg.time = bg.timer_fires = timer_fires
         return bg, runs
 
     bg, runs = sleeping(10 * MS)
     bg.wake(5 * MS, 1)  # the timer was due at 10 ms, the GC's wake-up readies it behind bgsweep
-    assert (bg.time, bg.host, runs, bg.fired_by["gc"]) == (12 * MS, 1, [12 * MS], 1)
+    assert (bg.time, bg.host, runs) == (12 * MS, 1, [12 * MS])
+    assert +bg.fired_by == Counter(gc=1)  # woken by the GC; the timer it stopped never fired
     bg, runs = sleeping(4 * MS)
     bg.wake(5 * MS, 1)  # its timer fired first
-    assert (bg.time, runs, bg.fired_by["gc"]) == (4 * MS, [], 0)
+    assert (bg.time, runs, +bg.fired_by) == (4 * MS, [], Counter(sysmon=1))
 
 
 def test_a_timer_a_gc_stopped_stays_in_its_ps_heap_until_that_ps_scheduler_clears_it():
@@ -247,7 +249,8 @@ def test_the_next_sleep_resets_a_stopped_timer_on_the_p_whose_heap_still_holds_i
         engine = SimpleNamespace(psched=psched, p_free=lambda p, t: t, schedule_scavenger=lambda t, v: None,
                                  host_end=lambda p, t: None)
         bg = object.__new__(S.BackgroundScavenger)
-        bg.engine, bg.state, bg.host, bg.version, bg.fired_by = engine, S.SLEEPING, 2, 0, Counter()
+        bg.engine, bg.state, bg.host, bg.version = engine, S.SLEEPING, 2, 0
+        bg.fired_by, bg.fired_how = Counter(netpoll=1), "netpoll"
         bg.time = bg.timer_fires = 10 * MS
         bg.timer_p, bg.deleted_timer_p, bg.deleted_until, bg.crits = 2, 0, 0, SimpleNamespace(add=lambda c: None)
         bg.heap, bg.cost = SimpleNamespace(cold_ns=0), SimpleNamespace(cold_ns=lambda ns: 0)
