@@ -117,7 +117,7 @@ def load_script():
 @pytest.fixture(autouse=True)
 def _invariants_always_on(monkeypatch):
     """Issue 6.4, "always on in the test suite": every replay any test runs is
-    checked with check_heap when it finishes (as ``--check`` does), and every
+    checked with check_heap and the scavenger's check_wakeups when it finishes (as ``--check`` does), and every
     PageAlloc a test builds (directly, by for_test, or inside an MHeap) must
     pass check_page_alloc when the test ends."""
     from pagealloc.runtime.engines import page_alloc_class
@@ -126,9 +126,10 @@ def _invariants_always_on(monkeypatch):
 
     finish, built = Replay.finish, []
 
-    def checked_finish(self, *args, **kwargs):
-        result = finish(self, *args, **kwargs)
+    def checked_finish(self, label, wall, end_ns=0):
+        result = finish(self, label, wall, end_ns)
         check_heap(self.heap, self.spans)
+        self.scavenger.check_wakeups(max(result.makespan_ns, end_ns))
         return result
 
     def tracked(init):

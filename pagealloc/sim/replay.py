@@ -150,6 +150,7 @@ def replay(
         result.memory_traffic_ns = cost.memory_traffic_ns if traffic is not None else 0
         if config.check:
             check_heap(engine.heap, engine.spans)
+            engine.scavenger.check_wakeups(max(result.makespan_ns, end_ns))
     except InvariantError as e:  # a bug in the model (also raised mid-replay: retained < 0)
         raise InvariantError(f"{where} ({config.mode}): {e}") from e
     return result

@@ -39,6 +39,7 @@ class BackgroundScavenger:
         # ReplayResult.scavenger_wakeups, beside the recording's own (trace.sidetables.P_FIRED_BY)
         self.fired_by: Counter[str] = Counter()
         self.fired_how = ""  # while it sleeps: the rule that will fire its timer, unless a GC wakes it first
+        self.sleeps = self.parks = 0  # how often it went to sleep (after a release) and parked (nothing to do)
         self.crits = Histogram()  # crit of each iteration that slept (Go's measure: wall time of scavengeOne)
         self.heap = engine.heap
         self.cost = engine.cost
@@ -88,12 +89,14 @@ class BackgroundScavenger:
             return
         heap.cold_ns = 0  # unspent (nothing released): the next wake-up prices the time since the last release
         if req == PARK:
+            self.parks += 1
             engine.host_end(self.host, self.time)
             self.on_p = False
             self.state = PARKED
             self.time = _INF
         else:
             assert req[0] == SLEEP
+            self.sleeps += 1
             self.crits.add(req[2])
             engine.host_end(self.host, self.time)
             self.on_p = False
@@ -121,6 +124,15 @@ class BackgroundScavenger:
         if self.state == SLEEPING and self.timer_fires > end:
             counts[self.fired_how] -= 1
         return {how: n for how, n in sorted(counts.items()) if n > 0}
+
+    def check_wakeups(self, end: int) -> None:
+        """Invariant (``--check``): every sleep and park that ended by ``end`` ended once, a sleep by its
+        timer or by a GC, a park by a GC, and ``wakeups`` counted each once."""
+        woken = sum(self.wakeups(end).values())
+        pending = (self.state == SLEEPING and self.timer_fires > end) + (self.state == PARKED)
+        if woken != self.sleeps + self.parks - pending:
+            raise InvariantError(f"the background scavenger's wake-ups ({woken}) are not its ended sleeps and "
+                                 f"parks ({self.sleeps} + {self.parks} - {pending} still pending)")
 
     def _critical_section(self) -> None:
         """It asked for the lock at ``time``: take it when the last holder is done and run
@@ -160,6 +172,7 @@ class BackgroundScavenger:
             return  # its timer fired first: it is not parked (step() sends the time slept)
         if not parked:
             self.fired_by[self.fired_how] -= 1  # its timer never fires
+            self.timer_fires = t  # readied now (Go: scavenge.parked = false): a later GC finds it awake
             if sched is not None:  # stopTimer: deleted, still in its P's heap
                 self.deleted_timer_p = self.timer_p
                 self.deleted_until = sched.deleted_timer_cleared(self.timer_p, t, p)

@@ -6,6 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 import pyarrow as pa
+import pytest
 
 from pagealloc.sim.goschedule import (
     DERIVED_GAP_NS,
@@ -211,6 +212,9 @@ def test_a_gc_wakes_a_sleeping_scavenger_whose_timer_has_not_fired_and_stops_the
     bg.wake(5 * MS, 1)  # the timer was due at 10 ms, the GC's wake-up readies it behind bgsweep
     assert (bg.time, bg.host, runs) == (12 * MS, 1, [12 * MS])
     assert +bg.fired_by == Counter(gc=1)  # woken by the GC; the timer it stopped never fired
+    bg.engine.psched.after_gc = lambda p, t: (t + 7 * MS, 1)
+    bg.wake(6 * MS, 1)  # a second GC before it ran: wakeScavenger finds it readied (not parked), a no-op
+    assert (bg.time, runs, +bg.fired_by) == (12 * MS, [12 * MS], Counter(gc=1))
     bg, runs = sleeping(4 * MS)
     bg.wake(5 * MS, 1)  # its timer fired first
     assert (bg.time, runs, +bg.fired_by) == (4 * MS, [], Counter(sysmon=1))
@@ -250,7 +254,7 @@ def test_the_next_sleep_resets_a_stopped_timer_on_the_p_whose_heap_still_holds_i
                                  host_end=lambda p, t: None)
         bg = object.__new__(S.BackgroundScavenger)
         bg.engine, bg.state, bg.host, bg.version = engine, S.SLEEPING, 2, 0
-        bg.fired_by, bg.fired_how = Counter(netpoll=1), "netpoll"
+        bg.fired_by, bg.fired_how, bg.sleeps = Counter(netpoll=1), "netpoll", 1
         bg.time = bg.timer_fires = 10 * MS
         bg.timer_p, bg.deleted_timer_p, bg.deleted_until, bg.crits = 2, 0, 0, SimpleNamespace(add=lambda c: None)
         bg.heap, bg.cost = SimpleNamespace(cold_ns=0), SimpleNamespace(cold_ns=lambda ns: 0)
@@ -362,3 +366,24 @@ def test_a_goroutine_a_preemption_requeued_runs_elsewhere_when_the_scavenger_hol
         when, host, first = s.fire(0, 1 * MS, 5 * MS)
         assert (when, host, first) == (10 * MS, 0, "reschedule")
         assert s.fire(0, when + held, when + held + 1 * MS)[2] == how
+
+
+def test_check_wakeups_holds_every_ended_sleep_and_park_to_one_wakeup():
+    """--check's scavenger invariant: the wake-ups it counts are its ended sleeps and parks.  A GC that
+    came again before the woken scavenger ran used to count (and move it) twice: synth-contention."""
+    from collections import Counter
+    from pathlib import Path
+
+    from pagealloc.runtime.invariants import InvariantError
+    from pagealloc.sim import scavenger as S
+    from pagealloc.sim.replay import replay
+
+    bg = object.__new__(S.BackgroundScavenger)
+    bg.state, bg.timer_fires, bg.sleeps, bg.parks = S.PARKED, 0, 2, 1
+    bg.fired_by = Counter(sysmon=1, gc=1)  # one sleep ended by its timer, one by a GC; parked now
+    bg.check_wakeups(10 * MS)
+    bg.fired_by["gc"] += 1
+    with pytest.raises(InvariantError, match="wake-ups"):
+        bg.check_wakeups(10 * MS)
+    trace = Path(__file__).resolve().parents[2] / "traces" / "synth-contention.parquet"
+    assert replay(trace, "go1.14", check=True).scavenger_wakeups == {"gc": 27}
