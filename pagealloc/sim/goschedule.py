@@ -65,6 +65,9 @@ WAKEP_PASS_NS = 50_000  # ... and lasts at most this long (the M spins, finds no
 RESTART_WAKEP_NS = 24_000  # startTheWorld's wakep M steals a due timer this long after the restart (median)
 WAKEP_DONE_NS = 16_000  # wakep's M puts the P back this long after the goroutine's wake-up (medians: 8 + 7 us)
 REQUEUED = ("preempt", "yield")  # a goroutine that stops so goes to the global run queue (goschedImpl)
+# GC mark workers schedule() runs before the P's run queue (findRunnableGCWorker comes before runqget);
+# an idle-priority worker runs only when findrunnable finds nothing else, so nothing waits behind it
+PRIORITY_WORKERS = ("dedicated", "fractional")
 # wakep's M takes such a goroutine when the woken scavenger holds its P longer than this, on the model's
 # clock: the recordings' 30 us from the timer's firing to the release's record, less the 6 us by which
 # the model's run is shorter than the runtime's at the median (18 against 24 us, go114-service-p4)
@@ -248,6 +251,29 @@ def without_wake_blips(ts: np.ndarray, state: np.ndarray, wakes: np.ndarray) -> 
     return ts[~drop], state[~drop]
 
 
+def _worker_waits(ts: np.ndarray, kind: np.ndarray) -> tuple[list, list, list]:
+    """One P's runs of a priority GC mark worker that a scheduler pass leads into, as (from, start,
+    until) lists: ``from`` the pass's first row, ``start`` the worker's, ``until`` the first row after it
+    that is neither the worker nor a stop for the world (the P's next reschedule).  ``kind``: per row
+    _PASS (the scheduler, or the recorded scavenger, which the model replaces), _WORKER, _STOPPED or 0."""
+    froms, starts, untils = [], [], []
+    for i in np.flatnonzero(kind == _WORKER).tolist():
+        k = i
+        while k > 0 and kind[k - 1] == _PASS:
+            k -= 1
+        j = i + 1
+        while j < len(ts) and kind[j] in (_WORKER, _STOPPED):
+            j += 1
+        if k < i and j < len(ts):
+            froms.append(int(ts[k]))
+            starts.append(int(ts[i]))
+            untils.append(int(ts[j]))
+    return froms, starts, untils
+
+
+_PASS, _WORKER, _STOPPED = 1, 2, 3  # _worker_waits' row kinds
+
+
 class PSchedule:
     """Per P, its state changes in time order: ``ts[p]`` (ns) and ``state[p]`` (IDLE, RUNNING, SCHED).
 
@@ -256,7 +282,8 @@ class PSchedule:
     """
 
     def __init__(self, ts: list, state: list, derived: bool, *, netpoll_late_ns: int = NETPOLL_LATE_NS,
-                 sysmon_late_ns: int = SYSMON_LATE_NS, stops: list | None = None, requeues: list | None = None) -> None:
+                 sysmon_late_ns: int = SYSMON_LATE_NS, stops: list | None = None, requeues: list | None = None,
+                 worker_waits: list | None = None) -> None:
         arrays = [(np.asarray(tt, dtype=np.int64), np.asarray(ss, dtype=np.int64)) for tt, ss in zip(ts, state)]
         # Python ints in lists (bisect over them is the hot query), converted in C by numpy
         self.ts = [tt.tolist() for tt, _ in arrays]
@@ -278,6 +305,8 @@ class PSchedule:
         self.model_idle: dict[int, int] = {}
         # per P, its reschedule points whose goroutine went to the global run queue (recorded schedules)
         self.requeues = requeues or [[] for _ in range(self.nprocs)]
+        # per P, its priority GC workers' runs a scheduler pass leads into (``_worker_waits``; recorded schedules)
+        self.worker_waits = worker_waits or [([], [], []) for _ in range(self.nprocs)]
         # P -> (from, until, other): the goroutine P's reschedule requeued runs on P ``other`` instead
         # (``_migrate``), so P is idle and ``other`` busy in between
         self.migrated: dict[int, tuple[int, int, int]] = {}
@@ -303,11 +332,15 @@ class PSchedule:
         reasons = table.column("reason").to_numpy(zero_copy_only=False) if "reason" in table.column_names else None
         requeued = np.isin(reasons, REQUEUED) & (state == SCHED) if reasons is not None else np.zeros(len(index), bool)
         stopped = index == labels.index("stopped") if "stopped" in labels else np.zeros(len(index), bool)
+        worker = (index == labels.index("gc_worker")) & np.isin(reasons, PRIORITY_WORKERS) \
+            if "gc_worker" in labels and reasons is not None else np.zeros(len(index), bool)
+        kind = np.where(worker, _WORKER, np.where(stopped, _STOPPED, np.where((state == SCHED) | scavenger, _PASS, 0)))
         n = max(gomaxprocs, int(p.max()) + 1 if len(p) else 1)
-        per_ts, per_state, stops, wakes, requeues = [], [], [], [], []
+        per_ts, per_state, stops, wakes, requeues, worker_waits = [], [], [], [], [], []
         for q in range(n):
             m = p == q
             requeues.append(ts[m][requeued[m]].tolist())
+            worker_waits.append(_worker_waits(ts[m], kind[m]))
             per_ts.append(ts[m])
             per_state.append(state[m])
             stops.append(_stops(ts[m], state[m], stopped[m]))
@@ -317,7 +350,7 @@ class PSchedule:
         for q in range(n):  # the passes the recorded scavenger's wake-ups on other Ps caused
             others = np.sort(np.concatenate([w for r, w in enumerate(wakes) if r != q] or [np.zeros(0, np.int64)]))
             per_ts[q], per_state[q] = without_wake_blips(per_ts[q], per_state[q], others)
-        return cls(per_ts, per_state, derived=False, stops=stops, requeues=requeues, **late)
+        return cls(per_ts, per_state, derived=False, stops=stops, requeues=requeues, worker_waits=worker_waits, **late)
 
     @classmethod
     def from_rows(cls, ts, p, gomaxprocs: int, op=None, **late) -> "PSchedule":
@@ -386,6 +419,17 @@ class PSchedule:
         r = self.resched[p]
         i = bisect_left(r, t)
         return r[i] if i < len(r) else None
+
+    def behind_gc_worker(self, p: int, t: int) -> int:
+        """When a goroutine readied on P p at its reschedule at t runs, if the P's scheduler pass there
+        leads into a dedicated or fractional GC mark worker: once that worker stops (``findRunnableGCWorker``
+        runs before ``runqget``, and the readied goroutine waits at the tail of the run queue); else t.
+        Against the recordings' timers fired by their P's own schedule(), the scavenger then ran within
+        100 us of this on 93% of json-p2's (64% taking t) and neither better nor worse on the service runs
+        (ARCHITECTURE.md, "Session 10")."""
+        froms, starts, untils = self.worker_waits[p] if 0 <= p < self.nprocs else ((), (), ())
+        i = bisect_right(froms, t) - 1
+        return untils[i] if i >= 0 and t < starts[i] else t
 
     def next_run_start(self, p: int, t: int) -> int | None:
         """t if P p runs a goroutine at t, else the first time after t at which it starts one."""

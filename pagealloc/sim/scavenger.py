@@ -115,7 +115,9 @@ class BackgroundScavenger:
             self.timer_fires = fired
             self.fired_how = how
             self.fired_by[how] += 1  # taken back if a GC wakes it first (wake)
-            self.time = engine.p_free(self.host, fired)
+            # fired by its P's own schedule(), it waits there behind a GC worker the P runs first
+            runs = sched.behind_gc_worker(self.host, fired) if how == "reschedule" or how == "preempt" else fired
+            self.time = engine.p_free(self.host, runs)
 
     def wakeups(self, end: int) -> dict[str, int]:
         """{what woke it: how often} up to ``end``, the program's end: a sleep whose timer fires

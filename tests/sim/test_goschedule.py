@@ -387,3 +387,26 @@ def test_check_wakeups_holds_every_ended_sleep_and_park_to_one_wakeup():
         bg.check_wakeups(10 * MS)
     trace = Path(__file__).resolve().parents[2] / "traces" / "synth-contention.parquet"
     assert replay(trace, "go1.14", check=True).scavenger_wakeups == {"gc": 27}
+
+
+def test_a_scavenger_its_ps_reschedule_readies_waits_behind_the_gc_worker_the_p_runs_first():
+    """schedule() runs checkTimers, then findRunnableGCWorker, then runqget: the scavenger a timer readies
+    there waits at the tail of the run queue while a dedicated or fractional mark worker runs (through a
+    stop for the world), but not behind an idle-priority worker (findrunnable starts one only when
+    nothing else is runnable) nor behind a user goroutine (the existing rule: it runs there)."""
+    rows = [(0, 0, "user", ""), (1 * MS, 0, "sched", "suspend"), (1 * MS + 1 * US, 0, "gc_worker", "fractional"),
+            (2 * MS, 0, "stopped", "stw"), (2 * MS + 10 * US, 0, "gc_worker", "start_the_world"),
+            (2 * MS + 60 * US, 0, "sched", "park"), (2 * MS + 61 * US, 0, "user", ""),
+            (3 * MS, 0, "sched", "preempt"), (3 * MS + 1 * US, 0, "gc_worker", "idle"), (4 * MS, 0, "sched", "park"),
+            (4 * MS + 1 * US, 0, "user", ""), (5 * MS, 0, "sched", "preempt"), (5 * MS + 1 * US, 0, "user", ""),
+            (0, 1, "user", "")]
+    table = pa.table({"ts": [r[0] for r in rows], "p": [r[1] for r in rows], "state": [r[2] for r in rows],
+                      "reason": [r[3] for r in rows]})
+    s = PSchedule.from_table(table, 2)
+    assert s.fire(0, 500 * US, 800 * US) == (1 * MS, 0, "reschedule")
+    assert s.behind_gc_worker(0, 1 * MS) == 2 * MS + 10 * US  # the worker, stopped for the world, then it
+    assert s.behind_gc_worker(0, 3 * MS) == 3 * MS  # an idle worker: the scavenger runs first
+    assert s.behind_gc_worker(0, 5 * MS) == 5 * MS  # a user goroutine next
+    assert s.behind_gc_worker(1, 1 * MS) == 1 * MS  # another P's worker is not in the way
+    derived = schedule([(0, 0, "user"), (1 * MS, 0, "sched"), (1 * MS + 1 * US, 0, "gc_worker"), (2 * MS, 0, "sched")])
+    assert derived.behind_gc_worker(0, 1 * MS) == 1 * MS  # no reason recorded: no priority worker known
