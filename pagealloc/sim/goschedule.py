@@ -283,7 +283,7 @@ class PSchedule:
 
     def __init__(self, ts: list, state: list, derived: bool, *, netpoll_late_ns: int = NETPOLL_LATE_NS,
                  sysmon_late_ns: int = SYSMON_LATE_NS, stops: list | None = None, requeues: list | None = None,
-                 worker_waits: list | None = None) -> None:
+                 worker_waits: list | None = None, preempts: list | None = None) -> None:
         arrays = [(np.asarray(tt, dtype=np.int64), np.asarray(ss, dtype=np.int64)) for tt, ss in zip(ts, state)]
         # Python ints in lists (bisect over them is the hot query), converted in C by numpy
         self.ts = [tt.tolist() for tt, _ in arrays]
@@ -307,6 +307,8 @@ class PSchedule:
         self.requeues = requeues or [[] for _ in range(self.nprocs)]
         # per P, its priority GC workers' runs a scheduler pass leads into (``_worker_waits``; recorded schedules)
         self.worker_waits = worker_waits or [([], [], []) for _ in range(self.nprocs)]
+        # per P, its reschedule points whose goroutine was preempted (recorded schedules; scavenger_wakeups' names)
+        self.preempts = preempts or [[] for _ in range(self.nprocs)]
         # P -> (from, until, other): the goroutine P's reschedule requeued runs on P ``other`` instead
         # (``_migrate``), so P is idle and ``other`` busy in between
         self.migrated: dict[int, tuple[int, int, int]] = {}
@@ -331,15 +333,17 @@ class PSchedule:
         scavenger = index == labels.index("scavenger") if "scavenger" in labels else np.zeros(len(index), bool)
         reasons = table.column("reason").to_numpy(zero_copy_only=False) if "reason" in table.column_names else None
         requeued = np.isin(reasons, REQUEUED) & (state == SCHED) if reasons is not None else np.zeros(len(index), bool)
+        preempted = (reasons == "preempt") & (state == SCHED) if reasons is not None else np.zeros(len(index), bool)
         stopped = index == labels.index("stopped") if "stopped" in labels else np.zeros(len(index), bool)
         worker = (index == labels.index("gc_worker")) & np.isin(reasons, PRIORITY_WORKERS) \
             if "gc_worker" in labels and reasons is not None else np.zeros(len(index), bool)
         kind = np.where(worker, _WORKER, np.where(stopped, _STOPPED, np.where((state == SCHED) | scavenger, _PASS, 0)))
         n = max(gomaxprocs, int(p.max()) + 1 if len(p) else 1)
-        per_ts, per_state, stops, wakes, requeues, worker_waits = [], [], [], [], [], []
+        per_ts, per_state, stops, wakes, requeues, worker_waits, preempts = [], [], [], [], [], [], []
         for q in range(n):
             m = p == q
             requeues.append(ts[m][requeued[m]].tolist())
+            preempts.append(ts[m][preempted[m]].tolist())
             worker_waits.append(_worker_waits(ts[m], kind[m]))
             per_ts.append(ts[m])
             per_state.append(state[m])
@@ -350,7 +354,8 @@ class PSchedule:
         for q in range(n):  # the passes the recorded scavenger's wake-ups on other Ps caused
             others = np.sort(np.concatenate([w for r, w in enumerate(wakes) if r != q] or [np.zeros(0, np.int64)]))
             per_ts[q], per_state[q] = without_wake_blips(per_ts[q], per_state[q], others)
-        return cls(per_ts, per_state, derived=False, stops=stops, requeues=requeues, worker_waits=worker_waits, **late)
+        return cls(per_ts, per_state, derived=False, stops=stops, requeues=requeues, worker_waits=worker_waits,
+                   preempts=preempts, **late)
 
     @classmethod
     def from_rows(cls, ts, p, gomaxprocs: int, op=None, **late) -> "PSchedule":
@@ -430,6 +435,24 @@ class PSchedule:
         froms, starts, untils = self.worker_waits[p] if 0 <= p < self.nprocs else ((), (), ())
         i = bisect_right(froms, t) - 1
         return untils[i] if i >= 0 and t < starts[i] else t
+
+    def preempted_at(self, p: int, t: int) -> bool:
+        """Whether the scheduler stretch of P p that ends at (or holds) t began with its goroutine's
+        preemption (sysmon's retake or a GC's request, as the recording says): the runtime's ``preempt``
+        among the causes of a timer's firing, where the model's rule is its P's reschedule."""
+        if not 0 <= p < self.nprocs or not self.preempts[p]:
+            return False
+        ts, st = self.ts[p], self.state[p]
+        i = bisect_right(ts, t) - 1
+        if i >= 0 and st[i] != SCHED:
+            i -= 1  # t starts what comes after the stretch
+        while i > 0 and st[i - 1] == SCHED:
+            i -= 1
+        if i < 0 or st[i] != SCHED:
+            return False
+        r = self.preempts[p]
+        j = bisect_left(r, ts[i])
+        return j < len(r) and r[j] == ts[i]
 
     def next_run_start(self, p: int, t: int) -> int | None:
         """t if P p runs a goroutine at t, else the first time after t at which it starts one."""

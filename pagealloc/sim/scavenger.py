@@ -113,10 +113,12 @@ class BackgroundScavenger:
             self.deleted_until = 0  # reset or not, it is live again: it fires and leaves the heap
             fired, self.host, how = sched.fire(self.timer_p, self.time, self.time + req[1], self.host)
             self.timer_fires = fired
-            self.fired_how = how
-            self.fired_by[how] += 1  # taken back if a GC wakes it first (wake)
             # fired by its P's own schedule(), it waits there behind a GC worker the P runs first
             runs = sched.behind_gc_worker(self.host, fired) if how == "reschedule" or how == "preempt" else fired
+            if how == "reschedule" and sched.preempted_at(self.host, fired):
+                how = "preempt"  # the runtime's name for a reschedule its goroutine's preemption caused
+            self.fired_how = how
+            self.fired_by[how] += 1  # taken back if a GC wakes it first (wake)
             self.time = engine.p_free(self.host, runs)
 
     def wakeups(self, end: int) -> dict[str, int]:

@@ -408,5 +408,8 @@ def test_a_scavenger_its_ps_reschedule_readies_waits_behind_the_gc_worker_the_p_
     assert s.behind_gc_worker(0, 3 * MS) == 3 * MS  # an idle worker: the scavenger runs first
     assert s.behind_gc_worker(0, 5 * MS) == 5 * MS  # a user goroutine next
     assert s.behind_gc_worker(1, 1 * MS) == 1 * MS  # another P's worker is not in the way
+    # scavenger_wakeups names a reschedule its goroutine's preemption caused "preempt", as the runtime does
+    assert [s.preempted_at(0, t) for t in (1 * MS, 3 * MS, 5 * MS, 5 * MS + 1 * US)] == [False, True, True, True]
+    assert not s.preempted_at(1, 3 * MS)
     derived = schedule([(0, 0, "user"), (1 * MS, 0, "sched"), (1 * MS + 1 * US, 0, "gc_worker"), (2 * MS, 0, "sched")])
     assert derived.behind_gc_worker(0, 1 * MS) == 1 * MS  # no reason recorded: no priority worker known
