@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 
 from pagealloc.errors import UserError
-from pagealloc.sim.calibrate import probed_costs
+from pagealloc.sim.calibrate import probed_costs, traffic_probed
 from pagealloc.trace.format import MACHINE_PROBE_KEY, PAGE_SIZE
 from pagealloc.trace.cpuwait import GENERATOR_KEY, recorded_load
 from pagealloc.trace.shootdown import recorded_probes
@@ -73,7 +73,7 @@ def _machine_probe(metadata: dict) -> str | None:
     return (f"{before} us before the program ran, {after} us after (the replay prices "
             f"{cost.tlb_shootdown_ns / 1e3:.1f} us per release while another P runs, "
             f"{cost.memory_traffic_ns / 1e3:.1f} us more while the program allocates heavily"
-            + ("" if all("memory_traffic_ns" in p for p in probes) else ", the default: not probed") + ")")
+            + ("" if traffic_probed(probes) else ", the default: not probed") + ")")
 
 
 def format_summary(s, name: str) -> str:

@@ -109,6 +109,11 @@ def _shootdown_ns(repeat: int) -> tuple[int, int]:
     return (probe["tlb_shootdown_ns"], probe["memory_traffic_ns"]) if probe else (0, 0)
 
 
+def traffic_probed(probes: list[dict]) -> bool:
+    """Whether every one of a recording's probes measured the memory traffic's share (probes since session 9)."""
+    return all("memory_traffic_ns" in p for p in probes)
+
+
 def probed_costs(metadata: dict, base: CostModel | None = None) -> CostModel:
     """``base`` (default: CostModel's defaults) with the TLB shootdown the recording's probes measured
     (their mean), and the memory traffic's share where they measured it too (probes since session 9),
@@ -117,7 +122,7 @@ def probed_costs(metadata: dict, base: CostModel | None = None) -> CostModel:
     probes = recorded_probes(metadata)
     if probes is None:
         return base
-    names = ["tlb_shootdown_ns"] + (["memory_traffic_ns"] if all("memory_traffic_ns" in p for p in probes) else [])
+    names = ["tlb_shootdown_ns"] + (["memory_traffic_ns"] if traffic_probed(probes) else [])
     return replace(base, **{name: round(statistics.fmean(p[name] for p in probes)) for name in names})
 
 

@@ -18,6 +18,7 @@ FreeOSMemory release and which scavenge goal each GC sets.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from pagealloc.errors import UserError
@@ -27,7 +28,7 @@ from pagealloc.runtime.lock_futex import MUTATOR, SCAVENGER
 from pagealloc.runtime.mheap import MHeap, span_kind_args
 from pagealloc.runtime.mpagealloc_64bit import MIN_SCAV_ADDR, chunk_index, chunk_page_index
 from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, OP_GC_START
-from pagealloc.trace.read import iter_event_batches, trace_metadata
+from pagealloc.trace.read import iter_event_batches, scavenger_iterations, trace_metadata
 
 SOURCE = "go1.14-runtime"
 
@@ -90,12 +91,13 @@ def recorded_end_ns(metadata: dict, label: str, last_row_ns: int) -> int:
     return end
 
 
-def reference_record(metadata: dict, result, label: str, iterations=None) -> Reference | None:
+def reference_record(metadata: dict, result, label: str, trace=None) -> Reference | None:
     """What the runtime did, with model / real for each figure of ``result``; None for a trace without a
-    reference.  ``iterations``: the trace's ``scavenger_iterations`` side table, if it has one."""
+    reference.  ``trace`` (its path or table): where its ``scavenger_iterations`` side table is read from."""
     ref = reference_of(metadata, label)
     if ref is None:
         return None
+    iterations = scavenger_iterations(trace) if trace is not None else None
     real = {name: get(ref) for name, get in COMPARED.items()}
     ratios = {name: None if value is None else ratio(getattr(result, name), value) for name, value in real.items()}
     return Reference(**real, ratios=ratios, retained_timeline=[tuple(p) for p in ref["retained_timeline"]],
@@ -108,12 +110,8 @@ def runtime_wakeups(iterations) -> dict[str, int] | None:
     wakeScavenger that ended a sleep or a park.  None without the side table."""
     if iterations is None:
         return None
-    counts: dict[str, int] = {}
-    for fired, woken in zip(iterations.column("fired_by").to_pylist(), iterations.column("woken_by").to_pylist()):
-        how = "gc" if woken == "gc" else fired if woken == "timer" else None
-        if how is not None:
-            counts[how] = counts.get(how, 0) + 1
-    return dict(sorted(counts.items()))
+    woke = zip(iterations.column("fired_by").to_pylist(), iterations.column("woken_by").to_pylist())
+    return dict(sorted(Counter("gc" if woken == "gc" else fired for fired, woken in woke if woken in ("gc", "timer")).items()))
 
 
 def free_os_memory_retained(trace, result) -> list[tuple[int, int]]:
@@ -253,7 +251,7 @@ def heap_walk(trace) -> HeapWalk:
 
 def _background_park_times(trace) -> list[int]:
     """When the real background scavenger parked (its side table; none in older recordings)."""
-    from pagealloc.trace.read import iterations_where, scavenger_iterations
+    from pagealloc.trace.read import iterations_where
 
     table = scavenger_iterations(trace)
     return iterations_where(table, "park", "ts") if table is not None else []

@@ -39,7 +39,6 @@ from pagealloc.sim.presets import (
     gomaxprocs_of,
 )
 from pagealloc.sim.reference import recorded_end_ns, reference_record
-from pagealloc.trace.read import scavenger_iterations
 from pagealloc.sim.result import ReplayResult
 from pagealloc.sim.traffic import AllocTraffic
 
@@ -145,7 +144,7 @@ def replay(
             raise UserError(f"{where}: the trace has no events")
         end_ns = recorded_end_ns(meta, where, engine.last_ts)
         result = engine.finish(label, time.perf_counter() - t0, end_ns)
-        result.reference = reference_record(meta, result, where, scavenger_iterations(trace))  # go1.14-runtime
+        result.reference = reference_record(meta, result, where, trace)  # go1.14-runtime traces
         result.tlb_shootdown_ns = cost.tlb_shootdown_ns
         result.memory_traffic_ns = cost.memory_traffic_ns if traffic is not None else 0
         if config.check:

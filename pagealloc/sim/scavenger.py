@@ -39,7 +39,7 @@ class BackgroundScavenger:
         # ReplayResult.scavenger_wakeups, beside the recording's own (trace.sidetables.P_FIRED_BY)
         self.fired_by: Counter[str] = Counter()
         self.fired_how = ""  # while it sleeps: the rule that will fire its timer, unless a GC wakes it first
-        self.sleeps = self.parks = 0  # how often it went to sleep (after a release) and parked (nothing to do)
+        self.parks = 0  # how often it parked (nothing to do); it slept crits.n times, once after each release
         self.crits = Histogram()  # crit of each iteration that slept (Go's measure: wall time of scavengeOne)
         self.heap = engine.heap
         self.cost = engine.cost
@@ -96,7 +96,6 @@ class BackgroundScavenger:
             self.time = _INF
         else:
             assert req[0] == SLEEP
-            self.sleeps += 1
             self.crits.add(req[2])
             engine.host_end(self.host, self.time)
             self.on_p = False
@@ -134,9 +133,9 @@ class BackgroundScavenger:
         timer or by a GC, a park by a GC, and ``wakeups`` counted each once."""
         woken = sum(self.wakeups(end).values())
         pending = (self.state == SLEEPING and self.timer_fires > end) + (self.state == PARKED)
-        if woken != self.sleeps + self.parks - pending:
+        if woken != self.crits.n + self.parks - pending:
             raise InvariantError(f"the background scavenger's wake-ups ({woken}) are not its ended sleeps and "
-                                 f"parks ({self.sleeps} + {self.parks} - {pending} still pending)")
+                                 f"parks ({self.crits.n} + {self.parks} - {pending} still pending)")
 
     def _critical_section(self) -> None:
         """It asked for the lock at ``time``: take it when the last holder is done and run

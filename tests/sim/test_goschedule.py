@@ -254,7 +254,7 @@ def test_the_next_sleep_resets_a_stopped_timer_on_the_p_whose_heap_still_holds_i
                                  host_end=lambda p, t: None)
         bg = object.__new__(S.BackgroundScavenger)
         bg.engine, bg.state, bg.host, bg.version = engine, S.SLEEPING, 2, 0
-        bg.fired_by, bg.fired_how, bg.sleeps = Counter(netpoll=1), "netpoll", 1
+        bg.fired_by, bg.fired_how = Counter(netpoll=1), "netpoll"
         bg.time = bg.timer_fires = 10 * MS
         bg.timer_p, bg.deleted_timer_p, bg.deleted_until, bg.crits = 2, 0, 0, SimpleNamespace(add=lambda c: None)
         bg.heap, bg.cost = SimpleNamespace(cold_ns=0), SimpleNamespace(cold_ns=lambda ns: 0)
@@ -373,13 +373,14 @@ def test_check_wakeups_holds_every_ended_sleep_and_park_to_one_wakeup():
     came again before the woken scavenger ran used to count (and move it) twice: synth-contention."""
     from collections import Counter
     from pathlib import Path
+    from types import SimpleNamespace
 
     from pagealloc.runtime.invariants import InvariantError
     from pagealloc.sim import scavenger as S
     from pagealloc.sim.replay import replay
 
     bg = object.__new__(S.BackgroundScavenger)
-    bg.state, bg.timer_fires, bg.sleeps, bg.parks = S.PARKED, 0, 2, 1
+    bg.state, bg.timer_fires, bg.crits, bg.parks = S.PARKED, 0, SimpleNamespace(n=2), 1  # two sleeps, one park
     bg.fired_by = Counter(sysmon=1, gc=1)  # one sleep ended by its timer, one by a GC; parked now
     bg.check_wakeups(10 * MS)
     bg.fired_by["gc"] += 1
