@@ -4,7 +4,8 @@ For each go1.14-runtime trace of traces/manifest.json (or the ones named),
 a Markdown row: the replay in the preset (default go1.14) and timing
 (default auto: ordered) against the reference the recording carries: spans
 at the recorded address, heap_sys and heap growths, released bytes by path,
-retained bytes at the end, background releases counted; and, from sim.reference.heap_walk (row order,
+retained bytes at the end, background releases counted and how many of them took a
+whole huge page (256 pages at once: a few decide the background bytes); and, from sim.reference.heap_walk (row order,
 the runtime's background releases put back), at how many GCs the model set
 the runtime's scavenge goal.  ``scripts/go114-fidelity`` is this command.
 """
@@ -42,6 +43,10 @@ def _count(r, ref) -> str:
     return f"{r.released_background_count:,} / {real:,} ({ratio})"
 
 
+def _or_dash(value) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
 def _other_load(meta: dict) -> str:
     """Other processes' share of the recording machine's CPUs (``pagealloc.trace.cpuwait``): the model's
     costs are an idle machine's, and the real scavenger's crit depends on it (TLB shootdowns)."""
@@ -68,10 +73,10 @@ def run(args) -> int:
     entries = corpus.load().select(args.names, sources=["go1.14-runtime"])
     print(f"{args.mode} preset, timing {args.timing}, {args.crit} crit; model / real runtime")
     print("| trace | spans at the recorded address | heap_sys MiB | heap growths | background MiB (ratio) "
-          "| background releases (ratio) | growth MiB "
+          "| background releases (ratio) | of them whole huge pages | growth MiB "
           "| FreeOSMemory MiB | retained at the end, ratio | scavenge goals equal (row order) | order wait µs | P-stall µs "
           "| recorded with other load | shootdown priced µs (+ heavy traffic) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for e in entries:
         meta = trace_metadata(e.path)
         r = replay(e.path, args.mode, timing=args.timing, scavenger_crit=args.crit)
@@ -81,6 +86,7 @@ def run(args) -> int:
         ratio = f"{bg / real_bg:.2f}x" if real_bg else "-"
         print(f"| {e.name} | {r.address_agreement:.4%} | {_mib(r.heap_sys_bytes, ref.heap_sys_bytes)} "
               f"| {r.heap_growths} / {ref.heap_growths} | {_mib(bg, real_bg)} ({ratio}) | {_count(r, ref)} "
+              f"| {r.released_background_whole_huge_pages} / {_or_dash(ref.released_background_whole_huge_pages)} "
               f"| {_mib(r.released_growth_bytes, ref.released_growth_bytes)} "
               f"| {_mib(r.released_forced_bytes, ref.released_forced_bytes)} "
               f"| {ref.ratios['retained_final_bytes']:.3f} | {w.goals_agreed} / {w.goals} "

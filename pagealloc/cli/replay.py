@@ -304,6 +304,6 @@ def _reference_rows(results) -> list[list[str]]:
     for name in Reference.COMPARED:
         ratios = [r.reference.ratios[name] for r in results]
         real = getattr(results[0].reference, name)
-        rows.append([name, "-" if real is None else _fmt(real, "{:,}" if name in ("heap_growths", "released_background_count") else "bytes"),
+        rows.append([name, "-" if real is None else _fmt(real, "{:,}" if name in ("heap_growths", "released_background_count", "released_background_whole_huge_pages") else "bytes"),
                      *("-" if x is None else f"{x:.3f}" for x in ratios)])
     return rows

@@ -32,6 +32,7 @@ cdef class MHeap:
     cdef public bint gc_blacken_enabled, forced
     cdef public object growths, arenas, recorded_crits
     cdef public dict released_by, releases_by
+    cdef public long long whole_huge_releases
     cdef public long long heap_sys, heap_released, heap_inuse, manual_inuse, scav_alloc_bytes
     cdef public long long meter_ns, after_unlock_ns, _scanned_charged, cold_ns
     cdef public HeapLock lock

@@ -79,6 +79,14 @@ RETAIN_EXTRA_PERCENT = 10  # Go: retainExtraPercent (mgcscavenge.go)
 START_CYCLE_MIN_DISTANCE = 1 << 20  # Go: startCycle keeps next_gc >= heap_live + 1 MiB
 
 
+def whole_huge_page(addr: int, nbytes: int, huge: int) -> bool:
+    """Whether [addr, addr+nbytes) holds a whole (aligned) huge page of ``huge`` bytes.  A background
+    release does when findScavengeCandidate grew its one page to the free, unscavenged huge page around
+    it (Go 1.14 does not break a huge page it can release whole): 256 Go pages at once, so a few such
+    releases decide a run's background bytes."""
+    return huge > 0 and -(-addr // huge) * huge + huge <= addr + nbytes
+
+
 def heap_minimum(gogc: int = GOGC) -> int:
     """Go: heapminimum = defaultHeapMinimum * gcpercent / 100 (setGCPercent)."""
     return DEFAULT_HEAP_MINIMUM * gogc // 100
@@ -232,6 +240,7 @@ class MHeap:
         self.scav_alloc_bytes = 0  # bytes handed out from scavenged memory
         self.released_by = {"background": 0, "growth": 0, "forced": 0}
         self.releases_by = {"background": 0, "growth": 0, "forced": 0}  # sysUnused calls (scavengeRangeLocked)
+        self.whole_huge_releases = 0  # background releases that took a whole huge page (whole_huge_page)
         self.forced = False  # inside scavenge_all
         self.meter_ns = 0
         self.after_unlock_ns = 0  # part of meter_ns spent after the op released the lock
@@ -264,6 +273,8 @@ class MHeap:
         path = "forced" if self.forced else "background" if self.lock.holder == SCAVENGER else "growth"
         self.released_by[path] += nbytes
         self.releases_by[path] += 1
+        if path == "background" and whole_huge_page(addr, nbytes, self.phys_huge_page_size):
+            self.whole_huge_releases += 1
 
     # -- allocation --
 

@@ -115,3 +115,5 @@ cdef class ReplayHeap(MHeap):
         path = "forced" if self.forced else "background" if self.lock.holder == SCAVENGER else "growth"
         self.released_by[path] += nbytes
         self.releases_by[path] += 1
+        if path == "background" and huge != 0 and ((addr + huge - 1) & ~(huge - 1)) + huge <= addr + nbytes:  # mheap.whole_huge_page
+            self.whole_huge_releases += 1

@@ -591,6 +591,7 @@ def finished_result(engine, label: str, wall: float, end_ns: int = 0) -> ReplayR
         # the heap
         released_bytes=sum(by.values()), released_background_bytes=by["background"],
         released_background_count=heap.releases_by["background"],
+        released_background_whole_huge_pages=heap.whole_huge_releases,
         released_growth_bytes=by["growth"], released_forced_bytes=by["forced"],
         retained_peak_bytes=engine.retained_peak, retained_final_bytes=heap.heap_retained(),
         heap_sys_bytes=heap.heap_sys, heap_growths=heap.growths, scavenged_alloc_bytes=heap.scav_alloc_bytes,

@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 
 from pagealloc.errors import UserError
 from pagealloc.sim.result import Reference
-from pagealloc.runtime.malloc import ARENA_HINT_BASE, PAGE_SHIFT
+from pagealloc.runtime.malloc import ARENA_HINT_BASE, PAGE_SHIFT, PHYS_HUGE_PAGE_SIZE
 from pagealloc.runtime.lock_futex import MUTATOR, SCAVENGER
-from pagealloc.runtime.mheap import MHeap, span_kind_args
+from pagealloc.runtime.mheap import MHeap, span_kind_args, whole_huge_page
 from pagealloc.runtime.mpagealloc_64bit import MIN_SCAV_ADDR, chunk_index, chunk_page_index
 from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, OP_GC_START
 from pagealloc.trace.read import iter_event_batches, scavenger_iterations, trace_metadata
@@ -37,6 +37,9 @@ COMPARED = {
     "released_bytes": lambda ref: sum(ref["released_bytes"].values()),
     "released_background_bytes": lambda ref: ref["released_bytes"]["background"],
     "released_background_count": lambda ref: len(ref["background_releases"]["rows"]) if "background_releases" in ref else None,
+    "released_background_whole_huge_pages": lambda ref: (
+        sum(whole_huge_page(page << PAGE_SHIFT, npages << PAGE_SHIFT, PHYS_HUGE_PAGE_SIZE)
+            for _, page, npages in ref["background_releases"]["rows"]) if "background_releases" in ref else None),
     "released_growth_bytes": lambda ref: ref["released_bytes"]["growth"],
     "released_forced_bytes": lambda ref: ref["released_bytes"]["forced"],
     "retained_final_bytes": lambda ref: ref["retained_final_bytes"],
@@ -59,6 +62,8 @@ def reference_of(metadata: dict, label: str) -> dict | None:
         timeline = ref["retained_timeline"]
     except (KeyError, TypeError) as e:
         raise UserError(f"{label}: metadata reference lacks {e}") from None
+    except ValueError as e:  # a background_releases row that is not (row, page, npages)
+        raise UserError(f"{label}: metadata reference: background_releases: {e}") from None
     bad = [n for n, v in values.items() if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0)]
     if bad:
         raise UserError(f"{label}: metadata reference: {bad[0]} is {values[bad[0]]!r}, not a count of bytes or events")

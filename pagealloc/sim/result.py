@@ -56,6 +56,7 @@ class Reference:
     released_bytes: int
     released_background_bytes: int
     released_background_count: int | None  # None: a recording older than the key
+    released_background_whole_huge_pages: int | None  # None: a recording older than the key
     released_growth_bytes: int
     released_forced_bytes: int
     retained_final_bytes: int
@@ -66,7 +67,8 @@ class Reference:
     retained_timeline: list  # [(ns, retained bytes)] as ReplayResult.retained_timeline
     scavenger_wakeups: dict | None = None  # as ReplayResult.scavenger_wakeups; None: no scavenger_iterations
 
-    COMPARED = ("released_bytes", "released_background_bytes", "released_background_count", "released_growth_bytes", "released_forced_bytes",
+    COMPARED = ("released_bytes", "released_background_bytes", "released_background_count",
+                "released_background_whole_huge_pages", "released_growth_bytes", "released_forced_bytes",
                 "retained_final_bytes", "heap_sys_bytes", "heap_growths", "scavenged_alloc_bytes")
 
     @classmethod
@@ -102,6 +104,8 @@ class ReplayResult:
     released_bytes: int = figure("B", NONE, "released", shown="main")
     released_background_bytes: int = figure("B", NONE, "released by the background scavenger")
     released_background_count: int = figure("count", NONE, "background scavenger releases (scavengeRangeLocked calls)")
+    released_background_whole_huge_pages: int = figure(
+        "count", NONE, "background releases of a whole huge page (findScavengeCandidate grew the page to it)")
     released_growth_bytes: int = figure("B", NONE, "released by heap growth")
     released_forced_bytes: int = figure("B", NONE, "released by FreeOSMemory")
     retained_peak_bytes: int = figure("B", LOWER, "peak retained")

@@ -152,6 +152,8 @@ def _cases() -> dict[str, tuple[list[str], int, list[str]]]:
                                                         ["good.parquet: --scavenger-crit recorded needs a Go 1.14.6 recording"])
     cases["reference-end-far-replay"] = (["replay", "far-end.parquet"], 2,
                                          ["far-end.parquet: metadata reference: the program's end", "more than 600 s after"])
+    cases["reference-short-release-replay"] = (["replay", "short-release.parquet"], 2,
+                                               ["short-release.parquet: metadata reference: background_releases:"])
     cases["cli-no-subcommand"] = ([], 2, ["the following arguments are required: COMMAND"])
     cases["cli-unknown-subcommand"] = (["frobnicate"], 2, ["invalid choice: 'frobnicate'"])
     missing = {
@@ -179,9 +181,17 @@ def _far_end(path: Path) -> None:
     rewrite_metadata(Path(__file__).resolve().parents[2] / "traces" / "go114-freeosmemory-p2.parquet", path, later)
 
 
+def _short_release(path: Path) -> None:
+    """A Go 1.14.6 recording whose reference has a background release of two fields, not (row, page, npages)."""
+    def shorter(doc):
+        doc["reference"]["background_releases"]["rows"][0] = doc["reference"]["background_releases"]["rows"][0][:2]
+    rewrite_metadata(Path(__file__).resolve().parents[2] / "traces" / "go114-freeosmemory-p2.parquet", path, shorter)
+
+
 def _make_inputs(folder: Path) -> None:
     pq.write_table(_table(), folder / "good.parquet")
     _far_end(folder / "far-end.parquet")
+    _short_release(folder / "short-release.parquet")
     (folder / "good.gotrace").write_bytes(b"go 1.23 trace\x00\x00\x00")
     for _, name, make, _, _ in TRACES:
         if make is not None:

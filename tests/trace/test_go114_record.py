@@ -14,6 +14,7 @@ import pytest
 import pagealloc
 from pagealloc.cli import main
 from pagealloc.errors import UserError
+from pagealloc.runtime.malloc import PHYS_HUGE_PAGE_SIZE
 from pagealloc.sim import replay as engine
 from pagealloc.sim.reference import heap_walk
 from pagealloc.trace import go114, p_schedule, scavenger_iterations, sched_events, validate_trace
@@ -101,13 +102,14 @@ def test_a_fresh_recording_of_the_service_program_stays_within_the_background_bo
     the program and the replay prices it (ARCHITECTURE.md, "Session 8").
     Count: the issue's bounds, 0.67-1.5x.  With record's probe, 102 of 102 fresh runs on the idle machine
     (0.72-1.30x) and 16 of 16 beside two busy loops (0.72-1.36x) were within them, all on 2026-12-05.
-    Bytes: an envelope, not the issue's 0.5-2x, which 93 of those 102 idle runs met (0.30-2.57x).  The
-    bytes swing with a handful of whole huge pages: Go releases one where its descending search meets a
-    free huge page none of whose pages it released yet, so a walk a wake-up or two behind Go's can meet it
-    after an allocation took part of it and release it a page at a time instead (real runs released 0-22
-    whole huge pages, against ~1,000 one-page releases); it happens both ways.  Over 45 of the runs the model's count of them per run matches Go's
-    (mean 6.6 against 6.5, median 4 against 5, correlation 0.79), one run by one run it is a draw:
-    ARCHITECTURE.md, "Session 8"."""
+    Bytes: the issue's 0.5-2x on what is not a draw, the bytes less those released as whole huge pages.
+    A background release is one page, or the whole free huge page around it where none of that huge
+    page was released yet (findScavengeCandidate): 256 pages at once, so a handful of them decide a run's
+    bytes, and whether the walk meets a huge page whole or after an allocation took part of it turns on
+    its being a wake-up or two ahead of Go's or behind (real runs released 0-22 whole huge pages against
+    ~650-1,000 one-page releases).  Total bytes were within 0.5-2x on 93 of 102 idle runs of 2026-12-05
+    (0.30-2.57x) and 36 of 40 on a slower host on 2026-12-06 (up to 4.99x: 15 whole huge pages against
+    Go's one); less the whole huge pages, on all of them (ARCHITECTURE.md, "Session 8", "Session 11")."""
     from pathlib import Path
 
     from pagealloc.trace import trace_metadata
@@ -126,4 +128,7 @@ def test_a_fresh_recording_of_the_service_program_stays_within_the_background_bo
     assert probes is not None and r.tlb_shootdown_ns == round(sum(p["tlb_shootdown_ns"] for p in probes) / 2)
     why = (ref.ratios, load, probes)
     assert 0.67 <= ref.ratios["released_background_count"] <= 1.5, why
-    assert 0.2 <= ref.ratios["released_background_bytes"] <= 3.5, why
+    less_huge = [x.released_background_bytes - x.released_background_whole_huge_pages * PHYS_HUGE_PAGE_SIZE
+                 for x in (r, ref)]
+    assert 0.5 <= less_huge[0] / less_huge[1] <= 2, (less_huge, r.released_background_whole_huge_pages,
+                                                     ref.released_background_whole_huge_pages, why)

@@ -149,6 +149,7 @@ def test_the_reference_reaches_the_replay_result(tmp_path):
         released_bytes = 13 * PAGE
         released_background_bytes = 3 * PAGE
         released_background_count = 3
+        released_background_whole_huge_pages = 0
         released_growth_bytes = PAGE
         released_forced_bytes = 9 * PAGE
         retained_final_bytes = meta["reference"]["retained_final_bytes"]
@@ -162,6 +163,7 @@ def test_the_reference_reaches_the_replay_result(tmp_path):
     assert f["reference_released_forced_bytes_ratio"] == 0.9
     assert f["reference_heap_growths_ratio"] == f["reference_heap_sys_bytes_ratio"] == 1.0
     assert f["reference_scavenged_alloc_bytes_ratio"] == 0.0
+    assert (f["reference_released_background_whole_huge_pages"], f["reference_released_background_whole_huge_pages_ratio"]) == (0, 1.0)
     assert len(f["reference_retained_timeline"]) == 3
     assert reference_record({"source": "go-trace"}, Model(), "t") is None
 
