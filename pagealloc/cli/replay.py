@@ -295,6 +295,9 @@ def _wakeup_rows(results) -> list[list[str]]:
     return rows
 
 
+_COUNTS = ("heap_growths", "released_background_count", "released_background_whole_huge_pages")  # not bytes
+
+
 def _reference_rows(results) -> list[list[str]]:
     """The model against the real Go 1.14.6 runtime that recorded the trace (pagealloc.sim.reference)."""
     from pagealloc.sim.result import Reference
@@ -304,6 +307,6 @@ def _reference_rows(results) -> list[list[str]]:
     for name in Reference.COMPARED:
         ratios = [r.reference.ratios[name] for r in results]
         real = getattr(results[0].reference, name)
-        rows.append([name, "-" if real is None else _fmt(real, "{:,}" if name in ("heap_growths", "released_background_count", "released_background_whole_huge_pages") else "bytes"),
+        rows.append([name, "-" if real is None else _fmt(real, "{:,}" if name in _COUNTS else "bytes"),
                      *("-" if x is None else f"{x:.3f}" for x in ratios)])
     return rows
