@@ -88,6 +88,24 @@ def test_after_a_gc_it_runs_when_the_gc_worker_stops():
     assert s.after_gc(1, 5 * US) == (2 * MS, 1)
 
 
+def test_after_a_gc_it_waits_behind_a_user_goroutine_queued_ahead_of_it():
+    """The recording shows the GC's P going on, past bgsweep's first span, to a user goroutine: that
+    one was ahead of the scavenger in the P's run queue, so the scavenger runs when it stops (a stop
+    for the world on the way is not that), or when another P out of work steals it first."""
+    rows = [(0, 0, "stopped"), (0, 1, "stopped"), (10 * US, 0, "user"), (10 * US, 1, "gc_worker"),
+            (2 * MS, 1, "sched"), (2 * MS + 1 * US, 1, "sweep"), (2 * MS + 2 * US, 1, "sched"),
+            (2 * MS + 3 * US, 1, "user"), (4 * MS, 1, "stopped"), (4 * MS + 10 * US, 1, "user"),
+            (7 * MS, 1, "sched"), (7 * MS + 1 * US, 1, "user")]
+    assert schedule(rows).after_gc(1, 5 * US) == (7 * MS, 1)
+    stolen = rows + [(6 * MS, 0, "sched"), (6 * MS + 1 * US, 0, "idle")]
+    assert schedule(stolen).after_gc(1, 5 * US) == (6 * MS + 1 * US, 0)
+    # no bgsweep span on the P before the user goroutine: the queue went to a stealing P with bgsweep
+    unswept = [r for r in rows if r[2] != "sweep"]
+    assert schedule(unswept).after_gc(1, 5 * US) == (2 * MS, 1)
+    # a derived schedule has no goroutine kinds: when the cycle's sweeping ends, as before
+    assert PSchedule.from_rows([0, 10 * US], [0, 1], 2).behind_queued_user(1, 2 * MS) == 2 * MS
+
+
 def test_after_a_gc_a_p_that_runs_out_of_work_steals_it():
     s = schedule([(0, 0, "user"), (0, 1, "gc_worker"), (1 * MS, 0, "sched"), (1 * MS + 1 * US, 0, "idle"),
                   (3 * MS, 1, "sched")])
