@@ -73,7 +73,8 @@ def _machine_probe(metadata: dict) -> str | None:
     return (f"{before} us before the program ran, {after} us after (the replay prices "
             f"{cost.tlb_shootdown_ns / 1e3:.1f} us per release while another P runs, "
             f"{cost.memory_traffic_ns / 1e3:.1f} us more while the program allocates heavily"
-            + ("" if traffic_probed(probes) else ", the default: not probed") + ")")
+            + ("" if traffic_probed(probes) else ", the default: not probed")
+            + f", and {cost.madvise_free_call_ns / 1e3:.2f} us a MADV_FREE call)")
 
 
 def format_summary(s, name: str) -> str:

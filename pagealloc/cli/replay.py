@@ -255,7 +255,8 @@ def format_table(path: str, results, spreads=None) -> str:
             rows.append(rng)
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     r0 = results[0]
-    lines = [f"{path}  ({r0.events:,} events, virtual time, timing {r0.timing}, TLB shootdown "
+    lines = [f"{path}  ({r0.events:,} events, virtual time, timing {r0.timing}, MADV_FREE call "
+             f"{r0.madvise_free_call_ns / 1e3:.2f} us, TLB shootdown "
              f"{r0.tlb_shootdown_ns / 1e3:.1f} us, + {r0.memory_traffic_ns / 1e3:.1f} us in heavy allocation; simulator speed {r0.replay_events_per_wall_second:,.0f} "
              "events per wall second)"]
     for row in [header, *rows]:

@@ -17,7 +17,10 @@ file for ``pagealloc replay --cost-model``.
 ``probed_costs`` is the cost model of a replay of a recording that
 carries ``trace.shootdown``'s probe: the defaults with the TLB shootdown
 measured beside the program (the one cost that moves with the machine's
-state from one run to the next; the recordings' crit follows it).
+state from one run to the next; the recordings' crit follows it), what
+streaming memory traffic adds to it, and the MADV_FREE call as the probe
+read it alone (a constant of a machine, not of a run: 2.1-2.7 us on the
+first host, 4.2-4.4 us on a second).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pagealloc.sim.costmodel import CostModel
 from pagealloc.trace.shootdown import PAGE, PROBE_REPEAT, madv_free_small_ns, machine_probe, recorded_probes, touch
 
 HUGE = 2 << 20
+GO_PAGE_4K = 2  # 4 KiB pages in the Go page the probe frees
 SIZES = (1, 2, 4, 16, 64, 256, 1024)  # 4 KiB pages per madvise call
 
 
@@ -116,14 +120,20 @@ def traffic_probed(probes: list[dict]) -> bool:
 
 def probed_costs(metadata: dict, base: CostModel | None = None) -> CostModel:
     """``base`` (default: CostModel's defaults) with the TLB shootdown the recording's probes measured
-    (their mean), and the memory traffic's share where they measured it too (probes since session 9),
-    where the trace has them; else ``base`` as it is."""
+    (their mean), the memory traffic's share where they measured it too (probes since session 9), and
+    the MADV_FREE call: the probe's call alone on one resident Go page, less that page's first-free cost
+    (``base.madvise_free_first_page_ns`` a 4 KiB page), so that a release of one such page alone costs
+    what the probe read there (2.1-2.7 us on the first host, 2.35 by the defaults; 4.2-4.4 us on a
+    second host, ARCHITECTURE.md "Session 11"); where the trace has them, else ``base`` as it is."""
     base = base or CostModel()
     probes = recorded_probes(metadata)
     if probes is None:
         return base
     names = ["tlb_shootdown_ns"] + (["memory_traffic_ns"] if traffic_probed(probes) else [])
-    return replace(base, **{name: round(statistics.fmean(p[name] for p in probes)) for name in names})
+    alone = statistics.fmean(p["madv_free_go_page_ns"] for p in probes)
+    call = max(round(alone) - GO_PAGE_4K * base.madvise_free_first_page_ns, 0)
+    return replace(base, madvise_free_call_ns=call,
+                   **{name: round(statistics.fmean(p[name] for p in probes)) for name in names})
 
 
 def first_free_ns(npages: int, repeat: int) -> float:

@@ -146,6 +146,7 @@ def replay(
         result = engine.finish(label, time.perf_counter() - t0, end_ns)
         result.reference = reference_record(meta, result, where, trace)  # go1.14-runtime traces
         result.tlb_shootdown_ns = cost.tlb_shootdown_ns
+        result.madvise_free_call_ns = cost.madvise_free_call_ns
         result.memory_traffic_ns = cost.memory_traffic_ns if traffic is not None else 0
         if config.check:
             check_heap(engine.heap, engine.spans)

@@ -127,6 +127,7 @@ class ReplayResult:
     scavenge_percent: float = field(default=1, metadata={"unit": "", "shown": None})
     madvise_advice: str = field(default="MADV_FREE", metadata={"unit": "", "shown": None})  # how sysUnused released
     tlb_shootdown_ns: int = field(default=0, metadata={"unit": "", "shown": None})  # ns priced per release (CostModel)
+    madvise_free_call_ns: int = field(default=0, metadata={"unit": "", "shown": None})  # ns priced per MADV_FREE call (CostModel)
     # ns a release adds on top while the program allocates heavily (sim/traffic.py); 0: not priced
     memory_traffic_ns: int = field(default=0, metadata={"unit": "", "shown": None})
     madvise_calls: int = figure("count", NONE, "madvise calls")

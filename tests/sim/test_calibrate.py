@@ -70,6 +70,10 @@ def test_a_recordings_probe_prices_its_replays_shootdown(tmp_path):
     probed = _with_probe(src, tmp_path / "probed.parquet", 1_000, 3_000)
     assert probed_costs(trace_metadata(src)) == CostModel()  # no probe: the defaults
     assert probed_costs(trace_metadata(probed)).tlb_shootdown_ns == 2_000
+    # the MADV_FREE call: the probe's call alone on one Go page (2,350 ns, the mean), less the first-free
+    # cost of its two 4 KiB pages, so that the model's release of such a page alone costs what it read
+    first_free = 2 * CostModel().madvise_free_first_page_ns
+    assert probed_costs(trace_metadata(probed)).madvise_free_call_ns == 2_350 - first_free
     # a probe from before session 9 measured no memory traffic: its replay keeps the default for it
     assert probed_costs(trace_metadata(probed)).memory_traffic_ns == CostModel().memory_traffic_ns
     both = _with_probe(src, tmp_path / "both.parquet", 1_000, 3_000, traffic_ns=(500, 1_500))
@@ -77,6 +81,7 @@ def test_a_recordings_probe_prices_its_replays_shootdown(tmp_path):
     assert replay(both, "go1.14").memory_traffic_ns == 1_000
     plain, cheap = replay(src, "go1.14"), replay(probed, "go1.14")
     assert plain.tlb_shootdown_ns == CostModel().tlb_shootdown_ns and cheap.tlb_shootdown_ns == 2_000
+    assert (plain.madvise_free_call_ns, cheap.madvise_free_call_ns) == (CostModel().madvise_free_call_ns, 2_350 - first_free)
     # cheaper releases: a shorter crit, so Go's pacing (sleep 100 x crit) releases more often
     assert cheap.released_background_count > plain.released_background_count
     given = replay(probed, "go1.14", cost_model=CostModel())
