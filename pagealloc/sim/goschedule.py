@@ -320,7 +320,7 @@ class PSchedule:
         self.worker_waits = worker_waits or [([], [], []) for _ in range(self.nprocs)]
         # per P, its reschedule points whose goroutine was preempted (recorded schedules; scavenger_wakeups' names)
         self.preempts = preempts or [[] for _ in range(self.nprocs)]
-        # per P, its recorded rows as (times, _K_ kinds), the recorded scavenger's runs left in
+        # per P, its recorded rows as (times, _K_ kinds) arrays, the recorded scavenger's runs left in
         # (recorded schedules; behind_queued_user)
         self.rows = rows
         # P -> (from, until, other): the goroutine P's reschedule requeued runs on P ``other`` instead
@@ -357,16 +357,17 @@ class PSchedule:
         per_ts, per_state, stops, wakes, requeues, worker_waits, preempts, rows = [], [], [], [], [], [], [], []
         for q in range(n):
             m = p == q
-            rows.append((ts[m].tolist(), row_kinds[m].tolist()))
-            requeues.append(ts[m][requeued[m]].tolist())
-            preempts.append(ts[m][preempted[m]].tolist())
-            worker_waits.append(_worker_waits(ts[m], kind[m]))
-            per_ts.append(ts[m])
-            per_state.append(state[m])
-            stops.append(_stops(ts[m], state[m], stopped[m]))
-            wakes.append(scavenger_wakes(ts[m], state[m], scavenger[m]))
-            if scavenger[m].any():
-                per_ts[-1], per_state[-1] = without_scavenger(per_ts[-1], per_state[-1], scavenger[m])
+            tq, sq, scav = ts[m], state[m], scavenger[m]
+            rows.append((tq, row_kinds[m]))
+            requeues.append(tq[requeued[m]].tolist())
+            preempts.append(tq[preempted[m]].tolist())
+            worker_waits.append(_worker_waits(tq, kind[m]))
+            per_ts.append(tq)
+            per_state.append(sq)
+            stops.append(_stops(tq, sq, stopped[m]))
+            wakes.append(scavenger_wakes(tq, sq, scav))
+            if scav.any():
+                per_ts[-1], per_state[-1] = without_scavenger(tq, sq, scav)
         for q in range(n):  # the passes the recorded scavenger's wake-ups on other Ps caused
             others = np.sort(np.concatenate([w for r, w in enumerate(wakes) if r != q] or [np.zeros(0, np.int64)]))
             per_ts[q], per_state[q] = without_wake_blips(per_ts[q], per_state[q], others)
@@ -461,7 +462,7 @@ class PSchedule:
         if self.rows is None or not 0 <= p < self.nprocs:
             return t
         ts, kinds = self.rows[p]
-        k, n, swept = bisect_left(ts, t), len(ts), False
+        k, n, swept = int(np.searchsorted(ts, t)), len(ts), False
         while k < n and (kinds[k] in (_K_SCHED, _K_WORKER) or (kinds[k] == _K_SWEEP and not swept)):
             swept = swept or kinds[k] == _K_SWEEP
             k += 1
@@ -470,7 +471,7 @@ class PSchedule:
         j = k + 1
         while j < n and kinds[j] not in (_K_SCHED, _K_IDLE):
             j += 1
-        return ts[j] if j < n else t
+        return int(ts[j]) if j < n else t
 
     def preempted_at(self, p: int, t: int) -> bool:
         """Whether the scheduler stretch of P p that ends at (or holds) t began with its goroutine's
