@@ -310,4 +310,19 @@ def _reference_rows(results) -> list[list[str]]:
         real = getattr(results[0].reference, name)
         rows.append([name, "-" if real is None else _fmt(real, "{:,}" if name in _COUNTS else "bytes"),
                      *("-" if x is None else f"{x:.3f}" for x in ratios)])
+        if name == "released_background_whole_huge_pages" and real is not None:
+            rows.append(_less_whole_huge_pages(results))
     return rows
+
+
+def _less_whole_huge_pages(results) -> list[str]:
+    """The background bytes less those released as whole huge pages, the runtime's and model / real: what
+    is not the walk's draw of whole huge pages (ARCHITECTURE.md, "Session 11")."""
+    from pagealloc.runtime.malloc import PHYS_HUGE_PAGE_SIZE
+
+    def less(x) -> int:
+        return x.released_background_bytes - x.released_background_whole_huge_pages * PHYS_HUGE_PAGE_SIZE
+
+    real = less(results[0].reference)
+    return ["  background bytes less them", _fmt(real, "bytes"),
+            *(f"{less(r) / real:.3f}" if real else "-" for r in results)]

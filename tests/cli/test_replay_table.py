@@ -55,3 +55,20 @@ def test_the_runtimes_wakeups_count_fired_timers_and_gc_wakeups():
                       "woken_by": ["timer", "gc", "timer", "timer", "gc", "none"]})
     assert runtime_wakeups(table) == {"gc": 2, "netpoll": 1, "sysmon": 2}
     assert runtime_wakeups(None) is None
+
+
+def test_a_go_1_14_recording_prints_its_background_bytes_less_the_whole_huge_pages(capsys):
+    """Under the whole huge pages' row, the background bytes less them (a whole huge page is 2 MiB at once,
+    and a run's few decide its bytes): the runtime's, and model / real."""
+    from pathlib import Path
+
+    import pagealloc
+
+    trace = Path(__file__).resolve().parents[2] / "traces" / "go114-growth-storm-p2.parquet"
+    assert main(["replay", str(trace), "--mode", "go1.14"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    i = next(i for i, x in enumerate(lines) if x.startswith("released_background_whole_huge_pages"))
+    assert lines[i + 1].startswith("  background bytes less them")
+    r = pagealloc.replay(trace, "go1.14")
+    less = [x.released_background_bytes - x.released_background_whole_huge_pages * (2 << 20) for x in (r, r.reference)]
+    assert lines[i + 1].split()[-1] == f"{less[0] / less[1]:.3f}"
