@@ -316,12 +316,8 @@ def _reference_rows(results) -> list[list[str]]:
 
 
 def _less_whole_huge_pages(results) -> list[str]:
-    """The background bytes less those released as whole huge pages, the runtime's and model / real: what
-    is not the walk's draw of whole huge pages (ARCHITECTURE.md, "Session 11")."""
-    from pagealloc.runtime.malloc import PHYS_HUGE_PAGE_SIZE
-
-    def less(x) -> int:
-        return x.released_background_bytes - x.released_background_whole_huge_pages * PHYS_HUGE_PAGE_SIZE
+    """The background bytes less those released as whole huge pages, the runtime's and model / real."""
+    from pagealloc.sim.result import background_bytes_less_whole_huge_pages as less
 
     real = less(results[0].reference)
     return ["  background bytes less them", _fmt(real, "bytes"),

@@ -52,6 +52,12 @@ assert tuple(COMPARED) == Reference.COMPARED
 
 def reference_of(metadata: dict, label: str) -> dict | None:
     """The trace's reference (checked), or None when the trace has none."""
+    checked = _checked_reference(metadata, label)
+    return checked[0] if checked is not None else None
+
+
+def _checked_reference(metadata: dict, label: str) -> tuple[dict, dict] | None:
+    """(the trace's reference, its COMPARED figures), checked; None when the trace has none."""
     if metadata.get("source") != SOURCE:
         return None
     ref = metadata.get("reference")
@@ -69,7 +75,7 @@ def reference_of(metadata: dict, label: str) -> dict | None:
         raise UserError(f"{label}: metadata reference: {bad[0]} is {values[bad[0]]!r}, not a count of bytes or events")
     if not isinstance(timeline, list) or not all(isinstance(p, list) and len(p) == 2 for p in timeline):
         raise UserError(f"{label}: metadata reference: retained_timeline must be a list of [ts, bytes] pairs")
-    return ref
+    return ref, values
 
 
 def ratio(model, real) -> float | None:
@@ -99,11 +105,11 @@ def recorded_end_ns(metadata: dict, label: str, last_row_ns: int) -> int:
 def reference_record(metadata: dict, result, label: str, trace=None) -> Reference | None:
     """What the runtime did, with model / real for each figure of ``result``; None for a trace without a
     reference.  ``trace`` (its path or table): where its ``scavenger_iterations`` side table is read from."""
-    ref = reference_of(metadata, label)
-    if ref is None:
+    checked = _checked_reference(metadata, label)
+    if checked is None:
         return None
+    ref, real = checked
     iterations = scavenger_iterations(trace) if trace is not None else None
-    real = {name: get(ref) for name, get in COMPARED.items()}
     ratios = {name: None if value is None else ratio(getattr(result, name), value) for name, value in real.items()}
     return Reference(**real, ratios=ratios, retained_timeline=[tuple(p) for p in ref["retained_timeline"]],
                      scavenger_wakeups=runtime_wakeups(iterations))

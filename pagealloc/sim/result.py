@@ -49,6 +49,14 @@ def figure(unit: str, better: int = NONE, label: str = "", *, clock: str = "", s
     return field(default=default, metadata=meta)
 
 
+def background_bytes_less_whole_huge_pages(r) -> int:
+    """A ReplayResult's or a Reference's background bytes less those released as whole huge pages: what
+    is not the walk's draw of whole huge pages (ARCHITECTURE.md, "Session 11")."""
+    from pagealloc.runtime.malloc import PHYS_HUGE_PAGE_SIZE
+
+    return r.released_background_bytes - r.released_background_whole_huge_pages * PHYS_HUGE_PAGE_SIZE
+
+
 @dataclass
 class Reference:
     """What the real Go 1.14.6 runtime did (the trace's metadata), and model / real for each figure."""

@@ -14,9 +14,9 @@ import pytest
 import pagealloc
 from pagealloc.cli import main
 from pagealloc.errors import UserError
-from pagealloc.runtime.malloc import PHYS_HUGE_PAGE_SIZE
 from pagealloc.sim import replay as engine
 from pagealloc.sim.reference import heap_walk
+from pagealloc.sim.result import background_bytes_less_whole_huge_pages
 from pagealloc.trace import go114, p_schedule, scavenger_iterations, sched_events, validate_trace
 from pagealloc.trace.shootdown import recorded_probes
 from test_record_cli import PROGRAM  # three FreeOSMemory calls, no annotation
@@ -130,7 +130,6 @@ def test_a_fresh_recording_of_the_service_program_stays_within_the_background_bo
     assert probes is not None and r.tlb_shootdown_ns == round(sum(p["tlb_shootdown_ns"] for p in probes) / 2)
     why = (ref.ratios, load, probes)
     assert 0.67 <= ref.ratios["released_background_count"] <= 1.5, why
-    less_huge = [x.released_background_bytes - x.released_background_whole_huge_pages * PHYS_HUGE_PAGE_SIZE
-                 for x in (r, ref)]
+    less_huge = [background_bytes_less_whole_huge_pages(x) for x in (r, ref)]
     assert 0.5 <= less_huge[0] / less_huge[1] <= 2, (less_huge, r.released_background_whole_huge_pages,
                                                      ref.released_background_whole_huge_pages, why)
