@@ -16,7 +16,10 @@ scavenger really runs"):
    becomes 1 ms), and fires ~70 us after that; a P that goes idle first
    steals the timer in ``findrunnable``;
 3. every P is idle: sysmon sleeps until the timer and starts an M, ~80 us
-   late, with no floor;
+   late, with no floor -- if it has looked since they went idle: after a
+   few ms with no P idle and no stop for the world it looks only every
+   10 ms, and until it does netpoll's whole milliseconds of rule 2 fire
+   the timer (``sysmon.Sysmon``; rule 2's timers too when it looks first);
 4. the timer's P is in the scheduler: its ``checkTimers`` runs before it
    starts its next goroutine, when the stretch ends.  Most last ~130 ns;
    the long ones (its M off the CPU for ms: 2 vCPUs shared) end late, as
@@ -55,6 +58,8 @@ from bisect import bisect_left, bisect_right
 
 import numpy as np
 import pyarrow.compute as pc
+
+from pagealloc.sim.sysmon import Sysmon
 
 NETPOLL_LATE_NS = 70_000  # netpoll's epoll_wait returns ~70 us after its whole milliseconds (CostModel.netpoll_late_ns)
 SYSMON_LATE_NS = 80_000  # with every P idle, sysmon fires a timer ~80 us late (CostModel.sysmon_late_ns)
@@ -144,6 +149,27 @@ RUNNING_STATES = ("user", "gc_worker", "sweep", "scavenger", "runtime")
 IDLE, RUNNING, SCHED = 0, 1, 2
 _MS = 1_000_000
 _NEVER = 1 << 62  # a time past any trace's end
+
+
+def _never(t: int) -> bool:
+    return False
+
+
+def _all_idle_spans(arrays: list) -> list[tuple[int, int]]:
+    """(start, end) spans in which every P is idle, from per-P (times, states) arrays (every P is
+    idle before its first change; the last span may run on to _NEVER)."""
+    if not arrays:
+        return []
+    t = np.concatenate([tt for tt, _ in arrays])
+    delta = np.concatenate([np.diff((ss != IDLE).astype(np.int64), prepend=0) for _, ss in arrays])
+    order = np.argsort(t, kind="stable")
+    t, busy = t[order], np.cumsum(delta[order])
+    last = np.r_[t[1:] != t[:-1], True] if len(t) else np.zeros(0, bool)  # the count after a time's changes
+    t, idle = t[last], busy[last] == 0
+    before = np.r_[True, idle[:-1]]  # idle before each change time
+    starts = [0] + t[idle & ~before].tolist()
+    ends = t[~idle & before].tolist() + [_NEVER]
+    return list(zip(starts, ends))
 
 
 def _steal_points(ts: np.ndarray, state: np.ndarray) -> list:
@@ -329,6 +355,16 @@ class PSchedule:
         self._pending: tuple[int, int, int] | None = None  # the last such wake-up, until its sleep
         self.cycles: list = []  # derived: (gc row time, the cycle's last free or None), in time order
         self.cycle_starts: list = []  # their gc row times
+        # sysmon's loop (recorded schedules): whether it fires a timer due on an idle P, and when
+        self.sysmon = None if derived else Sysmon(_all_idle_spans(arrays), self._world_stops(), self.restarts)
+
+    def _world_stops(self) -> list[tuple[int, int]]:
+        """(first P stopping, start-the-world) of each stop for the world."""
+        first: dict[int, int] = {}
+        for begins, ends, _ in self.stops:
+            for b, e in zip(begins, ends):
+                first[e] = min(b, first.get(e, b))
+        return sorted((b, e) for e, b in first.items())
 
     # -- building --
 
@@ -549,7 +585,11 @@ class PSchedule:
         pending, self._pending = self._pending, None
         if pending is not None and pending[0] == ran_on and slept_from - pending[1] > WAKEP_TAKES_NS:
             self._migrate(*pending)
+        if self.sysmon is not None:
+            self.sysmon.advance(slept_from, held=True)  # no timer since the last one fired: the scavenger ran
         when, host, how = self._fire(p, slept_from, deadline)
+        if self.sysmon is not None:
+            self.sysmon.advance(when, deadline, _never)  # it looks on, with this timer pending, until it fires
         passed = self.pidle_head(when, exclude=host)  # ready's wakep: an M takes the head, finds nothing
         if passed is not None:
             self.model_idle[passed] = when + WAKEP_DONE_NS
@@ -597,19 +637,33 @@ class PSchedule:
             if self.derived and (r is None or r > preempt):
                 return preempt, p, "preempt"
             return self._at_reschedule(p, r) if r is not None else (deadline, p, "reschedule")
-        if not self.any_running(deadline):  # rule 3: sysmon
+        if self.sysmon is None and not self.any_running(deadline):  # rule 3, derived schedules: sysmon on time
             return deadline + self.sysmon_late_ns, self._taken(deadline, p), "sysmon"
-        # rule 2: an M blocked in netpoll since p went idle, whole milliseconds; or a P going idle steals
-        # it; or the M startTheWorld's wakep starts does (it takes the idle list's head into findrunnable)
+        # rules 2 and 3: an M blocked in netpoll since p went idle, whole milliseconds; or a P going idle
+        # steals it; or the M startTheWorld's wakep starts does (it takes the idle list's head into
+        # findrunnable); or sysmon, asleep on this timer or looking in on its next pass (sysmon.Sysmon)
         fired = self.netpoll_return(p, slept_from, deadline) + self.netpoll_late_ns
         steal = self.next_steal_point(deadline)
         i = bisect_left(self.restarts, deadline)
         restart = self.restarts[i] + RESTART_WAKEP_NS if i < len(self.restarts) else fired
+        first = min(fired, restart, steal[0] if steal is not None else fired)
+        if self.sysmon is not None:
+            by_sysmon = self.sysmon.advance(first, deadline, lambda t: self._sysmon_can_fire(p, t))
+            if by_sysmon is not None:
+                when = by_sysmon + self.sysmon_late_ns if by_sysmon == deadline else by_sysmon
+                if when <= first:
+                    return when, self._taken(when, p), "sysmon"
         if steal is not None and steal[0] < min(fired, restart):
             return steal[0], steal[1], "steal"
         if restart < fired:
             return restart, self._taken(restart, p), "start_the_world"
         return fired, self._taken(fired, p), "netpoll"
+
+    def _sysmon_can_fire(self, p: int, t: int) -> bool:
+        """The M sysmon's startm wakes at t takes an idle P and runs the timer: its own P's, or stolen
+        from p when p is not running a goroutine (findrunnable steals from a running P only when its
+        goroutine is being preempted)."""
+        return self.state_at(p, t) != RUNNING and self.pidle_head(t) is not None
 
     def _taken(self, t: int, p: int) -> int:
         head = self.pidle_head(t)
@@ -674,6 +728,12 @@ class PSchedule:
         The rule before these, "when the cycle's sweeping ends", was 0.03-13 ms off.
 
         Derived schedule (no P stream): when the cycle's sweeping ends, at its last free row."""
+        run, host = self._after_gc(p, woken)
+        if self.sysmon is not None:
+            self.sysmon.advance(run)  # parked, or asleep on a timer the GC stopped, until then
+        return run, host
+
+    def _after_gc(self, p: int, woken: int) -> tuple[int, int]:
         if self.cycles:
             i = bisect_right(self.cycle_starts, woken) - 1
             done = self.cycles[i][1] if i >= 0 else None

@@ -63,10 +63,10 @@ BACKGROUND_FACTOR = (0.5, 2)  # bytes, model / real: the issue's bounds
 BACKGROUND_COUNT_FACTOR = (0.67, 1.5)  # releases, model / real: the issue's bounds
 PAGE, HUGE_PAGES = 8192, 256  # a Go page; Go pages in a 2 MiB huge page
 # Where the model's walk met whole free huge pages Go's did not: total bytes out of the issue's 0.5-2x,
-# the bytes less them within it.  growth-storm-p2 (since the queued-user rule of after_gc, session 11):
-# 15.05 MiB against 6.40, 5 whole huge pages against 1, 1.15x less them; the same over 8 seeds (2.32-2.68x),
-# 0 against 1 with the runtime's crits (ARCHITECTURE.md, "Session 11").
-HUGE_PAGE_DRAWS = {"go114-growth-storm-p2": (5, 1)}
+# the bytes less them within it: name -> (model's, runtime's).  growth-storm-p2 was here in session 11
+# (5 against 1, 2.35x); with sysmon's backoff (sim/sysmon.py) it draws 3 against 1, 1.70x
+# (ARCHITECTURE.md, "Session 12").  None is out today.
+HUGE_PAGE_DRAWS: dict[str, tuple[int, int]] = {}
 RECORDED_CRIT_COUNT_FACTOR = (0.67, 1.5)
 RECORDED_CRIT_FACTOR = (0.5, 2)
 RETAINED_FINAL_TOLERANCE = 0.2  # measured: 0.83 on go114-burst-idle-p2, at the program's exit
@@ -244,6 +244,29 @@ def test_what_woke_the_scavenger_adds_up(entry):
         assert timers <= releases <= timers + wakeups.get("gc", 0) + 1, wakeups
         assert wakeups.get("gc", 0) <= gcs + 1
     assert set(r.scavenger_wakeups) - {"gc"} <= {"reschedule", "preempt", "netpoll", "sysmon", "steal", "start_the_world"}
+
+
+@pytest.mark.parametrize("name", ["go114-burst-idle-p2", "go114-growth-storm-p2", "go114-growth-storm-p8"])
+def test_with_every_p_idle_some_timers_wait_for_a_backed_off_sysmon(name):
+    """sysmon (sim/sysmon.py) looks only every 10 ms after a few ms with no P idle and no stop for the
+    world: a timer due in an all-idle stretch that begins then waits for netpoll's whole milliseconds or
+    sysmon's next look.  Fired in order at the runtime's own timers, the model fires 24, 12 and 46 of these
+    recordings' all-idle timers more than 300 us late where the runtime did 44, 35 and 31 (with sysmon
+    always on time, session 11: none; ARCHITECTURE.md, "Session 12")."""
+    from pagealloc.sim.goschedule import PSchedule
+    from pagealloc.trace import p_schedule, scavenger_iterations
+
+    path = path_of(next(e for e in ENTRIES if e["name"] == name))
+    sched = PSchedule.from_table(p_schedule(path), trace_metadata(path)["gomaxprocs"])
+    it = scavenger_iterations(path).to_pandas()
+    real = model = 0
+    for r in it[(it.wake_at > 0) & (it.fired_ts > 0)].itertuples():
+        idle = not sched.any_running(r.wake_at)
+        when, _, _ = sched.fire(r.timer_p, r.ts, r.wake_at, r.p)
+        if idle and r.woken_by == "timer":
+            real += r.fired_ts - r.wake_at > 300_000
+            model += when - r.wake_at > 300_000
+    assert real / 4 <= model <= real * 2, (model, real)
 
 
 @pytest.mark.parametrize("name, share", [("go114-json-p2", 0.9), ("go114-growth-storm-p2", 0.9), ("go114-service-p4", 0.9)])

@@ -30,6 +30,13 @@ def schedule(rows, nprocs=2):
     return PSchedule.from_table(table, nprocs)
 
 
+def sysmon_away(s: PSchedule) -> PSchedule:
+    """s with sysmon backed off (in a usleep of 10 ms that outlasts the test): the rules it does not
+    come into.  sim/sysmon.py and tests/sim/test_sysmon.py have the cases it does."""
+    s.sysmon.delay_us, s.sysmon.idle, s.sysmon.at = 10_000, 100, 100 * MS
+    return s
+
+
 def test_a_running_timer_p_fires_at_its_next_reschedule():
     """Rule 1 (golang/go#38860): P0 runs a goroutine from 0 to 12 ms; a 1 ms sleep from 0.5 ms fires at 12 ms."""
     s = schedule([(0, 0, "user"), (12 * MS, 0, "sched"), (12 * MS + 5 * US, 0, "user"), (0, 1, "idle")])
@@ -62,14 +69,15 @@ def test_no_timer_runs_while_the_world_is_stopped():
 
 def test_an_idle_timer_p_sleeps_whole_milliseconds_in_netpoll():
     """Rule 2: P1 idle since 1 ms, P0 busy: a 0.3 ms sleep from 1 ms becomes 1 ms, plus netpoll's lateness."""
-    s = schedule([(0, 0, "user"), (0, 1, "user"), (1 * MS, 1, "idle")])
+    s = sysmon_away(schedule([(0, 0, "user"), (0, 1, "user"), (1 * MS, 1, "idle")]))
     assert s.fire(1, 1 * MS, 1 * MS + 300 * US) == (2 * MS + NETPOLL_LATE_NS, 1, "netpoll")
     # 2.5 ms: three whole milliseconds
     assert s.fire(1, 1 * MS, 3500 * US) == (4 * MS + NETPOLL_LATE_NS, 1, "netpoll")
 
 
 def test_a_p_going_idle_steals_the_timer_first():
-    s = schedule([(0, 0, "user"), (0, 1, "user"), (1 * MS, 1, "idle"), (1400 * US, 0, "idle"), (1500 * US, 0, "user")])
+    s = sysmon_away(schedule([(0, 0, "user"), (0, 1, "user"), (1 * MS, 1, "idle"), (1400 * US, 0, "idle"),
+                              (1500 * US, 0, "user")]))
     when, p, how = s.fire(1, 1 * MS, 1 * MS + 300 * US)
     assert (when, how) == (1400 * US, "steal") and p in (0, 1)
 
@@ -294,13 +302,13 @@ def test_the_next_sleep_resets_a_stopped_timer_on_the_p_whose_heap_still_holds_i
 def test_a_timer_netpoll_or_sysmon_fires_runs_on_the_p_that_went_idle_last():
     """The woken M takes the head of the idle list (pidleget), the P that went idle last; the P the
     model's scavenger ran on went idle when it slept."""
-    s = schedule([(0, 0, "user"), (1 * MS, 0, "sched"), (1 * MS + 1, 0, "idle"), (0, 1, "user"), (2 * MS, 1, "sched"),
-                  (2 * MS + 1, 1, "idle"), (0, 2, "user")], nprocs=3)
-    when, host, how = s.fire(0, 500 * US, 3 * MS)
+    rows = [(0, 0, "user"), (1 * MS, 0, "sched"), (1 * MS + 1, 0, "idle"), (0, 1, "user"), (2 * MS, 1, "sched"),
+            (2 * MS + 1, 1, "idle"), (0, 2, "user")]
+    when, host, how = sysmon_away(schedule(rows, nprocs=3)).fire(0, 500 * US, 3 * MS)
     assert (how, host) == ("netpoll", 1)  # P 1 went idle after P 0
-    s = schedule([(0, 0, "user"), (1 * MS, 0, "sched"), (1 * MS + 1, 0, "idle"), (0, 1, "user"), (2 * MS, 1, "sched"),
-                  (2 * MS + 1, 1, "idle"), (0, 2, "user")], nprocs=3)
-    when, host, how = s.fire(0, 2500 * US, 3 * MS)  # the scavenger ran on P 0 until 2.5 ms
+    when, host, how = schedule(rows, nprocs=3).fire(0, 500 * US, 3 * MS)
+    assert (how, host) == ("sysmon", 1)  # sysmon, looking every 105 us, starts that M sooner
+    when, host, how = sysmon_away(schedule(rows, nprocs=3)).fire(0, 2500 * US, 3 * MS)  # the scavenger ran on P 0 until 2.5 ms
     assert (how, host) == ("netpoll", 0)
     s = schedule([(0, 0, "idle"), (1 * MS, 1, "idle"), (2 * MS, 2, "idle")], nprocs=3)
     assert s.fire(0, 100 * US, 5 * MS)[1:] == (2, "sysmon")
@@ -334,7 +342,7 @@ def test_a_goroutine_stopping_for_the_world_is_no_steal_point_and_the_restart_st
     rows = [(0, 0, "idle"), (0, 1, "user"), (2 * MS, 1, "sched"), (2 * MS + 10 * US, 1, "stopped"),
             (2 * MS + 5 * US, 0, "sched"), (2 * MS + 10 * US, 0, "stopped"), (2 * MS + 60 * US, 0, "sched"),
             (2 * MS + 62 * US, 0, "idle"), (2 * MS + 60 * US, 1, "sched"), (2 * MS + 61 * US, 1, "user")]
-    s = schedule(rows)
+    s = sysmon_away(schedule(rows))
     assert s.steal_points[1] == []
     restart = 2 * MS + 60 * US
     assert s.fire(0, 100 * US, 1500 * US) == (restart + RESTART_WAKEP_NS, 0, "start_the_world")  # due before it

@@ -1,0 +1,130 @@
+"""sysmon's loop, as far as it fires the background scavenger's timer: Go 1.14.6's proc.go ``sysmon``.
+
+Not a Go file of its own: ``sysmon()`` in proc.go, reduced to what decides
+when it starts an M for an overdue timer.  Lock contract: sysmon has no P
+and takes ``sched.lock``, never ``mheap_.lock``; it only ever fires the
+timer, so it needs none of the heap lock's bookkeeping.
+
+Each pass of the loop sleeps ``usleep(delay)`` and then looks:
+
+- the world is stopping or stopped (``sched.gcwaiting``), or every P is idle
+  (``npidle == gomaxprocs``): if the next timer is still ahead it sleeps on
+  ``sysmonnote`` until that timer (``notetsleep``; ``startTheWorld`` wakes
+  it early), and either way its delay goes back to 20 us;
+- a timer is overdue (``next < now``): ``startm`` wakes an M onto an idle
+  P, whose ``findrunnable`` runs its own P's timers or steals them from a P
+  that is not running a goroutine;
+- ``retake`` took no P from a syscall (our programs' Ps never sit in one):
+  after 50 such passes the delay doubles each pass, up to 10 ms.
+
+So sysmon is punctual only while it keeps seeing idle Ps or stops for the
+world.  After a few ms of every P busy it looks every 10 ms, and a timer due
+in an all-idle stretch that begins then waits for netpoll's whole
+milliseconds or sysmon's next look (../shared/reference/go114-facts.md;
+on a fresh growth-storm recording with sysmon's loop printed, all 25 of the
+all-idle timers that fired more than 300 us late had sysmon looking every
+5-10 ms, and 89 of the 95 fired by sysmon on time had it asleep on the
+timer: ARCHITECTURE.md, "Session 12").
+
+The model's sysmon runs on the recorded Ps' schedule: "every P idle" and
+the stops for the world are the recording's (a stop's request phase, which
+the recording does not time, is taken as ``STW_REQUEST_NS`` before its Ps
+stop); the timer is the model's scavenger's.  The program's own timers and
+syscalls, which also end sysmon's sleeps, are not in a trace.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+TICK_OVER_NS = 85_000  # usleep(delay) returns this much after delay (timer slack; 105 us a pass at delay 20, measured)
+STARTM_NS = 25_000  # from sysmon's pass that sees an overdue timer to the timer run by the M it started (7-45 us)
+STW_REQUEST_NS = 100_000  # gcwaiting is set this long before the Ps stop (sysmon's passes saw it 18-182 us before)
+MAX_SLEEP_NS = 60_000_000_000  # forcegcperiod / 2: its longest sleep with no timer
+_FIRST_DELAY_US, _MAX_DELAY_US, _PASSES_BEFORE_BACKOFF = 20, 10_000, 50
+
+
+class Sysmon:
+    """The model's sysmon over a recorded schedule.  ``advance`` moves it on in time order.
+
+    ``idle``: sorted, disjoint (start, end) spans in which the recording has every P idle;
+    ``stops``: (first P stopping, start-the-world) of each stop for the world; ``restarts``:
+    start-the-world times (they wake its sleep).
+    """
+
+    def __init__(self, idle: list[tuple[int, int]], stops: list[tuple[int, int]], restarts: list[int],
+                 start: int = 0) -> None:
+        self.idle_starts, self.idle_ends = [s for s, _ in idle], [e for _, e in idle]
+        waits = _merged([(max(0, b - STW_REQUEST_NS), e) for b, e in stops])  # gcwaiting: from the request on
+        self.wait_starts, self.wait_ends = [s for s, _ in waits], [e for _, e in waits]
+        self.restarts = restarts
+        self.at = start + _FIRST_DELAY_US * 1000 + TICK_OVER_NS  # its next pass
+        self.delay_us, self.idle = _FIRST_DELAY_US, 0
+        self.sleeping = False  # ``at`` is the end of a sleep on sysmonnote, not of a usleep
+        self.sleep_target: int | None = None  # the timer that sleep was for
+        self.passes = self.sleeps = 0
+
+    def _looks_idle(self, t: int, held: bool) -> bool:
+        """A pass at t takes the branch: the world is stopping, or every P is idle (``held``: the
+        model's scavenger holds one of the Ps the recording has idle)."""
+        return _within(self.wait_starts, self.wait_ends, t) or (not held and _within(self.idle_starts, self.idle_ends, t))
+
+    def _next_restart(self, t: int) -> int | None:
+        i = bisect_right(self.restarts, t)
+        return self.restarts[i] if i < len(self.restarts) else None
+
+    def advance(self, until: int, timer: int | None = None, can_fire=None, held: bool = False) -> int | None:
+        """Run sysmon's passes before ``until`` with the scavenger's timer due at ``timer`` (None:
+        no timer; ``held``: the scavenger runs on a P meanwhile).  Returns when it gets the timer run (a pass that starts an M for it, the M's
+        latency included; ``can_fire(t)`` says whether that M can run it then), or None; a sleep on
+        the timer that ends at or after it returns ``timer`` itself (the caller adds the sleep's
+        lateness).  Passes at or after ``until`` are left for the next call."""
+        while self.at < until:
+            now = self.at
+            self.passes += 1
+            if self.sleeping:  # back from notetsleep: the branch resets, then the overdue check
+                self.sleeping = False
+                self._next_pass(reset=True)
+                if timer is not None and timer <= now and (can_fire is None or can_fire(now)):
+                    return timer if now == self.sleep_target else now + STARTM_NS
+                continue
+            if self._looks_idle(now, held):
+                if timer is None or timer > now:
+                    wake = timer if timer is not None else now + MAX_SLEEP_NS
+                    restart = self._next_restart(now)
+                    if restart is not None and restart < wake:
+                        wake = restart
+                    self.sleeps += 1
+                    self.at, self.sleeping, self.sleep_target = wake, True, timer
+                    continue
+                self.idle = 0
+                self.delay_us = _FIRST_DELAY_US
+            if timer is not None and timer < now and (can_fire is None or can_fire(now)):
+                self._next_pass(reset=False)
+                return now + STARTM_NS
+            self._next_pass(reset=False)
+        return None
+
+    def _next_pass(self, reset: bool) -> None:
+        """The end of a pass: retake found nothing (idle++), then the next usleep."""
+        if reset:
+            self.idle, self.delay_us = 0, _FIRST_DELAY_US
+        self.idle += 1
+        if self.idle > _PASSES_BEFORE_BACKOFF:
+            self.delay_us = min(self.delay_us * 2, _MAX_DELAY_US)
+        self.at += self.delay_us * 1000 + TICK_OVER_NS
+
+
+def _within(starts: list, ends: list, t: int) -> bool:
+    i = bisect_right(starts, t) - 1
+    return i >= 0 and t < ends[i]
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[list[int]] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return [(s, e) for s, e in out]
