@@ -320,7 +320,8 @@ class PSchedule:
 
     def __init__(self, ts: list, state: list, derived: bool, *, netpoll_late_ns: int = NETPOLL_LATE_NS,
                  sysmon_late_ns: int = SYSMON_LATE_NS, stops: list | None = None, requeues: list | None = None,
-                 worker_waits: list | None = None, preempts: list | None = None, rows: list | None = None) -> None:
+                 worker_waits: list | None = None, preempts: list | None = None, rows: list | None = None,
+                 stop_requests: list | None = None) -> None:
         arrays = [(np.asarray(tt, dtype=np.int64), np.asarray(ss, dtype=np.int64)) for tt, ss in zip(ts, state)]
         # Python ints in lists (bisect over them is the hot query), converted in C by numpy
         self.ts = [tt.tolist() for tt, _ in arrays]
@@ -356,7 +357,8 @@ class PSchedule:
         self.cycles: list = []  # derived: (gc row time, the cycle's last free or None), in time order
         self.cycle_starts: list = []  # their gc row times
         # sysmon's loop (recorded schedules): whether it fires a timer due on an idle P, and when
-        self.sysmon = None if derived else Sysmon(_all_idle_spans(arrays), self._world_stops(), self.restarts)
+        self.sysmon = None if derived else Sysmon(_all_idle_spans(arrays), self._world_stops(), self.restarts,
+                                                  stop_requests)
 
     def _world_stops(self) -> list[tuple[int, int]]:
         """(first P stopping, start-the-world) of each stop for the world."""
@@ -369,9 +371,10 @@ class PSchedule:
     # -- building --
 
     @classmethod
-    def from_table(cls, table, gomaxprocs: int, **late) -> "PSchedule":
-        """From a trace's ``p_schedule`` side table (its ``sched_events``' sweep ends are not needed:
-        after a GC the scavenger follows the GC's P, ``after_gc``)."""
+    def from_table(cls, table, gomaxprocs: int, events=None, **late) -> "PSchedule":
+        """From a trace's ``p_schedule`` side table and, where it has one, its ``sched_events`` (``events``:
+        the stops' requests, for sysmon; its sweep ends are not needed: after a GC the scavenger follows
+        the GC's P, ``after_gc``)."""
         ts = table.column("ts").to_numpy()
         p = table.column("p").to_numpy()
         names = pc.dictionary_encode(table.column("state").combine_chunks())  # a few distinct names
@@ -407,8 +410,12 @@ class PSchedule:
         for q in range(n):  # the passes the recorded scavenger's wake-ups on other Ps caused
             others = np.sort(np.concatenate([w for r, w in enumerate(wakes) if r != q] or [np.zeros(0, np.int64)]))
             per_ts[q], per_state[q] = without_wake_blips(per_ts[q], per_state[q], others)
+        requests = None
+        if events is not None and events.num_rows:
+            kind = events.column("event").to_numpy(zero_copy_only=False)
+            requests = np.sort(events.column("ts").to_numpy()[kind == "stop_request"]).tolist()
         return cls(per_ts, per_state, derived=False, stops=stops, requeues=requeues, worker_waits=worker_waits,
-                   preempts=preempts, rows=rows, **late)
+                   preempts=preempts, rows=rows, stop_requests=requests, **late)
 
     @classmethod
     def from_rows(cls, ts, p, gomaxprocs: int, op=None, **late) -> "PSchedule":

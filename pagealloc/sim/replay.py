@@ -177,7 +177,7 @@ def p_schedule_of(trace, gomaxprocs: int | None, cost: CostModel | None = None) 
     late = {"netpoll_late_ns": cost.netpoll_late_ns, "sysmon_late_ns": cost.sysmon_late_ns}
     table = read.p_schedule(trace)
     if table is not None and table.num_rows:
-        return PSchedule.from_table(table, gomaxprocs or 1, **late)
+        return PSchedule.from_table(table, gomaxprocs or 1, read.sched_events(trace), **late)
     rows = RowsToSchedule()
     for ts, p, op in read.schedule_batches(trace):
         rows.add(ts, np.zeros_like(p) if gomaxprocs == 1 else p, op)  # one P runs every row (no p column: P 0)

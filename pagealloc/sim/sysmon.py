@@ -27,9 +27,9 @@ all-idle timers that fired more than 300 us late had sysmon looking every
 timer: ARCHITECTURE.md, "Session 12").
 
 The model's sysmon runs on the recorded Ps' schedule: "every P idle" and
-the stops for the world are the recording's (a stop's request phase, which
-the recording does not time, is taken as ``STW_REQUEST_NS`` before its Ps
-stop); the timer is the model's scavenger's.  The program's own timers and
+the stops for the world are the recording's, from their requests (recorded
+since record stream version 4; before, ``STW_REQUEST_NS`` before the Ps
+stop, the recordings' median); the timer is the model's scavenger's.  The program's own timers and
 syscalls, which also end sysmon's sleeps, are not in a trace.
 """
 
@@ -39,7 +39,7 @@ from bisect import bisect_right
 
 TICK_OVER_NS = 85_000  # usleep(delay) returns this much after delay (timer slack; 105 us a pass at delay 20, measured)
 STARTM_NS = 25_000  # from sysmon's pass that sees an overdue timer to the timer run by the M it started (7-45 us)
-STW_REQUEST_NS = 100_000  # gcwaiting is set this long before the Ps stop (sysmon's passes saw it 18-182 us before)
+STW_REQUEST_NS = 100_000  # gcwaiting is set this long before the Ps stop (median 97 us, p90 192: recorded requests)
 MAX_SLEEP_NS = 60_000_000_000  # forcegcperiod / 2: its longest sleep with no timer
 _FIRST_DELAY_US, _MAX_DELAY_US, _PASSES_BEFORE_BACKOFF = 20, 10_000, 50
 
@@ -53,9 +53,9 @@ class Sysmon:
     """
 
     def __init__(self, idle: list[tuple[int, int]], stops: list[tuple[int, int]], restarts: list[int],
-                 start: int = 0) -> None:
+                 requests: list[int] | None = None, start: int = 0) -> None:
         self.idle_starts, self.idle_ends = [s for s, _ in idle], [e for _, e in idle]
-        waits = _merged([(max(0, b - STW_REQUEST_NS), e) for b, e in stops])  # gcwaiting: from the request on
+        waits = _merged([(_requested(b, requests), e) for b, e in stops])  # gcwaiting: from the request on
         self.wait_starts, self.wait_ends = [s for s, _ in waits], [e for _, e in waits]
         self.restarts = restarts
         self.at = start + _FIRST_DELAY_US * 1000 + TICK_OVER_NS  # its next pass
@@ -106,13 +106,31 @@ class Sysmon:
         return None
 
     def _next_pass(self, reset: bool) -> None:
-        """The end of a pass: retake found nothing (idle++), then the next usleep."""
-        if reset:
-            self.idle, self.delay_us = 0, _FIRST_DELAY_US
-        self.idle += 1
-        if self.idle > _PASSES_BEFORE_BACKOFF:
-            self.delay_us = min(self.delay_us * 2, _MAX_DELAY_US)
+        """The end of a pass (``reset``: it took the branch), then the next usleep."""
+        self.delay_us, self.idle = next_delay(self.delay_us, self.idle, reset)
         self.at += self.delay_us * 1000 + TICK_OVER_NS
+
+
+def next_delay(delay_us: int, idle: int, reset: bool) -> tuple[int, int]:
+    """(delay, idle) of sysmon's next pass after one with ``delay_us`` and ``idle``: the branch
+    (``reset``) puts them back to 20 us and 0; retake finds nothing (idle++); past 50 such passes the
+    delay doubles, up to 10 ms."""
+    if reset:
+        idle, delay_us = 0, _FIRST_DELAY_US
+    idle += 1
+    if idle > _PASSES_BEFORE_BACKOFF:
+        delay_us = min(delay_us * 2, _MAX_DELAY_US)
+    return delay_us, idle
+
+
+def _requested(stop: int, requests: list[int] | None) -> int:
+    """When the stop for the world whose first P stopped at ``stop`` was asked for: the recorded request
+    (record stream version 4) at or before it, within 10 ms, else STW_REQUEST_NS before it."""
+    if requests:
+        i = bisect_right(requests, stop) - 1
+        if i >= 0 and stop - requests[i] <= 10_000_000:
+            return requests[i]
+    return max(0, stop - STW_REQUEST_NS)
 
 
 def _within(starts: list, ends: list, t: int) -> bool:

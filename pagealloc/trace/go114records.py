@@ -31,7 +31,9 @@ the live manual bytes back (``memstats_heap_sys_bytes`` keeps Go's own).
 
 A version 3 stream also records the Ps' schedule and the background
 scavenger's iterations; ``go114sched`` turns them into the trace's format
-v3 side tables (``p_schedule``, ``sched_events``, ``scavenger_iterations``).
+v3 side tables (``p_schedule``, ``sched_events``, ``scavenger_iterations``);
+a version 4 stream adds sysmon's loop (its passes and sleeps, and each
+stop for the world's request) to ``sched_events``.
 
 A stream that is not one (wrong size, magic or version), has an unknown
 event, or lacks the end record (the program crashed or was killed, or the
@@ -59,15 +61,18 @@ from pagealloc.trace.go114sched import (
     EV_SCAV_WOKE,
     EV_STOP,
     EV_STW,
+    EV_STOP_REQUEST,
     EV_SWEEP_DONE,
+    EV_SYSMON,
+    EV_SYSMON_SLEEP,
     EV_TIMER_FIRE,
     EV_UNIDLE,
     side_tables,
 )
 
 MAGIC = 0x3143455243415050  # b"PPACREC1"
-VERSION = 3  # 2: the mark start record carries heap_live; 3: the Ps' schedule and the scavenger's iterations
-READS_VERSIONS = (1, 2, 3)  # a version 1 stream's gc_start rows say heap_live is not known (0)
+VERSION = 4  # 2: the mark start record carries heap_live; 3: the Ps' schedule and the scavenger's iterations; 4: sysmon's loop
+READS_VERSIONS = (1, 2, 3, 4)  # a version 1 stream's gc_start rows say heap_live is not known (0)
 RECORD = np.dtype([("ts", "<i8"), ("head", "<u8"), ("w", "<u8", (6,))])
 HEAP_BASE = 0xC000000000  # arena hint 0x00c0 << 32
 PAGE_SHIFT = 13
@@ -78,14 +83,15 @@ EV_START, EV_ALLOC, EV_FREE, EV_GC_START, EV_GC_END, EV_FOM_START, EV_FOM_END = 
 EV_SCAVENGE, EV_GROW, EV_PCACHE_FLUSH, EV_PROCS, EV_SET_GC_PERCENT, EV_END = 8, 9, 10, 11, 12, 13
 # Version 3: the schedule (their codes and reader: pagealloc.trace.go114sched)
 assert go114sched.EV_PROCS == EV_PROCS
-EV_LAST = EV_SCAV_READY
+EV_LAST = EV_STOP_REQUEST
+LAST_EVENT_OF = {1: EV_END, 2: EV_END, 3: EV_SCAV_READY, 4: EV_STOP_REQUEST}  # by stream version
 EVENTS = dict(
     start=EV_START, alloc=EV_ALLOC, free=EV_FREE, gc_start=EV_GC_START, gc_end=EV_GC_END, fom_start=EV_FOM_START,
     fom_end=EV_FOM_END, scavenge=EV_SCAVENGE, grow=EV_GROW, pcache_flush=EV_PCACHE_FLUSH, procs=EV_PROCS,
     set_gc_percent=EV_SET_GC_PERCENT, end=EV_END, run=EV_RUN, stop=EV_STOP, idle=EV_IDLE, unidle=EV_UNIDLE,
     resume=EV_RESUME, stw=EV_STW, preempt_req=EV_PREEMPT_REQ, sweep_done=EV_SWEEP_DONE, scav_iter=EV_SCAV_ITER,
     scav_sleep=EV_SCAV_SLEEP, scav_woke=EV_SCAV_WOKE, scav_park=EV_SCAV_PARK, timer_fire=EV_TIMER_FIRE,
-    scav_ready=EV_SCAV_READY,
+    scav_ready=EV_SCAV_READY, sysmon=EV_SYSMON, sysmon_sleep=EV_SYSMON_SLEEP, stop_request=EV_STOP_REQUEST,
 )
 MANUAL, FROM_CACHE, REFILLED, MARKING = 1, 2, 4, 8  # alloc flags
 RELEASED_BY = ("background", "growth", "forced")  # scavenge record's x
@@ -119,7 +125,7 @@ def read_records(path: str) -> np.ndarray:
     if size % RECORD.itemsize:
         raise UserError(f"{path}: truncated record stream ({size} bytes is not a whole number of {RECORD.itemsize}-byte records)")
     ev = recs["head"] & 0xFF
-    last = EV_LAST if recs[0]["w"][1] >= 3 else EV_END
+    last = LAST_EVENT_OF[int(recs[0]["w"][1])]
     bad = np.flatnonzero((ev < EV_START) | (ev > last) | ((ev == EV_START) & (np.arange(len(recs)) > 0)))
     if len(bad):
         raise UserError(f"{path}: record {bad[0]}: unknown event {ev[bad[0]]} (a corrupt stream, or one from another patch)")

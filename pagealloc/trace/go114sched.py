@@ -29,6 +29,9 @@ from pagealloc.trace.format import SIDE_TABLES
 EV_PROCS = 11  # procresize (go114records' code, read here for the number of Ps)
 EV_RUN, EV_STOP, EV_IDLE, EV_UNIDLE, EV_RESUME, EV_STW, EV_PREEMPT_REQ, EV_SWEEP_DONE = 14, 15, 16, 17, 18, 19, 20, 21
 EV_SCAV_ITER, EV_SCAV_SLEEP, EV_SCAV_WOKE, EV_SCAV_PARK, EV_TIMER_FIRE, EV_SCAV_READY = 22, 23, 24, 25, 26, 27
+# Version 4: sysmon's loop
+EV_SYSMON, EV_SYSMON_SLEEP, EV_STOP_REQUEST = 28, 29, 30
+EV_SYSMON_BRANCH, EV_SYSMON_RETAKE = 255, 254  # not records: a pass's reset rows (sched_events)
 
 KINDS = ("user", "gc_worker", "sweep", "scavenger", "runtime")
 KIND_NONE = 255
@@ -105,19 +108,61 @@ def p_schedule(recs: np.ndarray, ts: np.ndarray) -> pa.Table:
 
 
 def sched_events(recs: np.ndarray, ts: np.ndarray) -> pa.Table:
+    """sysmon's preemption requests (value: when the goroutine began running), each cycle's end of
+    sweeping (value: numgc); from version 4, sysmon's loop: ``sysmon_pass`` (value: its delay in us),
+    ``sysmon_branch`` (at a pass that took the all-idle / gcwaiting branch, as the next pass's idle
+    count of 1 says; value 1 if it slept, 0 if the timer was already due), ``sysmon_retake`` (at a
+    pass whose retake took a P from a syscall: the next pass counts idle 0), ``sysmon_sleep`` (at the
+    sleep's start; value: when it woke) and ``stop_request`` (gcwaiting set; the Ps' stops follow), all
+    with p -1."""
     ev, w, x = recs["head"] & 0xFF, recs["w"], (recs["head"] >> 32).astype(np.int64)
     own_p = ((recs["head"] >> 16) & 0xFFFF).astype(np.int64) - 1
-    idx = np.flatnonzero(np.isin(ev, [EV_PREEMPT_REQ, EV_SWEEP_DONE]))
-    pre = ev[idx] == EV_PREEMPT_REQ
+    idx = np.flatnonzero(np.isin(ev, [EV_PREEMPT_REQ, EV_SWEEP_DONE, EV_SYSMON, EV_SYSMON_SLEEP, EV_STOP_REQUEST]))
+    took, slept = _sysmon_resets(recs)
+    idx = np.sort(np.concatenate([idx, took]))
+    is_reset = np.isin(idx, took) & np.r_[idx[1:] == idx[:-1], False]  # the copy of a pass is its reset row
+    e, wi = np.where(is_reset, EV_SYSMON_BRANCH, ev[idx]), w[idx].astype(np.int64)
+    wi[is_reset, 0] = slept[np.searchsorted(took, idx[is_reset])]
+    e[is_reset & (wi[:, 0] < 0)] = EV_SYSMON_RETAKE
+    clock = ts[idx].astype(np.int64)
+    # a sleep's record is written when it wakes; the row goes at its start, on the rows' clock
+    slept = e == EV_SYSMON_SLEEP
+    start = clock - (recs["ts"][idx] - wi[:, 0])
+    names = {EV_PREEMPT_REQ: "preempt_request", EV_SWEEP_DONE: "sweep_done", EV_SYSMON: "sysmon_pass",
+             EV_SYSMON_BRANCH: "sysmon_branch", EV_SYSMON_RETAKE: "sysmon_retake", EV_SYSMON_SLEEP: "sysmon_sleep",
+             EV_STOP_REQUEST: "stop_request"}
+    value = np.select([e == EV_PREEMPT_REQ, e == EV_SWEEP_DONE, (e == EV_SYSMON) | (e == EV_SYSMON_BRANCH), slept],
+                      [wi[:, 0], wi[:, 1], wi[:, 0], clock], 0)
+    row_ts = np.where(slept, np.maximum(start, 0), clock)
+    order = np.argsort(row_ts, kind="stable")
+    p = np.where(e == EV_PREEMPT_REQ, x[idx], np.where(e == EV_SWEEP_DONE, own_p[idx], -1))
     return _table(
         "sched_events",
         {
-            "ts": ts[idx].astype(np.int64),
-            "p": np.where(pre, x[idx], own_p[idx]).astype(np.int32),
-            "event": ["preempt_request" if q else "sweep_done" for q in pre],
-            "value": np.where(pre, w[idx, 0].astype(np.int64), w[idx, 1].astype(np.int64)),
+            "ts": row_ts[order],
+            "p": p[order].astype(np.int32),
+            "event": [names[int(k)] for k in e[order]],
+            "value": value[order].astype(np.int64),
         },
     )
+
+
+def _sysmon_resets(recs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(record indices, what) of sysmon's passes that reset its delay, in order: what is 1 for a pass
+    that took the all-idle / gcwaiting branch and slept, 0 for one that took it with the timer already
+    due (the next pass counts idle 1 again), -1 for one whose retake took a P from a syscall (the next
+    pass counts idle 0)."""
+    ev = recs["head"] & 0xFF
+    passes = np.flatnonzero(ev == EV_SYSMON)
+    if len(passes) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    idle = recs["w"][passes, 1].astype(np.int64)
+    branch = (idle[1:] == 1) & (idle[:-1] >= 1)
+    retake = idle[1:] == 0
+    k = np.flatnonzero(branch | retake)
+    sleeps = np.flatnonzero(ev == EV_SYSMON_SLEEP)
+    slept = (np.searchsorted(sleeps, passes[k + 1]) > np.searchsorted(sleeps, passes[k])).astype(np.int64)
+    return passes[k], np.where(retake[k], -1, slept)
 
 
 def scavenger_iterations(recs: np.ndarray, ts: np.ndarray, t0: int) -> pa.Table:

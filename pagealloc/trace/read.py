@@ -330,7 +330,11 @@ def p_schedule(source) -> pa.Table | None:
 
 def sched_events(source) -> pa.Table | None:
     """Scheduler events: ``ts``, ``p``, ``event`` (preempt_request: sysmon's retake asks P's goroutine to
-    stop, value = when it started running; sweep_done: the cycle's sweeping ended, value = numgc), ``value``."""
+    stop, value = when it started running; sweep_done: the cycle's sweeping ended, value = numgc; from
+    Go 1.14 record stream version 4, p -1: sysmon_pass, value = its delay in us; sysmon_branch, a pass
+    that took the all-idle / gcwaiting branch, value 1 if it slept; sysmon_retake, a pass whose retake took
+    a P from a syscall; sysmon_sleep, value = when it woke;
+    stop_request, a stop for the world asked for), ``value``."""
     return side_table(source, "sched_events")
 
 

@@ -21,7 +21,7 @@ import (
 
 const (
 	pageallocRecMagic   = 0x3143455243415050 // "PPACREC1"
-	pageallocRecVersion = 3 // 2: the mark start record carries heap_live; 3: the Ps' schedule and the scavenger's iterations
+	pageallocRecVersion = 4 // 2: the mark start record carries heap_live; 3: the Ps' schedule and the scavenger's iterations; 4: sysmon's loop
 	pageallocRecBufLen  = 4096
 
 	pageallocEvStart        = 1  // magic, version, physPageSize, pageSize, heapArenaBytes, records dropped
@@ -54,6 +54,11 @@ const (
 	pageallocEvScavPark    = 25 // retained, goal
 	pageallocEvTimerFire   = 26 // when, now, site (M's pageallocSite), wake (M's pageallocWake); x = the timer's P
 	pageallocEvScavReady   = 27 // flags 1: from the timer, 0: a pacing change (the head's P gets it)
+
+	// Version 4: sysmon's loop (written by sysmon, no P).
+	pageallocEvSysmon       = 28 // a pass: delay (us), idle passes, npidle, gcwaiting, next timer
+	pageallocEvSysmonSleep  = 29 // back from its sleep on sysmonnote: when it began, how long it asked for (ns)
+	pageallocEvStopRequest  = 30 // stopTheWorldWithSema sets gcwaiting (the Ps stop after it)
 
 	pageallocRecPending = 0 // buffering until the environment is read
 	pageallocRecOn      = 1
