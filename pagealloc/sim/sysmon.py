@@ -18,19 +18,23 @@ Each pass of the loop sleeps ``usleep(delay)`` and then looks:
   after 50 such passes the delay doubles each pass, up to 10 ms.
 
 So sysmon is punctual only while it keeps seeing idle Ps or stops for the
-world.  After a few ms of every P busy it looks every 10 ms, and a timer due
+world.  After a few ms with some P always busy it looks every 10 ms, and a timer due
 in an all-idle stretch that begins then waits for netpoll's whole
 milliseconds or sysmon's next look (../shared/reference/go114-facts.md;
 on a fresh growth-storm recording with sysmon's loop printed, all 25 of the
 all-idle timers that fired more than 300 us late had sysmon looking every
 5-10 ms, and 89 of the 95 fired by sysmon on time had it asleep on the
-timer: ARCHITECTURE.md, "Session 12").
+timer: ARCHITECTURE.md, "Session 12"); and since the recorder writes sysmon's
+loop (record stream version 4), tests/trace/test_go114_record.py holds every
+pass's delay to ``next_delay`` and every pass that took the branch to
+``Sysmon``'s idea of when it does.
 
 The model's sysmon runs on the recorded Ps' schedule: "every P idle" and
 the stops for the world are the recording's, from their requests (recorded
 since record stream version 4; before, ``STW_REQUEST_NS`` before the Ps
-stop, the recordings' median); the timer is the model's scavenger's.  The program's own timers and
-syscalls, which also end sysmon's sleeps, are not in a trace.
+stop, the recordings' median); the timer is the model's scavenger's.  The
+program's own timers and syscalls, which also end sysmon's sleeps (and a
+syscall that retake takes a P from resets its delay), are not in a trace.
 """
 
 from __future__ import annotations
@@ -75,10 +79,11 @@ class Sysmon:
 
     def advance(self, until: int, timer: int | None = None, can_fire=None, held: bool = False) -> int | None:
         """Run sysmon's passes before ``until`` with the scavenger's timer due at ``timer`` (None:
-        no timer; ``held``: the scavenger runs on a P meanwhile).  Returns when it gets the timer run (a pass that starts an M for it, the M's
-        latency included; ``can_fire(t)`` says whether that M can run it then), or None; a sleep on
-        the timer that ends at or after it returns ``timer`` itself (the caller adds the sleep's
-        lateness).  Passes at or after ``until`` are left for the next call."""
+        no timer; ``held``: the scavenger runs on a P meanwhile).  Returns when it gets the timer
+        run (a pass that starts an M for it, the M's latency included; ``can_fire(t)`` says whether
+        that M can run it then), or None; a sleep on the timer that ends at or after it returns
+        ``timer`` itself (the caller adds the sleep's lateness).  Passes at or after ``until`` are
+        left for the next call."""
         while self.at < until:
             now = self.at
             self.passes += 1
