@@ -66,7 +66,7 @@ class Sysmon:
         self.delay_us, self.idle = _FIRST_DELAY_US, 0
         self.sleeping = False  # ``at`` is the end of a sleep on sysmonnote, not of a usleep
         self.sleep_target: int | None = None  # the timer that sleep was for
-        self.passes = self.sleeps = 0
+        self.sleeps = 0  # sleeps on sysmonnote begun
 
     def _looks_idle(self, t: int, held: bool) -> bool:
         """A pass at t takes the branch: the world is stopping, or every P is idle (``held``: the
@@ -86,28 +86,24 @@ class Sysmon:
         left for the next call."""
         while self.at < until:
             now = self.at
-            self.passes += 1
             if self.sleeping:  # back from notetsleep: the branch resets, then the overdue check
                 self.sleeping = False
                 self._next_pass(reset=True)
                 if timer is not None and timer <= now and (can_fire is None or can_fire(now)):
                     return timer if now == self.sleep_target else now + STARTM_NS
                 continue
-            if self._looks_idle(now, held):
-                if timer is None or timer > now:
-                    wake = timer if timer is not None else now + MAX_SLEEP_NS
-                    restart = self._next_restart(now)
-                    if restart is not None and restart < wake:
-                        wake = restart
-                    self.sleeps += 1
-                    self.at, self.sleeping, self.sleep_target = wake, True, timer
-                    continue
-                self.idle = 0
-                self.delay_us = _FIRST_DELAY_US
+            branch = self._looks_idle(now, held)
+            if branch and (timer is None or timer > now):
+                wake = timer if timer is not None else now + MAX_SLEEP_NS
+                restart = self._next_restart(now)
+                if restart is not None and restart < wake:
+                    wake = restart
+                self.sleeps += 1
+                self.at, self.sleeping, self.sleep_target = wake, True, timer
+                continue
+            self._next_pass(reset=branch)
             if timer is not None and timer < now and (can_fire is None or can_fire(now)):
-                self._next_pass(reset=False)
                 return now + STARTM_NS
-            self._next_pass(reset=False)
         return None
 
     def _next_pass(self, reset: bool) -> None:

@@ -31,7 +31,6 @@ EV_RUN, EV_STOP, EV_IDLE, EV_UNIDLE, EV_RESUME, EV_STW, EV_PREEMPT_REQ, EV_SWEEP
 EV_SCAV_ITER, EV_SCAV_SLEEP, EV_SCAV_WOKE, EV_SCAV_PARK, EV_TIMER_FIRE, EV_SCAV_READY = 22, 23, 24, 25, 26, 27
 # Version 4: sysmon's loop
 EV_SYSMON, EV_SYSMON_SLEEP, EV_STOP_REQUEST = 28, 29, 30
-EV_SYSMON_BRANCH, EV_SYSMON_RETAKE = 255, 254  # not records: a pass's reset rows (sched_events)
 
 KINDS = ("user", "gc_worker", "sweep", "scavenger", "runtime")
 KIND_NONE = 255
@@ -115,33 +114,30 @@ def sched_events(recs: np.ndarray, ts: np.ndarray) -> pa.Table:
     pass whose retake took a P from a syscall: the next pass counts idle 0), ``sysmon_sleep`` (at the
     sleep's start; value: when it woke) and ``stop_request`` (gcwaiting set; the Ps' stops follow), all
     with p -1."""
-    ev, w, x = recs["head"] & 0xFF, recs["w"], (recs["head"] >> 32).astype(np.int64)
+    ev, w, x = recs["head"] & 0xFF, recs["w"].astype(np.int64), (recs["head"] >> 32).astype(np.int64)
     own_p = ((recs["head"] >> 16) & 0xFFFF).astype(np.int64) - 1
     idx = np.flatnonzero(np.isin(ev, [EV_PREEMPT_REQ, EV_SWEEP_DONE, EV_SYSMON, EV_SYSMON_SLEEP, EV_STOP_REQUEST]))
-    took, slept = _sysmon_resets(recs)
-    idx = np.sort(np.concatenate([idx, took]))
-    is_reset = np.isin(idx, took) & np.r_[idx[1:] == idx[:-1], False]  # the copy of a pass is its reset row
-    e, wi = np.where(is_reset, EV_SYSMON_BRANCH, ev[idx]), w[idx].astype(np.int64)
-    wi[is_reset, 0] = slept[np.searchsorted(took, idx[is_reset])]
-    e[is_reset & (wi[:, 0] < 0)] = EV_SYSMON_RETAKE
-    clock = ts[idx].astype(np.int64)
-    # a sleep's record is written when it wakes; the row goes at its start, on the rows' clock
-    slept = e == EV_SYSMON_SLEEP
-    start = clock - (recs["ts"][idx] - wi[:, 0])
+    e, clock = ev[idx], ts[idx].astype(np.int64)
+    sleep = e == EV_SYSMON_SLEEP  # written when it wakes: its row goes at its start, on the rows' clock
     names = {EV_PREEMPT_REQ: "preempt_request", EV_SWEEP_DONE: "sweep_done", EV_SYSMON: "sysmon_pass",
-             EV_SYSMON_BRANCH: "sysmon_branch", EV_SYSMON_RETAKE: "sysmon_retake", EV_SYSMON_SLEEP: "sysmon_sleep",
-             EV_STOP_REQUEST: "stop_request"}
-    value = np.select([e == EV_PREEMPT_REQ, e == EV_SWEEP_DONE, (e == EV_SYSMON) | (e == EV_SYSMON_BRANCH), slept],
-                      [wi[:, 0], wi[:, 1], wi[:, 0], clock], 0)
-    row_ts = np.where(slept, np.maximum(start, 0), clock)
-    order = np.argsort(row_ts, kind="stable")
+             EV_SYSMON_SLEEP: "sysmon_sleep", EV_STOP_REQUEST: "stop_request"}
+    row_ts = np.where(sleep, np.maximum(clock - (recs["ts"][idx] - w[idx, 0]), 0), clock)
+    value = np.select([e == EV_PREEMPT_REQ, e == EV_SWEEP_DONE, e == EV_SYSMON, sleep],
+                      [w[idx, 0], w[idx, 1], w[idx, 0], clock], 0)
     p = np.where(e == EV_PREEMPT_REQ, x[idx], np.where(e == EV_SWEEP_DONE, own_p[idx], -1))
+    event = [names[int(k)] for k in e]
+    took, slept = _sysmon_resets(recs)  # the passes' reset rows, at their pass
+    row_ts = np.concatenate([row_ts, ts[took].astype(np.int64)])
+    value = np.concatenate([value, np.maximum(slept, 0)])
+    p = np.concatenate([p, np.full(len(took), -1)])
+    event += ["sysmon_retake" if k < 0 else "sysmon_branch" for k in slept.tolist()]
+    order = np.argsort(row_ts, kind="stable")
     return _table(
         "sched_events",
         {
             "ts": row_ts[order],
             "p": p[order].astype(np.int32),
-            "event": [names[int(k)] for k in e[order]],
+            "event": [event[i] for i in order.tolist()],
             "value": value[order].astype(np.int64),
         },
     )

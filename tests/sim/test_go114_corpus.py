@@ -82,6 +82,15 @@ def replayed(name: str, mode: str = BASELINE):
     return pagealloc.replay(path_of(entry), mode)
 
 
+def recorded_schedule(name: str):
+    """The named recording's Ps' schedule as the replay builds it (``p_schedule_of``), and the runtime's
+    own background scavenger iterations."""
+    from pagealloc.trace import scavenger_iterations
+
+    path = path_of(next(e for e in ENTRIES if e["name"] == name))
+    return engine.p_schedule_of(path, trace_metadata(path)["gomaxprocs"]), scavenger_iterations(path).to_pandas()
+
+
 @cache
 def walked(name: str):
     entry = next(e for e in ENTRIES if e["name"] == name)
@@ -253,12 +262,7 @@ def test_with_every_p_idle_some_timers_wait_for_a_backed_off_sysmon(name):
     sysmon's next look.  Fired in order at the runtime's own timers, the model fires 24, 12 and 46 of these
     recordings' all-idle timers more than 300 us late where the runtime did 44, 35 and 31 (with sysmon
     always on time, session 11: none; ARCHITECTURE.md, "Session 12")."""
-    from pagealloc.sim.goschedule import PSchedule
-    from pagealloc.trace import p_schedule, scavenger_iterations
-
-    path = path_of(next(e for e in ENTRIES if e["name"] == name))
-    sched = PSchedule.from_table(p_schedule(path), trace_metadata(path)["gomaxprocs"])
-    it = scavenger_iterations(path).to_pandas()
+    sched, it = recorded_schedule(name)
     real = model = 0
     for r in it[(it.wake_at > 0) & (it.fired_ts > 0)].itertuples():
         idle = not sched.any_running(r.wake_at)
@@ -277,13 +281,7 @@ def test_a_scavenger_its_ps_schedule_readies_runs_when_the_recording_says(name, 
     running at once gave 64%; growth-storm-p2 92% against 69%; service-p4 98%, unchanged)."""
     import numpy as np
 
-    from pagealloc.trace import p_schedule, scavenger_iterations
-
-    path = path_of(next(e for e in ENTRIES if e["name"] == name))
-    from pagealloc.sim.goschedule import PSchedule
-
-    sched = PSchedule.from_table(p_schedule(path), trace_metadata(path)["gomaxprocs"])
-    it = scavenger_iterations(path).to_pandas()
+    sched, it = recorded_schedule(name)
     own = it[it.fired_by.isin(["reschedule", "preempt"]) & (it.woken_by == "timer") & (it.next_run_p == it.fired_p)]
     err = np.array([sched.behind_gc_worker(p, f) - run
                     for f, p, run in zip(own.fired_ts.values, own.fired_p.values, own.next_run_ts.values)])
@@ -299,12 +297,7 @@ def test_after_a_gc_the_scavenger_runs_when_the_recording_says(name, share):
     65% against 39%; png-decode-p8 80% against 76%; ARCHITECTURE.md, "Session 11")."""
     import numpy as np
 
-    from pagealloc.sim.goschedule import PSchedule
-    from pagealloc.trace import p_schedule, scavenger_iterations
-
-    path = path_of(next(e for e in ENTRIES if e["name"] == name))
-    sched = PSchedule.from_table(p_schedule(path), trace_metadata(path)["gomaxprocs"])
-    it = scavenger_iterations(path).to_pandas()
+    sched, it = recorded_schedule(name)
     gc = it[(it.woken_by == "gc") & (it.ready_p >= 0) & (it.next_run_ts > 0)]
     err = np.array([sched.after_gc(p, t)[0] - run for p, t, run in zip(gc.ready_p.values, gc.ready_ts.values, gc.next_run_ts.values)])
     assert len(err) >= 50 and np.mean(np.abs(err) <= 100_000) >= share, (len(err), np.mean(np.abs(err) <= 100_000))

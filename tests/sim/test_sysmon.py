@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
-
-from pagealloc.sim.goschedule import NETPOLL_LATE_NS, SYSMON_LATE_NS, PSchedule
+from pagealloc.sim.goschedule import NETPOLL_LATE_NS, SYSMON_LATE_NS
 from pagealloc.sim.sysmon import STARTM_NS, STW_REQUEST_NS, TICK_OVER_NS, Sysmon
+from test_goschedule import schedule  # rows (ts, p, Go's state name) -> a recorded PSchedule
 
 US, MS = 1_000, 1_000_000
 NEVER = 1 << 62
@@ -75,12 +74,6 @@ def test_a_sleep_begun_before_the_timer_was_set_outlasts_it():
     s = Sysmon([(0, NEVER)], [], [100 * MS])
     s.advance(1 * MS)  # no timer yet: asleep until 100 ms
     assert s.advance(20 * MS, 5 * MS) is None
-
-
-def schedule(rows, nprocs=2):
-    table = pa.table({"ts": [r[0] for r in rows], "p": [r[1] for r in rows], "state": [r[2] for r in rows],
-                      "reason": [""] * len(rows)})
-    return PSchedule.from_table(table, nprocs)
 
 
 def test_after_ms_of_busy_ps_an_all_idle_timer_waits_for_netpoll():

@@ -156,7 +156,6 @@ def test_the_runtimes_sysmon_loops_as_the_model_has_it(goroot, tmp_path, capfd):
     from bisect import bisect_right
     from pathlib import Path
 
-    from pagealloc.sim.goschedule import PSchedule
     from pagealloc.sim.sysmon import next_delay
     from pagealloc.trace import trace_metadata
 
@@ -164,8 +163,7 @@ def test_the_runtimes_sysmon_loops_as_the_model_has_it(goroot, tmp_path, capfd):
     storm = Path(__file__).resolve().parents[2] / "traces" / "workloads" / "growth_storm"
     assert main(["record", "--go", "1.14", "--gomaxprocs", "2", "-o", str(out), "--", str(storm)]) == 0
     capfd.readouterr()
-    events = sched_events(out)
-    d = events.to_pandas()
+    d = sched_events(out).to_pandas()
     passes, sleeps = d[d.event == "sysmon_pass"], d[d.event == "sysmon_sleep"]
     branches = d[d.event == "sysmon_branch"]
     assert len(passes) > 500 and len(branches) > 10 and (d.event == "stop_request").sum() > 10, d.event.value_counts()
@@ -180,7 +178,7 @@ def test_the_runtimes_sysmon_loops_as_the_model_has_it(goroot, tmp_path, capfd):
     assert delays[0] == 20 and not off, off[:5]
     assert 10_000 in delays  # it backed off all the way at least once
 
-    sched = PSchedule.from_table(p_schedule(out), trace_metadata(out)["gomaxprocs"], events)
+    sched = engine.p_schedule_of(out, trace_metadata(out)["gomaxprocs"])  # as the replay builds it
     looked = [sched.sysmon._looks_idle(int(x), held=False) for x in branches.ts]
     assert sum(looked) >= 0.95 * len(looked), (sum(looked), len(looked))
 
