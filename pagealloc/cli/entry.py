@@ -3,17 +3,22 @@
 Each subcommand lives in its own module of this package (``pagealloc/cli/``) and
 exposes ``register(subparsers)``, which adds its parser and sets
 ``func=run``.  ``main`` turns every UserError (and argument misuse) into one
-line on stderr, ``pagealloc: error: ...``, and exit status 2.
+line on stderr, ``pagealloc: error: ...``, and exit status 2; a model
+bug (InvariantError) or any other unexpected exception into one such line
+and exit status 1 (``PAGEALLOC_TRACEBACK=1`` shows the traceback instead).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from pagealloc.errors import UserError
 from pagealloc.runtime.invariants import InvariantError
+
+TRACEBACK_ENV = "PAGEALLOC_TRACEBACK"  # set: an unexpected exception shows its traceback instead of one line
 
 # Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = [
@@ -97,3 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except Exception as e:  # anything else is a bug in pagealloc too: one line, status 1
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        print(f"pagealloc: error: internal error: {type(e).__name__}: {e} (a bug in pagealloc; "
+              f"{TRACEBACK_ENV}=1 shows the traceback)", file=sys.stderr)
+        return 1
