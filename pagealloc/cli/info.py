@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 
 from pagealloc.errors import UserError
-from pagealloc.sim.calibrate import probed_costs, traffic_probed
+from pagealloc.sim.calibrate import means_probed, probed_costs, traffic_probed
 from pagealloc.trace.format import MACHINE_PROBE_KEY, PAGE_SIZE
 from pagealloc.trace.cpuwait import GENERATOR_KEY, recorded_load
 from pagealloc.trace.shootdown import recorded_probes
@@ -74,7 +74,8 @@ def _machine_probe(metadata: dict) -> str | None:
             f"{cost.tlb_shootdown_ns / 1e3:.1f} us per release while another P runs, "
             f"{cost.memory_traffic_ns / 1e3:.1f} us more while the program allocates heavily"
             + ("" if traffic_probed(probes) else ", the default: not probed")
-            + f", and {cost.madvise_free_call_ns / 1e3:.2f} us a MADV_FREE call)")
+            + f", and {cost.madvise_free_call_ns / 1e3:.2f} us a MADV_FREE call"
+            + ("; the first two are the probes' means, their slow calls in)" if means_probed(probes) else ")"))
 
 
 def format_summary(s, name: str) -> str:

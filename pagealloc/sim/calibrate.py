@@ -108,14 +108,19 @@ def _cold_fit(curve: dict[float, float]) -> tuple[int, int]:
 def _shootdown_ns(repeat: int) -> tuple[int, int]:
     """(tlb_shootdown_ns, memory_traffic_ns): what another CPU running this process adds to MADV_FREE of
     resident pages, and what it adds on top while that CPU streams through memory: record's probe, with
-    ``repeat`` calls a side in each of its rounds (at least its own 60)."""
+    ``repeat`` calls a side in each of its rounds (at least its own 60), as means (slow calls in)."""
     probe = machine_probe(repeat=max(PROBE_REPEAT, 2 * repeat))
-    return (probe["tlb_shootdown_ns"], probe["memory_traffic_ns"]) if probe else (0, 0)
+    return (probe["tlb_shootdown_mean_ns"], probe["memory_traffic_mean_ns"]) if probe else (0, 0)
 
 
 def traffic_probed(probes: list[dict]) -> bool:
     """Whether every one of a recording's probes measured the memory traffic's share (probes since session 9)."""
     return all("memory_traffic_ns" in p for p in probes)
+
+
+def means_probed(probes: list[dict]) -> bool:
+    """Whether every one of a recording's probes kept its prices as means too (probes since session 13)."""
+    return all("tlb_shootdown_mean_ns" in p and "memory_traffic_mean_ns" in p for p in probes)
 
 
 def probed_costs(metadata: dict, base: CostModel | None = None) -> CostModel:
@@ -124,16 +129,23 @@ def probed_costs(metadata: dict, base: CostModel | None = None) -> CostModel:
     the MADV_FREE call: the probe's call alone on one resident Go page, less that page's first-free cost
     (``base.madvise_free_first_page_ns`` a 4 KiB page), so that a release of one such page alone costs
     what the probe read there (2.1-2.7 us on the first host, 2.35 by the defaults; 4.2-4.4 us on a
-    second host, ARCHITECTURE.md "Session 11"); where the trace has them, else ``base`` as it is."""
+    second host, ARCHITECTURE.md "Session 11"); where the trace has them, else ``base`` as it is.
+    Probes since session 13 keep the shootdown and the traffic as means over the calls, their slow ones
+    in: those price the replay (Go's pacing follows the mean of its crit; "Session 13"); older probes'
+    medians do where they have no means."""
     base = base or CostModel()
     probes = recorded_probes(metadata)
     if probes is None:
         return base
-    names = ["tlb_shootdown_ns"] + (["memory_traffic_ns"] if traffic_probed(probes) else [])
+    fields = {"tlb_shootdown_ns": "tlb_shootdown_ns"}
+    if traffic_probed(probes):
+        fields["memory_traffic_ns"] = "memory_traffic_ns"
+    if means_probed(probes):
+        fields = {"tlb_shootdown_ns": "tlb_shootdown_mean_ns", "memory_traffic_ns": "memory_traffic_mean_ns"}
     alone = statistics.fmean(p["madv_free_go_page_ns"] for p in probes)
     call = max(round(alone) - GO_PAGE_4K * base.madvise_free_first_page_ns, 0)
     return replace(base, madvise_free_call_ns=call,
-                   **{name: round(statistics.fmean(p[name] for p in probes)) for name in names})
+                   **{name: round(statistics.fmean(p[key] for p in probes)) for name, key in fields.items()})
 
 
 def first_free_ns(npages: int, repeat: int) -> float:

@@ -105,6 +105,9 @@ TRACES = [
     ("machine-probe-traffic-not-ns", "traffic-probe.parquet",
      _write(_with_probe({"madv_free_go_page_ns": 2300, "tlb_shootdown_ns": 9000, "memory_traffic_ns": 2.5})), None,
      "metadata generator.machine_probe must be"),
+    ("machine-probe-mean-absurd", "mean-probe.parquet",
+     _write(_with_probe({"madv_free_go_page_ns": 2300, "tlb_shootdown_ns": 9000, "tlb_shootdown_mean_ns": 10**12})),
+     None, "metadata generator.machine_probe must be"),
 ]
 TRACE_COMMANDS = ["replay", "validate", "info", "report"]  # every command with TRACE arguments
 SKIPPABLE = {"free-unknown-span": 1, "double-alloc": 1, "only-frees": 3}  # rows --lenient skips

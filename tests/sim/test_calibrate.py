@@ -39,12 +39,14 @@ def test_machine_probe_measures_a_one_page_release_and_the_shootdown():
     assert 0 < probe["madv_free_go_page_ns"] < 10**7  # a syscall: more than nothing, less than 10 ms
     assert 0 <= probe["tlb_shootdown_ns"] < 10**7
     assert 0 <= probe["memory_traffic_ns"] < 10**7
+    assert 0 <= probe["tlb_shootdown_mean_ns"] < 10**7 and 0 <= probe["memory_traffic_mean_ns"] < 10**7
 
 
-def _with_probe(src, out, before_ns: int, after_ns: int, traffic_ns: tuple[int, int] | None = None):
+def _with_probe(src, out, before_ns: int, after_ns: int, traffic_ns: tuple[int, int] | None = None,
+                means: dict | None = None):
     """``src`` with a machine probe of ``before_ns`` / ``after_ns`` of TLB shootdown in its metadata, and
     of ``traffic_ns`` (before, after) of memory traffic where given (a probe from before session 9 has
-    none)."""
+    none), and ``means`` ({field: (before, after)}: a probe since session 13 has them)."""
     from tracefiles import rewrite_metadata
 
     probes = {"before": {"madv_free_go_page_ns": 2300, "tlb_shootdown_ns": before_ns},
@@ -52,6 +54,9 @@ def _with_probe(src, out, before_ns: int, after_ns: int, traffic_ns: tuple[int, 
     if traffic_ns is not None:
         for half, ns in zip(("before", "after"), traffic_ns):
             probes[half]["memory_traffic_ns"] = ns
+    for field, pair in (means or {}).items():
+        for half, ns in zip(("before", "after"), pair):
+            probes[half][field] = ns
     return rewrite_metadata(src, out, lambda doc: doc.setdefault("generator", {}).update(machine_probe=probes))
 
 
@@ -79,6 +84,12 @@ def test_a_recordings_probe_prices_its_replays_shootdown(tmp_path):
     both = _with_probe(src, tmp_path / "both.parquet", 1_000, 3_000, traffic_ns=(500, 1_500))
     assert probed_costs(trace_metadata(both)).memory_traffic_ns == 1_000
     assert replay(both, "go1.14").memory_traffic_ns == 1_000
+    # a probe since session 13 also kept both prices as means over its calls, slow ones in: those price it
+    means = {"tlb_shootdown_mean_ns": (1_400, 3_600), "memory_traffic_mean_ns": (700, 2_100)}
+    tailed = _with_probe(src, tmp_path / "means.parquet", 1_000, 3_000, traffic_ns=(500, 1_500), means=means)
+    priced = probed_costs(trace_metadata(tailed))
+    assert (priced.tlb_shootdown_ns, priced.memory_traffic_ns) == (2_500, 1_400)
+    assert replay(tailed, "go1.14").tlb_shootdown_ns == 2_500
     plain, cheap = replay(src, "go1.14"), replay(probed, "go1.14")
     assert plain.tlb_shootdown_ns == CostModel().tlb_shootdown_ns and cheap.tlb_shootdown_ns == 2_000
     assert (plain.madvise_free_call_ns, cheap.madvise_free_call_ns) == (CostModel().madvise_free_call_ns, 2_350 - first_free)
