@@ -42,6 +42,15 @@ def test_machine_probe_measures_a_one_page_release_and_the_shootdown():
     assert 0 <= probe["tlb_shootdown_mean_ns"] < 10**7 and 0 <= probe["memory_traffic_mean_ns"] < 10**7
 
 
+def test_the_probes_means_leave_out_calls_whose_thread_was_off_its_cpu():
+    """A call of 1 ms or more had the probe's thread taken off its CPU: the means leave it out (the model
+    leaves OS preemption out of the runtime's crit too), and keep every slow call under it."""
+    from pagealloc.trace.shootdown import PREEMPTED_NS, mean_below_cap
+
+    assert mean_below_cap([20_000, 30_000, 250_000, PREEMPTED_NS, 4_000_000]) == 100_000
+    assert mean_below_cap([PREEMPTED_NS * 2]) == PREEMPTED_NS  # nothing under it: the cap itself
+
+
 def _with_probe(src, out, before_ns: int, after_ns: int, traffic_ns: tuple[int, int] | None = None,
                 means: dict | None = None):
     """``src`` with a machine probe of ``before_ns`` / ``after_ns`` of TLB shootdown in its metadata, and
