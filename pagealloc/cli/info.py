@@ -74,6 +74,7 @@ def _machine_probe(metadata: dict) -> str | None:
             f"{cost.tlb_shootdown_ns / 1e3:.1f} us per release while another P runs, "
             f"{cost.memory_traffic_ns / 1e3:.1f} us more while the program allocates heavily"
             + ("" if traffic_probed(probes) else ", the default: not probed")
+            + (" (Go's own allocation beside the call: allocprobe)" if all("alloc_traffic_mean_ns" in p for p in probes) else "")
             + f", and {cost.madvise_free_call_ns / 1e3:.2f} us a MADV_FREE call"
             + ("; the first two are the probes' means, their slow calls in)" if means_probed(probes) else ")"))
 

@@ -132,7 +132,9 @@ def probed_costs(metadata: dict, base: CostModel | None = None) -> CostModel:
     second host, ARCHITECTURE.md "Session 11"); where the trace has them, else ``base`` as it is.
     Probes since session 13 keep the shootdown and the traffic as means over the calls, their slow ones
     in: those price the replay (Go's pacing follows the mean of its crit; "Session 13"); older probes'
-    medians do where they have no means."""
+    medians do where they have no means.  Where the probes also ran ``allocprobe`` (Go's allocation on
+    the other Ps beside the call, trace/gosrc/allocprobe.go), its reading prices heavy allocation in
+    place of the Python probe's streaming neighbour."""
     base = base or CostModel()
     probes = recorded_probes(metadata)
     if probes is None:
@@ -142,6 +144,8 @@ def probed_costs(metadata: dict, base: CostModel | None = None) -> CostModel:
         fields["memory_traffic_ns"] = "memory_traffic_ns"
     if means_probed(probes):
         fields = {"tlb_shootdown_ns": "tlb_shootdown_mean_ns", "memory_traffic_ns": "memory_traffic_mean_ns"}
+    if all("alloc_traffic_mean_ns" in p for p in probes):  # Go's own allocation beside the call (allocprobe)
+        fields["memory_traffic_ns"] = "alloc_traffic_mean_ns"
     alone = statistics.fmean(p["madv_free_go_page_ns"] for p in probes)
     call = max(round(alone) - GO_PAGE_4K * base.madvise_free_first_page_ns, 0)
     return replace(base, madvise_free_call_ns=call,

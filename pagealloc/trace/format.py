@@ -179,8 +179,8 @@ def parse_metadata(schema: pa.Schema, label: str) -> dict:
 
 MACHINE_PROBE_KEY = "machine_probe"  # generator.machine_probe: what `pagealloc record` measured beside the program
 PROBE_FIELDS = ("madv_free_go_page_ns", "tlb_shootdown_ns")  # trace.shootdown.machine_probe's figures, ns
-# added since (memory_traffic_ns session 9, the means session 13): a probe without them is still read
-PROBE_LATER_FIELDS = ("memory_traffic_ns", "tlb_shootdown_mean_ns", "memory_traffic_mean_ns")
+# added since (memory_traffic_ns session 9, the rest session 13): a probe without them is still read
+PROBE_LATER_FIELDS = ("memory_traffic_ns", "tlb_shootdown_mean_ns", "memory_traffic_mean_ns", "alloc_traffic_mean_ns")
 
 
 def _check_machine_probe(meta: dict, label: str) -> None:

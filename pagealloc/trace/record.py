@@ -36,11 +36,13 @@ that an error message names); the build's output shows with ``verbose``.
 Right before and right after the run (not during it: its thread would take
 a CPU from the program), ``trace.shootdown.machine_probe`` measures what a
 TLB shootdown adds to a one-page MADV_FREE on this machine now, and what
-memory traffic on the other CPUs adds to that (~1.1 s each).  The trace
-keeps both (``generator.machine_probe``) and a replay prices its releases
-with their means: Go 1.14's background scavenger sleeps
-100 times its crit, and its crit follows that cost from one run to the
-next (ARCHITECTURE.md, "Session 8").
+memory traffic on the other CPUs adds to that (~1.1 s each), and
+``gosrc/allocprobe.go``, built with the program's toolchain, what Go's own
+allocation on the other Ps adds (~1.2 s).  The trace keeps them
+(``generator.machine_probe``) and a replay prices its releases with their
+means: Go 1.14's background scavenger sleeps 100 times its crit, and its
+crit follows that cost from one run to the next (ARCHITECTURE.md,
+"Session 8", "Session 13").
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from pagealloc.trace.gotool import go_env, go_facts, go_root, go_run, last_line
 from pagealloc.trace.shootdown import machine_probe
 
 GO_CHOICES = ("installed", "1.14")
+ALLOC_PROBE_SOURCE = Path(__file__).parent / "gosrc" / "allocprobe.go"  # Go's allocation beside a MADV_FREE
 TEST_NAME = "TestPageallocRecord"
 TEST_FILE = "zz_pagealloc_record_test.go"
 # Aliased imports, so they cannot clash with names the program declares.
@@ -267,6 +270,10 @@ class InstalledGo:
     def env(self, extra: dict) -> dict:
         return go_env({"GODEBUG": ",".join(filter(None, [os.environ.get("GODEBUG"), "traceallocfree=1"])), **extra})
 
+    def plain_env(self, extra: dict) -> dict:
+        """The environment of a program of ours built with this Go (allocprobe): no tracing."""
+        return go_env(extra)
+
     def build(self, target: Target) -> Run:
         binary = os.path.join(self.tmp, "prog.test")
         overlay = freeosmemory_overlay(self.tmp, go_root())
@@ -306,6 +313,10 @@ class Go114:
         self._env = go114_env
         self.records = os.path.join(tmp, "records.bin")
         self.build_output = ""
+
+    def plain_env(self, extra: dict) -> dict:
+        """The environment of a program of ours built with this Go (allocprobe): no record stream."""
+        return self._env(self.goroot, extra)
 
     def go(self, args: list[str], cwd: str):
         exe = str(self.goroot / "bin" / "go")
@@ -481,13 +492,14 @@ def record(
         if gomaxprocs is not None:
             run.env["GOMAXPROCS"] = str(gomaxprocs)
         others = _other_ps(run.env)
-        before = machine_probe(others=others)  # the TLB shootdown now, and again after the program
+        allocprobe = build_alloc_probe(runtime, tmp)
+        before = probe_machine(others, allocprobe, runtime)  # the TLB shootdown now, and again after the program
         try:
             cpu_wait = run_program(run, target, quiet)
         finally:
             for fd in run.pass_fds:
                 os.close(fd)
-        after = machine_probe(others=others)
+        after = probe_machine(others, allocprobe, runtime)
         if keep_raw:
             shutil.copyfile(runtime.raw, keep_raw)
         options = [*(["--go", go] if go != "installed" else []), *(["--gomaxprocs", str(gomaxprocs)] if gomaxprocs else [])]
@@ -505,6 +517,43 @@ def record(
         except UserError as e:  # keep the recording, and name it rather than the temporary copy
             kept = keep_raw or _save_copy(runtime.raw)
             raise UserError(str(e).replace(runtime.raw, kept)) from None
+
+
+def build_alloc_probe(runtime, tmp: str) -> str | None:
+    """``gosrc/allocprobe.go`` built with the program's toolchain (so its allocator is the program's),
+    or None, with a line on stderr, where it does not build: the probe then has no Go neighbour."""
+    folder = os.path.join(tmp, "allocprobe")
+    os.makedirs(folder)
+    shutil.copyfile(ALLOC_PROBE_SOURCE, os.path.join(folder, "main.go"))
+    with open(os.path.join(folder, "go.mod"), "w") as f:
+        f.write("module allocprobe\n\ngo 1.14\n")
+    binary = os.path.join(tmp, "allocprobe.bin")
+    r = runtime.go(["build", "-o", binary, "."], folder)
+    if r.returncode != 0:
+        print(f"pagealloc: note: allocprobe did not build ({_failure_line(r.stdout + chr(10) + r.stderr)}); "
+              "the replay prices heavy allocation from the Python probe", file=sys.stderr)
+        return None
+    return binary
+
+
+def probe_machine(others: int, allocprobe: str | None, runtime) -> dict | None:
+    """``shootdown.machine_probe`` beside ``others`` busy threads, with what Go's own allocation adds to
+    the call (``alloc_traffic_mean_ns``, from ``allocprobe`` run with GOMAXPROCS others + 1) where it
+    ran; None where there is no probe (no MADV_FREE)."""
+    probe = machine_probe(others=others)
+    if probe is None or allocprobe is None:
+        return probe
+    try:
+        done = subprocess.run([allocprobe, "-others", str(others)], env=runtime.plain_env({"GOMAXPROCS": str(others + 1)}),
+                              capture_output=True, text=True, timeout=120)
+        traffic = json.loads(done.stdout)["alloc_traffic_mean_ns"] if done.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, TypeError):
+        traffic = None
+    if type(traffic) is int and 0 <= traffic < 10**9:
+        probe["alloc_traffic_mean_ns"] = traffic
+    else:
+        print("pagealloc: note: allocprobe failed; the replay prices heavy allocation from the Python probe", file=sys.stderr)
+    return probe
 
 
 def _other_ps(env: dict) -> int:

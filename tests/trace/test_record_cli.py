@@ -175,6 +175,9 @@ def test_record_captures_free_os_memory_and_shows_the_output(tmp_path, capfd):
     assert s.counts["free_os_memory"] == 3  # no annotation in the program
     assert s.metadata["gomaxprocs"] == 3 and s.metadata["importer"]["free_os_memory_gcs"] == 3
     assert "--gomaxprocs 3" in s.metadata["generator"]["command"]
+    # each probe also ran allocprobe (Go's allocation beside the call), built with this Go
+    probes = s.metadata["generator"]["machine_probe"]
+    assert all(type(probes[half]["alloc_traffic_mean_ns"]) is int for half in ("before", "after")), probes
     assert main(["record", "-q", "-o", str(out), "--", str(prog)]) == 0
     std = capfd.readouterr()
     assert "hello from the program" not in std.out + std.err and std.out.startswith(f"{out}: ")
@@ -311,3 +314,22 @@ def test_the_shootdown_probe_runs_as_many_busy_threads_as_the_program_has_other_
     assert _other_ps({"GOMAXPROCS": "1"}) == 1
     assert _other_ps({}) == max(cpus - 1, 1) == _other_ps({"GOMAXPROCS": "lots"})
     assert _other_ps({"GOMAXPROCS": "1024"}) == 4 * cpus
+
+
+@needs_go
+def test_an_allocprobe_that_does_not_build_leaves_a_note_and_the_python_probe(tmp_path, capfd, monkeypatch):
+    """allocprobe is a measurement beside the recording, not the recording: if it does not build, record
+    says so in one line and keeps the Python probe's traffic reading."""
+    import pagealloc.trace.record as record
+
+    broken = tmp_path / "allocprobe.go"
+    broken.write_text("package main\n\nfunc main() { undefined() }\n")
+    monkeypatch.setattr(record, "ALLOC_PROBE_SOURCE", broken)
+    prog = tmp_path / "fom.go"
+    prog.write_text(PROGRAM)
+    out = tmp_path / "o.parquet"
+    assert main(["record", "-q", "-o", str(out), "--", str(prog)]) == 0
+    notes = [line for line in capfd.readouterr().err.splitlines() if "allocprobe" in line]
+    assert len(notes) == 1 and notes[0].startswith("pagealloc: note: allocprobe did not build ("), notes
+    probes = validate_trace(out).metadata["generator"]["machine_probe"]
+    assert not any("alloc_traffic_mean_ns" in probes[half] for half in ("before", "after"))
