@@ -63,7 +63,7 @@ from pagealloc.trace.cpuwait import GENERATOR_KEY, CpuWaitSampler, busy_note
 from pagealloc.trace.format import MACHINE_PROBE_KEY
 from pagealloc.trace.goimport import import_go_trace
 from pagealloc.trace.gotool import go_env, go_facts, go_root, go_run, last_line
-from pagealloc.trace.shootdown import machine_probe
+from pagealloc.trace.shootdown import machine_probe, probe_available
 
 GO_CHOICES = ("installed", "1.14")
 ALLOC_PROBE_SOURCE = Path(__file__).parent / "gosrc" / "allocprobe.go"  # Go's allocation beside a MADV_FREE
@@ -492,7 +492,7 @@ def record(
         if gomaxprocs is not None:
             run.env["GOMAXPROCS"] = str(gomaxprocs)
         others = _other_ps(run.env)
-        allocprobe = build_alloc_probe(runtime, tmp)
+        allocprobe = build_alloc_probe(runtime, tmp) if probe_available() else None
         before = probe_machine(others, allocprobe, runtime)  # the TLB shootdown now, and again after the program
         try:
             cpu_wait = run_program(run, target, quiet)
@@ -530,8 +530,9 @@ def build_alloc_probe(runtime, tmp: str) -> str | None:
     binary = os.path.join(tmp, "allocprobe.bin")
     r = runtime.go(["build", "-o", binary, "."], folder)
     if r.returncode != 0:
-        print(f"pagealloc: note: allocprobe did not build ({_failure_line(r.stdout + chr(10) + r.stderr)}); "
-              "the replay prices heavy allocation from the Python probe", file=sys.stderr)
+        why = _failure_line("\n".join((r.stdout, r.stderr)))
+        print(f"pagealloc: note: allocprobe did not build ({why}); the replay prices heavy allocation from "
+              "the Python probe", file=sys.stderr)
         return None
     return binary
 

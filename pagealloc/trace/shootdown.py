@@ -116,6 +116,11 @@ def mean_below_cap(samples: list[int]) -> float:
     return statistics.fmean(kept) if kept else float(PREEMPTED_NS)
 
 
+def probe_available() -> bool:
+    """Whether this machine has madvise(MADV_FREE) to probe (Linux)."""
+    return hasattr(mmap, "MADV_FREE")
+
+
 def machine_probe(rounds: int = PROBE_ROUNDS, repeat: int = PROBE_REPEAT, others: int = 1) -> dict | None:
     """What MADV_FREE of one resident Go page costs here now, alone (``madv_free_go_page_ns``), what
     ``others`` busy threads of this process add (``tlb_shootdown_ns``: the IPI to whichever CPU runs one
@@ -126,13 +131,13 @@ def machine_probe(rounds: int = PROBE_ROUNDS, repeat: int = PROBE_REPEAT, others
     for the CPUs as the program's Ps do (beside two busy loops, one thread read 0.5 us and three 11.2).
 
     The same two prices with each side's slow calls in (``tlb_shootdown_mean_ns``,
-    ``memory_traffic_mean_ns``): beside busy threads a call now and then takes 100-300 us (the IPI
-    waiting on a vCPU the host is not running), and Go's pacing follows the mean of its crit, not its
+    ``memory_traffic_mean_ns``): beside busy threads a call now and then takes 100-300 us (in some
+    phases of a host one in ten of the runtime's own calls did), and Go's pacing follows the mean of its crit, not its
     median (the sleep after each release is 170 times that release's crit).  They are the mean of all
     rounds' calls under ``PREEMPTED_NS`` beside the threads, less the median call alone, and the
     streaming side's such mean less the computing side's; ``probed_costs`` prices a replay with them.
     None where madvise(MADV_FREE) is not there (not Linux) or fails."""
-    if not hasattr(mmap, "MADV_FREE"):
+    if not probe_available():
         return None
     alone, shootdown, traffic = [], [], []
     pooled = {"alone": [], "shared": [], "streaming": []}
