@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 
 from pagealloc.errors import UserError
-from pagealloc.sim.calibrate import means_probed, probed_costs, traffic_probed
+from pagealloc.sim.calibrate import priced_fields, probed_costs
 from pagealloc.trace.format import MACHINE_PROBE_KEY, PAGE_SIZE
 from pagealloc.trace.cpuwait import GENERATOR_KEY, recorded_load
 from pagealloc.trace.shootdown import recorded_probes
@@ -69,14 +69,16 @@ def _machine_probe(metadata: dict) -> str | None:
     if probes is None:
         return None
     before, after = (f"{p['tlb_shootdown_ns'] / 1e3:.1f}" for p in probes)
-    cost = probed_costs(metadata)
+    cost, fields = probed_costs(metadata), priced_fields(probes)
     return (f"{before} us before the program ran, {after} us after (the replay prices "
             f"{cost.tlb_shootdown_ns / 1e3:.1f} us per release while another P runs, "
             f"{cost.memory_traffic_ns / 1e3:.1f} us more while the program allocates heavily"
-            + ("" if traffic_probed(probes) else ", the default: not probed")
-            + (" (Go's own allocation beside the call: allocprobe)" if all("alloc_traffic_mean_ns" in p for p in probes) else "")
+            + ("" if "memory_traffic_ns" in fields else ", the default: not probed")
+            + (" (Go's own allocation beside the call: allocprobe)"
+               if fields.get("memory_traffic_ns") == "alloc_traffic_mean_ns" else "")
             + f", and {cost.madvise_free_call_ns / 1e3:.2f} us a MADV_FREE call"
-            + ("; the first two are the probes' means, their slow calls in)" if means_probed(probes) else ")"))
+            + ("; the first two are the probes' means, their slow calls in)"
+               if fields["tlb_shootdown_ns"].endswith("_mean_ns") else ")"))
 
 
 def format_summary(s, name: str) -> str:

@@ -113,14 +113,22 @@ def _shootdown_ns(repeat: int) -> tuple[int, int]:
     return (probe["tlb_shootdown_mean_ns"], probe["memory_traffic_mean_ns"]) if probe else (0, 0)
 
 
-def traffic_probed(probes: list[dict]) -> bool:
-    """Whether every one of a recording's probes measured the memory traffic's share (probes since session 9)."""
-    return all("memory_traffic_ns" in p for p in probes)
+def priced_fields(probes: list[dict]) -> dict[str, str]:
+    """{CostModel field: the probe key that prices it} for a recording's probes: the TLB shootdown, and
+    the memory traffic's share where every probe measured it (probes since session 9); the means, slow
+    calls in, where every probe kept them (since session 13; Go's pacing follows the mean of its crit),
+    and for the traffic allocprobe's reading (Go's own allocation beside the call,
+    trace/gosrc/allocprobe.go) where every probe ran it."""
+    def every(key: str) -> bool:
+        return all(key in p for p in probes)
 
-
-def means_probed(probes: list[dict]) -> bool:
-    """Whether every one of a recording's probes kept its prices as means too (probes since session 13)."""
-    return all("tlb_shootdown_mean_ns" in p and "memory_traffic_mean_ns" in p for p in probes)
+    mean = "_mean" if every("tlb_shootdown_mean_ns") and every("memory_traffic_mean_ns") else ""
+    fields = {"tlb_shootdown_ns": f"tlb_shootdown{mean}_ns"}
+    if every("alloc_traffic_mean_ns"):
+        fields["memory_traffic_ns"] = "alloc_traffic_mean_ns"
+    elif every(f"memory_traffic{mean}_ns"):
+        fields["memory_traffic_ns"] = f"memory_traffic{mean}_ns"
+    return fields
 
 
 def probed_costs(metadata: dict, base: CostModel | None = None) -> CostModel:
@@ -130,22 +138,12 @@ def probed_costs(metadata: dict, base: CostModel | None = None) -> CostModel:
     (``base.madvise_free_first_page_ns`` a 4 KiB page), so that a release of one such page alone costs
     what the probe read there (2.1-2.7 us on the first host, 2.35 by the defaults; 4.2-4.4 us on a
     second host, ARCHITECTURE.md "Session 11"); where the trace has them, else ``base`` as it is.
-    Probes since session 13 keep the shootdown and the traffic as means over the calls, their slow ones
-    in: those price the replay (Go's pacing follows the mean of its crit; "Session 13"); older probes'
-    medians do where they have no means.  Where the probes also ran ``allocprobe`` (Go's allocation on
-    the other Ps beside the call, trace/gosrc/allocprobe.go), its reading prices heavy allocation in
-    place of the Python probe's streaming neighbour."""
+    The shootdown and the traffic are read from the keys ``priced_fields`` names ("Session 13")."""
     base = base or CostModel()
     probes = recorded_probes(metadata)
     if probes is None:
         return base
-    fields = {"tlb_shootdown_ns": "tlb_shootdown_ns"}
-    if traffic_probed(probes):
-        fields["memory_traffic_ns"] = "memory_traffic_ns"
-    if means_probed(probes):
-        fields = {"tlb_shootdown_ns": "tlb_shootdown_mean_ns", "memory_traffic_ns": "memory_traffic_mean_ns"}
-    if all("alloc_traffic_mean_ns" in p for p in probes):  # Go's own allocation beside the call (allocprobe)
-        fields["memory_traffic_ns"] = "alloc_traffic_mean_ns"
+    fields = priced_fields(probes)
     alone = statistics.fmean(p["madv_free_go_page_ns"] for p in probes)
     call = max(round(alone) - GO_PAGE_4K * base.madvise_free_first_page_ns, 0)
     return replace(base, madvise_free_call_ns=call,

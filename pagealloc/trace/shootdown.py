@@ -140,7 +140,7 @@ def machine_probe(rounds: int = PROBE_ROUNDS, repeat: int = PROBE_REPEAT, others
     if not probe_available():
         return None
     alone, shootdown, traffic = [], [], []
-    pooled = {"alone": [], "shared": [], "streaming": []}
+    all_shared, all_streaming = [], []  # every call beside the threads, for the means
     try:
         for _ in range(rounds):
             a = madv_free_small_samples(repeat)
@@ -148,17 +148,17 @@ def machine_probe(rounds: int = PROBE_ROUNDS, repeat: int = PROBE_REPEAT, others
                 shared = madv_free_small_samples(repeat)
             with OtherThread(others, memory=True):
                 streaming = madv_free_small_samples(repeat)
-            for side, samples in (("alone", a), ("shared", shared), ("streaming", streaming)):
-                pooled[side] += samples
+            all_shared += shared
+            all_streaming += streaming
             a, shared, streaming = (statistics.median(x) for x in (a, shared, streaming))
             alone.append(a)
             shootdown.append(max(shared - a, 0.0))
             traffic.append(max(streaming - shared, 0.0))
     except OSError:
         return None
-    call = statistics.median(pooled["alone"])
-    shared_mean, streaming_mean = mean_below_cap(pooled["shared"]), mean_below_cap(pooled["streaming"])
-    return {"madv_free_go_page_ns": int(round(statistics.median(alone))),
+    call = statistics.median(alone)  # the call alone, as madv_free_go_page_ns keeps it and the replay prices it
+    shared_mean, streaming_mean = mean_below_cap(all_shared), mean_below_cap(all_streaming)
+    return {"madv_free_go_page_ns": int(round(call)),
             "tlb_shootdown_ns": int(round(statistics.median(shootdown))),
             "memory_traffic_ns": int(round(statistics.median(traffic))),
             "tlb_shootdown_mean_ns": int(round(max(shared_mean - call, 0.0))),
