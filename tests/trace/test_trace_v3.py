@@ -240,3 +240,36 @@ def test_the_scavenger_timing_script_splits_crit_by_what_the_p_ran_before(load_s
     it = scavenger_iterations(root / "traces" / "go114-service-p4.parquet").to_pandas()
     one_page = ((it.outcome == "sleep") & (it.released_bytes == 8192) & (it.crit_ns > 0)).sum()
     assert len(counts) == 5 and 0.95 * one_page <= sum(counts) <= one_page
+
+
+def test_the_scavenger_timing_script_holds_the_models_runs_after_a_gc_to_the_runtimes(load_script, tmp_path):
+    """--after-gc: per trace, the GC wake-ups and how far PSchedule.after_gc puts the model's run from the
+    runtime's, also for the runs another P took; a folder means its recordings, and a last row pools them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+
+    from pagealloc.sim.replay import p_schedule_of
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "go114-scavenger-timing"
+    script = load_script(path.name)
+    trace = path.parents[1] / "traces" / "go114-service-p4.parquet"
+    err = script.after_gc_errors(trace)
+    it = scavenger_iterations(trace).to_pandas()
+    gc = it[(it.woken_by == "gc") & (it.ready_p >= 0) & (it.next_run_ts > 0)]
+    sched = p_schedule_of(str(trace), trace_metadata(trace)["gomaxprocs"])
+    first = gc.iloc[0]
+    assert len(err) == len(gc) > 50 and set(err[:, 1]) == {0, 1}
+    assert err[0, 0] == sched.after_gc(int(first.ready_p), int(first.ready_ts))[0] - first.next_run_ts
+    assert err[:, 1].sum() == (gc.next_run_p != gc.ready_p).sum()
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.parquet").symlink_to(trace)
+    p = subprocess.run([sys.executable, str(path), "--after-gc", str(tmp_path)], capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in p.stdout.splitlines() if line.startswith("| ") and "---" not in line}
+    assert set(rows) == {"trace", "a", "b", "all 2"} and rows["a"] == rows["b"]
+    assert rows["all 2"][0] == f"{2 * len(gc):,}" and rows["a"][1] == f"{np.mean(np.abs(err[:, 0]) <= 100_000):.0%}"
+    assert rows["a"][4] == f"{int(err[:, 1].sum()):,}"
