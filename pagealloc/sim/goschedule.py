@@ -39,7 +39,10 @@ preemption requeued, wakep's M may run that goroutine on an idle P
 (``_migrate``).  After a GC, ``gcMarkTermination``
 readies the scavenger onto the GC's P behind ``bgsweep``, inside its
 stop-the-world: that P runs it when its GC worker stops, unless a P that
-runs out of work steals it first (``after_gc``).  Once it has run on a P,
+runs out of work steals it first (``after_gc``), or an idle P's M that
+woke for other work passes through ``findrunnable`` (the recorded
+scavenger's GC-readied runs on a woken idle P leave that pass behind:
+``without_scavenger``).  Once it has run on a P,
 its next timer lives on that P.
 
 The Ps' schedule comes from the trace (format v3's ``p_schedule``,
@@ -224,14 +227,23 @@ def _stops(ts: np.ndarray, state: np.ndarray, stopped: np.ndarray) -> tuple[list
     return begins, ends, resumed
 
 
-def without_scavenger(ts: np.ndarray, state: np.ndarray, scavenger: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def without_scavenger(ts: np.ndarray, state: np.ndarray, scavenger: np.ndarray,
+                      gc_runs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, list]:
     """One P's recorded states with the real scavenger's runs taken out: the model runs its own
     scavenger, so the recorded one must not make the P look busy, nor decide when a timer fires or a
     P steals.  Each scavenger stretch goes with the scheduler stretch after it, and with the wake-up
     before it when the P was idle and woke only to run it (it stays idle).  Otherwise what the P did
-    next starts where the scavenger started (the stretch lasted crit, microseconds)."""
+    next starts where the scavenger started (the stretch lasted crit, microseconds).
+
+    ``gc_runs`` (sorted): the starts of the recorded runs a GC readied (``wakeScavenger``).  An idle P
+    that woke and ran one of those did not wake for it: the GC readies it inside its stop-the-world,
+    where ``ready`` finds no idle P to ``wakep``, so the M was started for other work (start-the-world's
+    ``wakep``, another goroutine's ``ready``) and found it in ``findrunnable``.  That wake stays, as a
+    pass (the P idle again where the scavenger started), and the pass is a steal point: returned, with
+    the states, as the third item."""
     n = len(ts)
-    ts, drop = ts.copy(), scavenger.copy()
+    ts, state, drop = ts.copy(), state.copy(), scavenger.copy()
+    passes = []
     for i in np.flatnonzero(scavenger).tolist():
         j = i + 1
         if j < n and state[j] == SCHED and not scavenger[j]:
@@ -239,6 +251,12 @@ def without_scavenger(ts: np.ndarray, state: np.ndarray, scavenger: np.ndarray) 
             j += 1
         woken_for_it = (i >= 2 and state[i - 1] == SCHED and state[i - 2] == IDLE
                         and ts[i] - ts[i - 1] <= WAKEP_PASS_NS)  # not an M in the scheduler all along
+        if woken_for_it and gc_runs is not None and _contains(gc_runs, ts[i]):
+            drop[i], state[i] = False, IDLE  # the pass ends where the scavenger started
+            passes.append(int(ts[i]))
+            if j < n and state[j] == IDLE and not scavenger[j]:
+                drop[j] = True
+            continue
         if woken_for_it:
             drop[i - 1] = True
         if j < n and not scavenger[j]:
@@ -247,7 +265,12 @@ def without_scavenger(ts: np.ndarray, state: np.ndarray, scavenger: np.ndarray) 
             else:
                 ts[j] = min(ts[j], ts[i])
     keep = ~drop
-    return ts[keep], state[keep]
+    return ts[keep], state[keep], passes
+
+
+def _contains(sorted_values: np.ndarray, value: int) -> bool:
+    k = int(np.searchsorted(sorted_values, value))
+    return k < len(sorted_values) and sorted_values[k] == value
 
 
 def scavenger_wakes(ts: np.ndarray, state: np.ndarray, scavenger: np.ndarray) -> np.ndarray:
@@ -321,7 +344,7 @@ class PSchedule:
     def __init__(self, ts: list, state: list, derived: bool, *, netpoll_late_ns: int = NETPOLL_LATE_NS,
                  sysmon_late_ns: int = SYSMON_LATE_NS, stops: list | None = None, requeues: list | None = None,
                  worker_waits: list | None = None, preempts: list | None = None, rows: list | None = None,
-                 stop_requests: list | None = None) -> None:
+                 stop_requests: list | None = None, passes: list | None = None) -> None:
         arrays = [(np.asarray(tt, dtype=np.int64), np.asarray(ss, dtype=np.int64)) for tt, ss in zip(ts, state)]
         # Python ints in lists (bisect over them is the hot query), converted in C by numpy
         self.ts = [tt.tolist() for tt, _ in arrays]
@@ -335,8 +358,10 @@ class PSchedule:
         self.restarts = sorted({end for _, ends, _ in self.stops for end in ends})  # start-the-world times
         # a P going idle after running a goroutine went through findrunnable, which steals from the
         # other Ps' run queues (an idle entry after start-the-world is procresize's pidleput: it is
-        # not; nor is a goroutine stopping for a stop-the-world: its P parks in gcstopm)
-        self.steal_points = [_outside(_steal_points(tt, ss), stop[0], stop[1]) for (tt, ss), stop in zip(arrays, self.stops)]
+        # not; nor is a goroutine stopping for a stop-the-world: its P parks in gcstopm); of the passes
+        # (an idle P's M through the scheduler), those ``without_scavenger`` kept for a GC's wake-up
+        self.steal_points = [_outside(sorted(_steal_points(tt, ss) + (passes[q] if passes else [])), stop[0], stop[1])
+                             for q, ((tt, ss), stop) in enumerate(zip(arrays, self.stops))]
         self.netpoll_late_ns, self.sysmon_late_ns = netpoll_late_ns, sysmon_late_ns
         # the Ps the model itself put on the idle list, and when: its scavenger's P when it sleeps,
         # and the P wakep's M passes through after each of its wake-ups (the recorded ones are taken out)
@@ -371,10 +396,11 @@ class PSchedule:
     # -- building --
 
     @classmethod
-    def from_table(cls, table, gomaxprocs: int, events=None, **late) -> "PSchedule":
+    def from_table(cls, table, gomaxprocs: int, events=None, gc_runs=None, **late) -> "PSchedule":
         """From a trace's ``p_schedule`` side table and, where it has one, its ``sched_events`` (``events``:
         the stops' requests, for sysmon; its sweep ends are not needed: after a GC the scavenger follows
-        the GC's P, ``after_gc``)."""
+        the GC's P, ``after_gc``).  ``gc_runs``: {P: sorted starts of the recorded scavenger's runs on P
+        that a GC readied} (the trace's ``scavenger_iterations``; ``without_scavenger``)."""
         ts = table.column("ts").to_numpy()
         p = table.column("p").to_numpy()
         names = pc.dictionary_encode(table.column("state").combine_chunks())  # a few distinct names
@@ -394,6 +420,7 @@ class PSchedule:
         n = max(gomaxprocs, int(p.max()) + 1 if len(p) else 1)
         row_kinds = _row_kinds(labels, index)
         per_ts, per_state, stops, wakes, requeues, worker_waits, preempts, rows = [], [], [], [], [], [], [], []
+        passes = [[] for _ in range(n)]
         for q in range(n):
             m = p == q
             tq, sq, scav = ts[m], state[m], scavenger[m]
@@ -406,7 +433,8 @@ class PSchedule:
             stops.append(_stops(tq, sq, stopped[m]))
             wakes.append(scavenger_wakes(tq, sq, scav))
             if scav.any():
-                per_ts[-1], per_state[-1] = without_scavenger(tq, sq, scav)
+                runs = (gc_runs or {}).get(q)
+                per_ts[-1], per_state[-1], passes[q] = without_scavenger(tq, sq, scav, runs)
         for q in range(n):  # the passes the recorded scavenger's wake-ups on other Ps caused
             others = np.sort(np.concatenate([w for r, w in enumerate(wakes) if r != q] or [np.zeros(0, np.int64)]))
             per_ts[q], per_state[q] = without_wake_blips(per_ts[q], per_state[q], others)
@@ -415,7 +443,7 @@ class PSchedule:
             kind = events.column("event").to_numpy(zero_copy_only=False)
             requests = np.sort(events.column("ts").to_numpy()[kind == "stop_request"]).tolist()
         return cls(per_ts, per_state, derived=False, stops=stops, requeues=requeues, worker_waits=worker_waits,
-                   preempts=preempts, rows=rows, stop_requests=requests, **late)
+                   preempts=preempts, rows=rows, stop_requests=requests, passes=passes, **late)
 
     @classmethod
     def from_rows(cls, ts, p, gomaxprocs: int, op=None, **late) -> "PSchedule":

@@ -139,6 +139,35 @@ def test_the_recorded_scavenger_is_taken_out_of_the_schedule():
     assert s.state_at(1, 5 * MS + 10 * US) == IDLE and s.steal_points[1] == []
 
 
+def test_an_idle_p_that_woke_and_ran_a_scavenger_a_gc_readied_keeps_its_wake_as_a_steal_point():
+    """A GC readies the scavenger inside its stop-the-world, where ready finds no idle P to wakep: the M
+    that woke idle P 0 and found it there was started for other work, and without the recorded
+    scavenger it would have passed through findrunnable (a steal point) and gone idle again.  A run a
+    timer readied is the wake's own and stays taken out, wake and all."""
+    run = 5 * MS + 1 * US
+    rows = [(0, 0, "idle"), (5 * MS, 0, "sched"), (run, 0, "scavenger"), (5 * MS + 20 * US, 0, "sched"),
+            (5 * MS + 21 * US, 0, "idle"), (0, 1, "stopped"), (10 * US, 1, "gc_worker"), (9 * MS, 1, "sched"),
+            (9 * MS + 1 * US, 1, "user")]
+    table = pa.table({"ts": [r[0] for r in rows], "p": [r[1] for r in rows], "state": [r[2] for r in rows],
+                      "reason": [""] * len(rows)})
+    timer = PSchedule.from_table(table, 2)
+    assert timer.ts[0] == [0] and timer.steal_points[0] == []
+    assert timer.after_gc(1, 5 * US) == (9 * MS, 1)  # P 1 runs it when its GC worker stops
+    gc = PSchedule.from_table(table, 2, gc_runs={0: np.array([run])})
+    assert gc.ts[0] == [0, 5 * MS, run] and gc.steal_points[0] == [run]
+    assert gc.state_at(0, run + 10 * US) == IDLE
+    assert gc.after_gc(1, 5 * US) == (run, 0)  # P 0's pass steals it from P 1's run queue
+
+
+def test_the_gc_readied_runs_come_from_the_runtimes_iterations():
+    from pagealloc.sim.replay import gc_readied_runs
+
+    it = pa.table({"woken_by": ["gc", "timer", "gc", "gc"], "next_run_ts": [30, 10, 20, -1], "next_run_p": [1, 1, 1, 0]})
+    got = gc_readied_runs(it)
+    assert list(got) == [1] and got[1].tolist() == [20, 30]
+    assert gc_readied_runs(None) is None and gc_readied_runs(it.drop(["next_run_p"])) is None
+
+
 def test_derived_schedule_from_rows():
     """Rows closer than DERIVED_GAP_NS: running in between; a preemption every 10 ms of a long run."""
     ts = np.array([0, 100 * US, 200 * US, 200 * US + 2 * DERIVED_GAP_NS, 30 * MS, 30 * MS + 1])
