@@ -268,6 +268,16 @@ def without_scavenger(ts: np.ndarray, state: np.ndarray, scavenger: np.ndarray,
     return ts[keep], state[keep], passes
 
 
+def gc_readied_runs(iterations) -> dict[int, np.ndarray] | None:
+    """{P: sorted starts of the recorded scavenger's runs on P that a GC's wakeScavenger readied}, from a
+    trace's ``scavenger_iterations`` table (None without one, or without its wake-up columns)."""
+    if iterations is None or not {"woken_by", "next_run_ts", "next_run_p"} <= set(iterations.column_names):
+        return None
+    woken, run, p = (iterations.column(c).to_numpy(zero_copy_only=False) for c in ("woken_by", "next_run_ts", "next_run_p"))
+    keep = (woken == "gc") & (run >= 0)
+    return {int(q): np.sort(run[keep & (p == q)]) for q in np.unique(p[keep]).tolist()}
+
+
 def _contains(sorted_values: np.ndarray, value: int) -> bool:
     k = int(np.searchsorted(sorted_values, value))
     return k < len(sorted_values) and sorted_values[k] == value
@@ -396,11 +406,11 @@ class PSchedule:
     # -- building --
 
     @classmethod
-    def from_table(cls, table, gomaxprocs: int, events=None, gc_runs=None, **late) -> "PSchedule":
+    def from_table(cls, table, gomaxprocs: int, events=None, iterations=None, **late) -> "PSchedule":
         """From a trace's ``p_schedule`` side table and, where it has one, its ``sched_events`` (``events``:
         the stops' requests, for sysmon; its sweep ends are not needed: after a GC the scavenger follows
-        the GC's P, ``after_gc``).  ``gc_runs``: {P: sorted starts of the recorded scavenger's runs on P
-        that a GC readied} (the trace's ``scavenger_iterations``; ``without_scavenger``)."""
+        the GC's P, ``after_gc``) and its ``scavenger_iterations`` (``iterations``: which of the recorded
+        scavenger's runs a GC readied, ``gc_readied_runs``, for ``without_scavenger``)."""
         ts = table.column("ts").to_numpy()
         p = table.column("p").to_numpy()
         names = pc.dictionary_encode(table.column("state").combine_chunks())  # a few distinct names
@@ -421,6 +431,7 @@ class PSchedule:
         row_kinds = _row_kinds(labels, index)
         per_ts, per_state, stops, wakes, requeues, worker_waits, preempts, rows = [], [], [], [], [], [], [], []
         passes = [[] for _ in range(n)]
+        gc_runs = gc_readied_runs(iterations) or {}
         for q in range(n):
             m = p == q
             tq, sq, scav = ts[m], state[m], scavenger[m]
@@ -433,8 +444,7 @@ class PSchedule:
             stops.append(_stops(tq, sq, stopped[m]))
             wakes.append(scavenger_wakes(tq, sq, scav))
             if scav.any():
-                runs = (gc_runs or {}).get(q)
-                per_ts[-1], per_state[-1], passes[q] = without_scavenger(tq, sq, scav, runs)
+                per_ts[-1], per_state[-1], passes[q] = without_scavenger(tq, sq, scav, gc_runs.get(q))
         for q in range(n):  # the passes the recorded scavenger's wake-ups on other Ps caused
             others = np.sort(np.concatenate([w for r, w in enumerate(wakes) if r != q] or [np.zeros(0, np.int64)]))
             per_ts[q], per_state[q] = without_wake_blips(per_ts[q], per_state[q], others)

@@ -167,16 +167,6 @@ def recorded_crits(trace, where: str) -> list:
     return iterations_where(table, "sleep", "crit_ns")
 
 
-def gc_readied_runs(iterations) -> dict[int, np.ndarray] | None:
-    """{P: sorted starts of the recorded scavenger's runs on P that a GC's wakeScavenger readied}, from a
-    trace's ``scavenger_iterations`` (None without them)."""
-    if iterations is None or not {"woken_by", "next_run_ts", "next_run_p"} <= set(iterations.column_names):
-        return None
-    woken, run, p = (iterations.column(c).to_numpy(zero_copy_only=False) for c in ("woken_by", "next_run_ts", "next_run_p"))
-    keep = (woken == "gc") & (run >= 0)
-    return {int(q): np.sort(run[keep & (p == q)]) for q in np.unique(p[keep]).tolist()}
-
-
 def p_schedule_of(trace, gomaxprocs: int | None, cost: CostModel | None = None) -> PSchedule:
     """The Ps' schedule the background scavenger's timers follow: the trace's recorded one (format v3,
     from the Go 1.14.6 runtime), else derived from its rows batch by batch (goschedule.RowsToSchedule, from_rows's rule); the timers'
@@ -188,7 +178,7 @@ def p_schedule_of(trace, gomaxprocs: int | None, cost: CostModel | None = None) 
     table = read.p_schedule(trace)
     if table is not None and table.num_rows:
         return PSchedule.from_table(table, gomaxprocs or 1, read.sched_events(trace),
-                                    gc_runs=gc_readied_runs(read.scavenger_iterations(trace)), **late)
+                                    read.scavenger_iterations(trace), **late)
     rows = RowsToSchedule()
     for ts, p, op in read.schedule_batches(trace):
         rows.add(ts, np.zeros_like(p) if gomaxprocs == 1 else p, op)  # one P runs every row (no p column: P 0)

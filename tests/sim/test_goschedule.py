@@ -153,14 +153,15 @@ def test_an_idle_p_that_woke_and_ran_a_scavenger_a_gc_readied_keeps_its_wake_as_
     timer = PSchedule.from_table(table, 2)
     assert timer.ts[0] == [0] and timer.steal_points[0] == []
     assert timer.after_gc(1, 5 * US) == (9 * MS, 1)  # P 1 runs it when its GC worker stops
-    gc = PSchedule.from_table(table, 2, gc_runs={0: np.array([run])})
+    readied = pa.table({"woken_by": ["gc"], "next_run_ts": [run], "next_run_p": [0]})
+    gc = PSchedule.from_table(table, 2, iterations=readied)
     assert gc.ts[0] == [0, 5 * MS, run] and gc.steal_points[0] == [run]
     assert gc.state_at(0, run + 10 * US) == IDLE
     assert gc.after_gc(1, 5 * US) == (run, 0)  # P 0's pass steals it from P 1's run queue
 
 
 def test_the_gc_readied_runs_come_from_the_runtimes_iterations():
-    from pagealloc.sim.replay import gc_readied_runs
+    from pagealloc.sim.goschedule import gc_readied_runs
 
     it = pa.table({"woken_by": ["gc", "timer", "gc", "gc"], "next_run_ts": [30, 10, 20, -1], "next_run_p": [1, 1, 1, 0]})
     got = gc_readied_runs(it)
