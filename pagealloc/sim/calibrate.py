@@ -137,8 +137,8 @@ def probed_costs(metadata: dict, base: CostModel | None = None) -> CostModel:
     the MADV_FREE call: the probe's call alone on one resident Go page, less that page's first-free cost
     (``base.madvise_free_first_page_ns`` a 4 KiB page), so that a release of one such page alone costs
     what the probe read there (2.1-2.7 us on the first host, 2.35 by the defaults; 4.2-4.4 us on a
-    second host, ARCHITECTURE.md "Session 11"); where the trace has them, else ``base`` as it is.
-    The shootdown and the traffic are read from the keys ``priced_fields`` names ("Session 13")."""
+    second host, docs/fidelity-log.md "Session 11"); where the trace has them, else ``base`` as it is.
+    The shootdown and the traffic are read from the keys ``priced_fields`` names (docs/fidelity-log.md, "Session 13")."""
     base = base or CostModel()
     probes = recorded_probes(metadata)
     if probes is None:

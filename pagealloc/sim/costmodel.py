@@ -115,7 +115,7 @@ x86 server; ``pagealloc calibrate`` measures the OS ones on this machine):
                          beside threads hashing): 2,800 on the idle VM
                          (median of five probes, 2.5-3.2 us, 2026-12-05).  The
                          Go 1.14.6 runtime's one-page crit rises 4-6 us in
-                         such windows (ARCHITECTURE.md, "Session 9").
+                         such windows (docs/fidelity-log.md, "Session 9").
   page_fault_ns          writing one 4 KiB page released with MADV_DONTNEED
                          again (minor fault + zeroing): 1,100.
   page_retouch_free_ns   writing one 4 KiB page released with MADV_FREE that

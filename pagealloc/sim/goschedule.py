@@ -529,7 +529,7 @@ class PSchedule:
         runs before ``runqget``, and the readied goroutine waits at the tail of the run queue); else t.
         Against the recordings' timers fired by their P's own schedule(), the scavenger then ran within
         100 us of this on 93% of json-p2's (64% taking t) and neither better nor worse on the service runs
-        (ARCHITECTURE.md, "Session 10")."""
+        (docs/fidelity-log.md, "Session 10")."""
         froms, starts, untils = self.worker_waits[p] if 0 <= p < self.nprocs else ((), (), ())
         i = bisect_right(froms, t) - 1
         return untils[i] if i >= 0 and t < starts[i] else t

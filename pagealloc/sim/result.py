@@ -51,7 +51,7 @@ def figure(unit: str, better: int = NONE, label: str = "", *, clock: str = "", s
 
 def background_bytes_less_whole_huge_pages(r) -> int:
     """A ReplayResult's or a Reference's background bytes less those released as whole huge pages: what
-    is not the walk's draw of whole huge pages (ARCHITECTURE.md, "Session 11")."""
+    is not the walk's draw of whole huge pages (docs/fidelity-log.md, "Session 11")."""
     from pagealloc.runtime.malloc import PHYS_HUGE_PAGE_SIZE
 
     return r.released_background_bytes - r.released_background_whole_huge_pages * PHYS_HUGE_PAGE_SIZE

@@ -24,7 +24,7 @@ milliseconds or sysmon's next look (../shared/reference/go114-facts.md;
 on a fresh growth-storm recording with sysmon's loop printed, all 25 of the
 all-idle timers that fired more than 300 us late had sysmon looking every
 5-10 ms, and 89 of the 95 fired by sysmon on time had it asleep on the
-timer: ARCHITECTURE.md, "Session 12"); and since the recorder writes sysmon's
+timer: docs/fidelity-log.md, "Session 12"); and since the recorder writes sysmon's
 loop (record stream version 4), tests/trace/test_go114_record.py holds every
 pass's delay to ``next_delay`` and every pass that took the branch to
 ``Sysmon``'s idea of when it does.

@@ -5,7 +5,7 @@ allocates heavily, its CPUs stream through memory (zeroing and writing new
 objects, the GC marking them), and a MADV_FREE made meanwhile takes longer:
 its page walk, its page structs and the IPI that shoots down the other
 CPU's TLB miss in caches and TLBs that the traffic keeps cold.  Measured
-three ways (ARCHITECTURE.md, "Session 9"): on a scratch Go 1.14.6 runtime
+three ways (docs/fidelity-log.md, "Session 9"): on a scratch Go 1.14.6 runtime
 that kept each P's allocation bytes beside every background release, the
 one-page crit was 14 us with no allocation in the 1-2 ms before it and
 18-24 us once the program had allocated 2 MiB or more there, in the

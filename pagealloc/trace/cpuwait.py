@@ -8,7 +8,7 @@ program's busy P keeps its thread on the other CPU, that makes a one-page
 release cost ~13 us; with other processes taking the CPUs it costs ~2.5 us,
 and Go's pacing (sleep = 100 x crit) releases ~2.7 times as often (go-parser
 at GOMAXPROCS 2, recorded at nice -19 and beside two busy loops: 376 against
-1,021 releases; ARCHITECTURE.md, "TLB shootdowns").  The replay's cost model
+1,021 releases; docs/fidelity-log.md, "Session 5").  The replay's cost model
 describes an idle machine, so a recording made on a busy one is not a fair
 reference for the scavenger's pace; this module measures how busy it was.
 

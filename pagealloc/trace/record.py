@@ -41,7 +41,7 @@ memory traffic on the other CPUs adds to that (~1.1 s each), and
 allocation on the other Ps adds (~1.2 s).  The trace keeps them
 (``generator.machine_probe``) and a replay prices its releases with their
 means: Go 1.14's background scavenger sleeps 100 times its crit, and its
-crit follows that cost from one run to the next (ARCHITECTURE.md,
+crit follows that cost from one run to the next (docs/fidelity-log.md,
 "Session 8", "Session 13").
 """
 

@@ -7,7 +7,7 @@ scavenger sleeps 100 times its crit, and on an idle 2-vCPU machine the
 shootdown is most of a one-page release's crit (~10 of ~13 us), so the
 real scavenger's pace follows it, and it moves from one run to the next
 (the host's state: 8.6-15.6 us over 65 runs of the service program on one
-idle VM, the runtime's crit following it; ARCHITECTURE.md, "Session 8").
+idle VM, the runtime's crit following it; docs/fidelity-log.md, "Session 8").
 
 ``machine_probe`` measures it now: MADV_FREE of one resident Go page,
 alone and while busy threads of this process, as many as the program has
@@ -15,9 +15,9 @@ other Ps, compete for the other CPUs (``OtherThread``), in rounds that
 alternate them, medians over the rounds (~1.1 s).  It also measures what
 the same call adds when those threads stream through memory instead of
 computing (``OtherThread(memory=True)``: what a heap-heavy program's Ps do
-while they allocate; sim/traffic.py prices it, ARCHITECTURE.md, "Session 9"),
+while they allocate; sim/traffic.py prices it, docs/fidelity-log.md, "Session 9"),
 and both again as means, with the calls that took 100-300 us in (the price
-Go's pacing follows; ARCHITECTURE.md, "Session 13").  ``pagealloc record`` runs it right before and right
+Go's pacing follows; docs/fidelity-log.md, "Session 13").  ``pagealloc record`` runs it right before and right
 after the program — not during it, where its thread would take a CPU from
 the program — and keeps both under the metadata's
 ``generator.machine_probe`` (trace.format checks their form on reading);

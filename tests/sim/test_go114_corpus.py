@@ -56,7 +56,7 @@ ADDRESS_THRESHOLD = 0.999
 # background scavenger releases 0.92x (go114-png-decode-p2) to 1.44x
 # (go114-fragmentation-p2) as many times as Go 1.14.6 did, and 0.92x to 1.44x
 # the bytes: the issue's bounds on all 17 (fragmentation-p8, the last one out,
-# came in at 1.35x with session 7's timer rules; ARCHITECTURE.md, "Session 7").
+# came in at 1.35x with session 7's timer rules; docs/fidelity-log.md, "Session 7").
 # Fed the crits the runtime measured instead (RECORDED_CRIT_*), counts are within
 # 0.87x-1.25x: the issue's bounds on all 17.
 BACKGROUND_FACTOR = (0.5, 2)  # bytes, model / real: the issue's bounds
@@ -65,7 +65,7 @@ PAGE, HUGE_PAGES = 8192, 256  # a Go page; Go pages in a 2 MiB huge page
 # Where the model's walk met whole free huge pages Go's did not: total bytes out of the issue's 0.5-2x,
 # the bytes less them within it: name -> (model's, runtime's).  growth-storm-p2 was here in session 11
 # (5 against 1, 2.35x); with sysmon's backoff (sim/sysmon.py) it draws 3 against 1, 1.70x
-# (ARCHITECTURE.md, "Session 12").  None is out today.
+# (docs/fidelity-log.md, "Session 12").  None is out today.
 HUGE_PAGE_DRAWS: dict[str, tuple[int, int]] = {}
 RECORDED_CRIT_COUNT_FACTOR = (0.67, 1.5)
 RECORDED_CRIT_FACTOR = (0.5, 2)
@@ -261,7 +261,7 @@ def test_with_every_p_idle_some_timers_wait_for_a_backed_off_sysmon(name):
     world: a timer due in an all-idle stretch that begins then waits for netpoll's whole milliseconds or
     sysmon's next look.  Fired in order at the runtime's own timers, the model fires 24, 12 and 46 of these
     recordings' all-idle timers more than 300 us late where the runtime did 44, 35 and 31 (with sysmon
-    always on time, session 11: none; ARCHITECTURE.md, "Session 12")."""
+    always on time, session 11: none; docs/fidelity-log.md, "Session 12")."""
     sched, it = recorded_schedule(name)
     real = model = 0
     for r in it[(it.wake_at > 0) & (it.fired_ts > 0)].itertuples():
@@ -296,7 +296,7 @@ def test_after_a_gc_the_scavenger_runs_when_the_recording_says(name, share):
     user goroutine queued ahead of it where the recording shows one, or a steal) is within 100 us of
     the recorded one on ``share`` of them (json-p2 88%, 78% without the queued user goroutine; service-p4
     70%, 65% before an idle P's wake that found a GC-readied scavenger was kept as a steal point, 39%
-    before session 11; png-decode-p8 96%, 80%, 76%; fragmentation-p2 99%, 72%; ARCHITECTURE.md,
+    before session 11; png-decode-p8 96%, 80%, 76%; fragmentation-p2 99%, 72%; docs/fidelity-log.md,
     "Session 11" and "Session 14")."""
     import numpy as np
 

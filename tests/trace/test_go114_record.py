@@ -100,7 +100,7 @@ def test_a_fresh_recording_of_the_service_program_stays_within_the_background_bo
     GOMAXPROCS 4 and a bursty allocator.  The real scavenger's pace follows its crit, and its crit the
     machine's TLB shootdown cost, which moves from run to run (one-page crit medians 11-19 us on the idle
     machine, 29-33 us in two runs of session 7, 4-14 us beside two busy loops); record measures it beside
-    the program and the replay prices it (ARCHITECTURE.md, "Session 8").
+    the program and the replay prices it (docs/fidelity-log.md, "Session 8").
     Count: the issue's bounds, 0.67-1.5x.  With record's probe, 102 of 102 fresh runs on the idle machine
     (0.72-1.30x) and 16 of 16 beside two busy loops (0.72-1.36x) were within them, all on 2026-12-05, and
     40 of 40 on another host on 2026-12-06 (0.87-1.25x), 12 of 12 there later (0.78-1.35x); then 16 of 24
@@ -114,7 +114,7 @@ def test_a_fresh_recording_of_the_service_program_stays_within_the_background_bo
     its being a wake-up or two ahead of Go's or behind (real runs released 0-22 whole huge pages against
     ~650-1,000 one-page releases).  Total bytes were within 0.5-2x on 93 of 102 idle runs of 2026-12-05
     (0.30-2.57x) and on 35 of 40 runs on another host on 2026-12-06 (0.79-5.14x; 16 whole huge pages
-    against Go's 1 at the worst); less the whole huge pages, on all 40 (0.85-1.25x; ARCHITECTURE.md,
+    against Go's 1 at the worst); less the whole huge pages, on all 40 (0.85-1.25x; docs/fidelity-log.md,
     "Session 8", "Session 11")."""
     from pathlib import Path
 
@@ -137,7 +137,7 @@ def test_a_fresh_recording_of_the_service_program_stays_within_the_background_bo
     # own crits, the count keeps to the issue's bounds on every run (0.92-1.25x on 24 runs of a phase
     # of the second host whose one-page crit, median 36-42 us and mean 1.4-2.5x that, ran above what its
     # probe priced, ~31 us); with the model's crits, to them on the first host and in other phases of
-    # the second, and within 0.5-2x in that one (1.17-1.63x; ARCHITECTURE.md, "Session 12").
+    # the second, and within 0.5-2x in that one (1.17-1.63x; docs/fidelity-log.md, "Session 12").
     timed = pagealloc.replay(out, "go1.14", scavenger_crit="recorded").reference.ratios["released_background_count"]
     assert 0.67 <= timed <= 1.5, (timed, why)
     assert 0.5 <= ref.ratios["released_background_count"] <= 2, why

@@ -1,7 +1,7 @@
 // pagealloc allocprobe: what a Go program's allocation adds to the TLB
 // shootdown of one MADV_FREE, measured beside Go's own allocator.
 //
-// Why (ARCHITECTURE.md, "Session 13"): a release made while the program's
+// Why (docs/fidelity-log.md, "Session 13"): a release made while the program's
 // other Ps allocate costs more than one made beside Ps that only compute.
 // pagealloc's Python probe (trace/shootdown.py) stands a numpy thread
 // streaming through memory in for those Ps; on one host that read 2.3-5.3
