@@ -35,6 +35,7 @@ cdef class MHeap:
     cdef public long long whole_huge_releases
     cdef public long long heap_sys, heap_released, heap_inuse, manual_inuse, scav_alloc_bytes
     cdef public long long meter_ns, after_unlock_ns, _scanned_charged, cold_ns
+    cdef public long long traffic_narrow_permille, traffic_narrow_n, traffic_wide_n
     cdef public HeapLock lock
     cpdef long long heap_retained(self) except? -1
     cpdef long long go_heap_retained(self) except? -1
@@ -54,7 +55,9 @@ cdef class MHeap:
     @cython.locals(addr="long long", nbytes="long long")
     cpdef long long _madvise_ns(self, tuple call, long long first_free=*) except? -1
     cpdef long long _tlb_peers_now(self) except? -1
-    @cython.locals(price=Prices, extra="long long", again="long long")
+    @cython.locals(wide="long long", span="long long", narrow="long long", over="long long")
+    cpdef long long _traffic_ns(self, long long peers) except? -1
+    @cython.locals(price=Prices, extra="long long", again="long long", peers="long long")
     cpdef long long _release_ns(self, bint dontneed, long long nbytes, long long first_free) except? -1
     @cython.locals(first="long long", h="long long")
     cpdef long long _hugepage_ns(self, long long addr, long long nbytes) except? -1

@@ -208,6 +208,13 @@ class MHeap:
         # a release made while it is heavy pays CostModel.memory_traffic_ns on top of the shootdown.
         # None: not followed (the heap used without a replay of a trace, or the cost is 0).
         self.traffic = None
+        # How that price follows the Ps running (session 15; _traffic_ns): where the recording's probe read
+        # allocprobe at two widths, its narrow reading (per mille of the wide one) applies with up to
+        # ``traffic_narrow_n`` other Ps running, the wide one with ``traffic_wide_n``, linearly between.
+        # traffic_wide_n <= traffic_narrow_n: one width, the wide price always.
+        self.traffic_narrow_permille = 1000
+        self.traffic_narrow_n = 0
+        self.traffic_wide_n = 0
         # What the background scavenger's next release adds for the caches and TLBs its sleep let go
         # cold (CostModel.cold_ns); set by the simulation when it wakes, spent by its first madvise.
         self.cold_ns = 0
@@ -407,10 +414,11 @@ class MHeap:
         price = self.price
         self.madvise_calls += 1
         extra = 0
-        if self._tlb_peers_now():
+        peers = self._tlb_peers_now()
+        if peers:
             extra = price.tlb_shootdown_ns
             if self.traffic is not None and self.traffic.heavy(self.op_ns + self.meter_ns):
-                extra += price.memory_traffic_ns
+                extra += self._traffic_ns(peers)
         if self.cold_ns and self.lock.holder == SCAVENGER:
             extra += self.cold_ns  # the background scavenger's first release since it woke
             self.cold_ns = 0
@@ -419,6 +427,21 @@ class MHeap:
         again = (nbytes - first_free) // PHYS_4K
         return (price.madvise_free_call_ns + price.madvise_free_page_ns * again
                 + price.madvise_free_first_page_ns * (first_free // PHYS_4K) + extra)
+
+    def _traffic_ns(self, peers: int) -> int:
+        """What heavy allocation adds to a release with ``peers`` other Ps running: the probe's price
+        (CostModel.memory_traffic_ns, read beside GOMAXPROCS - 1 allocating goroutines), or, where the
+        probe also read it beside one per other CPU, that narrow price up to as many Ps running, rising
+        linearly to the full one at ``traffic_wide_n``.  Past one thread per CPU the probe's own thread
+        shares its CPU, and a release pays that only while as many Ps run (docs/fidelity-log.md,
+        "Session 15").  Integer arithmetic, the same in both engines."""
+        wide = self.price.memory_traffic_ns
+        span = self.traffic_wide_n - self.traffic_narrow_n
+        if span <= 0:
+            return wide
+        narrow = wide * self.traffic_narrow_permille // 1000
+        over = min(max(peers - self.traffic_narrow_n, 0), span)
+        return narrow + (wide - narrow) * over // span
 
     def _tlb_peers_now(self) -> int:
         """How many other CPUs run this process's threads as the current operation's madvise is made

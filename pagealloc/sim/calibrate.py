@@ -33,6 +33,7 @@ from dataclasses import replace
 
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.trace.shootdown import PAGE, PROBE_REPEAT, madv_free_small_ns, machine_probe, recorded_probes, touch
+from pagealloc.trace.format import MACHINE_PROBE_KEY
 
 HUGE = 2 << 20
 GO_PAGE_4K = 2  # 4 KiB pages in the Go page the probe frees
@@ -148,6 +149,24 @@ def probed_costs(metadata: dict, base: CostModel | None = None) -> CostModel:
     call = max(round(alone) - GO_PAGE_4K * base.madvise_free_first_page_ns, 0)
     return replace(base, madvise_free_call_ns=call,
                    **{name: round(statistics.fmean(p[key] for p in probes)) for name, key in fields.items()})
+
+
+def traffic_widths(metadata: dict) -> tuple[int, int, int] | None:
+    """(narrow per mille, narrow width, wide width) for MHeap's traffic price (``_traffic_ns``): where
+    every probe of the recording read allocprobe at both widths (since session 15), the narrow
+    reading's mean as a share of the wide one's (at most all of it), and how many busy neighbours each
+    had; None where it read one width (the price is then the wide one, whatever the Ps running)."""
+    probes = recorded_probes(metadata)
+    if probes is None or priced_fields(probes).get("memory_traffic_ns") != "alloc_traffic_mean_ns" or not all(
+            "alloc_traffic_narrow_mean_ns" in p for p in probes):
+        return None
+    kept = metadata["generator"][MACHINE_PROBE_KEY]
+    narrow_n, wide_n = kept.get("busy_threads_narrow"), kept.get("busy_threads")
+    if narrow_n is None or wide_n is None:
+        return None
+    wide = statistics.fmean(p["alloc_traffic_mean_ns"] for p in probes)
+    narrow = statistics.fmean(p["alloc_traffic_narrow_mean_ns"] for p in probes)
+    return (1000 if wide <= 0 else min(round(1000 * narrow / wide), 1000)), narrow_n, wide_n
 
 
 def first_free_ns(npages: int, repeat: int) -> float:

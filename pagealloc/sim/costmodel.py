@@ -116,6 +116,11 @@ x86 server; ``pagealloc calibrate`` measures the OS ones on this machine):
                          (median of five probes, 2.5-3.2 us, 2026-12-05).  The
                          Go 1.14.6 runtime's one-page crit rises 4-6 us in
                          such windows (docs/fidelity-log.md, "Session 9").
+                         It is the price with every other P running: where
+                         the recording's probe also read it beside one
+                         goroutine per other CPU, a release with fewer Ps
+                         running pays less, down to that share of it
+                         (MHeap._traffic_ns; "Session 15").
   page_fault_ns          writing one 4 KiB page released with MADV_DONTNEED
                          again (minor fault + zeroing): 1,100.
   page_retouch_free_ns   writing one 4 KiB page released with MADV_FREE that

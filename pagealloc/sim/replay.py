@@ -21,7 +21,7 @@ from pagealloc.errors import UserError
 from pagealloc.runtime.invariants import InvariantError, check_heap
 from pagealloc.runtime.mgcscavenge import SCAVENGE_PERCENT
 from pagealloc.runtime.mheap import RETAIN_EXTRA_PERCENT
-from pagealloc.sim.calibrate import probed_costs
+from pagealloc.sim.calibrate import probed_costs, traffic_widths
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.sim.engine import Replay
 from pagealloc.sim.engines import replay_class
@@ -124,6 +124,9 @@ def replay(
     # the program's allocation traffic, for its releases' price (only where a shootdown is priced)
     traffic = AllocTraffic() if cost.memory_traffic_ns and engine.heap.tlb_probe is not None else None
     engine.heap.traffic = traffic
+    widths = traffic_widths(meta) if traffic is not None else None  # the traffic price follows the Ps running
+    if widths is not None:
+        engine.heap.traffic_narrow_permille, engine.heap.traffic_narrow_n, engine.heap.traffic_wide_n = widths
     arrays = getattr(engine, "TAKES_ARRAYS", False)  # the compiled engine reads the numpy columns in C
     t0 = time.perf_counter()
     row = 0

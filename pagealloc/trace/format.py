@@ -180,7 +180,11 @@ def parse_metadata(schema: pa.Schema, label: str) -> dict:
 MACHINE_PROBE_KEY = "machine_probe"  # generator.machine_probe: what `pagealloc record` measured beside the program
 PROBE_FIELDS = ("madv_free_go_page_ns", "tlb_shootdown_ns")  # trace.shootdown.machine_probe's figures, ns
 # added since (memory_traffic_ns session 9, the rest session 13): a probe without them is still read
-PROBE_LATER_FIELDS = ("memory_traffic_ns", "tlb_shootdown_mean_ns", "memory_traffic_mean_ns", "alloc_traffic_mean_ns")
+PROBE_LATER_FIELDS = ("memory_traffic_ns", "tlb_shootdown_mean_ns", "memory_traffic_mean_ns", "alloc_traffic_mean_ns",
+                      "alloc_traffic_narrow_mean_ns")  # the last since session 15
+# generator.machine_probe's widths: the busy threads beside the probe, and (session 15) the narrow
+# allocprobe's, one per other CPU, where GOMAXPROCS - 1 exceeds it
+PROBE_WIDTHS = ("busy_threads", "busy_threads_narrow")
 
 
 def _check_machine_probe(meta: dict, label: str) -> None:
@@ -200,6 +204,11 @@ def _check_machine_probe(meta: dict, label: str) -> None:
                             f"\"after\": probe}}, each probe {{{', '.join(PROBE_FIELDS)}}} (and {', '.join(PROBE_LATER_FIELDS)} "
                             "where given) in whole ns under 1 s, "
                             f"got {json.dumps(kept)[:120]}")
+    widths = [kept.get(w) for w in PROBE_WIDTHS if w in kept]
+    if not all(type(w) is int and 1 <= w <= 1 << 20 for w in widths) or (
+            len(widths) == 2 and widths[1] >= widths[0]):
+        raise UserError(f"{label}: metadata generator.{MACHINE_PROBE_KEY}: {' and '.join(PROBE_WIDTHS)} must be whole "
+                        f"numbers of threads, the narrow one fewer, got {json.dumps({w: kept.get(w) for w in PROBE_WIDTHS})}")
 
 
 # --------------------------------------------------------------------------

@@ -491,15 +491,15 @@ def record(
         run.env["PWD"] = run.cwd
         if gomaxprocs is not None:
             run.env["GOMAXPROCS"] = str(gomaxprocs)
-        others = _other_ps(run.env)
+        others, narrow = _other_ps(run.env), _other_cpus()
         allocprobe = build_alloc_probe(runtime, tmp) if probe_available() else None
-        before = probe_machine(others, allocprobe, runtime)  # the TLB shootdown now, and again after the program
+        before = probe_machine(others, allocprobe, runtime, narrow)  # the TLB shootdown now, and again after the program
         try:
             cpu_wait = run_program(run, target, quiet)
         finally:
             for fd in run.pass_fds:
                 os.close(fd)
-        after = probe_machine(others, allocprobe, runtime)
+        after = probe_machine(others, allocprobe, runtime, narrow)
         if keep_raw:
             shutil.copyfile(runtime.raw, keep_raw)
         options = [*(["--go", go] if go != "installed" else []), *(["--gomaxprocs", str(gomaxprocs)] if gomaxprocs else [])]
@@ -507,6 +507,8 @@ def record(
         generator = {"name": "pagealloc record", "command": shlex.join(command)}
         if before and after:
             generator[MACHINE_PROBE_KEY] = {"before": before, "after": after, "busy_threads": others}
+            if all("alloc_traffic_narrow_mean_ns" in probe for probe in (before, after)):
+                generator[MACHINE_PROBE_KEY]["busy_threads_narrow"] = narrow
         if cpu_wait is not None:
             generator[GENERATOR_KEY] = cpu_wait
             note = busy_note(cpu_wait) if go == "1.14" else None
@@ -537,24 +539,37 @@ def build_alloc_probe(runtime, tmp: str) -> str | None:
     return binary
 
 
-def probe_machine(others: int, allocprobe: str | None, runtime) -> dict | None:
+def probe_machine(others: int, allocprobe: str | None, runtime, narrow: int | None = None) -> dict | None:
     """``shootdown.machine_probe`` beside ``others`` busy threads, with what Go's own allocation adds to
     the call (``alloc_traffic_mean_ns``, from ``allocprobe`` run with GOMAXPROCS others + 1) where it
-    ran; None where there is no probe (no MADV_FREE)."""
+    ran; None where there is no probe (no MADV_FREE).  ``narrow`` (fewer than ``others``): allocprobe
+    again with that many neighbours, one per other CPU (``alloc_traffic_narrow_mean_ns``): past that
+    width the probe's own thread shares its CPU, which a release pays only while as many Ps run
+    (sim/traffic.py prices between the two; docs/fidelity-log.md, "Session 15")."""
     probe = machine_probe(others=others)
     if probe is None or allocprobe is None:
         return probe
+    traffic = _alloc_traffic(allocprobe, others, runtime)
+    if traffic is None:
+        print("pagealloc: note: allocprobe failed; the replay prices heavy allocation from the Python probe", file=sys.stderr)
+        return probe
+    probe["alloc_traffic_mean_ns"] = traffic
+    if narrow is not None and narrow < others:
+        traffic = _alloc_traffic(allocprobe, narrow, runtime)
+        if traffic is not None:
+            probe["alloc_traffic_narrow_mean_ns"] = traffic
+    return probe
+
+
+def _alloc_traffic(allocprobe: str, others: int, runtime) -> int | None:
+    """allocprobe's ``alloc_traffic_mean_ns`` beside ``others`` allocating goroutines, or None."""
     try:
         done = subprocess.run([allocprobe, "-others", str(others)], env=runtime.plain_env({"GOMAXPROCS": str(others + 1)}),
                               capture_output=True, text=True, timeout=120)
         traffic = json.loads(done.stdout)["alloc_traffic_mean_ns"] if done.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, TypeError):
-        traffic = None
-    if type(traffic) is int and 0 <= traffic < 10**9:
-        probe["alloc_traffic_mean_ns"] = traffic
-    else:
-        print("pagealloc: note: allocprobe failed; the replay prices heavy allocation from the Python probe", file=sys.stderr)
-    return probe
+        return None
+    return traffic if type(traffic) is int and 0 <= traffic < 10**9 else None
 
 
 def _other_ps(env: dict) -> int:
@@ -566,6 +581,11 @@ def _other_ps(env: dict) -> int:
     except ValueError:
         procs = cpus
     return max(min((procs if procs >= 1 else cpus) - 1, 4 * cpus), 1)
+
+
+def _other_cpus() -> int:
+    """One busy thread per CPU other than the probe's own (at least one): the narrow probe's width."""
+    return max((os.cpu_count() or 2) - 1, 1)
 
 
 def _save_copy(path: str) -> str:

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from pagealloc.sim.costmodel import CostModel
 
 
@@ -35,7 +37,7 @@ def test_machine_probe_measures_a_one_page_release_and_the_shootdown():
 
     probe = machine_probe(rounds=3, repeat=20)
     # every field but allocprobe's, which record adds from a Go program of its own
-    assert sorted(probe) == sorted(f for f in PROBE_FIELDS + PROBE_LATER_FIELDS if f != "alloc_traffic_mean_ns")
+    assert sorted(probe) == sorted(f for f in PROBE_FIELDS + PROBE_LATER_FIELDS if not f.startswith("alloc_traffic"))
     assert all(type(v) is int for v in probe.values())
     assert 0 < probe["madv_free_go_page_ns"] < 10**7  # a syscall: more than nothing, less than 10 ms
     assert 0 <= probe["tlb_shootdown_ns"] < 10**7
@@ -121,6 +123,48 @@ def test_a_recordings_probe_prices_its_replays_shootdown(tmp_path):
     grid.write_text('name = "probe"\ntraces = ["probed.parquet"]\nmodes = ["go1.14"]\n')
     (point,) = load_grid(grid).points
     assert dict(point.cost)["tlb_shootdown_ns"] == 2_000
+
+
+def test_a_probe_read_at_two_widths_prices_the_traffic_by_the_ps_running(tmp_path):
+    """Where allocprobe read the traffic beside one neighbour per other CPU as well as beside GOMAXPROCS - 1
+    (session 15), a heavy release pays the narrow price with up to that many other Ps running and the
+    wide one with all of them, linearly between (integer arithmetic, the same in both engines); with
+    one width it pays the wide one whatever runs."""
+    from pathlib import Path
+
+    from tracefiles import rewrite_metadata
+
+    from pagealloc.errors import UserError
+    from pagealloc.runtime.mheap import MHeap
+    from pagealloc.sim.calibrate import traffic_widths
+    from pagealloc.sim.replay import replay
+    from pagealloc.trace import trace_metadata
+
+    src = Path(__file__).resolve().parents[2] / "traces" / "go114-churn-p8.parquet"
+    means = {"tlb_shootdown_mean_ns": (20_000, 22_000), "memory_traffic_mean_ns": (9_000, 11_000),
+             "alloc_traffic_mean_ns": (14_000, 16_000)}
+    one = _with_probe(src, tmp_path / "one.parquet", 20_000, 22_000, traffic_ns=(9_000, 11_000), means=means)
+    means["alloc_traffic_narrow_mean_ns"] = (4_000, 5_000)
+    two = _with_probe(src, tmp_path / "two.parquet", 20_000, 22_000, traffic_ns=(9_000, 11_000), means=means)
+    two = rewrite_metadata(two, tmp_path / "two-w.parquet", lambda doc: doc["generator"]["machine_probe"].update(
+        busy_threads=7, busy_threads_narrow=1))
+    assert traffic_widths(trace_metadata(one)) is None
+    assert traffic_widths(trace_metadata(two)) == (300, 1, 7)  # 4,500 of 15,000
+    heap = MHeap()
+    heap.price.memory_traffic_ns = 15_000
+    assert [heap._traffic_ns(k) for k in (1, 7)] == [15_000, 15_000]  # one width: the wide price
+    heap.traffic_narrow_permille, heap.traffic_narrow_n, heap.traffic_wide_n = 300, 1, 7
+    assert [heap._traffic_ns(k) for k in range(9)] == [4_500, 4_500, 6_250, 8_000, 9_750, 11_500, 13_250,
+                                                       15_000, 15_000]
+    a, b = replay(one, "go1.14", engine="compiled"), replay(two, "go1.14", engine="compiled")
+    assert a.memory_traffic_ns == b.memory_traffic_ns == 15_000
+    # churn-p8 allocates heavily with few Ps running: cheaper releases, a shorter crit, more of them
+    assert b.released_background_count > a.released_background_count
+    assert replay(two, "go1.14", engine="python").deterministic() == b.deterministic()
+    bad = rewrite_metadata(two, tmp_path / "bad.parquet", lambda doc: doc["generator"]["machine_probe"].update(
+        busy_threads_narrow=7))
+    with pytest.raises(UserError, match="the narrow one fewer"):
+        trace_metadata(bad)
 
 
 def test_without_madv_free_there_is_no_probe_and_the_replay_keeps_the_default(monkeypatch):

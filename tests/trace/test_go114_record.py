@@ -9,6 +9,8 @@ minutes once, then cached.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import pagealloc
@@ -64,6 +66,11 @@ def test_record_a_program_on_go_1_14_and_hold_the_replay_against_it(goroot, tmp_
     assert r.tlb_shootdown_ns == round((probes[0]["tlb_shootdown_mean_ns"] + probes[1]["tlb_shootdown_mean_ns"]) / 2)
     # and what heavy allocation adds to it (sim/traffic.py): Go 1.14's own, beside the call (allocprobe)
     assert r.memory_traffic_ns == round((probes[0]["alloc_traffic_mean_ns"] + probes[1]["alloc_traffic_mean_ns"]) / 2)
+    # and, where GOMAXPROCS 3 outnumbers the other CPUs, read beside one goroutine per other CPU too
+    narrow = max((os.cpu_count() or 2) - 1, 1)
+    kept = m["generator"]["machine_probe"]
+    assert kept["busy_threads"] == 2 and kept.get("busy_threads_narrow") == (narrow if narrow < 2 else None), kept
+    assert all(("alloc_traffic_narrow_mean_ns" in p) == (narrow < 2) for p in probes), probes
     assert r.reference.released_bytes == sum(ref["released_bytes"].values())
     assert r.reference.ratios["heap_growths"] == r.heap_growths / ref["heap_growths"]
     # After scavengeAll every free page is released, so retained there is exact.

@@ -316,6 +316,29 @@ def test_the_shootdown_probe_runs_as_many_busy_threads_as_the_program_has_other_
     assert _other_ps({"GOMAXPROCS": "1024"}) == 4 * cpus
 
 
+def test_allocprobe_reads_a_narrow_width_only_where_the_ps_outnumber_the_other_cpus(monkeypatch):
+    """probe_machine runs allocprobe beside the program's other Ps, and again beside one goroutine per
+    other CPU where that is fewer (the price follows the Ps running, session 15); a narrow run that
+    fails leaves the wide reading alone, and a wide one that fails leaves a note and neither."""
+    import pagealloc.trace.record as record
+
+    monkeypatch.setattr(record, "machine_probe", lambda others: {"madv_free_go_page_ns": 4_000, "tlb_shootdown_ns": 20_000})
+    widths = []
+
+    def traffic(allocprobe, others, runtime):
+        widths.append(others)
+        return {7: 15_000, 1: 5_000}.get(others)
+
+    monkeypatch.setattr(record, "_alloc_traffic", traffic)
+    wide_and_narrow = record.probe_machine(7, "allocprobe", None, 1)
+    assert (wide_and_narrow["alloc_traffic_mean_ns"], wide_and_narrow["alloc_traffic_narrow_mean_ns"]) == (15_000, 5_000)
+    assert widths == [7, 1]
+    assert "alloc_traffic_narrow_mean_ns" not in record.probe_machine(1, "allocprobe", None, 1)  # one width
+    assert "alloc_traffic_narrow_mean_ns" not in record.probe_machine(7, "allocprobe", None, 3)  # narrow failed
+    assert "alloc_traffic_mean_ns" not in record.probe_machine(3, "allocprobe", None, 1)  # wide failed
+    assert record._other_cpus() == max((os.cpu_count() or 2) - 1, 1)
+
+
 @needs_go
 def test_an_allocprobe_that_does_not_build_leaves_a_note_and_the_python_probe(tmp_path, capfd, monkeypatch):
     """allocprobe is a measurement beside the recording, not the recording: if it does not build, record
