@@ -65,6 +65,16 @@ def _shootdown(r, meta: dict) -> str:
             + ("" if recorded_probes(meta) is not None else " (default)"))
 
 
+def _lock_cells(r, ref) -> str:
+    """The Ps' heap-lock acquisitions, P-stall and longest P-stall, model / runtime (the runtime's where the
+    recording has them: record stream version 5, pagealloc_record.go's pageallocLock)."""
+    def cell(model, real, scale, fmt):
+        return f"{fmt.format(model / scale)} / -" if real is None else f"{fmt.format(model / scale)} / {fmt.format(real / scale)}"
+    return " | ".join([cell(r.lock_acquisitions_mutator, ref.lock_acquisitions_mutator, 1, "{:,.0f}"),
+                       cell(r.p_stall_ns, ref.p_stall_ns, 1e3, "{:,.1f}"),
+                       cell(r.p_stall_max_ns, ref.p_stall_max_ns, 1e3, "{:,.1f}")])
+
+
 def run(args) -> int:
     from pagealloc.sim.reference import heap_walk
     from pagealloc.sim.replay import replay
@@ -74,9 +84,10 @@ def run(args) -> int:
     print(f"{args.mode} preset, timing {args.timing}, {args.crit} crit; model / real runtime")
     print("| trace | spans at the recorded address | heap_sys MiB | heap growths | background MiB (ratio) "
           "| background releases (ratio) | of them whole huge pages | growth MiB "
-          "| FreeOSMemory MiB | retained at the end, ratio | scavenge goals equal (row order) | order wait µs | P-stall µs "
+          "| FreeOSMemory MiB | retained at the end, ratio | scavenge goals equal (row order) | order wait µs "
+          "| heap-lock acquisitions | P-stall µs | longest P-stall µs "
           "| recorded with other load | shootdown priced µs (+ heavy traffic) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for e in entries:
         meta = trace_metadata(e.path)
         r = replay(e.path, args.mode, timing=args.timing, scavenger_crit=args.crit)
@@ -90,6 +101,6 @@ def run(args) -> int:
               f"| {_mib(r.released_growth_bytes, ref.released_growth_bytes)} "
               f"| {_mib(r.released_forced_bytes, ref.released_forced_bytes)} "
               f"| {ref.ratios['retained_final_bytes']:.3f} | {w.goals_agreed} / {w.goals} "
-              f"| {getattr(r, 'order_wait_ns', 0) / 1e3:,.1f} | {r.p_stall_ns / 1e3:,.1f} | {_other_load(meta)} "
+              f"| {getattr(r, 'order_wait_ns', 0) / 1e3:,.1f} | {_lock_cells(r, ref)} | {_other_load(meta)} "
               f"| {_shootdown(r, meta)} |", flush=True)
     return 0

@@ -296,7 +296,9 @@ def _wakeup_rows(results) -> list[list[str]]:
     return rows
 
 
-_COUNTS = ("heap_growths", "released_background_count", "released_background_whole_huge_pages")  # not bytes
+_COUNTS = ("heap_growths", "released_background_count", "released_background_whole_huge_pages",
+           "lock_acquisitions_mutator")  # not bytes
+_TIMES = ("p_stall_ns", "p_stall_max_ns")
 
 
 def _reference_rows(results) -> list[list[str]]:
@@ -308,7 +310,8 @@ def _reference_rows(results) -> list[list[str]]:
     for name in Reference.COMPARED:
         ratios = [r.reference.ratios[name] for r in results]
         real = getattr(results[0].reference, name)
-        rows.append([name, "-" if real is None else _fmt(real, "{:,}" if name in _COUNTS else "bytes"),
+        how = "{:,}" if name in _COUNTS else "ns" if name in _TIMES else "bytes"
+        rows.append([name, "-" if real is None else _fmt(real, how),
                      *("-" if x is None else f"{x:.3f}" for x in ratios)])
         if name == "released_background_whole_huge_pages" and real is not None:
             rows.append(_less_whole_huge_pages(results))

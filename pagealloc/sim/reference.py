@@ -46,6 +46,9 @@ COMPARED = {
     "heap_sys_bytes": lambda ref: ref["heap_sys_bytes"],
     "heap_growths": lambda ref: ref["heap_growths"],
     "scavenged_alloc_bytes": lambda ref: ref["scavenged_alloc_bytes"],
+    "lock_acquisitions_mutator": lambda ref: ref["heap_lock"]["acquisitions"] if "heap_lock" in ref else None,
+    "p_stall_ns": lambda ref: ref["heap_lock"]["wait_ns"] if "heap_lock" in ref else None,
+    "p_stall_max_ns": lambda ref: ref["heap_lock"]["wait_max_ns"] if "heap_lock" in ref else None,
 }
 assert tuple(COMPARED) == Reference.COMPARED
 

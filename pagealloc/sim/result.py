@@ -71,13 +71,18 @@ class Reference:
     heap_sys_bytes: int
     heap_growths: int
     scavenged_alloc_bytes: int
+    # the Ps' heap lock at the sites a row stands for (stream version 5 on; None: an older recording)
+    lock_acquisitions_mutator: int | None
+    p_stall_ns: int | None  # their waits for it, each from before lock() to holding it, summed
+    p_stall_max_ns: int | None
     ratios: dict  # figure -> model / real (None where real is 0 and the model's is not; 1.0 where both are 0)
     retained_timeline: list  # [(ns, retained bytes)] as ReplayResult.retained_timeline
     scavenger_wakeups: dict | None = None  # as ReplayResult.scavenger_wakeups; None: no scavenger_iterations
 
     COMPARED = ("released_bytes", "released_background_bytes", "released_background_count",
                 "released_background_whole_huge_pages", "released_growth_bytes", "released_forced_bytes",
-                "retained_final_bytes", "heap_sys_bytes", "heap_growths", "scavenged_alloc_bytes")
+                "retained_final_bytes", "heap_sys_bytes", "heap_growths", "scavenged_alloc_bytes",
+                "lock_acquisitions_mutator", "p_stall_ns", "p_stall_max_ns")
 
     @classmethod
     def flat_names(cls) -> list[str]:

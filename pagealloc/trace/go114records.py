@@ -71,8 +71,8 @@ from pagealloc.trace.go114sched import (
 )
 
 MAGIC = 0x3143455243415050  # b"PPACREC1"
-VERSION = 4  # 2: the mark start record carries heap_live; 3: the Ps' schedule and the scavenger's iterations; 4: sysmon's loop
-READS_VERSIONS = (1, 2, 3, 4)  # a version 1 stream's gc_start rows say heap_live is not known (0)
+VERSION = 5  # 2: the mark start record carries heap_live; 3: the Ps' schedule and the scavenger's iterations; 4: sysmon's loop; 5: the heap lock's waits
+READS_VERSIONS = (1, 2, 3, 4, 5)  # a version 1 stream's gc_start rows say heap_live is not known (0)
 RECORD = np.dtype([("ts", "<i8"), ("head", "<u8"), ("w", "<u8", (6,))])
 HEAP_BASE = 0xC000000000  # arena hint 0x00c0 << 32
 PAGE_SHIFT = 13
@@ -83,8 +83,11 @@ EV_START, EV_ALLOC, EV_FREE, EV_GC_START, EV_GC_END, EV_FOM_START, EV_FOM_END = 
 EV_SCAVENGE, EV_GROW, EV_PCACHE_FLUSH, EV_PROCS, EV_SET_GC_PERCENT, EV_END = 8, 9, 10, 11, 12, 13
 # Version 3: the schedule (their codes and reader: pagealloc.trace.go114sched)
 assert go114sched.EV_PROCS == EV_PROCS
-EV_LAST = EV_STOP_REQUEST
-LAST_EVENT_OF = {1: EV_END, 2: EV_END, 3: EV_SCAV_READY, 4: EV_STOP_REQUEST}  # by stream version
+# Version 5: the Ps' waits for the heap lock at the sites a row stands for (pagealloc_record.go's pageallocLock)
+EV_LOCK_WAIT, EV_HEAP_LOCK = 31, 32
+EV_LAST = EV_HEAP_LOCK
+LAST_EVENT_OF = {1: EV_END, 2: EV_END, 3: EV_SCAV_READY, 4: EV_STOP_REQUEST, 5: EV_HEAP_LOCK}  # by stream version
+LOCK_SITES = ("refill", "alloc", "free", "free_manual")  # a wait's x, from 1
 EVENTS = dict(
     start=EV_START, alloc=EV_ALLOC, free=EV_FREE, gc_start=EV_GC_START, gc_end=EV_GC_END, fom_start=EV_FOM_START,
     fom_end=EV_FOM_END, scavenge=EV_SCAVENGE, grow=EV_GROW, pcache_flush=EV_PCACHE_FLUSH, procs=EV_PROCS,
@@ -92,6 +95,7 @@ EVENTS = dict(
     resume=EV_RESUME, stw=EV_STW, preempt_req=EV_PREEMPT_REQ, sweep_done=EV_SWEEP_DONE, scav_iter=EV_SCAV_ITER,
     scav_sleep=EV_SCAV_SLEEP, scav_woke=EV_SCAV_WOKE, scav_park=EV_SCAV_PARK, timer_fire=EV_TIMER_FIRE,
     scav_ready=EV_SCAV_READY, sysmon=EV_SYSMON, sysmon_sleep=EV_SYSMON_SLEEP, stop_request=EV_STOP_REQUEST,
+    lock_wait=EV_LOCK_WAIT, heap_lock=EV_HEAP_LOCK,
 )
 MANUAL, FROM_CACHE, REFILLED, MARKING = 1, 2, 4, 8  # alloc flags
 RELEASED_BY = ("background", "growth", "forced")  # scavenge record's x
@@ -224,6 +228,7 @@ def reference(recs: np.ndarray, rows: np.ndarray, label: str) -> dict:
         return {"columns": columns, "rows": [[int(v) for v in values(i)] for i in idx]}
 
     end = w[-1]
+    lock = heap_lock(recs, ts, label)
     procs = x[ev == EV_PROCS]
     after_init = np.arange(len(ev)) > np.argmax(ev == EV_PROCS)  # schedinit ends with the first procresize
     return {
@@ -245,6 +250,7 @@ def reference(recs: np.ndarray, rows: np.ndarray, label: str) -> dict:
         "set_gc_percent_calls": int(((ev == EV_SET_GC_PERCENT) & after_init).sum()),  # gcinit's own call excluded
         "allocs_from_cache": int(((ev == EV_ALLOC) & (flags & FROM_CACHE != 0)).sum()),
         "allocs_while_marking": int(((ev == EV_ALLOC) & (flags & MARKING != 0)).sum()),
+        **({"heap_lock": lock} if lock is not None else {}),
         "retained_timeline": timeline,
         "released_timeline": {"columns": ["ts", *RELEASED_BY], "rows": released_timeline},
         "gc_end": table(
@@ -262,6 +268,38 @@ def reference(recs: np.ndarray, rows: np.ndarray, label: str) -> dict:
             "columns": ["before_row", "page", "npages"],
             "rows": [[int(np.searchsorted(rows, i)), int((w[i, 0] - HEAP_BASE) >> PAGE_SHIFT), int(w[i, 1])] for i in np.flatnonzero(scav & (x == 0))],
         },
+    }
+
+
+def heap_lock(recs: np.ndarray, ts: np.ndarray, label: str) -> dict | None:
+    """The Ps' heap lock at the sites a row stands for (stream version 5 on; None before): how often
+    they took it, how often and how long they waited for it (each wait from before lock() to holding
+    it: the runtime's P-stall), the longest wait, the waits by P (index P + 1: 0 is no P) and by site."""
+    if recs[0]["w"][1] < 5:
+        return None
+    ev, w, x = recs["head"] & 0xFF, recs["w"], recs["head"] >> 32
+    totals = np.flatnonzero(ev == EV_HEAP_LOCK)
+    waits = np.flatnonzero(ev == EV_LOCK_WAIT)
+    if len(totals) != 1:
+        raise UserError(f"{label}: {len(totals)} heap-lock totals records, not 1 (a corrupt stream)")
+    acquisitions, counted = (int(v) for v in w[totals[0], :2])
+    bad = np.flatnonzero((x[waits] < 1) | (x[waits] > len(LOCK_SITES)))
+    if counted != len(waits) or counted > acquisitions or len(bad):
+        raise UserError(f"{label}: the heap-lock waits do not add up ({len(waits)} wait records, {counted} counted, "
+                        f"{acquisitions} acquisitions{', a wait at an unknown site' if len(bad) else ''})")
+    wait = w[waits, 0].astype(np.int64)
+    p = ((recs["head"][waits] >> 16) & 0xFFFF).astype(np.int64)
+    return {
+        "acquisitions": acquisitions,
+        "waits": counted,
+        "wait_ns": int(wait.sum()),
+        "wait_max_ns": int(wait.max()) if len(wait) else 0,
+        "wait_ns_by_p": [int(v) for v in np.bincount(p, weights=wait, minlength=1).astype(np.int64)],
+        "waits_by_site": {site: int((x[waits] == k).sum()) for k, site in enumerate(LOCK_SITES, 1)},
+        # each wait, as it ended (ts on the rows' clock; p -1: no P)
+        "wait_rows": {"columns": ["ts", "p", "site", "wait_ns"],
+                      "rows": [[int(t), int(q) - 1, LOCK_SITES[int(k) - 1], int(v)]
+                               for t, q, k, v in zip(ts[waits], p, x[waits], wait)]},
     }
 
 

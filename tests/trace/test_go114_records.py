@@ -56,7 +56,8 @@ def base(page: int) -> int:
 
 
 # A small program's life: a grow, a stack, two heap spans (one from the page
-# cache), a GC, a background and a growth release, FreeOSMemory, the end.
+# cache), a GC, a background and a growth release, FreeOSMemory, a P's wait for
+# the heap lock, the heap lock's totals, the end.
 GOOD = [
     start(),
     rec("grow", 1, 4 << 20, 64 << 20, 64 << 20, NONE, 0),
@@ -73,6 +74,8 @@ GOOD = [
     rec("fom_start", (128 << 20) - 4 * PAGE, 100 << 20),
     rec("scavenge", base(7), 10, x=2),
     rec("fom_end", 10 * PAGE, (128 << 20) - 4 * PAGE, (100 << 20) + 10 * PAGE),
+    rec("lock_wait", 7_000, p=1, x=3, ts=400),  # P 1 waited 7 us at freeSpan (site 3)
+    rec("heap_lock", 3, 1),  # 3 acquisitions at the rows' sites (the refill, the large alloc, the free), 1 wait
     rec("end", (128 << 20) - 4 * PAGE, (100 << 20) + 10 * PAGE, PAGE, 4 * PAGE, 0, 2),
 ]
 
@@ -125,7 +128,22 @@ def test_a_stream_becomes_rows_and_a_reference(tmp_path):
         (128 << 20) - (100 << 20) - 10 * PAGE,
     ]
     assert ref["released_timeline"]["rows"][-1][1:] == [2 * PAGE, PAGE, 10 * PAGE]
+    # The Ps' waits for the heap lock at the rows' sites (stream version 5): the runtime's P-stall.
+    first_row_ts = 100 + 10 * 2  # the manual span's record, at index 2
+    assert ref["heap_lock"] == {
+        "acquisitions": 3, "waits": 1, "wait_ns": 7_000, "wait_max_ns": 7_000, "wait_ns_by_p": [0, 0, 7_000],
+        "waits_by_site": {"refill": 0, "alloc": 0, "free": 1, "free_manual": 0},
+        "wait_rows": {"columns": ["ts", "p", "site", "wait_ns"], "rows": [[400 - first_row_ts, 1, "free", 7_000]]}}
     assert warnings_for(ref) == []
+
+
+def test_a_stream_before_version_5_has_no_heap_lock_figures(tmp_path):
+    v4 = [rec("start", MAGIC, 4, 4096, PAGE, 64 << 20, 0, ts=50), *GOOD[1:15], GOOD[-1]]
+    meta = import_records(str(write(tmp_path, v4)), str(tmp_path / "t.parquet"))
+    assert "heap_lock" not in meta["reference"]
+    f = reference_record(meta, _Model(meta), "t").flat()
+    assert f["reference_p_stall_ns"] is None and f["reference_p_stall_ns_ratio"] is None
+    assert f["reference_lock_acquisitions_mutator"] is None
 
 
 def test_the_mark_start_row_carries_heap_live(tmp_path):
@@ -137,27 +155,33 @@ def test_the_mark_start_row_carries_heap_live(tmp_path):
         return list(t[t.op == "gc_start"].value)
 
     assert gc_start_values(GOOD) == [3 << 20]
-    v1 = [rec("start", MAGIC, 1, 4096, PAGE, 64 << 20, 0, ts=50), *GOOD[1:]]
+    v1 = [rec("start", MAGIC, 1, 4096, PAGE, 64 << 20, 0, ts=50), *GOOD[1:15], GOOD[-1]]  # no heap-lock records
     assert gc_start_values(v1) == [0]
+
+
+class _Model:
+    """A result's fields, as the replay fills them."""
+
+    def __init__(self, meta):
+        self.released_bytes = 13 * PAGE
+        self.released_background_bytes = 3 * PAGE
+        self.released_background_count = 3
+        self.released_background_whole_huge_pages = 0
+        self.released_growth_bytes = PAGE
+        self.released_forced_bytes = 9 * PAGE
+        self.retained_final_bytes = meta["reference"]["retained_final_bytes"]
+        self.heap_sys_bytes = 128 << 20
+        self.heap_growths = 2
+        self.scavenged_alloc_bytes = 0
+        self.lock_acquisitions_mutator = 4
+        self.p_stall_ns = self.p_stall_max_ns = 3_500
 
 
 def test_the_reference_reaches_the_replay_result(tmp_path):
     path = write(tmp_path, GOOD)
     meta = import_records(str(path), str(tmp_path / "t.parquet"))
 
-    class Model:  # a result's fields, as the replay fills them
-        released_bytes = 13 * PAGE
-        released_background_bytes = 3 * PAGE
-        released_background_count = 3
-        released_background_whole_huge_pages = 0
-        released_growth_bytes = PAGE
-        released_forced_bytes = 9 * PAGE
-        retained_final_bytes = meta["reference"]["retained_final_bytes"]
-        heap_sys_bytes = 128 << 20
-        heap_growths = 2
-        scavenged_alloc_bytes = 0
-
-    f = reference_record(meta, Model(), "t").flat()
+    f = reference_record(meta, _Model(meta), "t").flat()
     assert f["reference_released_bytes"] == 13 * PAGE and f["reference_released_bytes_ratio"] == 1.0
     assert f["reference_released_background_bytes_ratio"] == 1.5
     assert f["reference_released_forced_bytes_ratio"] == 0.9
@@ -165,7 +189,10 @@ def test_the_reference_reaches_the_replay_result(tmp_path):
     assert f["reference_scavenged_alloc_bytes_ratio"] == 0.0
     assert (f["reference_released_background_whole_huge_pages"], f["reference_released_background_whole_huge_pages_ratio"]) == (0, 1.0)
     assert len(f["reference_retained_timeline"]) == 3
-    assert reference_record({"source": "go-trace"}, Model(), "t") is None
+    assert (f["reference_lock_acquisitions_mutator"], f["reference_lock_acquisitions_mutator_ratio"]) == (3, 4 / 3)
+    assert (f["reference_p_stall_ns"], f["reference_p_stall_ns_ratio"]) == (7_000, 0.5)
+    assert (f["reference_p_stall_max_ns"], f["reference_p_stall_max_ns_ratio"]) == (7_000, 0.5)
+    assert reference_record({"source": "go-trace"}, _Model(meta), "t") is None
 
 
 def test_bad_reference_metadata_is_an_error():
@@ -190,10 +217,10 @@ def truncated(tmp_path) -> Path:
 
 
 BROKEN = {
-    "truncated": (truncated, "truncated record stream (1014 bytes is not a whole number of 64-byte records)"),
+    "truncated": (truncated, "truncated record stream (1142 bytes is not a whole number of 64-byte records)"),
     "no end": (lambda t: write(t, GOOD[:-1]), "truncated record stream: no end record (the program crashed or was killed"),
     "unknown event": (lambda t: write(t, [*GOOD[:3], (0, 99, [0] * 6), *GOOD[3:]]), "record 3: unknown event 99"),
-    "after the end": (lambda t: write(t, [*GOOD, rec("alloc", base(40), 1)]), "record 16: a record after the end record"),
+    "after the end": (lambda t: write(t, [*GOOD, rec("alloc", base(40), 1)]), "record 18: a record after the end record"),
     "neither": (lambda t: (t / "r.bin").write_bytes(b"not a recording\n" * 10) and t / "r.bin", "not a Go execution trace"),
     "version": (lambda t: write(t, [rec("start", MAGIC, 7), *GOOD[1:]]), "record stream version 7"),
     "dropped": (lambda t: write(t, [*GOOD[:-1], rec("end", 0, 0, 0, 0, 5, 2)]), "dropped 5 records"),
@@ -203,6 +230,11 @@ BROKEN = {
     "outside the heap": (lambda t: write(t, [*GOOD[:5], rec("alloc", 0x1000, 1), *GOOD[5:]]),
                          "record 5: span base 0x1000 with 1 pages is not a span of the heap at 0xc000000000"),
     "bad who": (lambda t: write(t, [*GOOD[:9], rec("scavenge", base(5), 2, x=7), *GOOD[10:]]), "record 9: scavenge by unknown caller 7"),
+    "no lock totals": (lambda t: write(t, [*GOOD[:16], GOOD[-1]]), "0 heap-lock totals records, not 1"),
+    "lock waits": (lambda t: write(t, [*GOOD[:16], rec("heap_lock", 3, 2), GOOD[-1]]),
+                   "the heap-lock waits do not add up (1 wait records, 2 counted, 3 acquisitions)"),
+    "lock site": (lambda t: write(t, [*GOOD[:15], rec("lock_wait", 7_000, p=1, x=9), *GOOD[16:]]),
+                  "the heap-lock waits do not add up (1 wait records, 1 counted, 3 acquisitions, a wait at an unknown site)"),
 }
 
 

@@ -137,6 +137,7 @@ def test_record_stream_schedule_and_iterations(tmp_path):
         rec("stw", 3, p=0, flags=0, ts=10_000_600),  # P0 goes on running the scavenger
         rec("sweep_done", 4, 1, p=1, ts=10_000_700),
         rec("free", base, 1, p=0, ts=10_000_800),
+        rec("heap_lock", 0, 0, ts=10_000_900),  # version 5: the heap lock's totals before the end
         rec("end", 64 << 20, 0, 0, 0, 0, 2, ts=10_000_900),
     ]
     arr = np.zeros(len(records), RECORD)
@@ -180,6 +181,7 @@ def test_a_timer_without_a_p_is_minus_one(tmp_path):
         rec("scav_iter", 10, 10, 8192, 0, 0, p=0, ts=110),
         rec("scav_sleep", 105, 105, 0, 0, p=0, x=2**32 - 1, ts=115),
         rec("free", base, 1, p=0, ts=200),
+        rec("heap_lock", 0, 0, ts=300),  # version 5: the heap lock's totals before the end
         rec("end", 64 << 20, 0, 0, 0, 0, 1, ts=300),
     ]
     arr = np.zeros(len(records), RECORD)

@@ -21,7 +21,7 @@ import (
 
 const (
 	pageallocRecMagic   = 0x3143455243415050 // "PPACREC1"
-	pageallocRecVersion = 4 // 2: the mark start record carries heap_live; 3: the Ps' schedule and the scavenger's iterations; 4: sysmon's loop
+	pageallocRecVersion = 5 // 2: the mark start record carries heap_live; 3: the Ps' schedule and the scavenger's iterations; 4: sysmon's loop; 5: the heap lock's waits
 	pageallocRecBufLen  = 4096
 
 	pageallocEvStart        = 1  // magic, version, physPageSize, pageSize, heapArenaBytes, records dropped
@@ -60,6 +60,10 @@ const (
 	pageallocEvSysmonSleep  = 29 // back from its sleep on sysmonnote: when it began, how long it asked for (ns)
 	pageallocEvStopRequest  = 30 // stopTheWorldWithSema sets gcwaiting (the Ps stop after it)
 
+	// Version 5: the heap lock at the sites a trace row stands for (pageallocLock)
+	pageallocEvLockWait = 31 // a wait for it, as it ends: wait (ns); x = site (pageallocSite*)
+	pageallocEvHeapLock = 32 // before the end record: acquisitions at those sites, of them waits
+
 	pageallocRecPending = 0 // buffering until the environment is read
 	pageallocRecOn      = 1
 	pageallocRecOff     = 2
@@ -78,6 +82,42 @@ var pageallocRec struct {
 	n       int
 	dropped uint64
 	buf     [pageallocRecBufLen]pageallocRecord
+}
+
+// The sites pageallocLock times: allocSpan's page-cache refill, allocSpan's heap
+// path, freeSpan, freeManual.
+const (
+	pageallocSiteRefill = 1
+	pageallocSiteAlloc  = 2
+	pageallocSiteFree   = 3
+	pageallocSiteManual = 4
+)
+
+// pageallocLockAcq and pageallocLockWaits count pageallocLock's acquisitions
+// and its waits; written under the heap lock.
+var pageallocLockAcq, pageallocLockWaits uint64
+
+// pageallocLock is lock(l) for the heap lock at the sites a trace row stands
+// for, recording a wait where the lock was held at the first look: the time
+// from before lock(l) to holding it (spin, futex sleep, wake-up), what the
+// replay calls P-stall.  A lock taken between the look and lock(l) waits
+// untimed (rare: the window is one load).  Off the recording, it is lock(l).
+func pageallocLock(l *mutex, site uint32) {
+	if atomic.Load(&pageallocRec.state) == pageallocRecOff {
+		lock(l)
+		return
+	}
+	if atomic.Load(key32(&l.key)) == mutex_unlocked {
+		lock(l)
+		pageallocLockAcq++
+		return
+	}
+	t0 := nanotime()
+	lock(l)
+	wait := nanotime() - t0
+	pageallocLockAcq++
+	pageallocLockWaits++
+	pageallocRecordEv(pageallocEvLockWait, 0, site, uint64(wait), 0, 0, 0, 0, 0)
 }
 
 // pageallocRecWho is who scavenges, set under the heap lock by the callers of
@@ -176,6 +216,7 @@ func pageallocRecEnd(code int32) {
 	}
 	systemstack(func() {
 		lock(&mheap_.lock)
+		pageallocRecordEv(pageallocEvHeapLock, 0, 0, pageallocLockAcq, pageallocLockWaits, 0, 0, 0, 0)
 		pageallocRecordEv(pageallocEvEnd, 0, uint32(code), memstats.heap_sys, memstats.heap_released,
 			memstats.heap_inuse, memstats.stacks_inuse, pageallocRec.dropped, uint64(gomaxprocs))
 		r := &pageallocRec
