@@ -296,10 +296,10 @@ def heap_lock(recs: np.ndarray, ts: np.ndarray, label: str) -> dict | None:
         "wait_max_ns": int(wait.max()) if len(wait) else 0,
         "wait_ns_by_p": [int(v) for v in np.bincount(p, weights=wait, minlength=1).astype(np.int64)],
         "waits_by_site": {site: int((x[waits] == k).sum()) for k, site in enumerate(LOCK_SITES, 1)},
-        # each wait, as it ended (ts on the rows' clock; p -1: no P)
-        "wait_rows": {"columns": ["ts", "p", "site", "wait_ns"],
-                      "rows": [[int(t), int(q) - 1, LOCK_SITES[int(k) - 1], int(v)]
-                               for t, q, k, v in zip(ts[waits], p, x[waits], wait)]},
+        # each wait, as it ended (ts on the rows' clock; p -1: no P), and how often it slept in the futex
+        "wait_rows": {"columns": ["ts", "p", "site", "wait_ns", "sleeps"],
+                      "rows": [[int(t), int(q) - 1, LOCK_SITES[int(k) - 1], int(v), int(n)]
+                               for t, q, k, v, n in zip(ts[waits], p, x[waits], wait, w[waits, 1])]},
     }
 
 

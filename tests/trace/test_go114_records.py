@@ -74,7 +74,7 @@ GOOD = [
     rec("fom_start", (128 << 20) - 4 * PAGE, 100 << 20),
     rec("scavenge", base(7), 10, x=2),
     rec("fom_end", 10 * PAGE, (128 << 20) - 4 * PAGE, (100 << 20) + 10 * PAGE),
-    rec("lock_wait", 7_000, p=1, x=3, ts=400),  # P 1 waited 7 us at freeSpan (site 3)
+    rec("lock_wait", 7_000, 1, p=1, x=3, ts=400),  # P 1 waited 7 us at freeSpan (site 3), slept once
     rec("heap_lock", 3, 1),  # 3 acquisitions at the rows' sites (the refill, the large alloc, the free), 1 wait
     rec("end", (128 << 20) - 4 * PAGE, (100 << 20) + 10 * PAGE, PAGE, 4 * PAGE, 0, 2),
 ]
@@ -133,7 +133,7 @@ def test_a_stream_becomes_rows_and_a_reference(tmp_path):
     assert ref["heap_lock"] == {
         "acquisitions": 3, "waits": 1, "wait_ns": 7_000, "wait_max_ns": 7_000, "wait_ns_by_p": [0, 0, 7_000],
         "waits_by_site": {"refill": 0, "alloc": 0, "free": 1, "free_manual": 0},
-        "wait_rows": {"columns": ["ts", "p", "site", "wait_ns"], "rows": [[400 - first_row_ts, 1, "free", 7_000]]}}
+        "wait_rows": {"columns": ["ts", "p", "site", "wait_ns", "sleeps"], "rows": [[400 - first_row_ts, 1, "free", 7_000, 1]]}}
     assert warnings_for(ref) == []
 
 

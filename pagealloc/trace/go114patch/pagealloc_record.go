@@ -61,7 +61,7 @@ const (
 	pageallocEvStopRequest  = 30 // stopTheWorldWithSema sets gcwaiting (the Ps stop after it)
 
 	// Version 5: the heap lock at the sites a trace row stands for (pageallocLock)
-	pageallocEvLockWait = 31 // a wait for it, as it ends: wait (ns); x = site (pageallocSite*)
+	pageallocEvLockWait = 31 // a wait for it, as it ends: wait (ns), futex sleeps in it; x = site (pageallocSite*)
 	pageallocEvHeapLock = 32 // before the end record: acquisitions at those sites, of them waits
 
 	pageallocRecPending = 0 // buffering until the environment is read
@@ -100,7 +100,9 @@ var pageallocLockAcq, pageallocLockWaits uint64
 // pageallocLock is lock(l) for the heap lock at the sites a trace row stands
 // for, recording a wait where the lock was held at the first look: the time
 // from before lock(l) to holding it (spin, futex sleep, wake-up), what the
-// replay calls P-stall.  A lock taken between the look and lock(l) waits
+// replay calls P-stall, and how often lock() slept in the futex meanwhile
+// (each sleep ends with a wake-up that may find the lock taken again: Go's
+// lock has no hand-off).  A lock taken between the look and lock(l) waits
 // untimed (rare: the window is one load).  Off the recording, it is lock(l).
 func pageallocLock(l *mutex, site uint32) {
 	if atomic.Load(&pageallocRec.state) == pageallocRecOff {
@@ -112,12 +114,14 @@ func pageallocLock(l *mutex, site uint32) {
 		pageallocLockAcq++
 		return
 	}
+	mp := getg().m
+	sleeps := mp.pageallocSleeps
 	t0 := nanotime()
 	lock(l)
 	wait := nanotime() - t0
 	pageallocLockAcq++
 	pageallocLockWaits++
-	pageallocRecordEv(pageallocEvLockWait, 0, site, uint64(wait), 0, 0, 0, 0, 0)
+	pageallocRecordEv(pageallocEvLockWait, 0, site, uint64(wait), uint64(mp.pageallocSleeps-sleeps), 0, 0, 0, 0)
 }
 
 // pageallocRecWho is who scavenges, set under the heap lock by the callers of
