@@ -1,5 +1,6 @@
 # Types for the compiled copy of heaplock.py (runtime/replay_sources.py).  Virtual ns: int64.
 cdef class LockTimeline:
-    cdef public long long busy_until
-    cdef public object log
+    cdef public long long busy_until, spin_ns, wake_ns, wake_busy_ns, cpus
+    cdef public object log, sched
     cpdef hold(self, long long start, long long end, who)
+    cpdef long long back_ns(self, long long wait, long long waiter, long long release) except? -1

@@ -427,7 +427,7 @@ cdef class Replay:
     cdef public long long events, skipped, agree, allocs, retained_peak, goals_derived, last_ts
     cdef SpanTable table
     cdef int tcode
-    cdef long long lock_ns, lock_spin_ns, futex_wake_ns
+    cdef long long lock_ns
 
     def __init__(self, config, cost, *, kinds_known=False, psched=None, **knobs):
         """engine.py's Replay.__init__."""
@@ -443,7 +443,7 @@ cdef class Replay:
         self.mode = mode
         self.bg_locked, self.forced_locked = LOCKED_SITES[mode]
         self.cost = cost
-        self.lock_ns, self.lock_spin_ns, self.futex_wake_ns = cost.lock_ns, cost.lock_spin_ns, cost.futex_wake_ns
+        self.lock_ns = cost.lock_ns
         self.timing = timing
         self.tcode = timing_code(timing)
         self.closed_loop = timing == "closed"
@@ -465,7 +465,8 @@ cdef class Replay:
         self.pending = 0
         self.trace_done = False
         self.log = None
-        self.lock_line = LockTimeline()
+        self.lock_line = LockTimeline(cost.lock_spin_ns, cost.futex_wake_ns, cost.futex_wake_busy_ns)
+        self.lock_line.sched = psched
         self.stalls = Histogram()
         self.holds = Histogram()
         self.latency = Histogram()
@@ -562,7 +563,7 @@ cdef class Replay:
         cdef long long busy = self.lock_line.busy_until, wait, stall, hold
         if busy > start:
             wait = busy - start
-            stall = wait + self.futex_wake_ns if wait > self.lock_spin_ns else wait
+            stall = wait + self.lock_line.back_ns(wait, a.pid, busy)
             hist_add(self.stalls, stall)
             a.stall_ns += stall
             a.delay += stall

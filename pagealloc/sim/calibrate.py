@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import math
 import mmap
+import os
 import statistics
 import time
 from dataclasses import replace
 
 from pagealloc.sim.costmodel import CostModel
+from pagealloc.trace.shootdown import wake_samples
 from pagealloc.trace.shootdown import PAGE, PROBE_REPEAT, madv_free_small_ns, machine_probe, recorded_probes, touch
 from pagealloc.trace.format import MACHINE_PROBE_KEY
 
@@ -119,7 +121,8 @@ def priced_fields(probes: list[dict]) -> dict[str, str]:
     the memory traffic's share where every probe measured it (probes since session 9); the means, slow
     calls in, where every probe kept them (since session 13; Go's pacing follows the mean of its crit),
     and for the traffic allocprobe's reading (Go's own allocation beside the call,
-    trace/gosrc/allocprobe.go) where every probe ran it."""
+    trace/gosrc/allocprobe.go) where every probe ran it; a lock waiter's way back to a CPU, every CPU
+    busy and one free, where every probe read them (since session 16)."""
     def every(key: str) -> bool:
         return all(key in p for p in probes)
 
@@ -129,6 +132,9 @@ def priced_fields(probes: list[dict]) -> dict[str, str]:
         fields["memory_traffic_ns"] = "alloc_traffic_mean_ns"
     elif every(f"memory_traffic{mean}_ns"):
         fields["memory_traffic_ns"] = f"memory_traffic{mean}_ns"
+    if every("wake_busy_mean_ns") and every("wake_free_ns"):  # since session 16
+        fields["futex_wake_busy_ns"] = "wake_busy_mean_ns"
+        fields["futex_wake_ns"] = "wake_free_ns"
     return fields
 
 
@@ -271,6 +277,9 @@ def calibrate(repeat: int = 30) -> dict:
         "cold_per_doubling_ns": per_doubling,
         "cold_max_ns": cold_max,
         "memory_traffic_ns": traffic,
+        # a lock waiter's way back with every CPU busy: the mean, as record's probe reads it ("Session 16")
+        "futex_wake_busy_ns": int(round(statistics.fmean(wake_samples(max(10, 2 * repeat),
+                                                                      max((os.cpu_count() or 1) - 1, 1))))),
     }
 
 

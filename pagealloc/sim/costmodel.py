@@ -24,7 +24,12 @@ x86 server; ``pagealloc calibrate`` measures the OS ones on this machine):
                          core.  ``pagealloc calibrate`` measures a blocked
                          process's wake-up through a pipe ping-pong (half a
                          round trip) as a stand-in: 1,850 here (median of
-                         three runs: 1,820, 1,852, 1,854).
+                         three runs: 1,820, 1,852, 1,854).  `record`'s probe
+                         reads it as Go's waiter has it: a thread that ran,
+                         blocked ~30 us and was woken with a CPU free (the
+                         median), 40-100 us on the 2-vCPU VM (the idle vCPU
+                         woken too; trace/shootdown.wake_samples; "Session
+                         16").
   grow_chunk_ns          pageAlloc.grow bookkeeping per 4 MiB chunk: 300.
   sys_alloc_ns           reserving and mapping a 64 MiB arena (mmap x2): 20,000.
   chunk_scan_ns          the scavenger's look at one chunk (summary + bitmap
@@ -121,6 +126,18 @@ x86 server; ``pagealloc calibrate`` measures the OS ones on this machine):
                          goroutine per other CPU, a release with fewer Ps
                          running pays less, down to that share of it
                          (MHeap._traffic_ns; "Session 15").
+  futex_wake_busy_ns     futex_wake_ns when every CPU of the recording machine
+                         is busy (the other Ps running at the release are as
+                         many as its CPUs; sim/heaplock.py): a waiter past the
+                         spin gave up its CPU (osyield or futexsleep) and waits
+                         to run again.  `record`'s probe measures it
+                         (trace/shootdown.wake_samples: 0.8-2.1 ms means on
+                         the 2-vCPU VM, 2026-12-06, Linux 6.18's EEVDF letting
+                         the running thread finish its slice); the Go 1.14.6
+                         runtime's own waits past the spin with 2 or 3 other Ps
+                         running averaged 0.4-1.4 ms there (docs/fidelity-log.md,
+                         "Session 16").  Default: futex_wake_ns, so recordings
+                         without the probe (the bundled corpus) replay as before.
   page_fault_ns          writing one 4 KiB page released with MADV_DONTNEED
                          again (minor fault + zeroing): 1,100.
   page_retouch_free_ns   writing one 4 KiB page released with MADV_FREE that
@@ -178,7 +195,8 @@ class CostModel:
     cold_floor_ns: int = 2_000_000
     cold_per_doubling_ns: int = 4_900
     cold_max_ns: int = 32_000
-    memory_traffic_ns: int = 2_800  # last: a seed's draws for the costs before it stay what they were
+    memory_traffic_ns: int = 2_800
+    futex_wake_busy_ns: int = 1_850  # last: a seed's draws for the costs before it stay what they were
 
     def as_dict(self) -> dict:
         return asdict(self)

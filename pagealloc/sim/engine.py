@@ -99,7 +99,9 @@ class Replay:
         self.pending = 0  # events queued and not yet completed
         self.trace_done = False
         self.log = None  # a list to get (pid, row, op, start, end) per event run (tests)
-        self.lock_line = LockTimeline()  # mheap_.lock's holds in virtual time: one holder at a time
+        # mheap_.lock's holds in virtual time: one holder at a time; what a waiter pays to run again
+        self.lock_line = LockTimeline(cost.lock_spin_ns, cost.futex_wake_ns, cost.futex_wake_busy_ns)
+        self.lock_line.sched = psched
         self.stalls = Histogram()
         self.holds = Histogram()
         self.latency = Histogram()
@@ -158,8 +160,9 @@ class Replay:
         timed as asking for it at ``start`` and holding it for all of its
         work but the part done after the release (page faults, cache hits);
         if another actor holds the lock then, it waits (a stall).  A wait
-        longer than Go's spin (lock_spin_ns) sleeps in the futex, and waking
-        it costs the waiter futex_wake_ns more.
+        longer than Go's spin (lock_spin_ns) gave up its CPU, and running
+        again costs it LockTimeline.back_ns more (futex_wake_ns, or
+        futex_wake_busy_ns with every CPU busy).
         """
         heap = self.heap
         after = heap.after_unlock_ns
@@ -173,10 +176,10 @@ class Replay:
         stalls = self.stalls
         if busy > start:
             wait = busy - start
-            # Past the spin the waiter sleeps, and waking it costs futex_wake_ns.  The
+            # Past the spin the waiter gave up its CPU and pays to run again (back_ns).  The
             # lock is not idle meanwhile (Go's lock has no handoff: a P spinning for it
             # takes it), so only the waiter pays: its section is timed from the release.
-            stall = wait + cost.futex_wake_ns if wait > cost.lock_spin_ns else wait
+            stall = wait + line.back_ns(wait, a.pid, busy)
             stalls.add(stall)
             a.stall_ns += stall
             a.delay += stall

@@ -10,10 +10,13 @@ hold backwards; a section that would start before it is a bug of the model
 (InvariantError), whoever holds it: a P, the runtime, a FreeOSMemory step
 or the background scavenger.
 
-A waiter past Go's spin sleeps in the futex and pays ``futex_wake_ns`` to
-wake.  Go's lock has no hand-off (a spinning thread may take it first), so
-the lock is not kept idle for the sleeper: its section is placed from the
-release, and only the waiter's own clock pays the wake-up.
+A waiter past Go's spin gave up its CPU (osyield, then futexsleep) and pays
+to run again (``back_ns``): ``futex_wake_ns``, or ``futex_wake_busy_ns``
+where, at the release, the other Ps running are as many as the recording
+machine's CPUs (the Go 1.14.6 runtime's waits, docs/fidelity-log.md,
+"Session 16").  Go's lock has no hand-off (a spinning thread may take it
+first), so the lock is not kept idle for the waiter: its section is placed
+from the release, and only the waiter's own clock pays.
 """
 
 from __future__ import annotations
@@ -24,11 +27,24 @@ from pagealloc.runtime.invariants import InvariantError
 class LockTimeline:
     """The heap lock's holds in virtual time.  ``log``: a list to get (start, end, who) per hold (tests, --check)."""
 
-    __slots__ = ("busy_until", "log")
+    __slots__ = ("busy_until", "log", "spin_ns", "wake_ns", "wake_busy_ns", "cpus", "sched")
 
-    def __init__(self) -> None:
+    def __init__(self, spin_ns: int = 0, wake_ns: int = 0, wake_busy_ns: int = 0) -> None:
         self.busy_until = 0  # end of the last hold
         self.log: list | None = None
+        self.spin_ns, self.wake_ns, self.wake_busy_ns = spin_ns, wake_ns, wake_busy_ns  # CostModel's
+        self.cpus = 0  # the recording machine's CPUs (0: unknown, never all busy)
+        self.sched = None  # the Ps' schedule (sim.goschedule.PSchedule), when the replay follows one
+
+    def back_ns(self, wait: int, waiter: int, release: int) -> int:
+        """What a waiter for the lock that waited ``wait`` ns pays on top to run again once it is released
+        at ``release``: nothing within Go's spin; past it, ``wake_busy_ns`` where the Ps other than
+        ``waiter`` running then are as many as the CPUs, else ``wake_ns``."""
+        if wait <= self.spin_ns:
+            return 0
+        if self.cpus and self.sched is not None and self.sched.others_running(waiter, release) >= self.cpus:
+            return self.wake_busy_ns
+        return self.wake_ns
 
     def hold(self, start: int, end: int, who) -> None:
         """Record a critical section [start, end) of ``who``; it must not begin before the last one ended."""

@@ -91,6 +91,7 @@ def replay(
     events done after each batch.  Raises UserError for bad input and
     InvariantError for a bug of the model.
     """
+    from pagealloc.trace.cpuwait import recorded_cpus
     from pagealloc.trace.format import open_trace
     from pagealloc.trace.naming import trace_name
     from pagealloc.trace.read import iter_event_batches, trace_metadata
@@ -119,6 +120,7 @@ def replay(
     sched = p_schedule_of(trace, g if has_p else 1, cost) if config.scavenger_timers == "go1.14" else None
     engine = replay_class(config.engine)(replace(config, gomaxprocs=g if has_p else 1), cost, kinds_known=kinds_known,
                                          psched=sched)
+    engine.lock_line.cpus = recorded_cpus(meta, where)  # a lock waiter's way back to a CPU (heaplock.back_ns)
     if config.scavenger_crit == "recorded":
         engine.heap.recorded_crits = iter(recorded_crits(trace, where))
     # the program's allocation traffic, for its releases' price (only where a shootdown is priced)

@@ -154,7 +154,7 @@ class BackgroundScavenger:
         line.hold(grant, grant + hold, SCAVENGER)
         engine.holds.add(hold)
         wait = grant - self.time
-        wake = cost.futex_wake_ns if wait > cost.lock_spin_ns else 0
+        wake = line.back_ns(wait, self.host, grant)
         self.time = grant + hold + wake
         self.cpu_ns += hold
         self.state = RESUME

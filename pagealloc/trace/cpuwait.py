@@ -30,6 +30,8 @@ import os
 import threading
 import time
 
+from pagealloc.errors import UserError
+
 SAMPLE_S = 0.01
 BUSY_SHARE = 0.10  # other processes' share of the CPUs above which `pagealloc record` says the machine was busy
 BUSY_MIN_WALL_NS = 100_000_000  # shorter runs: the share is mostly the recorder's own start-up, not load
@@ -41,6 +43,23 @@ def recorded_load(metadata: dict) -> dict | None:
     the trace has none (not recorded by `pagealloc record`, recorded before it measured, or not on Linux)."""
     load = (metadata.get("generator") or {}).get(GENERATOR_KEY)
     return load if isinstance(load, dict) and isinstance(load.get("other_cpu_share"), (int, float)) else None
+
+
+MAX_CPUS = 1 << 16  # more CPUs than any machine has: a corrupt summary
+
+
+def recorded_cpus(metadata: dict, where: str) -> int:
+    """How many CPUs the recording machine had (generator.cpu_wait.cpus), or 0 when the trace does not
+    say (not recorded by `pagealloc record`): the replay prices a lock waiter's way back to a CPU by
+    whether the other Ps running use them all (sim/heaplock.py, ``back_ns``).  A value that is not a CPU
+    count is a UserError."""
+    load = (metadata.get("generator") or {}).get(GENERATOR_KEY)
+    if not isinstance(load, dict) or load.get("cpus") is None:
+        return 0
+    cpus = load["cpus"]
+    if isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= MAX_CPUS:
+        raise UserError(f"{where}: generator.cpu_wait.cpus is {cpus!r}, not a number of CPUs (1 to {MAX_CPUS})")
+    return cpus
 
 
 def busy_note(summary: dict) -> str | None:
@@ -128,3 +147,4 @@ class CpuWaitSampler:
             other = max(self._busy - self.cpu_ns, 0) / (self._wall * (os.cpu_count() or 1))
             out["other_cpu_share"] = round(other, 4)
         return out
+

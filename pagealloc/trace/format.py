@@ -181,7 +181,8 @@ MACHINE_PROBE_KEY = "machine_probe"  # generator.machine_probe: what `pagealloc 
 PROBE_FIELDS = ("madv_free_go_page_ns", "tlb_shootdown_ns")  # trace.shootdown.machine_probe's figures, ns
 # added since (memory_traffic_ns session 9, the rest session 13): a probe without them is still read
 PROBE_LATER_FIELDS = ("memory_traffic_ns", "tlb_shootdown_mean_ns", "memory_traffic_mean_ns", "alloc_traffic_mean_ns",
-                      "alloc_traffic_narrow_mean_ns")  # the last since session 15
+                      "alloc_traffic_narrow_mean_ns",  # since session 15
+                      "wake_busy_mean_ns", "wake_free_ns")  # since session 16
 # generator.machine_probe's widths: the busy threads beside the probe, and (session 15) the narrow
 # allocprobe's, one per other CPU, where GOMAXPROCS - 1 exceeds it
 PROBE_WIDTHS = ("busy_threads", "busy_threads_narrow")

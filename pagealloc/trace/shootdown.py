@@ -22,7 +22,10 @@ after the program — not during it, where its thread would take a CPU from
 the program — and keeps both under the metadata's
 ``generator.machine_probe`` (trace.format checks their form on reading);
 ``recorded_probes`` reads them back, and sim.calibrate.probed_costs prices
-a replay with them.  ``pagealloc calibrate`` measures the same things
+a replay with them.  Since session 16 it also reads a lock waiter's way
+back to a CPU (``wake_samples``): on the 2-vCPU VM a thread that gave up its
+CPU waits ~1 ms for one when every CPU is busy, which is most of what the
+Go 1.14.6 runtime's Ps wait for the heap lock there.  ``pagealloc calibrate`` measures the same things
 (and more) with these helpers.
 """
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import mmap
+import os
 import statistics
 import threading
 import time
@@ -38,6 +42,7 @@ from pagealloc.trace.format import MACHINE_PROBE_KEY
 
 PAGE = 4096  # the kernel's page (Go's is two)
 PROBE_ROUNDS, PROBE_REPEAT = 7, 60  # ~1.1 s (three sides a round)
+WAKE_REPEAT = 60  # busy wake-ups a probe (~0.3 s)
 PREEMPTED_NS = 1_000_000  # a call this long had the probe's thread off its CPU: left out of the means
 
 
@@ -83,6 +88,69 @@ class OtherThread:
         self.stop = True
         for t in self.threads:
             t.join()
+
+
+# The wake-up probe: a thread that ran, blocks briefly and is woken, with every CPU busy or one free.  Two
+# child processes (no GIL between them): the waiter runs RUN_NS, says it blocks, blocks on a pipe; the
+# holder spins HOLD_NS, writes the time and runs on RUN_NS, as a P's M that unlocked does.
+WAKE_RUN_NS, WAKE_HOLD_NS = 3_000_000, 30_000
+_WAKE_CHILD = """
+import os, sys, time
+role, n, run, hold, a, b, out = sys.argv[1], *map(int, sys.argv[2:])
+def spin(ns):
+    end = time.monotonic_ns() + ns
+    while time.monotonic_ns() < end:
+        pass
+if role == "waiter":
+    lat = []
+    for _ in range(n):
+        spin(run)
+        os.write(a, b"x")
+        t = int.from_bytes(os.read(b, 8), "little")
+        lat.append(time.monotonic_ns() - t)
+    os.write(out, b"".join(x.to_bytes(8, "little") for x in lat))
+else:
+    for _ in range(n):
+        os.read(a, 1)
+        spin(hold)
+        os.write(b, time.monotonic_ns().to_bytes(8, "little"))
+        spin(run)
+"""
+
+
+def wake_samples(repeat: int, others: int) -> list[int]:
+    """ns from a release to the released waiter running again, ``repeat`` times, with ``others`` busy
+    threads of this process beside the two: what a P's M that gave up its CPU waiting for the heap lock
+    (an osyield or a futex sleep in lock_futex.go) waits to run again, with no CPU free (``others`` =
+    CPUs - 1: the holder runs on) or with one (``others`` = 0; on a virtual machine the idle vCPU must be
+    woken too) (docs/fidelity-log.md, "Session 16")."""
+    import contextlib
+    import subprocess
+    import sys
+
+    a_r, a_w = os.pipe()
+    b_r, b_w = os.pipe()
+    out_r, out_w = os.pipe()
+    fds = (a_r, a_w, b_r, b_w, out_r, out_w)
+    try:
+        with OtherThread(others) if others else contextlib.nullcontext():
+            kids = [subprocess.Popen([sys.executable, "-c", _WAKE_CHILD, role, str(repeat), str(WAKE_RUN_NS),
+                                      str(WAKE_HOLD_NS), str(a), str(b), str(out_w)], pass_fds=fds)
+                    for role, a, b in (("waiter", a_w, b_r), ("holder", a_r, b_w))]
+            buf = b""
+            while len(buf) < 8 * repeat:
+                chunk = os.read(out_r, 8 * repeat - len(buf))
+                if not chunk:
+                    break
+                buf += chunk
+            for kid in kids:
+                kid.wait()
+    finally:
+        for fd in fds:
+            os.close(fd)
+    if len(buf) < 8 * repeat:
+        raise OSError("the wake-up probe's waiter ended early")
+    return [int.from_bytes(buf[i:i + 8], "little") for i in range(0, len(buf), 8)]
 
 
 def madv_free_small_samples(repeat: int, touched: bool = True, sleep_s: float = 0.0002) -> list[int]:
@@ -136,6 +204,9 @@ def machine_probe(rounds: int = PROBE_ROUNDS, repeat: int = PROBE_REPEAT, others
     median (the sleep after each release is 170 times that release's crit).  They are the mean of all
     rounds' calls under ``PREEMPTED_NS`` beside the threads, less the median call alone, and the
     streaming side's such mean less the computing side's; ``probed_costs`` prices a replay with them.
+    And ``wake_busy_mean_ns`` and ``wake_free_ns``, the mean of ``shootdown.wake_samples`` with every
+    CPU busy and the median with one free: what a waiter for the heap lock that gave up its CPU waits to run again
+    (the replay's ``futex_wake_busy_ns`` and ``futex_wake_ns``; docs/fidelity-log.md, "Session 16").
     None where madvise(MADV_FREE) is not there (not Linux) or fails."""
     if not probe_available():
         return None
@@ -158,7 +229,14 @@ def machine_probe(rounds: int = PROBE_ROUNDS, repeat: int = PROBE_REPEAT, others
         return None
     call = statistics.median(alone)  # the call alone, as madv_free_go_page_ns keeps it and the replay prices it
     shared_mean, streaming_mean = mean_below_cap(all_shared), mean_below_cap(all_streaming)
-    return {"madv_free_go_page_ns": int(round(call)),
+    try:  # a thread that gave up its CPU, back on one (session 16): every CPU busy, the mean (its slices
+        # are the point); one free, the median (a few slow samples are other load taking that CPU)
+        busy = statistics.fmean(wake_samples(WAKE_REPEAT, max((os.cpu_count() or 1) - 1, 1)))
+        free = statistics.median(wake_samples(WAKE_REPEAT, 0))
+    except OSError:
+        return None
+    return {"madv_free_go_page_ns": int(round(call)), "wake_busy_mean_ns": int(round(busy)),
+            "wake_free_ns": int(round(free)),
             "tlb_shootdown_ns": int(round(statistics.median(shootdown))),
             "memory_traffic_ns": int(round(statistics.median(traffic))),
             "tlb_shootdown_mean_ns": int(round(max(shared_mean - call, 0.0))),

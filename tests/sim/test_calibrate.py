@@ -5,7 +5,9 @@ import sys
 
 import pytest
 
+from pagealloc.sim.calibrate import probed_costs
 from pagealloc.sim.costmodel import CostModel
+from pagealloc.trace.shootdown import recorded_probes
 
 
 def test_calibrate_writes_a_loadable_cost_model(tmp_path):
@@ -20,6 +22,8 @@ def test_calibrate_writes_a_loadable_cost_model(tmp_path):
     assert "tlb_shootdown_ns = " in text
     # the cold curve: a floor, a slope and a cap, all measured (MADV_FREE after sleeping 64 ms is slower)
     assert "cold_per_doubling_ns = " in text and cost.cold_max_ns > 0
+    # a lock waiter's way back to a CPU with every CPU busy, measured (session 16)
+    assert "futex_wake_busy_ns = " in text and cost.futex_wake_busy_ns > 0
 
 
 def test_calibrate_bad_output_path_is_one_line_error(tmp_path):
@@ -43,6 +47,18 @@ def test_machine_probe_measures_a_one_page_release_and_the_shootdown():
     assert 0 <= probe["tlb_shootdown_ns"] < 10**7
     assert 0 <= probe["memory_traffic_ns"] < 10**7
     assert 0 <= probe["tlb_shootdown_mean_ns"] < 10**7 and 0 <= probe["memory_traffic_mean_ns"] < 10**7
+    # a waiter back on a CPU, every CPU busy and one free: more than nothing, under a second
+    assert 0 < probe["wake_busy_mean_ns"] < 10**9 and 0 < probe["wake_free_ns"] < 10**9
+
+
+@pytest.mark.parametrize("others", [0, 1])
+def test_the_wake_probe_times_each_waiter_back_on_a_cpu(others):
+    """shootdown.wake_samples: a waiter that ran blocks and is released by a holder that runs on, with
+    ``others`` busy threads beside them; each sample is the release to the waiter's return, in ns."""
+    from pagealloc.trace.shootdown import wake_samples
+
+    samples = wake_samples(8, others)
+    assert len(samples) == 8 and all(type(x) is int and 0 < x < 10**9 for x in samples), samples
 
 
 def test_the_probes_means_leave_out_calls_whose_thread_was_off_its_cpu():
@@ -165,6 +181,28 @@ def test_a_probe_read_at_two_widths_prices_the_traffic_by_the_ps_running(tmp_pat
         busy_threads_narrow=7))
     with pytest.raises(UserError, match="the narrow one fewer"):
         trace_metadata(bad)
+
+
+def test_a_probe_read_with_every_cpu_busy_prices_a_lock_waiters_way_back(tmp_path):
+    """Since session 16 the probe reads a waiter's way back to a CPU with every CPU busy and with one free
+    (``wake_busy_mean_ns``, ``wake_free_ns``): their means price futex_wake_busy_ns and
+    futex_wake_ns; without them, the defaults."""
+    from pathlib import Path
+
+    from pagealloc.sim.calibrate import priced_fields
+    from pagealloc.trace import trace_metadata
+
+    src = Path(__file__).resolve().parents[2] / "traces" / "go114-service-p4.parquet"
+    means = {"tlb_shootdown_mean_ns": (20_000, 22_000), "memory_traffic_mean_ns": (9_000, 11_000)}
+    old = _with_probe(src, tmp_path / "old.parquet", 20_000, 22_000, traffic_ns=(9_000, 11_000), means=means)
+    means["wake_busy_mean_ns"] = (1_200_000, 1_600_000)
+    means["wake_free_ns"] = (40_000, 60_000)
+    new = _with_probe(src, tmp_path / "new.parquet", 20_000, 22_000, traffic_ns=(9_000, 11_000), means=means)
+    assert "futex_wake_busy_ns" not in priced_fields(recorded_probes(trace_metadata(old)))
+    assert probed_costs(trace_metadata(old)).futex_wake_busy_ns == CostModel().futex_wake_ns
+    assert probed_costs(trace_metadata(old)).futex_wake_ns == CostModel().futex_wake_ns
+    assert probed_costs(trace_metadata(new)).futex_wake_busy_ns == 1_400_000
+    assert probed_costs(trace_metadata(new)).futex_wake_ns == 50_000
 
 
 def test_without_madv_free_there_is_no_probe_and_the_replay_keeps_the_default(monkeypatch):

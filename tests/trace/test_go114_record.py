@@ -71,6 +71,13 @@ def test_record_a_program_on_go_1_14_and_hold_the_replay_against_it(goroot, tmp_
     kept = m["generator"]["machine_probe"]
     assert kept["busy_threads"] == 2 and kept.get("busy_threads_narrow") == (narrow if narrow < 2 else None), kept
     assert all(("alloc_traffic_narrow_mean_ns" in p) == (narrow < 2) for p in probes), probes
+    # and a lock waiter's way back to a CPU with every CPU busy (session 16), which prices futex_wake_busy_ns
+    from pagealloc.sim.calibrate import probed_costs
+
+    assert all(0 < p["wake_busy_mean_ns"] < 10**9 and 0 < p["wake_free_ns"] < 10**9 for p in probes), probes
+    priced = probed_costs(m)
+    assert priced.futex_wake_busy_ns == round(sum(p["wake_busy_mean_ns"] for p in probes) / 2)
+    assert priced.futex_wake_ns == round(sum(p["wake_free_ns"] for p in probes) / 2)
     assert r.reference.released_bytes == sum(ref["released_bytes"].values())
     assert r.reference.ratios["heap_growths"] == r.heap_growths / ref["heap_growths"]
     # The Ps' heap lock at the rows' sites (stream version 5): the model takes it where Go does, within
