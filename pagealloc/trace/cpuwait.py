@@ -147,4 +147,3 @@ class CpuWaitSampler:
             other = max(self._busy - self.cpu_ns, 0) / (self._wall * (os.cpu_count() or 1))
             out["other_cpu_share"] = round(other, 4)
         return out
-
