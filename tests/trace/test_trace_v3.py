@@ -244,6 +244,36 @@ def test_the_scavenger_timing_script_splits_crit_by_what_the_p_ran_before(load_s
     assert len(counts) == 5 and 0.95 * one_page <= sum(counts) <= one_page
 
 
+def test_the_scavenger_timing_script_splits_crits_by_the_threads_wanting_a_cpu(load_script):
+    """--by-threads: a one-page release is keyed by whether its P ran a goroutine (user, GC worker,
+    sweeping) just before the scavenger's run, and by R, it and the other Ps running as crit began."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "go114-scavenger-timing"
+    script = load_script(path.name)
+    schedule = pa.table({"ts": [0, 100, 110, 200, 500_000, 0, 100, 2_000_100, 2_000_200, 3_000_000, 0, 2_500_000],
+                         "p": [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2],
+                         "state": ["user", "sched", "scavenger", "idle", "scavenger",
+                                   "gc_worker", "idle", "scavenger", "sweep", "scavenger", "user", "idle"]})
+    iterations = pa.table({"ts": [190, 500_090, 2_000_190, 3_000_090, 3_000_190],
+                           "p": [0, 0, 1, 1, 1], "outcome": ["sleep"] * 5,
+                           "released_bytes": [8192, 8192, 8192, 8192, 16384],
+                           "crit_ns": [50, 60, 70, 80, 90]})
+    got = script.by_threads(iterations, schedule)  # P 2 runs a goroutine up to 2.5 ms
+    assert dict(got) == {("busy", 2): [50], ("idle", 2): [60, 70], ("busy", 1): [80]}
+    p = subprocess.run([sys.executable, str(path), "--by-threads", "go114-service-p4"], capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    rows = [line for line in p.stdout.splitlines() if line.startswith("| go114-service-p4 ")]
+    counts = [int(c.split(",")[0]) for row in rows for c in row.split("|")[3:-1]]
+    assert [row.split("|")[2].strip() for row in rows] == ["busy", "idle"] and len(counts) == 10
+    it = scavenger_iterations(path.parents[1] / "traces" / "go114-service-p4.parquet").to_pandas()
+    one_page = ((it.outcome == "sleep") & (it.released_bytes == 8192) & (it.crit_ns > 0)).sum()
+    assert 0.95 * one_page <= sum(counts) <= one_page
+
+
 def test_the_scavenger_timing_script_holds_the_models_runs_after_a_gc_to_the_runtimes(load_script, tmp_path):
     """--after-gc: per trace, the GC wake-ups and how far PSchedule.after_gc puts the model's run from the
     runtime's, also for the runs another P took; a folder means its recordings, and a last row pools them."""
