@@ -69,7 +69,7 @@ def _lock_cells(r, ref) -> str:
     """The Ps' heap-lock acquisitions, P-stall and longest P-stall, model / runtime (the runtime's where the
     recording has them: record stream version 5, pagealloc_record.go's pageallocLock)."""
     def cell(model, real, scale, fmt):
-        return f"{fmt.format(model / scale)} / -" if real is None else f"{fmt.format(model / scale)} / {fmt.format(real / scale)}"
+        return f"{fmt.format(model / scale)} / " + ("-" if real is None else fmt.format(real / scale))
     return " | ".join([cell(r.lock_acquisitions_mutator, ref.lock_acquisitions_mutator, 1, "{:,.0f}"),
                        cell(r.p_stall_ns, ref.p_stall_ns, 1e3, "{:,.1f}"),
                        cell(r.p_stall_max_ns, ref.p_stall_max_ns, 1e3, "{:,.1f}")])

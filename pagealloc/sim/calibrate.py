@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import math
 import mmap
-import os
 import statistics
 import time
 from dataclasses import replace
 
 from pagealloc.sim.costmodel import CostModel
-from pagealloc.trace.shootdown import wake_samples
+from pagealloc.trace.shootdown import wake_busy_mean_ns
 from pagealloc.trace.shootdown import PAGE, PROBE_REPEAT, madv_free_small_ns, machine_probe, recorded_probes, touch
 from pagealloc.trace.format import MACHINE_PROBE_KEY
 
@@ -278,8 +277,7 @@ def calibrate(repeat: int = 30) -> dict:
         "cold_max_ns": cold_max,
         "memory_traffic_ns": traffic,
         # a lock waiter's way back with every CPU busy: the mean, as record's probe reads it ("Session 16")
-        "futex_wake_busy_ns": int(round(statistics.fmean(wake_samples(max(10, 2 * repeat),
-                                                                      max((os.cpu_count() or 1) - 1, 1))))),
+        "futex_wake_busy_ns": int(round(wake_busy_mean_ns(max(10, 2 * repeat)))),
     }
 
 

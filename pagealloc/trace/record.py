@@ -63,7 +63,7 @@ from pagealloc.trace.cpuwait import GENERATOR_KEY, CpuWaitSampler, busy_note
 from pagealloc.trace.format import MACHINE_PROBE_KEY
 from pagealloc.trace.goimport import import_go_trace
 from pagealloc.trace.gotool import go_env, go_facts, go_root, go_run, last_line
-from pagealloc.trace.shootdown import machine_probe, probe_available
+from pagealloc.trace.shootdown import machine_probe, other_cpus, probe_available
 
 GO_CHOICES = ("installed", "1.14")
 ALLOC_PROBE_SOURCE = Path(__file__).parent / "gosrc" / "allocprobe.go"  # Go's allocation beside a MADV_FREE
@@ -491,7 +491,7 @@ def record(
         run.env["PWD"] = run.cwd
         if gomaxprocs is not None:
             run.env["GOMAXPROCS"] = str(gomaxprocs)
-        others, narrow = _other_ps(run.env), _other_cpus()
+        others, narrow = _other_ps(run.env), other_cpus()
         allocprobe = build_alloc_probe(runtime, tmp) if probe_available() else None
         before = probe_machine(others, allocprobe, runtime, narrow)  # the TLB shootdown now, and again after the program
         try:
@@ -581,11 +581,6 @@ def _other_ps(env: dict) -> int:
     except ValueError:
         procs = cpus
     return max(min((procs if procs >= 1 else cpus) - 1, 4 * cpus), 1)
-
-
-def _other_cpus() -> int:
-    """One busy thread per CPU other than the probe's own (at least one): the narrow probe's width."""
-    return max((os.cpu_count() or 2) - 1, 1)
 
 
 def _save_copy(path: str) -> str:

@@ -118,6 +118,18 @@ else:
 """
 
 
+def other_cpus() -> int:
+    """One busy thread per CPU other than the probe's own (at least one): what keeps every CPU busy
+    beside it, and the narrow allocprobe's width (record)."""
+    return max((os.cpu_count() or 2) - 1, 1)
+
+
+def wake_busy_mean_ns(repeat: int) -> float:
+    """The mean of ``wake_samples`` with every CPU busy: the waits of a whole slice are the point, so
+    the long ones stay in (``futex_wake_busy_ns``; record's probe and ``pagealloc calibrate``)."""
+    return statistics.fmean(wake_samples(repeat, other_cpus()))
+
+
 def wake_samples(repeat: int, others: int) -> list[int]:
     """ns from a release to the released waiter running again, ``repeat`` times, with ``others`` busy
     threads of this process beside the two: what a P's M that gave up its CPU waiting for the heap lock
@@ -231,7 +243,7 @@ def machine_probe(rounds: int = PROBE_ROUNDS, repeat: int = PROBE_REPEAT, others
     shared_mean, streaming_mean = mean_below_cap(all_shared), mean_below_cap(all_streaming)
     try:  # a thread that gave up its CPU, back on one (session 16): every CPU busy, the mean (its slices
         # are the point); one free, the median (a few slow samples are other load taking that CPU)
-        busy = statistics.fmean(wake_samples(WAKE_REPEAT, max((os.cpu_count() or 1) - 1, 1)))
+        busy = wake_busy_mean_ns(WAKE_REPEAT)
         free = statistics.median(wake_samples(WAKE_REPEAT, 0))
     except OSError:
         return None
