@@ -108,6 +108,9 @@ TRACES = [
     ("machine-probe-mean-absurd", "mean-probe.parquet",
      _write(_with_probe({"madv_free_go_page_ns": 2300, "tlb_shootdown_ns": 9000, "tlb_shootdown_mean_ns": 10**12})),
      None, "metadata generator.machine_probe must be"),
+    ("machine-probe-wake-negative", "wake-probe.parquet",  # a lock waiter's way back to a CPU (session 16)
+     _write(_with_probe({"madv_free_go_page_ns": 2300, "tlb_shootdown_ns": 9000, "wake_busy_mean_ns": -1})),
+     None, "metadata generator.machine_probe must be"),
 ]
 TRACE_COMMANDS = ["replay", "validate", "info", "report"]  # every command with TRACE arguments
 SKIPPABLE = {"free-unknown-span": 1, "double-alloc": 1, "only-frees": 3}  # rows --lenient skips
