@@ -20,3 +20,16 @@ def test_pairs_compares_the_model_with_its_run_and_go_runs_with_each_other(load_
     assert "count within 0.67-1.5x: model against its own run 0%, a Go run against another 33%" in line
     # One run: there is no other run to compare with.
     assert "a Go run against another -" in pairs(_runs((1, 1)))
+
+
+def test_own_crits_line_tells_which_misses_the_runtime_crits_explain(load_script):
+    own_crits = load_script("fresh-fidelity")._own_crits
+
+    def run(count, nbytes, own_count, own_bytes, long_crits):
+        return {"released_background_count": count, "released_background_bytes": nbytes, "long_crits": long_crits,
+                "own_crits": {"released_background_count": own_count, "released_background_bytes": own_bytes}}
+
+    # Run 1 is out in bytes and in when fed Go's crits; run 2 is in both ways; run 3 is in, and out when fed.
+    line = own_crits([run(1.0, 0.32, 1.1, 0.66, 5), run(1.0, 1.0, 1.0, 1.0, 1), run(1.0, 1.06, 0.97, 2.49, 0)])
+    assert line == ("fed the runtime's own crits: 2 of 3 within the bounds (1 of the model's misses in, 1 of its "
+                    "hits out); runtime crits of 1 ms or more: 6 in 3 runs, 5 in the model's misses")
