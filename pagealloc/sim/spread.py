@@ -76,12 +76,14 @@ COST_RANGES = {
     "page_retouch_free_ns": MEASURED,
     "gc_ns": ESTIMATE,
 }
-# Deciles 10..90 (ns) of the timers' lateness on the 15 go114-* recordings (measured_lateness, 2026-12-04):
-# netpoll: fired_ts - (the whole milliseconds after the P went idle), 5,603 firings (the 17% the model's rule
-# places before their firing are left out); sysmon: fired_ts - wake_at, 6,305 firings.  A seed draws one
-# value per replay between the 10th and the 90th percentile, linearly between deciles.
+# Deciles 10..90 (ns) of the timers' lateness on the go114-* recordings (measured_lateness): netpoll's on the
+# 17 of 2026-12-06, the timers due under 1 ms after the M blocked (one poll of 1 ms: goschedule.netpoll_fires);
+# sysmon's on the 15 of 2026-12-04: fired_ts - wake_at, 6,305 firings (on the 17 today: 74-89 us, left as
+# measured then).  A seed draws one value per replay between the 10th and the 90th percentile, linearly
+# between deciles.
+ONE_MS = 1_000_000
 LATENESS_DECILES = {
-    "netpoll_late_ns": (65_320, 66_301, 67_243, 68_034, 68_915, 70_127, 72_380, 77_313, 128_904),
+    "netpoll_late_ns": (65_570, 67_823, 69_045, 70_177, 71_920, 73_246, 74_393, 75_705, 79_825),
     "sysmon_late_ns": (68_712, 70_665, 74_455, 75_969, 78_326, 81_709, 86_053, 95_273, 218_673),
 }
 TS_JITTER_NS = 1_000  # a recorded timestamp against the heap operation it stands for: one operation's time
@@ -229,9 +231,9 @@ def _number(x) -> bool:
 
 def measured_lateness(paths) -> dict[str, list[int]]:
     """Deciles 10..90 of the timers' lateness in the ``scavenger_iterations`` of go1.14-runtime recordings
-    (how LATENESS_DECILES was measured): netpoll against the whole milliseconds after its P went idle
-    (goschedule's rule; the firings the rule places later than they were are left out), sysmon against
-    the timer's deadline."""
+    (how LATENESS_DECILES was measured): netpoll's from the timers due under 1 ms after its M blocked,
+    which it fires after one poll of 1 ms (goschedule.netpoll_fires; a firing before that, by another
+    rule the recording names netpoll, is left out), sysmon's against the timer's deadline."""
     from pagealloc.sim.replay import p_schedule_of
     from pagealloc.trace.read import scavenger_iterations, trace_metadata
 
@@ -248,7 +250,9 @@ def measured_lateness(paths) -> dict[str, list[int]]:
             if by == "sysmon":
                 late["sysmon_late_ns"].append(fired - wake)
             elif by == "netpoll" and p >= 0:
-                late["netpoll_late_ns"].append(fired - sched.netpoll_return(p, ts, wake))
+                blocked = sched.netpoll_blocked(p, ts, wake)
+                if wake - blocked < ONE_MS:  # one poll of 1 ms (goschedule.netpoll_fires): its lateness alone
+                    late["netpoll_late_ns"].append(fired - blocked - ONE_MS)
     return {k: [int(round(x)) for x in np.percentile([x for x in v if x >= 0], range(10, 100, 10))] if v else []
             for k, v in late.items()}
 

@@ -68,11 +68,19 @@ def test_no_timer_runs_while_the_world_is_stopped():
 
 
 def test_an_idle_timer_p_sleeps_whole_milliseconds_in_netpoll():
-    """Rule 2: P1 idle since 1 ms, P0 busy: a 0.3 ms sleep from 1 ms becomes 1 ms, plus netpoll's lateness."""
+    """Rule 2: P1 idle since 1 ms, P0 busy: a 0.3 ms sleep from 1 ms becomes 1 ms, plus netpoll's lateness;
+    a longer one is truncated to whole milliseconds and polled again if the timer is not due yet."""
     s = sysmon_away(schedule([(0, 0, "user"), (0, 1, "user"), (1 * MS, 1, "idle")]))
     assert s.fire(1, 1 * MS, 1 * MS + 300 * US) == (2 * MS + NETPOLL_LATE_NS, 1, "netpoll")
-    # 2.5 ms: three whole milliseconds
-    assert s.fire(1, 1 * MS, 3500 * US) == (4 * MS + NETPOLL_LATE_NS, 1, "netpoll")
+    # 2.5 ms: netpoll waits int32(delay / 1e6) = 2 ms, returns late with 0.43 ms still to go, and polls
+    # again for 1 ms: three whole milliseconds and two latenesses (netpoll_epoll.go, findrunnable)
+    assert s.fire(1, 1 * MS, 3500 * US) == (4 * MS + 2 * NETPOLL_LATE_NS, 1, "netpoll")
+    # 2.05 ms: the first poll's lateness already passes the deadline: two whole milliseconds, late once
+    assert s.fire(1, 1 * MS, 3 * MS + 50 * US) == (3 * MS + NETPOLL_LATE_NS, 1, "netpoll")
+    # the fraction exactly the lateness: due as the first poll returns
+    assert s.fire(1, 1 * MS, 3 * MS + NETPOLL_LATE_NS) == (3 * MS + NETPOLL_LATE_NS, 1, "netpoll")
+    # a whole number of milliseconds: one poll of that many
+    assert s.fire(1, 1 * MS, 4 * MS) == (4 * MS + NETPOLL_LATE_NS, 1, "netpoll")
 
 
 def test_a_p_going_idle_steals_the_timer_first():
