@@ -32,6 +32,14 @@ from pagealloc.trace.read import iter_event_batches, scavenger_iterations, trace
 
 SOURCE = "go1.14-runtime"
 
+
+def go114_acquisitions(lock: dict) -> int:
+    """Heap-lock acquisitions at the rows' sites as Go 1.14 takes them: the recorder's, and once more for
+    each heap path after a page-cache refill whose lock the recorder kept (trace.go114records.heap_lock).
+    Imports before that count (session 17) have the recorder's alone: up to 4% short on churn."""
+    return lock["acquisitions"] + lock.get("relocks_after_refill", 0)
+
+
 # Model field -> its figure in the reference.
 COMPARED = {
     "released_bytes": lambda ref: sum(ref["released_bytes"].values()),
@@ -46,7 +54,7 @@ COMPARED = {
     "heap_sys_bytes": lambda ref: ref["heap_sys_bytes"],
     "heap_growths": lambda ref: ref["heap_growths"],
     "scavenged_alloc_bytes": lambda ref: ref["scavenged_alloc_bytes"],
-    "lock_acquisitions_mutator": lambda ref: ref["heap_lock"]["acquisitions"] if "heap_lock" in ref else None,
+    "lock_acquisitions_mutator": lambda ref: go114_acquisitions(ref["heap_lock"]) if "heap_lock" in ref else None,
     "p_stall_ns": lambda ref: ref["heap_lock"]["wait_ns"] if "heap_lock" in ref else None,
     "p_stall_max_ns": lambda ref: ref["heap_lock"]["wait_max_ns"] if "heap_lock" in ref else None,
 }

@@ -274,7 +274,9 @@ def reference(recs: np.ndarray, rows: np.ndarray, label: str) -> dict:
 def heap_lock(recs: np.ndarray, ts: np.ndarray, label: str) -> dict | None:
     """The Ps' heap lock at the sites a row stands for (stream version 5 on; None before): how often
     they took it, how often and how long they waited for it (each wait from before lock() to holding
-    it: the runtime's P-stall), the longest wait, the waits by P (index P + 1: 0 is no P) and by site."""
+    it: the runtime's P-stall), the longest wait, the waits by P (index P + 1: 0 is no P) and by site.
+    ``acquisitions`` is the recorder's count; Go 1.14 took the lock ``relocks_after_refill`` times more
+    (``sim.reference.go114_acquisitions``)."""
     if recs[0]["w"][1] < 5:
         return None
     ev, w, x = recs["head"] & 0xFF, recs["w"], recs["head"] >> 32
@@ -289,8 +291,13 @@ def heap_lock(recs: np.ndarray, ts: np.ndarray, label: str) -> dict | None:
                         f"{acquisitions} acquisitions{', a wait at an unknown site' if len(bad) else ''})")
     wait = w[waits, 0].astype(np.int64)
     p = ((recs["head"][waits] >> 16) & 0xFFFF).astype(np.int64)
+    # A refilled page cache that could not serve the span: the recorder kept the lock for the heap path
+    # (edits.toml: the refill stays where it happened in heap order), where Go 1.14 unlocks and takes it again
+    flags = (recs["head"] >> 8) & 0xFF
+    relocks = int(((ev == EV_ALLOC) & (flags & REFILLED != 0) & (flags & FROM_CACHE == 0)).sum())
     return {
         "acquisitions": acquisitions,
+        "relocks_after_refill": relocks,
         "waits": counted,
         "wait_ns": int(wait.sum()),
         "wait_max_ns": int(wait.max()) if len(wait) else 0,

@@ -16,7 +16,7 @@ import pytest
 
 from pagealloc.cli import main
 from pagealloc.errors import UserError
-from pagealloc.sim.reference import reference_record
+from pagealloc.sim.reference import go114_acquisitions, reference_record
 from pagealloc.trace import read_trace, validate_trace
 from pagealloc.trace.go114records import (
     EVENTS,
@@ -131,7 +131,7 @@ def test_a_stream_becomes_rows_and_a_reference(tmp_path):
     # The Ps' waits for the heap lock at the rows' sites (stream version 5): the runtime's P-stall.
     first_row_ts = 100 + 10 * 2  # the manual span's record, at index 2
     assert ref["heap_lock"] == {
-        "acquisitions": 3, "waits": 1, "wait_ns": 7_000, "wait_max_ns": 7_000, "wait_ns_by_p": [0, 0, 7_000],
+        "acquisitions": 3, "relocks_after_refill": 0, "waits": 1, "wait_ns": 7_000, "wait_max_ns": 7_000, "wait_ns_by_p": [0, 0, 7_000],
         "waits_by_site": {"refill": 0, "alloc": 0, "free": 1, "free_manual": 0},
         "wait_rows": {"columns": ["ts", "p", "site", "wait_ns", "sleeps"], "rows": [[400 - first_row_ts, 1, "free", 7_000, 1]]}}
     assert warnings_for(ref) == []
@@ -193,6 +193,22 @@ def test_the_reference_reaches_the_replay_result(tmp_path):
     assert (f["reference_p_stall_ns"], f["reference_p_stall_ns_ratio"]) == (7_000, 0.5)
     assert (f["reference_p_stall_max_ns"], f["reference_p_stall_max_ns_ratio"]) == (7_000, 0.5)
     assert reference_record({"source": "go-trace"}, _Model(meta), "t") is None
+
+
+def test_a_heap_path_under_a_refills_lock_counts_as_go_takes_it(tmp_path):
+    """The recorder keeps the lock from a refill whose cache cannot serve the span to the heap path (one
+    acquisition counted); Go 1.14 unlocks and locks again, as the model does: the reference adds it back."""
+    records = list(GOOD)
+    at = next(i for i, r in enumerate(records) if r is GOOD[5])  # after the large object's alloc
+    records.insert(at + 1, rec("alloc", base(25), 2, 0, p=0, flags=4, x=42))  # REFILLED, not FROM_CACHE
+    meta = import_records(str(write(tmp_path, records)), str(tmp_path / "t.parquet"))
+    lock = meta["reference"]["heap_lock"]
+    assert (lock["acquisitions"], lock["relocks_after_refill"]) == (3, 1)
+    assert go114_acquisitions(lock) == 4
+    f = reference_record(meta, _Model(meta), "t").flat()
+    assert (f["reference_lock_acquisitions_mutator"], f["reference_lock_acquisitions_mutator_ratio"]) == (4, 1.0)
+    # an import from before the count: the recorder's alone
+    assert go114_acquisitions({"acquisitions": 3}) == 3
 
 
 def test_bad_reference_metadata_is_an_error():
