@@ -32,8 +32,8 @@ import time
 from dataclasses import replace
 
 from pagealloc.sim.costmodel import CostModel
-from pagealloc.trace.shootdown import wake_busy_mean_ns
-from pagealloc.trace.shootdown import PAGE, PROBE_REPEAT, madv_free_small_ns, machine_probe, recorded_probes, touch
+from pagealloc.trace.shootdown import (PAGE, PROBE_REPEAT, madv_free_small_ns, machine_probe, recorded_probes, touch,
+                                       wake_busy_mean_ns)
 from pagealloc.trace.format import MACHINE_PROBE_KEY
 
 HUGE = 2 << 20

@@ -152,7 +152,7 @@ class RowsToSchedule:
 # p_schedule states: running a goroutine, or not (in the scheduler, idle, stopped for the world)
 RUNNING_STATES = ("user", "gc_worker", "sweep", "scavenger", "runtime")
 IDLE, RUNNING, SCHED = 0, 1, 2
-_MS = 1_000_000
+NETPOLL_POLL_NS = 1_000_000  # netpoll's shortest wait, and its unit: whole milliseconds (netpoll_epoll.go)
 _NEVER = 1 << 62  # a time past any trace's end
 
 
@@ -770,11 +770,11 @@ class PSchedule:
         "the whole milliseconds rounded up, late once" (docs/fidelity-log.md, "Session 17")."""
         blocked = self.netpoll_blocked(p, slept_from, deadline)
         late = self.netpoll_late_ns
-        whole = (deadline - blocked) // _MS
+        whole = (deadline - blocked) // NETPOLL_POLL_NS
         if whole < 1:
-            return blocked + _MS + late
-        first = blocked + whole * _MS + late
-        return first if first >= deadline else first + _MS + late
+            return blocked + NETPOLL_POLL_NS + late
+        first = blocked + whole * NETPOLL_POLL_NS + late
+        return first if first >= deadline else first + NETPOLL_POLL_NS + late
 
     def after_gc(self, p: int, woken: int) -> tuple[int, int]:
         """(when, on which P) the scavenger runs after a GC woke it at ``woken`` on P ``p``.

@@ -81,7 +81,6 @@ COST_RANGES = {
 # sysmon's on the 15 of 2026-12-04: fired_ts - wake_at, 6,305 firings (on the 17 today: 74-89 us, left as
 # measured then).  A seed draws one value per replay between the 10th and the 90th percentile, linearly
 # between deciles.
-ONE_MS = 1_000_000
 LATENESS_DECILES = {
     "netpoll_late_ns": (65_570, 67_823, 69_045, 70_177, 71_920, 73_246, 74_393, 75_705, 79_825),
     "sysmon_late_ns": (68_712, 70_665, 74_455, 75_969, 78_326, 81_709, 86_053, 95_273, 218_673),
@@ -234,6 +233,7 @@ def measured_lateness(paths) -> dict[str, list[int]]:
     (how LATENESS_DECILES was measured): netpoll's from the timers due under 1 ms after its M blocked,
     which it fires after one poll of 1 ms (goschedule.netpoll_fires; a firing before that, by another
     rule the recording names netpoll, is left out), sysmon's against the timer's deadline."""
+    from pagealloc.sim.goschedule import NETPOLL_POLL_NS
     from pagealloc.sim.replay import p_schedule_of
     from pagealloc.trace.read import scavenger_iterations, trace_metadata
 
@@ -251,8 +251,8 @@ def measured_lateness(paths) -> dict[str, list[int]]:
                 late["sysmon_late_ns"].append(fired - wake)
             elif by == "netpoll" and p >= 0:
                 blocked = sched.netpoll_blocked(p, ts, wake)
-                if wake - blocked < ONE_MS:  # one poll of 1 ms (goschedule.netpoll_fires): its lateness alone
-                    late["netpoll_late_ns"].append(fired - blocked - ONE_MS)
+                if wake - blocked < NETPOLL_POLL_NS:  # one poll of 1 ms (goschedule.netpoll_fires): its lateness alone
+                    late["netpoll_late_ns"].append(fired - blocked - NETPOLL_POLL_NS)
     return {k: [int(round(x)) for x in np.percentile([x for x in v if x >= 0], range(10, 100, 10))] if v else []
             for k, v in late.items()}
 

@@ -199,8 +199,7 @@ def test_a_heap_path_under_a_refills_lock_counts_as_go_takes_it(tmp_path):
     """The recorder keeps the lock from a refill whose cache cannot serve the span to the heap path (one
     acquisition counted); Go 1.14 unlocks and locks again, as the model does: the reference adds it back."""
     records = list(GOOD)
-    at = next(i for i, r in enumerate(records) if r is GOOD[5])  # after the large object's alloc
-    records.insert(at + 1, rec("alloc", base(25), 2, 0, p=0, flags=4, x=42))  # REFILLED, not FROM_CACHE
+    records.insert(6, rec("alloc", base(25), 2, 0, p=0, flags=4, x=42))  # after the large object: REFILLED, not FROM_CACHE
     meta = import_records(str(write(tmp_path, records)), str(tmp_path / "t.parquet"))
     lock = meta["reference"]["heap_lock"]
     assert (lock["acquisitions"], lock["relocks_after_refill"]) == (3, 1)
