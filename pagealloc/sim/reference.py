@@ -74,6 +74,9 @@ def _checked_reference(metadata: dict, label: str) -> tuple[dict, dict] | None:
     ref = metadata.get("reference")
     if not isinstance(ref, dict):
         raise UserError(f"{label}: a {SOURCE} trace without a 'reference' object in its metadata")
+    relocks = ref["heap_lock"].get("relocks_after_refill", 0) if isinstance(ref.get("heap_lock"), dict) else 0
+    if isinstance(relocks, bool) or not isinstance(relocks, int) or relocks < 0:  # go114_acquisitions adds it
+        raise UserError(f"{label}: metadata reference: heap_lock.relocks_after_refill is {relocks!r}, not a count of events")
     try:
         values = {name: get(ref) for name, get in COMPARED.items()}
         timeline = ref["retained_timeline"]

@@ -160,6 +160,9 @@ def _cases() -> dict[str, tuple[list[str], int, list[str]]]:
                                          ["far-end.parquet: metadata reference: the program's end", "more than 600 s after"])
     cases["reference-short-release-replay"] = (["replay", "short-release.parquet"], 2,
                                                ["short-release.parquet: metadata reference: background_releases:"])
+    cases["reference-relocks-negative-replay"] = (["replay", "bad-relocks.parquet"], 2,
+                                                  ["bad-relocks.parquet: metadata reference: heap_lock.relocks_after_refill "
+                                                   "is -3, not a count of events"])
     cases["cli-no-subcommand"] = ([], 2, ["the following arguments are required: COMMAND"])
     cases["cli-unknown-subcommand"] = (["frobnicate"], 2, ["invalid choice: 'frobnicate'"])
     missing = {
@@ -194,10 +197,20 @@ def _short_release(path: Path) -> None:
     rewrite_metadata(Path(__file__).resolve().parents[2] / "traces" / "go114-freeosmemory-p2.parquet", path, shorter)
 
 
+def _bad_relocks(path: Path) -> None:
+    """A Go 1.14.6 recording whose reference has the heap lock's figures (stream version 5) with a negative
+    count of heap paths the recorder ran under a refill's lock (session 17): it would lower Go's count."""
+    def relocks(doc):
+        doc["reference"]["heap_lock"] = {"acquisitions": 10, "relocks_after_refill": -3, "waits": 0, "wait_ns": 0,
+                                         "wait_max_ns": 0}
+    rewrite_metadata(Path(__file__).resolve().parents[2] / "traces" / "go114-freeosmemory-p2.parquet", path, relocks)
+
+
 def _make_inputs(folder: Path) -> None:
     pq.write_table(_table(), folder / "good.parquet")
     _far_end(folder / "far-end.parquet")
     _short_release(folder / "short-release.parquet")
+    _bad_relocks(folder / "bad-relocks.parquet")
     (folder / "good.gotrace").write_bytes(b"go 1.23 trace\x00\x00\x00")
     for _, name, make, _, _ in TRACES:
         if make is not None:
