@@ -113,7 +113,11 @@ class BackgroundScavenger:
             fired, self.host, how = sched.fire(self.timer_p, self.time, self.time + req[1], self.host)
             self.timer_fires = fired
             # fired by its P's own schedule(), it waits there behind a GC worker the P runs first
-            runs = sched.behind_gc_worker(self.host, fired) if how == "reschedule" or how == "preempt" else fired
+            runs = fired
+            if how == "reschedule" or how == "preempt":
+                runs = sched.behind_gc_worker(self.host, fired)
+                if runs == fired:  # its M, in the scheduler, starts it when it is back on a CPU
+                    runs = sched.pass_end(self.host, fired, engine.lock_line.cpus)
             if how == "reschedule" and sched.preempted_at(self.host, fired):
                 how = "preempt"  # the runtime's name for a reschedule its goroutine's preemption caused
             self.fired_how = how

@@ -15,6 +15,7 @@ from pagealloc.sim.goschedule import (
     NETPOLL_LATE_NS,
     RUNNING,
     RESTART_WAKEP_NS,
+    SCHED,
     SYSMON_LATE_NS,
     WAKEP_DONE_NS,
     PSchedule,
@@ -394,6 +395,36 @@ def test_an_m_in_the_scheduler_before_the_recorded_scavenger_ran_is_kept():
                   (1 * MS + 410 * US, 0, "sched"), (1 * MS + 411 * US, 0, "idle"), (0, 1, "user")])
     assert s.state_at(0, 1 * MS + 100 * US) != IDLE
     assert s.state_at(0, 1 * MS + 405 * US) == IDLE
+
+
+def test_a_recorded_scavenger_run_a_preemption_cut_in_two_is_one_run():
+    """The recorded scavenger, its M off the CPU mid-crit, came back preempted (it had taken over the
+    preempted goroutine's time slice from runnext) and ran on: scavenger, sched, scavenger.  Taken out, the
+    P is not left in the scheduler for the ms the run lasted; what followed starts where the run began."""
+    run = 1 * MS + 10 * US
+    s = schedule([(0, 0, "user"), (1 * MS, 0, "sched"), (run, 0, "scavenger"), (5 * MS, 0, "sched"),
+                  (5 * MS + 1 * US, 0, "scavenger"), (5 * MS + 2 * US, 0, "sched"), (5 * MS + 3 * US, 0, "user"),
+                  (0, 1, "user")])
+    assert s.state_at(0, run - 1) != IDLE and s.sched_end(0, 1 * MS) == run  # the pass before it stays
+    assert s.state_at(0, 3 * MS) != SCHED  # not in the scheduler for the 4 ms of the run
+
+
+def test_a_timer_its_ps_reschedule_fired_runs_when_that_ps_m_is_back_if_every_cpu_is_busy():
+    """checkTimers readies the scavenger onto runnext, and the P's M, off the CPU, starts it when it
+    is back: the scheduler stretch's end.  Only with the other Ps' goroutines taking every CPU: with
+    one free, wakep's spinning M steals it within ~50 us, and the firing is the nearer answer.  The
+    recording's CPUs unknown (0): never all busy."""
+    fired, back = 2 * MS, 4 * MS
+    rows = [(0, 0, "user"), (fired, 0, "sched"), (back, 0, "user"), (0, 1, "user"), (0, 2, "user"),
+            (0, 3, "user"), (1 * MS, 3, "sched"), (1 * MS + 130, 3, "user")]
+    s = schedule(rows, nprocs=4)
+    assert s.pass_end(0, fired, cpus=2) == back  # P1 and P2 run: both CPUs taken
+    assert s.pass_end(0, fired, cpus=4) == fired  # a CPU free
+    assert s.pass_end(0, fired, cpus=0) == fired
+    assert s.pass_end(3, 1 * MS, cpus=2) == 1 * MS + 130  # the usual pass: ~130 ns
+    assert s.pass_end(1, 1 * MS, cpus=2) == 1 * MS  # P1 runs its goroutine: not in the scheduler
+    idle_others = schedule([(0, 0, "user"), (fired, 0, "sched"), (back, 0, "user"), (0, 1, "idle")])
+    assert idle_others.pass_end(0, fired, cpus=1) == fired  # no other P runs: a CPU free for wakep's M
 
 
 def test_after_a_stop_the_initiators_p_runs_its_timers_at_its_next_reschedule():

@@ -305,3 +305,44 @@ def test_the_scavenger_timing_script_holds_the_models_runs_after_a_gc_to_the_run
     assert set(rows) == {"trace", "a", "b", "all 2"} and rows["a"] == rows["b"]
     assert rows["all 2"][0] == f"{2 * len(gc):,}" and rows["a"][1] == f"{np.mean(np.abs(err[:, 0]) <= 100_000):.0%}"
     assert rows["a"][4] == f"{int(err[:, 1].sum()):,}"
+
+
+def test_the_scavenger_timing_script_holds_the_models_runs_after_its_own_ps_reschedule_to_the_runtimes(load_script, tmp_path):
+    """--own-p: per trace, the timers their own P's schedule() fired, split by the P's scheduler stretch
+    there (short; 100 µs or more with every CPU busy; or with one free), and how often running at the
+    firing and the model's run (behind a GC worker, then pass_end) land within 100 µs of the runtime's."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pagealloc.sim.replay import p_schedule_of
+    from pagealloc.trace.cpuwait import recorded_cpus
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "go114-scavenger-timing"
+    script = load_script(path.name)
+    trace = path.parents[1] / "traces" / "go114-service-p4.parquet"
+    err = script.own_p_errors(trace)
+    it = scavenger_iterations(trace).to_pandas()
+    own = it[it.fired_by.isin(["reschedule", "preempt"]) & (it.woken_by == "timer") & (it.next_run_ts > 0)]
+    meta = trace_metadata(trace)
+    sched = p_schedule_of(str(trace), meta["gomaxprocs"])
+    assert len(err) == len(own) > 40 and set(err[:, 0]) == {0, 1, 2}  # service-p4 has each part
+    for row, r in zip(err, own.itertuples()):
+        t, p = int(r.fired_ts), int(r.fired_p)
+        model = sched.behind_gc_worker(p, t)
+        model = sched.pass_end(p, t, recorded_cpus(meta, "")) if model == t else model
+        assert (row[1], row[2], row[3]) == (model - r.next_run_ts, t - r.next_run_ts, r.next_run_p != p)
+    busy = err[err[:, 0] == 1]  # its M off the CPU with every CPU busy: the stretch's end, not the firing
+    assert np.all(np.abs(busy[:, 1]) <= 100_000) and np.all(np.abs(busy[:, 2]) > 100_000), busy
+    (tmp_path / "a.parquet").symlink_to(trace)
+    (tmp_path / "b.parquet").symlink_to(trace)
+    p = subprocess.run([sys.executable, str(path), "--own-p", str(tmp_path)], capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in p.stdout.splitlines() if line.startswith("| ") and "---" not in line}
+    assert set(rows) == {"trace", "a", "b", "all 2"} and rows["a"] == rows["b"] and len(rows["a"]) == 9
+    short = err[err[:, 0] == 0]
+    assert rows["all 2"][0] == f"{2 * len(short):,}"
+    assert rows["a"][1] == f"{np.mean(np.abs(short[:, 2]) <= 100_000):.0%} / {np.mean(np.abs(short[:, 1]) <= 100_000):.0%}"
+    assert rows["a"][3] == f"{len(busy):,}" and rows["a"][4] == "0% / 100%"
