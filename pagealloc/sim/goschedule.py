@@ -29,7 +29,7 @@ scavenger really runs"):
    P and deadline, the mean lateness comes closer on every recording).
    Likewise a timer rule 1 fired: the scavenger it readied onto the P's
    ``runnext`` starts when that P's M is back, if the other Ps take every
-   CPU meanwhile (``pass_end``).
+   CPU meanwhile; with a CPU free wakep's M steals it (``pass_end``).
 
 The woken M of rules 2 and 3 takes the head of the idle list (``pidle_head``:
 the P that went idle last) and the scavenger runs there; the model keeps
@@ -77,6 +77,8 @@ WAKEP_NS = 20_000  # a pass of an idle P this close to a recorded scavenger wake
 WAKEP_PASS_NS = 50_000  # ... and lasts at most this long (the M spins, finds nothing, parks)
 RESTART_WAKEP_NS = 24_000  # startTheWorld's wakep M steals a due timer this long after the restart (median)
 WAKEP_DONE_NS = 16_000  # wakep's M puts the P back this long after the goroutine's wake-up (medians: 8 + 7 us)
+RUNNEXT_STOLEN_NS = 100_000  # a P's scheduler stretch this long after its timer fired: its M off the CPU
+RUNNEXT_STEAL_NS = 35_000  # ... and with a CPU free wakep's M steals what it readied this long after (median 39 us)
 REQUEUED = ("preempt", "yield")  # a goroutine that stops so goes to the global run queue (goschedImpl)
 # GC mark workers schedule() runs before the P's run queue (findRunnableGCWorker comes before runqget);
 # an idle-priority worker runs only when findrunnable finds nothing else, so nothing waits behind it
@@ -505,20 +507,27 @@ class PSchedule:
         i = bisect_right(ts, t)
         return ts[i] if i < len(ts) else t
 
-    def pass_end(self, p: int, t: int, cpus: int) -> int:
-        """When P p's M, whose ``schedule()`` readied a goroutine onto p's ``runnext`` at t (its timer fired
-        there), starts it.  At t, unless p is in the scheduler then with its M off the CPU -- the stretch
-        lasting ms -- and the other Ps' running goroutines take every one of the recording machine's
-        ``cpus`` (0: unknown, never all busy): then when the stretch ends, for wakep's spinning M, which
-        could steal it from ``runnext``, has no CPU either.  With a CPU free that M does steal it, within
-        ~50 us, and t is the nearer answer.  On 186 fresh Go 1.14.6 service runs (GOMAXPROCS 4, 2 CPUs),
-        of the timers so fired with a stretch of 100 us or more: with every CPU busy, 366, the runtime ran
-        2% within 100 us of the firing and 97% of the stretch's end; with a CPU free, 230, 42% of the
-        firing and 71% on another P (``scripts/go114-scavenger-timing --own-p``; docs/fidelity-log.md,
-        "Session 18")."""
-        if cpus <= 0 or self.state_at(p, t) != SCHED or self.others_running(p, t) < cpus:
-            return t
-        return self.sched_end(p, t)
+    def pass_end(self, p: int, t: int, cpus: int) -> tuple[int, int]:
+        """(when, on which P) the goroutine P p's ``schedule()`` readied onto p's ``runnext`` at t (its
+        timer fired there) starts.  At t on p, unless p is in the scheduler then with its M off the CPU:
+        with the other Ps' running goroutines taking every one of the recording machine's ``cpus`` (0:
+        unknown, never all busy), p's M starts it when back, the stretch's end -- wakep's spinning M,
+        which could steal it, has no CPU either; with a CPU free and the stretch RUNNEXT_STOLEN_NS or
+        longer, that M steals it RUNNEXT_STEAL_NS after the firing, onto the idle P it took (the idle
+        list's head then).  On 186 fresh Go 1.14.6 service runs (GOMAXPROCS 4, 2 CPUs), of the timers so
+        fired with a stretch of 100 us or more: with every CPU busy, 366, the runtime ran 2% within 100 us
+        of the firing and 97% of the stretch's end; with a CPU free, 230, 42% of the firing and 71% on
+        another P (``scripts/go114-scavenger-timing --own-p``; docs/fidelity-log.md, "Session 18")."""
+        if self.state_at(p, t) != SCHED:
+            return t, p
+        end = self.sched_end(p, t)
+        if cpus > 0 and self.others_running(p, t) >= cpus:
+            return end, p
+        if end - t < RUNNEXT_STOLEN_NS:
+            return t, p
+        when = t + RUNNEXT_STEAL_NS
+        head = self.pidle_head(when, exclude=p)
+        return (when, head) if head is not None else (t, p)
 
     def after_stop(self, p: int, t: int) -> int:
         """t, or when the world restarts if P p is stopping or stopped for it at t: a goroutine stopped

@@ -15,6 +15,8 @@ from pagealloc.sim.goschedule import (
     NETPOLL_LATE_NS,
     RUNNING,
     RESTART_WAKEP_NS,
+    RUNNEXT_STEAL_NS,
+    RUNNEXT_STOLEN_NS,
     SCHED,
     SYSMON_LATE_NS,
     WAKEP_DONE_NS,
@@ -409,22 +411,24 @@ def test_a_recorded_scavenger_run_a_preemption_cut_in_two_is_one_run():
     assert s.state_at(0, 3 * MS) != SCHED  # not in the scheduler for the 4 ms of the run
 
 
-def test_a_timer_its_ps_reschedule_fired_runs_when_that_ps_m_is_back_if_every_cpu_is_busy():
-    """checkTimers readies the scavenger onto runnext, and the P's M, off the CPU, starts it when it
-    is back: the scheduler stretch's end.  Only with the other Ps' goroutines taking every CPU: with
-    one free, wakep's spinning M steals it within ~50 us, and the firing is the nearer answer.  The
-    recording's CPUs unknown (0): never all busy."""
+def test_a_timer_its_ps_reschedule_fired_runs_when_that_ps_m_is_back_or_is_stolen():
+    """checkTimers readies the scavenger onto runnext, and the P's M, off the CPU (a scheduler stretch of
+    ms), starts it when it is back if the other Ps' goroutines take every CPU.  With a CPU free wakep's
+    spinning M steals it, RUNNEXT_STEAL_NS after the firing, onto the idle P it took; a stretch shorter
+    than RUNNEXT_STOLEN_NS is the M's own pass, which starts it.  The recording's CPUs unknown (0):
+    never all busy."""
     fired, back = 2 * MS, 4 * MS
-    rows = [(0, 0, "user"), (fired, 0, "sched"), (back, 0, "user"), (0, 1, "user"), (0, 2, "user"),
-            (0, 3, "user"), (1 * MS, 3, "sched"), (1 * MS + 130, 3, "user")]
-    s = schedule(rows, nprocs=4)
-    assert s.pass_end(0, fired, cpus=2) == back  # P1 and P2 run: both CPUs taken
-    assert s.pass_end(0, fired, cpus=4) == fired  # a CPU free
-    assert s.pass_end(0, fired, cpus=0) == fired
-    assert s.pass_end(3, 1 * MS, cpus=2) == 1 * MS + 130  # the usual pass: ~130 ns
-    assert s.pass_end(1, 1 * MS, cpus=2) == 1 * MS  # P1 runs its goroutine: not in the scheduler
-    idle_others = schedule([(0, 0, "user"), (fired, 0, "sched"), (back, 0, "user"), (0, 1, "idle")])
-    assert idle_others.pass_end(0, fired, cpus=1) == fired  # no other P runs: a CPU free for wakep's M
+    s = schedule([(0, 0, "user"), (fired, 0, "sched"), (back, 0, "user"), (0, 1, "user"), (0, 2, "user"),
+                  (0, 3, "user"), (1 * MS, 3, "sched"), (1 * MS + 130, 3, "idle")], nprocs=4)
+    assert s.pass_end(0, fired, cpus=2) == (back, 0)  # P1 and P2 run: both CPUs taken
+    assert s.pass_end(0, fired, cpus=4) == (fired + RUNNEXT_STEAL_NS, 3)  # a CPU free: P3's M steals it
+    assert s.pass_end(0, fired, cpus=0) == (fired + RUNNEXT_STEAL_NS, 3)
+    assert s.pass_end(1, 1 * MS, cpus=2) == (1 * MS, 1)  # P1 runs its goroutine: not in the scheduler
+    short = schedule([(0, 0, "user"), (fired, 0, "sched"), (fired + RUNNEXT_STOLEN_NS - 1, 0, "user"),
+                      (0, 1, "idle")])
+    assert short.pass_end(0, fired, cpus=2) == (fired, 0)  # its M's own pass: it starts it
+    nobody = schedule([(0, 0, "user"), (fired, 0, "sched"), (back, 0, "user"), (0, 1, "user")])
+    assert nobody.pass_end(0, fired, cpus=4) == (fired, 0)  # no idle P for an M to take
 
 
 def test_after_a_stop_the_initiators_p_runs_its_timers_at_its_next_reschedule():

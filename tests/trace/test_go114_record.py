@@ -200,7 +200,10 @@ def test_the_runtimes_sysmon_loops_as_the_model_has_it(goroot, tmp_path, capfd):
         if delay != delays[k]:
             off.append((t[k], delays[k], delay))
         delay = delays[k]
-    assert delays[0] == 20 and not off, off[:5]
+    # on a mismatch, the loop's events around the first one (1 run in ~20 on 2026-12-06 had one: a 20 us
+    # pass where the passes recorded since the last reset said 40; not reproduced in 18 runs since)
+    around = d[(d.ts >= off[0][0] - 2_000_000) & (d.ts <= off[0][0])].tail(60).to_string() if off else ""
+    assert delays[0] == 20 and not off, (off[:5], around)
     assert 10_000 in delays  # it backed off all the way at least once
 
     sched = engine.p_schedule_of(out, trace_metadata(out)["gomaxprocs"])  # as the replay builds it

@@ -310,7 +310,8 @@ def test_the_scavenger_timing_script_holds_the_models_runs_after_a_gc_to_the_run
 def test_the_scavenger_timing_script_holds_the_models_runs_after_its_own_ps_reschedule_to_the_runtimes(load_script, tmp_path):
     """--own-p: per trace, the timers their own P's schedule() fired, split by the P's scheduler stretch
     there (short; 100 µs or more with every CPU busy; or with one free), and how often running at the
-    firing and the model's run (behind a GC worker, then pass_end) land within 100 µs of the runtime's."""
+    firing and the model's run (behind a GC worker, then pass_end) land within 100 µs of the runtime's,
+    and whether the model names the P that ran it."""
     import subprocess
     import sys
     from pathlib import Path
@@ -329,9 +330,9 @@ def test_the_scavenger_timing_script_holds_the_models_runs_after_its_own_ps_resc
     assert len(err) == len(own) > 40 and set(err[:, 0]) == {0, 1, 2}  # service-p4 has each part
     for row, r in zip(err, own.itertuples()):
         t, p = int(r.fired_ts), int(r.fired_p)
-        model = sched.behind_gc_worker(p, t)
-        model = sched.pass_end(p, t, recorded_cpus(meta, "")) if model == t else model
-        assert (row[1], row[2], row[3]) == (model - r.next_run_ts, t - r.next_run_ts, r.next_run_p != p)
+        model, host = sched.behind_gc_worker(p, t), p
+        model, host = sched.pass_end(p, t, recorded_cpus(meta, "")) if model == t else (model, host)
+        assert tuple(row[1:]) == (model - r.next_run_ts, t - r.next_run_ts, r.next_run_p != p, host == r.next_run_p)
     busy = err[err[:, 0] == 1]  # its M off the CPU with every CPU busy: the stretch's end, not the firing
     assert np.all(np.abs(busy[:, 1]) <= 100_000) and np.all(np.abs(busy[:, 2]) > 100_000), busy
     (tmp_path / "a.parquet").symlink_to(trace)
@@ -341,8 +342,10 @@ def test_the_scavenger_timing_script_holds_the_models_runs_after_its_own_ps_resc
     assert p.returncode == 0, p.stderr
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
             for line in p.stdout.splitlines() if line.startswith("| ") and "---" not in line}
-    assert set(rows) == {"trace", "a", "b", "all 2"} and rows["a"] == rows["b"] and len(rows["a"]) == 9
+    assert set(rows) == {"trace", "a", "b", "all 2"} and rows["a"] == rows["b"] and len(rows["a"]) == 12
     short = err[err[:, 0] == 0]
     assert rows["all 2"][0] == f"{2 * len(short):,}"
     assert rows["a"][1] == f"{np.mean(np.abs(short[:, 2]) <= 100_000):.0%} / {np.mean(np.abs(short[:, 1]) <= 100_000):.0%}"
-    assert rows["a"][3] == f"{len(busy):,}" and rows["a"][4] == "0% / 100%"
+    assert rows["a"][4] == f"{len(busy):,}" and rows["a"][5] == "0% / 100%" and rows["a"][7] == "100%"
+    free = err[err[:, 0] == 2]  # a CPU free: another P's M stole it (service-p4: both; the model names one)
+    assert rows["a"][10] == "100%" and rows["a"][11] == f"{np.mean(free[:, 4]):.0%}" and free[:, 4].sum() >= 1
