@@ -29,7 +29,7 @@ scavenger really runs"):
    P and deadline, the mean lateness comes closer on every recording).
    Likewise a timer rule 1 fired: the scavenger it readied onto the P's
    ``runnext`` starts when that P's M is back, if the other Ps take every
-   CPU meanwhile; with a CPU free wakep's M steals it (``pass_end``).
+   CPU meanwhile; with a CPU free wakep's M steals it (``runnext_start``).
 
 The woken M of rules 2 and 3 takes the head of the idle list (``pidle_head``:
 the P that went idle last) and the scavenger runs there; the model keeps
@@ -507,7 +507,7 @@ class PSchedule:
         i = bisect_right(ts, t)
         return ts[i] if i < len(ts) else t
 
-    def pass_end(self, p: int, t: int, cpus: int) -> tuple[int, int]:
+    def runnext_start(self, p: int, t: int, cpus: int) -> tuple[int, int]:
         """(when, on which P) the goroutine P p's ``schedule()`` readied onto p's ``runnext`` at t (its
         timer fired there) starts.  At t on p, unless p is in the scheduler then with its M off the CPU:
         with the other Ps' running goroutines taking every one of the recording machine's ``cpus`` (0:

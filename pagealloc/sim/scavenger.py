@@ -117,7 +117,7 @@ class BackgroundScavenger:
             if how == "reschedule" or how == "preempt":
                 runs = sched.behind_gc_worker(self.host, fired)
                 if runs == fired:  # its M, in the scheduler, starts it when back on a CPU, or another M steals it
-                    runs, self.host = sched.pass_end(self.host, fired, engine.lock_line.cpus)
+                    runs, self.host = sched.runnext_start(self.host, fired, engine.lock_line.cpus)
             if how == "reschedule" and sched.preempted_at(self.host, fired):
                 how = "preempt"  # the runtime's name for a reschedule its goroutine's preemption caused
             self.fired_how = how

@@ -420,15 +420,15 @@ def test_a_timer_its_ps_reschedule_fired_runs_when_that_ps_m_is_back_or_is_stole
     fired, back = 2 * MS, 4 * MS
     s = schedule([(0, 0, "user"), (fired, 0, "sched"), (back, 0, "user"), (0, 1, "user"), (0, 2, "user"),
                   (0, 3, "user"), (1 * MS, 3, "sched"), (1 * MS + 130, 3, "idle")], nprocs=4)
-    assert s.pass_end(0, fired, cpus=2) == (back, 0)  # P1 and P2 run: both CPUs taken
-    assert s.pass_end(0, fired, cpus=4) == (fired + RUNNEXT_STEAL_NS, 3)  # a CPU free: P3's M steals it
-    assert s.pass_end(0, fired, cpus=0) == (fired + RUNNEXT_STEAL_NS, 3)
-    assert s.pass_end(1, 1 * MS, cpus=2) == (1 * MS, 1)  # P1 runs its goroutine: not in the scheduler
+    assert s.runnext_start(0, fired, cpus=2) == (back, 0)  # P1 and P2 run: both CPUs taken
+    assert s.runnext_start(0, fired, cpus=4) == (fired + RUNNEXT_STEAL_NS, 3)  # a CPU free: P3's M steals it
+    assert s.runnext_start(0, fired, cpus=0) == (fired + RUNNEXT_STEAL_NS, 3)
+    assert s.runnext_start(1, 1 * MS, cpus=2) == (1 * MS, 1)  # P1 runs its goroutine: not in the scheduler
     short = schedule([(0, 0, "user"), (fired, 0, "sched"), (fired + RUNNEXT_STOLEN_NS - 1, 0, "user"),
                       (0, 1, "idle")])
-    assert short.pass_end(0, fired, cpus=2) == (fired, 0)  # its M's own pass: it starts it
+    assert short.runnext_start(0, fired, cpus=2) == (fired, 0)  # its M's own pass: it starts it
     nobody = schedule([(0, 0, "user"), (fired, 0, "sched"), (back, 0, "user"), (0, 1, "user")])
-    assert nobody.pass_end(0, fired, cpus=4) == (fired, 0)  # no idle P for an M to take
+    assert nobody.runnext_start(0, fired, cpus=4) == (fired, 0)  # no idle P for an M to take
 
 
 def test_after_a_stop_the_initiators_p_runs_its_timers_at_its_next_reschedule():

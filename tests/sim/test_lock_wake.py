@@ -78,7 +78,7 @@ def test_the_service_recordings_waiters_pay_the_busy_price_and_the_engines_agree
     """go114-service-p4 (GOMAXPROCS 4 on 2 CPUs, two CPU-bound goroutines): its Ps' waits past the spin
     mostly find both CPUs busy.  A busy price of 1 ms raises its P-stall by about that per such wait;
     said to have 8 CPUs, the same recording pays the idle wake-up (against itself at the default prices:
-    the CPUs also decide where a timer its P's reschedule fired waits for that P's M, ``pass_end``).  The
+    the CPUs also decide where a timer its P's reschedule fired waits for that P's M, ``runnext_start``).  The
     compiled and the Python engine give the same figures either way."""
     busy = CostModel(futex_wake_busy_ns=1_000_000)
     path = str(TRACES / "go114-service-p4.parquet")

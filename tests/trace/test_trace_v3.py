@@ -310,7 +310,7 @@ def test_the_scavenger_timing_script_holds_the_models_runs_after_a_gc_to_the_run
 def test_the_scavenger_timing_script_holds_the_models_runs_after_its_own_ps_reschedule_to_the_runtimes(load_script, tmp_path):
     """--own-p: per trace, the timers their own P's schedule() fired, split by the P's scheduler stretch
     there (short; 100 µs or more with every CPU busy; or with one free), and how often running at the
-    firing and the model's run (behind a GC worker, then pass_end) land within 100 µs of the runtime's,
+    firing and the model's run (behind a GC worker, then runnext_start) land within 100 µs of the runtime's,
     and whether the model names the P that ran it."""
     import subprocess
     import sys
@@ -331,7 +331,7 @@ def test_the_scavenger_timing_script_holds_the_models_runs_after_its_own_ps_resc
     for row, r in zip(err, own.itertuples()):
         t, p = int(r.fired_ts), int(r.fired_p)
         model, host = sched.behind_gc_worker(p, t), p
-        model, host = sched.pass_end(p, t, recorded_cpus(meta, "")) if model == t else (model, host)
+        model, host = sched.runnext_start(p, t, recorded_cpus(meta, "")) if model == t else (model, host)
         assert tuple(row[1:]) == (model - r.next_run_ts, t - r.next_run_ts, r.next_run_p != p, host == r.next_run_p)
     busy = err[err[:, 0] == 1]  # its M off the CPU with every CPU busy: the stretch's end, not the firing
     assert np.all(np.abs(busy[:, 1]) <= 100_000) and np.all(np.abs(busy[:, 2]) > 100_000), busy
