@@ -112,14 +112,16 @@ class BackgroundScavenger:
             self.deleted_until = 0  # reset or not, it is live again: it fires and leaves the heap
             fired, self.host, how = sched.fire(self.timer_p, self.time, self.time + req[1], self.host)
             self.timer_fires = fired
-            # fired by its P's own schedule(), it waits there behind a GC worker the P runs first
-            runs = fired
+            runs, runs_on = fired, self.host
             if how == "reschedule" or how == "preempt":
+                # fired by its P's own schedule(), it waits there behind a GC worker the P runs first; else
+                # that P's M, in the scheduler, starts it when back on a CPU, or another M steals it
                 runs = sched.behind_gc_worker(self.host, fired)
-                if runs == fired:  # its M, in the scheduler, starts it when back on a CPU, or another M steals it
-                    runs, self.host = sched.runnext_start(self.host, fired, engine.lock_line.cpus)
+                if runs == fired:
+                    runs, runs_on = sched.runnext_start(self.host, fired, engine.lock_line.cpus)
             if how == "reschedule" and sched.preempted_at(self.host, fired):
                 how = "preempt"  # the runtime's name for a reschedule its goroutine's preemption caused
+            self.host = runs_on
             self.fired_how = how
             self.fired_by[how] += 1  # taken back if a GC wakes it first (wake)
             self.time = engine.p_free(self.host, runs)
