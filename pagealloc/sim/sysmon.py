@@ -112,13 +112,15 @@ class Sysmon:
         self.at += self.delay_us * 1000 + TICK_OVER_NS
 
 
-def next_delay(delay_us: int, idle: int, reset: bool) -> tuple[int, int]:
-    """(delay, idle) of sysmon's next pass after one with ``delay_us`` and ``idle``: the branch
-    (``reset``) puts them back to 20 us and 0; retake finds nothing (idle++); past 50 such passes the
-    delay doubles, up to 10 ms."""
-    if reset:
+def next_delay(delay_us: int, idle: int, reset: bool, retook: bool = False) -> tuple[int, int]:
+    """(delay, idle) of sysmon's next pass after one with ``delay_us`` and ``idle``, as the loop's top
+    computes them.  The branch (``reset``) puts them back to 20 us and 0 and then retake, finding
+    nothing, counts the pass (idle 1); a retake that took a P from a syscall (``retook``) leaves idle
+    at 0, so the backoff starts one pass later.  Past 50 counted passes the delay doubles, up to 10 ms."""
+    if reset or retook:
         idle, delay_us = 0, _FIRST_DELAY_US
-    idle += 1
+    if not retook:
+        idle += 1
     if idle > _PASSES_BEFORE_BACKOFF:
         delay_us = min(delay_us * 2, _MAX_DELAY_US)
     return delay_us, idle

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pagealloc.sim.goschedule import NETPOLL_LATE_NS, SYSMON_LATE_NS
-from pagealloc.sim.sysmon import STARTM_NS, STW_REQUEST_NS, TICK_OVER_NS, Sysmon
+from pagealloc.sim.sysmon import STARTM_NS, STW_REQUEST_NS, TICK_OVER_NS, Sysmon, next_delay
 from test_goschedule import schedule  # rows (ts, p, Go's state name) -> a recorded PSchedule
 
 US, MS = 1_000, 1_000_000
@@ -29,6 +29,25 @@ def test_it_looks_every_20_us_for_50_passes_then_backs_off_to_10_ms():
     doubled = [40, 80, 160, 320, 640, 1280, 2560, 5120, 10_000]
     assert gaps[50:59] == [d * US + TICK_OVER_NS for d in doubled]
     assert set(gaps[59:]) == {10 * MS + TICK_OVER_NS}
+
+
+def delays_after(reset: str, passes: int) -> list[int]:
+    """next_delay's delays for ``passes`` passes after one that ``reset`` ("branch" or "retake")."""
+    delay, idle = next_delay(10_000, 200, reset == "branch", reset == "retake")
+    out = [delay]
+    for _ in range(passes - 1):
+        delay, idle = next_delay(delay, idle, False)
+        out.append(delay)
+    return out
+
+
+def test_a_retake_resets_its_count_to_0_and_the_branch_to_1():
+    """proc.go: the branch sets ``idle = 0`` and the same pass's retake, finding nothing, counts it
+    (``idle++``); a retake that took a P sets ``idle = 0`` and nothing counts that pass.  So after the
+    branch the 51st pass doubles, after a retake the 52nd (one fresh churn recording at GOMAXPROCS 2
+    had a retake and then 51 quiet passes: its 51st was 20 us)."""
+    assert delays_after("branch", 52) == [20] * 50 + [40, 80]
+    assert delays_after("retake", 52) == [20] * 51 + [40]
 
 
 def test_a_stop_for_the_world_it_sees_resets_its_delay():

@@ -193,15 +193,16 @@ def test_the_runtimes_sysmon_loops_as_the_model_has_it(goroot, tmp_path, capfd):
     branches = d[d.event == "sysmon_branch"]
     assert len(passes) > 500 and len(branches) > 10 and (d.event == "stop_request").sum() > 10, d.event.value_counts()
     t, delays = passes.ts.to_list(), passes.value.to_list()
-    took = set(branches.ts) | set(d[d.event == "sysmon_retake"].ts)  # retake resets it too (a P in a syscall)
+    branched = set(branches.ts)
+    retook = set(d[d.event == "sysmon_retake"].ts)  # retake resets it too (a P in a syscall), idle 0 not 1
     delay, idle, off = delays[0], 0, []
     for k in range(1, len(t)):
-        delay, idle = next_delay(delay, idle, t[k - 1] in took)
+        delay, idle = next_delay(delay, idle, t[k - 1] in branched, t[k - 1] in retook)
         if delay != delays[k]:
             off.append((t[k], delays[k], delay))
         delay = delays[k]
-    # on a mismatch, the loop's events around the first one (1 run in ~20 on 2026-12-06 had one: a 20 us
-    # pass where the passes recorded since the last reset said 40; not reproduced in 18 runs since)
+    # on a mismatch, the loop's events around the first one (1 run in ~20 had one until next_delay told a
+    # retake's reset, idle 0, from the branch's, idle 1: the 51st pass after a retake was 20 us, not 40)
     around = d[(d.ts >= off[0][0] - 2_000_000) & (d.ts <= off[0][0])].tail(60).to_string() if off else ""
     assert delays[0] == 20 and not off, (off[:5], around)
     assert 10_000 in delays  # it backed off all the way at least once
