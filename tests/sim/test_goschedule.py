@@ -125,6 +125,25 @@ def test_after_a_gc_it_waits_behind_a_user_goroutine_queued_ahead_of_it():
     assert PSchedule.from_rows([0, 10 * US], [0, 1], 2).behind_queued_user(1, 2 * MS) == 2 * MS
 
 
+def test_after_a_gc_a_stop_for_the_world_on_its_p_keeps_it_queued_until_the_restart():
+    """The GC's P goes on with a goroutine that stops the world (the next gcStart) before the readied
+    scavenger runs: that P parks in gcstopm before its run queue, so the scavenger runs after the
+    restart -- stolen by startTheWorld's wakep M where a P is idle, else when the P, which goes on
+    with the goroutine that stopped the world, next stops; where an M takes the P into schedule() at
+    the restart, then.  (Before: at the stop, inside the stop for the world: 121 of 2,668 GC wake-ups
+    on 24 fresh service runs, within 100 us of the runtime 4% of them, now 25%.)"""
+    rows = [(0, 0, "stopped"), (0, 1, "stopped"), (10 * US, 0, "user"), (10 * US, 1, "user"),
+            (2 * MS, 0, "sched"), (2 * MS + 10 * US, 0, "stopped"), (2 * MS + 10 * US, 1, "stopped"),
+            (2 * MS + 100 * US, 1, "user"), (7 * MS, 1, "sched"), (7 * MS + 1 * US, 1, "user")]
+    restart = 2 * MS + 100 * US
+    busy = rows + [(restart, 0, "user"), (9 * MS, 0, "sched")]
+    assert schedule(busy).after_gc(1, 5 * US) == (7 * MS, 1)
+    idle = rows + [(restart, 0, "sched"), (restart + 2 * US, 0, "idle")]
+    assert schedule(idle).after_gc(1, 5 * US) == (restart + RESTART_WAKEP_NS, 0)
+    taken = [r if r[:2] != (restart, 1) else (restart, 1, "sched") for r in busy]
+    assert schedule(taken).after_gc(1, 5 * US) == (restart, 1)
+
+
 def test_after_a_gc_a_p_that_runs_out_of_work_steals_it():
     s = schedule([(0, 0, "user"), (0, 1, "gc_worker"), (1 * MS, 0, "sched"), (1 * MS + 1 * US, 0, "idle"),
                   (3 * MS, 1, "sched")])
@@ -388,6 +407,19 @@ def test_a_goroutine_stopping_for_the_world_is_no_steal_point_and_the_restart_st
     restart = 2 * MS + 60 * US
     assert s.fire(0, 100 * US, 1500 * US) == (restart + RESTART_WAKEP_NS, 0, "start_the_world")  # due before it
     assert s.fire(0, 100 * US, 3 * MS)[2] == "netpoll"  # due after it
+
+
+def test_a_timer_netpoll_would_fire_while_the_world_is_stopped_waits_for_the_restart():
+    """stopTheWorld takes the idle Ps off the idle list: netpoll's M, back from epoll_wait inside the
+    stop, finds no P (stopm), and the timer fires at the restart (17 of 4,763 netpoll firings on 12
+    fresh service runs fell inside a stop)."""
+    rows = [(0, 0, "idle"), (0, 1, "user"), (2 * MS, 1, "sched"), (2 * MS + 10 * US, 1, "stopped"),
+            (2 * MS + 5 * US, 0, "sched"), (2 * MS + 10 * US, 0, "stopped"), (2 * MS + 300 * US, 0, "sched"),
+            (2 * MS + 302 * US, 0, "idle"), (2 * MS + 300 * US, 1, "sched"), (2 * MS + 301 * US, 1, "user")]
+    s = sysmon_away(schedule(rows))
+    restart = 2 * MS + 300 * US
+    assert s.netpoll_fires(0, 1 * MS, 1 * MS + 900 * US) == 2 * MS + NETPOLL_LATE_NS  # inside the stop
+    assert s.fire(0, 1 * MS, 1 * MS + 900 * US) == (restart + RESTART_WAKEP_NS, 0, "start_the_world")
 
 
 def test_an_m_in_the_scheduler_before_the_recorded_scavenger_ran_is_kept():
