@@ -531,6 +531,18 @@ class PSchedule:
         head = self.pidle_head(when, exclude=p)
         return (when, head) if head is not None else (t, p)
 
+    def readied_run(self, p: int, t: int, cpus: int) -> tuple[int, int]:
+        """(when, on which P) the scavenger starts that a timer P p's own ``schedule()`` fired at t
+        readied onto p's ``runnext``: behind the priority GC worker p runs first (``behind_gc_worker``)
+        -- unless a P out of work steals it from ``runnext`` before that worker stops (findrunnable's
+        last stealing round; 306 such timers on 36 fresh service runs and the corpus: within 100 us of
+        the runtime 77% -> 80%, the right P 82% -> 85%) -- else as ``runnext_start`` has it."""
+        run = self.behind_gc_worker(p, t)
+        if run == t:
+            return self.runnext_start(p, t, cpus)
+        steal = self.next_steal_point(t)
+        return steal if steal is not None and steal[0] < run else (run, p)
+
     def after_stop(self, p: int, t: int) -> int:
         """t, or when the world restarts if P p is stopping or stopped for it at t: a goroutine stopped
         for a stop-the-world leaves its P in schedule()'s gcstopm, before that checks timers."""

@@ -114,11 +114,9 @@ class BackgroundScavenger:
             self.timer_fires = fired
             runs, runs_on = fired, self.host
             if how == "reschedule" or how == "preempt":
-                # fired by its P's own schedule(), it waits there behind a GC worker the P runs first; else
-                # that P's M, in the scheduler, starts it when back on a CPU, or another M steals it
-                runs = sched.behind_gc_worker(self.host, fired)
-                if runs == fired:
-                    runs, runs_on = sched.runnext_start(self.host, fired, engine.lock_line.cpus)
+                # fired by its P's own schedule(), it waits there behind a GC worker the P runs first (unless
+                # a P out of work steals it); else that P's M starts it when back on a CPU, or another M steals it
+                runs, runs_on = sched.readied_run(self.host, fired, engine.lock_line.cpus)
             if how == "reschedule" and sched.preempted_at(self.host, fired):
                 how = "preempt"  # the runtime's name for a reschedule its goroutine's preemption caused
             self.host = runs_on

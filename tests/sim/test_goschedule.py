@@ -409,6 +409,22 @@ def test_a_goroutine_stopping_for_the_world_is_no_steal_point_and_the_restart_st
     assert s.fire(0, 100 * US, 3 * MS)[2] == "netpoll"  # due after it
 
 
+def test_a_p_out_of_work_steals_the_scavenger_waiting_behind_a_gc_worker():
+    """The scavenger a timer readied onto P0's runnext waits while P0's dedicated mark worker runs,
+    but findrunnable's last stealing round on a P out of work takes a P's runnext: P1, done with its
+    goroutine at 1.5 ms, runs it there.  With no such P it waits for the worker to stop."""
+    rows = [(0, 0, "user", ""), (1 * MS, 0, "sched", "preempt"), (1 * MS + 1 * US, 0, "gc_worker", "dedicated"),
+            (4 * MS, 0, "sched", "park"), (4 * MS + 1 * US, 0, "user", ""), (0, 1, "user", "")]
+    idle_later = rows + [(1500 * US, 1, "sched", "park"), (1500 * US + 2 * US, 1, "idle", "")]
+    busy, stolen = (PSchedule.from_table(pa.table({"ts": [r[0] for r in rr], "p": [r[1] for r in rr],
+                                                   "state": [r[2] for r in rr], "reason": [r[3] for r in rr]}), 2)
+                    for rr in (rows, idle_later))
+    assert busy.readied_run(0, 1 * MS, 2) == (4 * MS, 0)
+    when, p = stolen.readied_run(0, 1 * MS, 2)
+    assert p == 1 and 1500 * US <= when < 4 * MS
+    assert stolen.readied_run(0, 4 * MS + 1 * US, 2) == (4 * MS + 1 * US, 0)  # no worker: runnext_start
+
+
 def test_a_timer_netpoll_would_fire_while_the_world_is_stopped_waits_for_the_restart():
     """stopTheWorld takes the idle Ps off the idle list: netpoll's M, back from epoll_wait inside the
     stop, finds no P (stopm), and the timer fires at the restart (17 of 4,763 netpoll firings on 12

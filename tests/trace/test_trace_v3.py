@@ -330,8 +330,7 @@ def test_the_scavenger_timing_script_holds_the_models_runs_after_its_own_ps_resc
     assert len(err) == len(own) > 40 and set(err[:, 0]) == {0, 1, 2}  # service-p4 has each part
     for row, r in zip(err, own.itertuples()):
         t, p = int(r.fired_ts), int(r.fired_p)
-        model, host = sched.behind_gc_worker(p, t), p
-        model, host = sched.runnext_start(p, t, recorded_cpus(meta, "")) if model == t else (model, host)
+        model, host = sched.readied_run(p, t, recorded_cpus(meta, ""))
         assert tuple(row[1:]) == (model - r.next_run_ts, t - r.next_run_ts, r.next_run_p != p, host == r.next_run_p)
     busy = err[err[:, 0] == 1]  # its M off the CPU with every CPU busy: the stretch's end, not the firing
     assert np.all(np.abs(busy[:, 1]) <= 100_000) and np.all(np.abs(busy[:, 2]) > 100_000), busy
