@@ -31,8 +31,8 @@ pass's delay to ``next_delay`` and every pass that took the branch to
 
 The model's sysmon runs on the recorded Ps' schedule: "every P idle" and
 the stops for the world are the recording's, from their requests (recorded
-since record stream version 4; before, ``STW_REQUEST_NS`` before the Ps
-stop, the recordings' median); the timer is the model's scavenger's.  The
+since record stream version 4; before, ``STW_REQUEST_NS`` before the world
+stopped, the recordings' mean); the timer is the model's scavenger's.  The
 program's own timers and syscalls, which also end sysmon's sleeps (and a
 syscall that retake takes a P from resets its delay), are not in a trace.
 """
@@ -43,7 +43,9 @@ from bisect import bisect_right
 
 TICK_OVER_NS = 85_000  # usleep(delay) returns this much after delay (timer slack; 105 us a pass at delay 20, measured)
 STARTM_NS = 25_000  # from sysmon's pass that sees an overdue timer to the timer run by the M it started (7-45 us)
-STW_REQUEST_NS = 100_000  # gcwaiting is set this long before the Ps stop (median 97 us, p90 192: recorded requests)
+# gcwaiting is set this long before the world stops: the mean, as a pass's chance to see it goes with the
+# window's length (72,677 recorded requests: median 56 us, p90 174; by workload, means 28-201 us)
+STW_REQUEST_NS = 104_000
 MAX_SLEEP_NS = 60_000_000_000  # forcegcperiod / 2: its longest sleep with no timer
 _FIRST_DELAY_US, _MAX_DELAY_US, _PASSES_BEFORE_BACKOFF = 20, 10_000, 50
 
@@ -52,7 +54,7 @@ class Sysmon:
     """The model's sysmon over a recorded schedule.  ``advance`` moves it on in time order.
 
     ``idle``: sorted, disjoint (start, end) spans in which the recording has every P idle;
-    ``stops``: (first P stopping, start-the-world) of each stop for the world; ``restarts``:
+    ``stops``: (the world stopped: its first stopped row, start-the-world) of each stop for the world; ``restarts``:
     start-the-world times (they wake its sleep).
     """
 
@@ -127,7 +129,7 @@ def next_delay(delay_us: int, idle: int, reset: bool, retook: bool = False) -> t
 
 
 def _requested(stop: int, requests: list[int] | None) -> int:
-    """When the stop for the world whose first P stopped at ``stop`` was asked for: the recorded request
+    """When the stop for the world that stopped at ``stop`` was asked for: the recorded request
     (record stream version 4) at or before it, within 10 ms, else STW_REQUEST_NS before it."""
     if requests:
         i = bisect_right(requests, stop) - 1
