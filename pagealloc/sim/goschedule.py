@@ -205,6 +205,24 @@ def _outside(points: list, begins: list, ends: list) -> list:
     return out
 
 
+def _stopped_runs(stopped: np.ndarray) -> list[tuple[int, int]]:
+    """(first, after) row indices of each run of ``stopped`` rows that a row follows (start-the-world)."""
+    out = []
+    n = len(stopped)
+    k = 0
+    while k < n:
+        if not stopped[k]:
+            k += 1
+            continue
+        e = k
+        while e < n and stopped[e]:
+            e += 1
+        if e < n:
+            out.append((k, e))
+        k = e
+    return out
+
+
 def _stops(ts: np.ndarray, state: np.ndarray, stopped: np.ndarray) -> tuple[list, list, list]:
     """One P's stops for the world, as (begin, end, resumed) lists: from the reschedule point whose
     scheduler stretch leads into ``stopped`` (its goroutine stopped for the stop-the-world) to the
@@ -214,45 +232,23 @@ def _stops(ts: np.ndarray, state: np.ndarray, stopped: np.ndarray) -> tuple[list
     into schedule())."""
     begins, ends, resumed = [], [], []
     n = len(ts)
-    k = 0
-    while k < n:
-        if not stopped[k]:
-            k += 1
-            continue
+    for k, e in _stopped_runs(stopped):
         b = k
         while b > 0 and state[b - 1] == SCHED and not stopped[b - 1]:
             b -= 1
-        e = k
-        while e < n and stopped[e]:
-            e += 1
-        if e < n:
-            begins.append(int(ts[b]))
-            ends.append(int(ts[e]))
-            how = int(state[e])
-            if how == SCHED and e + 1 < n and state[e + 1] == IDLE:
-                how = IDLE
-            resumed.append(how)
-        k = e
+        begins.append(int(ts[b]))
+        ends.append(int(ts[e]))
+        how = int(state[e])
+        if how == SCHED and e + 1 < n and state[e + 1] == IDLE:
+            how = IDLE
+        resumed.append(how)
     return begins, ends, resumed
 
 
 def _world_stopped(ts: np.ndarray, stopped: np.ndarray) -> list[tuple[int, int]]:
     """One P's stops for the world as (its first ``stopped`` row, the first row after: start-the-world).
     The stopped row is the world stopped; ``_stops`` begins earlier, at the reschedule leading into it."""
-    out = []
-    n = len(ts)
-    k = 0
-    while k < n:
-        if not stopped[k]:
-            k += 1
-            continue
-        e = k
-        while e < n and stopped[e]:
-            e += 1
-        if e < n:
-            out.append((int(ts[k]), int(ts[e])))
-        k = e
-    return out
+    return [(int(ts[k]), int(ts[e])) for k, e in _stopped_runs(stopped)]
 
 
 def without_scavenger(ts: np.ndarray, state: np.ndarray, scavenger: np.ndarray,
