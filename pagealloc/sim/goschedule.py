@@ -848,6 +848,10 @@ class PSchedule:
         first = blocked + whole * NETPOLL_POLL_NS + late
         return first if first >= deadline else first + NETPOLL_POLL_NS + late
 
+    def stop_requested(self, t: int) -> int | None:
+        """The request of the stop for the world that t falls in (recorded schedules), else None."""
+        return self.sysmon.requested_before(t) if self.sysmon is not None else None
+
     def after_gc(self, p: int, woken: int) -> tuple[int, int]:
         """(when, on which P) the scavenger runs after a GC woke it at ``woken`` on P ``p``.
 

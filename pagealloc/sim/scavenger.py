@@ -171,6 +171,11 @@ class BackgroundScavenger:
         (goschedule.after_gc), on a P that is free."""
         sched = self.engine.psched
         run, host = sched.after_gc(p if p >= 0 else self.host, t) if sched is not None else (t, self.host)
+        asked = sched.stop_requested(t) if sched is not None and self.state == SLEEPING else None
+        if asked is not None and self.last_release > asked:
+            # its run went on past the stop's request: in Go the ragged barrier and the stop wait for it,
+            # so mark termination readies it that much later than the recording, made without it, has
+            run += self.last_release - asked
         parked = False
         if self.state == PARKED:
             self.state = RESUME

@@ -75,6 +75,12 @@ class Sysmon:
         model's scavenger holds one of the Ps the recording has idle)."""
         return _within(self.wait_starts, self.wait_ends, t) or (not held and _within(self.idle_starts, self.idle_ends, t))
 
+    def requested_before(self, t: int) -> int | None:
+        """When the stop for the world that t falls in was asked for (gcwaiting set), if t is between
+        a stop's request and its restart; else None."""
+        i = bisect_right(self.wait_starts, t) - 1
+        return self.wait_starts[i] if i >= 0 and t < self.wait_ends[i] else None
+
     def _next_restart(self, t: int) -> int | None:
         i = bisect_right(self.restarts, t)
         return self.restarts[i] if i < len(self.restarts) else None

@@ -283,15 +283,17 @@ def test_a_gc_wakes_a_sleeping_scavenger_whose_timer_has_not_fired_and_stops_the
 
     from pagealloc.sim import scavenger as S
 
-    def sleeping(timer_fires):
+    def sleeping(timer_fires, asked=None, released=0):
         runs = []
-        psched = SimpleNamespace(after_gc=lambda p, t: (12 * MS, 1), deleted_timer_cleared=lambda p, t, gc_p: t)
+        psched = SimpleNamespace(after_gc=lambda p, t: (12 * MS, 1), deleted_timer_cleared=lambda p, t, gc_p: t,
+                                 stop_requested=lambda t: asked)
         engine = SimpleNamespace(psched=psched, p_free=lambda p, t: t, schedule_scavenger=lambda t, v: runs.append(t))
         bg = object.__new__(S.BackgroundScavenger)
         bg.engine, bg.state, bg.host, bg.version = engine, S.SLEEPING, 0, 0
         bg.fired_by, bg.fired_how = Counter(sysmon=1), "sysmon"  # the rule its sleep's timer was to fire by
         bg.timer_p = 0
         bg.time = bg.timer_fires = timer_fires
+        bg.last_release = released
         return bg, runs
 
     bg, runs = sleeping(10 * MS)
@@ -304,6 +306,14 @@ def test_a_gc_wakes_a_sleeping_scavenger_whose_timer_has_not_fired_and_stops_the
     bg, runs = sleeping(4 * MS)
     bg.wake(5 * MS, 1)  # its timer fired first
     assert (bg.time, runs, +bg.fired_by) == (4 * MS, [], Counter(sysmon=1))
+    # its last run went on 30 us past the request of the stop this wake-up comes from: the ragged
+    # barrier and the stop waited for it, so the GC readies it 30 us later than recorded
+    bg, runs = sleeping(10 * MS, asked=4 * MS, released=4 * MS + 30 * US)
+    bg.wake(5 * MS, 1)
+    assert (bg.time, runs) == (12 * MS + 30 * US, [12 * MS + 30 * US])
+    bg, runs = sleeping(10 * MS, asked=4 * MS, released=3 * MS)  # released before the request: as recorded
+    bg.wake(5 * MS, 1)
+    assert bg.time == 12 * MS
 
 
 def test_a_timer_a_gc_stopped_stays_in_its_ps_heap_until_that_ps_scheduler_clears_it():
@@ -335,6 +345,7 @@ def test_the_next_sleep_resets_a_stopped_timer_on_the_p_whose_heap_still_holds_i
     def sleep_after_gc(sleep_at):
         fired_on = []
         psched = SimpleNamespace(after_gc=lambda p, t: (t, 3), deleted_timer_cleared=lambda p, t, gc_p: 8 * MS,
+                                 stop_requested=lambda t: None,
                                  fire=lambda p, t, due, ran_on: fired_on.append(p) or (due, p, "netpoll"))
         engine = SimpleNamespace(psched=psched, p_free=lambda p, t: t, schedule_scavenger=lambda t, v: None,
                                  host_end=lambda p, t: None)
