@@ -87,6 +87,24 @@ def whole_huge_page(addr: int, nbytes: int, huge: int) -> bool:
     return huge > 0 and -(-addr // huge) * huge + huge <= addr + nbytes
 
 
+def float64_to_uint64(x: float) -> int:
+    """Go's ``uint64(x)`` for a float64 on amd64, out-of-range values included (the spec leaves them to
+    the implementation).  The compiler converts below 2**63 with CVTTSD2SQ; above, it converts x - 2**63
+    and ORs in bit 63; CVTTSD2SQ gives 1 << 63 for what int64 cannot hold.  So 2**64 and up become 1 << 63,
+    and -1.5 becomes 2**64 - 1 (Go 1.14.6, printed by a program converting each)."""
+    if x < _TWO63:
+        return _cvttsd2sq(x) & MASK64
+    return (_cvttsd2sq(x - _TWO63) | (1 << 63)) & MASK64
+
+
+_TWO63 = 9223372036854775808.0
+
+
+def _cvttsd2sq(v: float) -> int:
+    """amd64's float64 to int64: truncated; 1 << 63 (as a negative int64) where that cannot hold it."""
+    return int(v) if -_TWO63 <= v < _TWO63 else -(1 << 63)  # NaN fails both comparisons
+
+
 def heap_minimum(gogc: int = GOGC) -> int:
     """Go: heapminimum = defaultHeapMinimum * gcpercent / 100 (setGCPercent)."""
     return DEFAULT_HEAP_MINIMUM * gogc // 100
@@ -669,13 +687,13 @@ class MHeap:
             self.scavenge_goal = MASK64
             return
         goal_ratio = self.next_gc / self.last_next_gc
-        retained_goal = int(self.last_heap_inuse * goal_ratio)
+        retained_goal = float64_to_uint64(self.last_heap_inuse * goal_ratio)
         # Go: retainedGoal / (1.0 / (retainExtraPercent / 100.0)), a constant
-        # divisor (10 for 10%); exact for any percent Go could compile.
+        # divisor (10 for 10%); exact for any percent Go could compile.  uint64: wraps.
         extra = self.retain_extra_percent
-        retained_goal += retained_goal * extra.numerator // (100 * extra.denominator)
+        retained_goal = (retained_goal + retained_goal * extra.numerator // (100 * extra.denominator)) & MASK64
         phys = self.phys_page_size
-        retained_goal = (retained_goal + phys - 1) & ~(phys - 1)
+        retained_goal = ((retained_goal + phys - 1) & MASK64) & ~(phys - 1)
         retained_now = self.go_heap_retained()
         if retained_now <= retained_goal or retained_now - retained_goal < phys:
             self.scavenge_goal = MASK64

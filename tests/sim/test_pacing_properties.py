@@ -36,7 +36,7 @@ import dataclasses
 from contextlib import contextmanager
 
 import numpy as np
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from test_replay import (  # the constructed trace, and user-style trace frames
     FOOLED,
@@ -59,13 +59,35 @@ TRACES = settings(deadline=None, max_examples=40, suppress_health_check=[HealthC
 # --- pacing -------------------------------------------------------------------------------
 
 
+def go_uint64(x):
+    """uint64(x) of a float64 as Go 1.14.6 compiles it on amd64: CVTTSD2SQ below 2**63, else of x - 2**63
+    with bit 63 ORed in; what int64 cannot hold converts to 1 << 63 (numpy's own cast of such a value
+    is undefined: it gave 0)."""
+    cutoff = np.float64(2**63)
+    if x < cutoff:
+        return np.uint64(int(x))
+    return np.uint64(int(x - cutoff) | (1 << 63)) if x - cutoff < cutoff else np.uint64(1 << 63)
+
+
+def test_float64_to_uint64_is_go_1_14s_on_amd64():
+    """The values Go 1.14.6 printed on linux/amd64 for ``uint64(x)`` of each (a ``//go:noinline``
+    function converting its argument), out-of-range ones included."""
+    from pagealloc.runtime.mheap import float64_to_uint64
+
+    printed = {1e18: 1_000_000_000_000_000_000, 9.3e18: 9_300_000_000_000_000_000,
+               1.7e19: 17_000_000_000_000_000_000, 1.8446744073709552e19: 9_223_372_036_854_775_808,
+               2e19: 9_223_372_036_854_775_808, 1e30: 9_223_372_036_854_775_808, -1.5: 18_446_744_073_709_551_615}
+    assert {x: float64_to_uint64(x) for x in printed} == printed
+    assert {x: int(go_uint64(np.float64(x))) for x in printed if x >= 0} == {x: v for x, v in printed.items() if x >= 0}
+
+
 def go_gc_pace_scavenger(next_gc, last_next_gc, last_heap_inuse, heap_sys, heap_released, phys):
     """Go 1.14.6's gcPaceScavenger, line by line (retainExtraPercent = 10): the goal it sets."""
     u64, f64 = np.uint64, np.float64
     if last_next_gc == 0:
         return MASK64
     goal_ratio = f64(u64(next_gc)) / f64(u64(last_next_gc))
-    retained_goal = u64(f64(u64(last_heap_inuse)) * goal_ratio)
+    retained_goal = go_uint64(f64(u64(last_heap_inuse)) * goal_ratio)
     # retainedGoal / (1.0 / (retainExtraPercent / 100.0)): an untyped constant divisor, 10
     retained_goal += retained_goal // u64(10)
     retained_goal = (retained_goal + u64(phys) - u64(1)) & ~(u64(phys) - u64(1))
@@ -92,6 +114,8 @@ def gc(heap: MHeap, heap_inuse: int, heap_sys: int, heap_released: int, next_gc:
 
 @PACING
 @given(phys=PHYS_PAGE_SIZES, gcs=st.lists(heap_at_gc(), min_size=1, max_size=12))
+# a goal past 2**64 (next_gc / last_next_gc ~1.7e12): Go's conversion makes it 1 << 63, so no goal
+@example(phys=4096, gcs=[(0, 0, 0, 1), (0, 0, 0, 1), (10785334, 10785334, 0, 1_710_354_456_683)])
 def test_goal_is_gos_formula_in_gos_order(phys, gcs):
     heap = MHeap(phys_page_size=phys)
     last_next_gc = initial_next_gc()  # gcinit's goal: the first GC already paces
