@@ -223,16 +223,16 @@ def _stopped_runs(stopped: np.ndarray) -> list[tuple[int, int]]:
     return out
 
 
-def _stops(ts: np.ndarray, state: np.ndarray, stopped: np.ndarray) -> tuple[list, list, list]:
+def _stops(ts: np.ndarray, state: np.ndarray, stopped: np.ndarray, runs: list) -> tuple[list, list, list]:
     """One P's stops for the world, as (begin, end, resumed) lists: from the reschedule point whose
     scheduler stretch leads into ``stopped`` (its goroutine stopped for the stop-the-world) to the
     first state after the stopped stretch (start-the-world), and how the P resumed there: RUNNING
     straight away (the P of the goroutine that stopped the world: it goes on without schedule()),
     IDLE after a pass (procresize put it on the idle list: no local work), or SCHED (an M took it
-    into schedule())."""
+    into schedule()).  ``runs``: ``_stopped_runs(stopped)``."""
     begins, ends, resumed = [], [], []
     n = len(ts)
-    for k, e in _stopped_runs(stopped):
+    for k, e in runs:
         b = k
         while b > 0 and state[b - 1] == SCHED and not stopped[b - 1]:
             b -= 1
@@ -245,10 +245,11 @@ def _stops(ts: np.ndarray, state: np.ndarray, stopped: np.ndarray) -> tuple[list
     return begins, ends, resumed
 
 
-def _world_stopped(ts: np.ndarray, stopped: np.ndarray) -> list[tuple[int, int]]:
-    """One P's stops for the world as (its first ``stopped`` row, the first row after: start-the-world).
-    The stopped row is the world stopped; ``_stops`` begins earlier, at the reschedule leading into it."""
-    return [(int(ts[k]), int(ts[e])) for k, e in _stopped_runs(stopped)]
+def _world_stopped(ts: np.ndarray, runs: list) -> list[tuple[int, int]]:
+    """One P's stops for the world (``runs``: ``_stopped_runs``) as (its first ``stopped`` row, the first
+    row after: start-the-world).  The stopped row is the world stopped; ``_stops`` begins earlier, at the
+    reschedule leading into it."""
+    return [(int(ts[k]), int(ts[e])) for k, e in runs]
 
 
 def without_scavenger(ts: np.ndarray, state: np.ndarray, scavenger: np.ndarray,
@@ -469,8 +470,9 @@ class PSchedule:
             worker_waits.append(_worker_waits(tq, kind[m]))
             per_ts.append(tq)
             per_state.append(sq)
-            stops.append(_stops(tq, sq, stopped[m]))
-            for at, restart in _world_stopped(tq, stopped[m]):
+            runs = _stopped_runs(stopped[m])
+            stops.append(_stops(tq, sq, stopped[m], runs))
+            for at, restart in _world_stopped(tq, runs):
                 world[restart] = min(at, world.get(restart, at))
             wakes.append(scavenger_wakes(tq, sq, scav))
             if scav.any():
@@ -773,9 +775,9 @@ class PSchedule:
         if restart < fired:
             return restart, self._taken(restart, p), "start_the_world"
         host = self._taken(fired, p)
-        restart = self.after_stop(host, fired)
-        if restart != fired:  # the world is stopping: stopTheWorld took the idle Ps, so netpoll's M finds
-            return self._after_restart(p, restart)  # none (stopm) and the timer waits for the restart
+        stopped_until = self.after_stop(host, fired)
+        if stopped_until != fired:  # the world is stopping: stopTheWorld took the idle Ps, so netpoll's M
+            return self._after_restart(p, stopped_until)  # finds none (stopm); the timer waits for the restart
         return fired, host, "netpoll"
 
     def _sysmon_can_fire(self, p: int, t: int) -> bool:
