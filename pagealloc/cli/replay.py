@@ -54,7 +54,9 @@ def register(sub) -> None:
                         "over the Ps' schedule, and it runs on a P; exact: it wakes when it asked, needing no P "
                         "(the model before; for comparison)")
     p.add_argument("--scavenger-crit", choices=SCAVENGER_CRITS, default=SCAVENGER_CRITS[0],
-                   help="model (default): Go's pacing is fed the modelled crit of each background release; "
+                   help="model (default): Go's pacing is fed the modelled crit of each background release (and, on "
+                        "a Go 1.14.6 recording, the time the OS had the recorded scavenger's thread off its CPU "
+                        "mid-crit, at the same turn of the model's cycle); "
                         "recorded: the crit the Go 1.14.6 runtime measured (a recording's diagnostic: separates when "
                         "the scavenger runs from what crit the model prices)")
     p.add_argument("--gomaxprocs", type=int, default=None, metavar="N",

@@ -52,6 +52,13 @@ scavenger's GC-readied runs on a woken idle P leave that pass behind:
 ``without_scavenger``).  Once it has run on a P,
 its next timer lives on that P.
 
+The OS's part, where the recording has it: a recorded crit of 1 ms or more
+is the scavenger's thread taken off its CPU mid-release (another thread ran
+there; "Session 20").  The model's release that ends the sleep it was in
+when the runtime's was taken off is off its CPU as long (``off_cpu_ns``):
+its crit, and so Go's pacing after it, takes that time in; its hold of the
+heap lock and its CPU time do not.
+
 The Ps' schedule comes from the trace (format v3's ``p_schedule``,
 recorded by the Go 1.14.6 runtime, with the real scavenger's own runs
 taken out: ``without_scavenger``) or, for traces without one, is derived
@@ -89,6 +96,8 @@ PRIORITY_WORKERS = ("dedicated", "fractional")
 # clock: the recordings' 30 us from the timer's firing to the release's record, less the 6 us by which
 # the model's run is shorter than the runtime's at the median (18 against 24 us, go114-service-p4)
 WAKEP_TAKES_NS = 24_000
+# a recorded crit this long is the OS running another thread on the scavenger's CPU mid-release ("Sessions 17, 20")
+OFF_CPU_CRIT_NS = 1_000_000
 
 class RowsToSchedule:
     """Derives the Ps' schedule from a trace's rows, batch by batch (``PSchedule.from_rows``'s rule).
@@ -309,6 +318,20 @@ def gc_readied_runs(iterations) -> dict[int, np.ndarray] | None:
     return {int(q): np.sort(run[keep & (p == q)]) for q in np.unique(p[keep]).tolist()}
 
 
+def off_cpu_windows(iterations) -> tuple[list, list]:
+    """(starts, ends) of the recorded scavenger's crits of OFF_CPU_CRIT_NS or more, each [its record
+    less its crit, its record): the OS ran another thread on its CPU mid-crit (docs/fidelity-log.md,
+    "Session 17": such crits are a few a run, 1-5 ms inside a ~30 us release), sorted and disjoint."""
+    if iterations is None or not {"crit_ns", "outcome"} <= set(iterations.column_names):
+        return [], []
+    ts, crit = iterations.column("ts").to_numpy(), iterations.column("crit_ns").to_numpy()
+    outcome = iterations.column("outcome").to_numpy(zero_copy_only=False)
+    keep = (outcome == "sleep") & (crit >= OFF_CPU_CRIT_NS)
+    ends = ts[keep]
+    order = np.argsort(ends)
+    return (ends - crit[keep])[order].tolist(), ends[order].tolist()
+
+
 def _contains(sorted_values: np.ndarray, value: int) -> bool:
     k = int(np.searchsorted(sorted_values, value))
     return k < len(sorted_values) and sorted_values[k] == value
@@ -430,6 +453,10 @@ class PSchedule:
         # the fresh recordings
         self.sysmon = None if derived else Sysmon(_all_idle_spans(arrays), world_stops or [], self.restarts,
                                                   stop_requests)
+        # when the OS ran another thread on the recorded scavenger's CPU mid-crit (recorded schedules with
+        # the scavenger's iterations: ``off_cpu_windows``), as sorted starts and their ends
+        self.off_cpu_starts, self.off_cpu_ends = [], []
+        self.off_cpu_met: set = set()  # the windows a model release met
 
     # -- building --
 
@@ -484,9 +511,11 @@ class PSchedule:
         if events is not None and events.num_rows:
             kind = events.column("event").to_numpy(zero_copy_only=False)
             requests = np.sort(events.column("ts").to_numpy()[kind == "stop_request"]).tolist()
-        return cls(per_ts, per_state, derived=False, stops=stops, requeues=requeues, worker_waits=worker_waits,
-                   preempts=preempts, rows=rows, stop_requests=requests, passes=passes,
-                   world_stops=sorted((at, restart) for restart, at in world.items()), **late)
+        sched = cls(per_ts, per_state, derived=False, stops=stops, requeues=requeues, worker_waits=worker_waits,
+                    preempts=preempts, rows=rows, stop_requests=requests, passes=passes,
+                    world_stops=sorted((at, restart) for restart, at in world.items()), **late)
+        sched.off_cpu_starts, sched.off_cpu_ends = off_cpu_windows(iterations)
+        return sched
 
     @classmethod
     def from_rows(cls, ts, p, gomaxprocs: int, op=None, **late) -> "PSchedule":
@@ -779,6 +808,21 @@ class PSchedule:
         if stopped_until != fired:  # the world is stopping: stopTheWorld took the idle Ps, so netpoll's M
             return self._after_restart(p, stopped_until)  # finds none (stopm); the timer waits for the restart
         return fired, host, "netpoll"
+
+    def off_cpu_ns(self, asleep_since: int | None, end: int) -> int:
+        """How long the OS keeps the scavenger's thread off its CPU in a release that ends at ``end``
+        (outside the heap lock), its sleep before it having begun at ``asleep_since`` (None: it was
+        parked).  Where the OS took the recorded scavenger's thread off its CPU mid-crit
+        (``off_cpu_windows``) while the model's slept, the model's release that ends that sleep is the
+        same turn of its cycle, and is off as long: the last window that began in [asleep_since, end),
+        once.  A parked scavenger, which the runtime's was not, meets none."""
+        if asleep_since is None:
+            return 0
+        i = bisect_left(self.off_cpu_starts, end) - 1
+        if i >= 0 and self.off_cpu_starts[i] >= asleep_since and i not in self.off_cpu_met:
+            self.off_cpu_met.add(i)
+            return self.off_cpu_ends[i] - self.off_cpu_starts[i]
+        return 0
 
     def _sysmon_can_fire(self, p: int, t: int) -> bool:
         """The M sysmon's startm wakes at t takes an idle P and runs the timer: its own P's, or stolen

@@ -82,7 +82,9 @@ def replay(
     ``exact``, the background scavenger waking when it asked, on no P),
     ``scavenger_crit`` (SCAVENGER_CRITS: ``model``, the default, or
     ``recorded``, Go's pacing fed the crits the runtime measured, for a
-    trace that carries its scavenger iterations),
+    trace that carries its scavenger iterations; under ``model`` such a
+    trace's crits of 1 ms or more still take the model's scavenger off its
+    CPU, goschedule's "the OS's part"),
     ``check`` (verify the model's invariants after the replay), ``lenient``
     (skip frees of unknown spans and allocs of live spans, counted in
     ``skipped_events``), ``engine`` (``compiled`` or ``python``, the
@@ -123,6 +125,8 @@ def replay(
     engine.lock_line.cpus = recorded_cpus(meta, where)  # a lock waiter's way back to a CPU (heaplock.back_ns)
     if config.scavenger_crit == "recorded":
         engine.heap.recorded_crits = iter(recorded_crits(trace, where))
+        if sched is not None:  # those crits have the OS's time off the CPU in them already
+            sched.off_cpu_starts, sched.off_cpu_ends = [], []
     # the program's allocation traffic, for its releases' price (only where a shootdown is priced)
     traffic = AllocTraffic() if cost.memory_traffic_ns and engine.heap.tlb_probe is not None else None
     engine.heap.traffic = traffic

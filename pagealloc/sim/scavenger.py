@@ -56,6 +56,7 @@ class BackgroundScavenger:
         self.deleted_timer_p = 0
         self.deleted_until = 0
         self.cpu_ns = 0
+        self.asleep_since = None  # when its last sleep began (None: parked since, or not yet slept)
         self.step()  # runs up to its first PARK
         self.heap.lock.running(MUTATOR)
 
@@ -93,13 +94,14 @@ class BackgroundScavenger:
             engine.host_end(self.host, self.time)
             self.on_p = False
             self.state = PARKED
+            self.asleep_since = None
             self.time = _INF
         else:
             assert req[0] == SLEEP
             self.crits.add(req[2])
             engine.host_end(self.host, self.time)
             self.on_p = False
-            self.last_release = self.time
+            self.last_release = self.asleep_since = self.time
             self.state = SLEEPING
             sched = engine.psched
             if sched is None:  # no Ps' schedule (the engine driven alone): it wakes on time
@@ -151,15 +153,19 @@ class BackgroundScavenger:
         heap.clock.now = grant
         heap.lock.running(SCAVENGER)
         heap.op_ns, heap.tlb_p = grant, self.host  # its M is its host's: the others' Ms take the shootdown
+        released = heap.releases_by["background"]
         req = self.gen.send(None)
         if req != UNLOCKED:
             raise InvariantError(f"the background scavenger yielded {req!r} while holding the heap lock")
         hold = heap.drain_meter() + cost.lock_ns
+        off = 0  # the OS took its thread off the CPU mid-crit as it took the recorded one's (outside the lock)
+        if heap.releases_by["background"] != released and engine.psched is not None:
+            off = engine.psched.off_cpu_ns(self.asleep_since, grant + hold)
         line.hold(grant, grant + hold, SCAVENGER)
         engine.holds.add(hold)
         wait = grant - self.time
         wake = line.back_ns(wait, self.host, grant)
-        self.time = grant + hold + wake
+        self.time = grant + hold + wake + off
         self.cpu_ns += hold
         self.state = RESUME
         engine.note_retained()

@@ -572,3 +572,21 @@ def test_a_scavenger_its_ps_reschedule_readies_waits_behind_the_gc_worker_the_p_
     assert not s.preempted_at(1, 3 * MS)
     derived = schedule([(0, 0, "user"), (1 * MS, 0, "sched"), (1 * MS + 1 * US, 0, "gc_worker"), (2 * MS, 0, "sched")])
     assert derived.behind_gc_worker(0, 1 * MS) == 1 * MS  # no reason recorded: no priority worker known
+
+
+def test_the_recorded_scavengers_long_crits_are_its_thread_off_the_cpu():
+    """A recorded crit of 1 ms or more (the OS ran another thread on the scavenger's CPU mid-release) is
+    a window [its record - crit, its record); short crits and parks are not.  The model's release that
+    ends the sleep a window began in is off its CPU as long, once; a parked scavenger meets none."""
+    iterations = pa.table({"ts": [5 * MS, 20 * MS, 40 * MS, 60 * MS], "outcome": ["sleep", "sleep", "park", "sleep"],
+                           "crit_ns": [30 * US, 3 * MS, -1, 2 * MS]})
+    table = pa.table({"ts": [0, 0], "p": [0, 1], "state": ["idle", "idle"], "reason": ["", ""]})
+    s = PSchedule.from_table(table, 2, iterations=iterations)
+    assert (s.off_cpu_starts, s.off_cpu_ends) == ([17 * MS, 58 * MS], [20 * MS, 60 * MS])
+    assert s.off_cpu_ns(10 * MS, 17 * MS) == 0  # its release ended before the OS took the CPU
+    assert s.off_cpu_ns(17 * MS + 1, 18 * MS) == 0  # it slept after the window began: not its cycle's turn
+    assert s.off_cpu_ns(None, 18 * MS) == 0  # parked
+    assert s.off_cpu_ns(16 * MS, 30 * MS) == 3 * MS  # asleep at 17 ms, its next release meets it ...
+    assert s.off_cpu_ns(16 * MS, 31 * MS) == 0  # ... once
+    assert s.off_cpu_ns(50 * MS, 58 * MS + 30 * US) == 2 * MS  # a release going on as the window began
+    assert PSchedule.from_table(table, 2).off_cpu_ns(16 * MS, 30 * MS) == 0  # no iterations recorded: no windows
