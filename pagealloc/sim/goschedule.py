@@ -409,7 +409,7 @@ class PSchedule:
                  sysmon_late_ns: int = SYSMON_LATE_NS, stops: list | None = None, requeues: list | None = None,
                  worker_waits: list | None = None, preempts: list | None = None, rows: list | None = None,
                  stop_requests: list | None = None, passes: list | None = None,
-                 world_stops: list | None = None) -> None:
+                 world_stops: list | None = None, sysmon_passes: list | None = None) -> None:
         arrays = [(np.asarray(tt, dtype=np.int64), np.asarray(ss, dtype=np.int64)) for tt, ss in zip(ts, state)]
         # Python ints in lists (bisect over them is the hot query), converted in C by numpy
         self.ts = [tt.tolist() for tt, _ in arrays]
@@ -452,7 +452,7 @@ class PSchedule:
         # can be ms earlier (its M off the CPU) and came before the request at 29% of the 72,678 stops of
         # the fresh recordings
         self.sysmon = None if derived else Sysmon(_all_idle_spans(arrays), world_stops or [], self.restarts,
-                                                  stop_requests)
+                                                  stop_requests, passes=sysmon_passes)
         # when the OS ran another thread on the recorded scavenger's CPU mid-crit (recorded schedules with
         # the scavenger's iterations: ``off_cpu_windows``), as sorted starts and their ends
         self.off_cpu_starts, self.off_cpu_ends = [], []
@@ -507,12 +507,14 @@ class PSchedule:
         for q in range(n):  # the passes the recorded scavenger's wake-ups on other Ps caused
             others = np.sort(np.concatenate([w for r, w in enumerate(wakes) if r != q] or [np.zeros(0, np.int64)]))
             per_ts[q], per_state[q] = without_wake_blips(per_ts[q], per_state[q], others)
-        requests = None
+        requests = sysmon_passes = None
         if events is not None and events.num_rows:
             kind = events.column("event").to_numpy(zero_copy_only=False)
-            requests = np.sort(events.column("ts").to_numpy()[kind == "stop_request"]).tolist()
+            at = events.column("ts").to_numpy()
+            requests = np.sort(at[kind == "stop_request"]).tolist()
+            sysmon_passes = np.sort(at[kind == "sysmon_pass"]).tolist()
         sched = cls(per_ts, per_state, derived=False, stops=stops, requeues=requeues, worker_waits=worker_waits,
-                    preempts=preempts, rows=rows, stop_requests=requests, passes=passes,
+                    preempts=preempts, rows=rows, stop_requests=requests, passes=passes, sysmon_passes=sysmon_passes,
                     world_stops=sorted((at, restart) for restart, at in world.items()), **late)
         sched.off_cpu_starts, sched.off_cpu_ends = off_cpu_windows(iterations)
         return sched

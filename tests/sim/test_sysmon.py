@@ -131,3 +131,16 @@ def test_after_ms_of_busy_ps_an_all_idle_timer_waits_for_netpoll():
     s = schedule(sorted(busy + stop))
     when, _, how = s.fire(0, 40 * MS + 100 * US, 40 * MS + 400 * US)
     assert (when, how) == (40 * MS + 400 * US + SYSMON_LATE_NS, "sysmon")
+
+
+def test_it_keeps_the_recorded_sysmons_phase():
+    """With the recorded sysmon's passes (record stream version 4 on), each pass the model computes
+    lands on the recorded pass nearest to it within half its delay: the runtime's usleep returned when
+    the kernel ran its thread again, ms late with every CPU busy.  With none that near, its own clock."""
+    own = passes(Sysmon([], [], []), 200 * MS)
+    late = [t + 2 * MS for t in own if t > 50 * MS]  # the runtime's backed-off passes, 2 ms later each ...
+    odd = len(late) // 2
+    recorded = late[:odd] + [late[odd] + 6 * MS] + late[odd + 1:]  # ... but one, 6 ms later still
+    t = passes(Sysmon([], [], [], passes=recorded), 200 * MS)
+    assert t[:50] == own[:50]  # the 20 us passes: no recorded pass within 10 us
+    assert [x for x in t if x > 50 * MS] == [x for x in late if x < 200 * MS]  # the odd one on its own clock
