@@ -201,8 +201,10 @@ def test_the_runtimes_sysmon_loops_as_the_model_has_it(goroot, tmp_path, capfd):
     all-idle stretches.  Every pass's delay follows ``next_delay`` (20 us for 50 passes after the branch,
     or a retake of a P from a syscall, then doubling to 10 ms); every pass that took the all-idle / gcwaiting branch did so where the
     model's sysmon looks idle on the recorded schedule; and each timer due with every P idle that netpoll
-    fired more than 300 us late had sysmon backed off (640 us a pass or more) or asleep on an earlier
-    target.  On the run of 2026-12-06: 2,100 passes, 0 off; 188 of 188 branches; 16 of 16 late timers."""
+    fired more than 300 us late had sysmon backed off (640 us a pass or more) or asleep through its deadline
+    on another target: mostly a sleep begun before the timer was set, sometimes one begun after it on a
+    later target (2 of 7 late timers on a run of 2026-12-07, which a test of the first kind alone failed).
+    On the run of 2026-12-06: 2,100 passes, 0 off; 188 of 188 branches; 16 of 16 late timers."""
     from bisect import bisect_right
     from pathlib import Path
 
@@ -243,6 +245,6 @@ def test_the_runtimes_sysmon_loops_as_the_model_has_it(goroot, tmp_path, capfd):
     explained = 0
     for r in late:
         i, j = bisect_right(t, r.wake_at) - 1, bisect_right(starts, r.wake_at) - 1
-        asleep_before = j >= 0 and ends[j] > r.wake_at and starts[j] < r.ts
-        explained += delays[i] >= 640 or asleep_before
+        asleep_through = j >= 0 and ends[j] > r.wake_at  # a sleep that began at or before the deadline
+        explained += delays[i] >= 640 or asleep_through
     assert explained >= 0.8 * len(late), (explained, len(late))
