@@ -409,7 +409,8 @@ class PSchedule:
                  sysmon_late_ns: int = SYSMON_LATE_NS, stops: list | None = None, requeues: list | None = None,
                  worker_waits: list | None = None, preempts: list | None = None, rows: list | None = None,
                  stop_requests: list | None = None, passes: list | None = None,
-                 world_stops: list | None = None, sysmon_passes: list | None = None) -> None:
+                 world_stops: list | None = None, sysmon_passes: list | None = None,
+                 off_cpu: tuple[list, list] | None = None) -> None:
         arrays = [(np.asarray(tt, dtype=np.int64), np.asarray(ss, dtype=np.int64)) for tt, ss in zip(ts, state)]
         # Python ints in lists (bisect over them is the hot query), converted in C by numpy
         self.ts = [tt.tolist() for tt, _ in arrays]
@@ -455,7 +456,7 @@ class PSchedule:
                                                   stop_requests, passes=sysmon_passes)
         # when the OS ran another thread on the recorded scavenger's CPU mid-crit (recorded schedules with
         # the scavenger's iterations: ``off_cpu_windows``), as sorted starts and their ends
-        self.off_cpu_starts, self.off_cpu_ends = [], []
+        self.off_cpu_starts, self.off_cpu_ends = off_cpu or ([], [])
         self.off_cpu_met: set = set()  # the windows a model release met
 
     # -- building --
@@ -513,11 +514,10 @@ class PSchedule:
             at = events.column("ts").to_numpy()
             requests = np.sort(at[kind == "stop_request"]).tolist()
             sysmon_passes = np.sort(at[kind == "sysmon_pass"]).tolist()
-        sched = cls(per_ts, per_state, derived=False, stops=stops, requeues=requeues, worker_waits=worker_waits,
-                    preempts=preempts, rows=rows, stop_requests=requests, passes=passes, sysmon_passes=sysmon_passes,
-                    world_stops=sorted((at, restart) for restart, at in world.items()), **late)
-        sched.off_cpu_starts, sched.off_cpu_ends = off_cpu_windows(iterations)
-        return sched
+        return cls(per_ts, per_state, derived=False, stops=stops, requeues=requeues, worker_waits=worker_waits,
+                   preempts=preempts, rows=rows, stop_requests=requests, passes=passes, sysmon_passes=sysmon_passes,
+                   world_stops=sorted((at, restart) for restart, at in world.items()),
+                   off_cpu=off_cpu_windows(iterations), **late)
 
     @classmethod
     def from_rows(cls, ts, p, gomaxprocs: int, op=None, **late) -> "PSchedule":
