@@ -54,10 +54,12 @@ its next timer lives on that P.
 
 The OS's part, where the recording has it: a recorded crit of 1 ms or more
 is the scavenger's thread taken off its CPU mid-release (another thread ran
-there; "Session 20").  The model's release that ends the sleep it was in
-when the runtime's was taken off is off its CPU as long (``off_cpu_ns``):
-its crit, and so Go's pacing after it, takes that time in; its hold of the
-heap lock and its CPU time do not.
+there; "Session 20").  The model's release of the same turn is off its CPU
+as long (``off_cpu_ns``): the one that ends the sleep it was in when the
+runtime's was taken off, or one that starts nearer that recorded release
+than the one before it, a little ahead of it ("Session 21").  Its crit, and
+so Go's pacing after it, takes that time in; its hold of the heap lock and
+its CPU time do not.
 
 The Ps' schedule comes from the trace (format v3's ``p_schedule``,
 recorded by the Go 1.14.6 runtime, with the real scavenger's own runs
@@ -318,18 +320,23 @@ def gc_readied_runs(iterations) -> dict[int, np.ndarray] | None:
     return {int(q): np.sort(run[keep & (p == q)]) for q in np.unique(p[keep]).tolist()}
 
 
-def off_cpu_windows(iterations) -> tuple[list, list]:
-    """(starts, ends) of the recorded scavenger's crits of OFF_CPU_CRIT_NS or more, each [its record
-    less its crit, its record): the OS ran another thread on its CPU mid-crit (docs/fidelity-log.md,
-    "Session 17": such crits are a few a run, 1-5 ms inside a ~30 us release), sorted and disjoint."""
+def off_cpu_windows(iterations) -> tuple[list, list, list]:
+    """(starts, ends, turns) of the recorded scavenger's crits of OFF_CPU_CRIT_NS or more, each [its
+    record less its crit, its record): the OS ran another thread on its CPU mid-crit (docs/fidelity-log.md,
+    "Session 17": such crits are a few a run, 1-5 ms inside a ~30 us release), sorted and disjoint.  A
+    window's turn begins halfway between the start of the recorded release before it and its own: a model
+    release that starts from there on is nearer that recorded release than any other (``off_cpu_ns``)."""
     if iterations is None or not {"crit_ns", "outcome"} <= set(iterations.column_names):
-        return [], []
+        return [], [], []
     ts, crit = iterations.column("ts").to_numpy(), iterations.column("crit_ns").to_numpy()
     outcome = iterations.column("outcome").to_numpy(zero_copy_only=False)
-    keep = (outcome == "sleep") & (crit >= OFF_CPU_CRIT_NS)
-    ends = ts[keep]
-    order = np.argsort(ends)
-    return (ends - crit[keep])[order].tolist(), ends[order].tolist()
+    released = outcome == "sleep"
+    order = np.argsort(ts[released])
+    began, crit = (ts[released] - crit[released])[order], crit[released][order]
+    keep = np.flatnonzero(crit >= OFF_CPU_CRIT_NS)
+    before = np.where(keep > 0, began[np.maximum(keep - 1, 0)], began[keep])
+    starts = began[keep]
+    return starts.tolist(), (starts + crit[keep]).tolist(), (before + (starts - before) // 2).tolist()
 
 
 def _contains(sorted_values: np.ndarray, value: int) -> bool:
@@ -410,7 +417,7 @@ class PSchedule:
                  worker_waits: list | None = None, preempts: list | None = None, rows: list | None = None,
                  stop_requests: list | None = None, passes: list | None = None,
                  world_stops: list | None = None, sysmon_passes: list | None = None,
-                 off_cpu: tuple[list, list] | None = None) -> None:
+                 off_cpu: tuple[list, list, list] | None = None) -> None:
         arrays = [(np.asarray(tt, dtype=np.int64), np.asarray(ss, dtype=np.int64)) for tt, ss in zip(ts, state)]
         # Python ints in lists (bisect over them is the hot query), converted in C by numpy
         self.ts = [tt.tolist() for tt, _ in arrays]
@@ -456,7 +463,7 @@ class PSchedule:
                                                   stop_requests, passes=sysmon_passes)
         # when the OS ran another thread on the recorded scavenger's CPU mid-crit (recorded schedules with
         # the scavenger's iterations: ``off_cpu_windows``), as sorted starts and their ends
-        self.off_cpu_starts, self.off_cpu_ends = off_cpu or ([], [])
+        self.off_cpu_starts, self.off_cpu_ends, self.off_cpu_turns = off_cpu or ([], [], [])
         self.off_cpu_met: set = set()  # the windows a model release met
 
     # -- building --
@@ -811,20 +818,27 @@ class PSchedule:
             return self._after_restart(p, stopped_until)  # finds none (stopm); the timer waits for the restart
         return fired, host, "netpoll"
 
-    def off_cpu_ns(self, asleep_since: int | None, end: int) -> int:
-        """How long the OS keeps the scavenger's thread off its CPU in a release that ends at ``end``
+    def off_cpu_ns(self, asleep_since: int | None, start: int, end: int) -> int:
+        """How long the OS keeps the scavenger's thread off its CPU in a release over [start, end)
         (outside the heap lock), its sleep before it having begun at ``asleep_since`` (None: it was
         parked).  Where the OS took the recorded scavenger's thread off its CPU mid-crit
-        (``off_cpu_windows``) while the model's slept, the model's release that ends that sleep is the
-        same turn of its cycle, and is off as long: the last window that began in [asleep_since, end),
-        once.  A parked scavenger, which the runtime's was not, meets none."""
-        if asleep_since is None:
-            return 0
-        i = bisect_left(self.off_cpu_starts, end) - 1
-        if i >= 0 and self.off_cpu_starts[i] >= asleep_since and i not in self.off_cpu_met:
-            self.off_cpu_met.add(i)
-            return self.off_cpu_ends[i] - self.off_cpu_starts[i]
+        (``off_cpu_windows``), the model's release of the same turn is off as long, once: the release
+        that ends the sleep the model was in when the window began (the last window that began in
+        [asleep_since, end)); else a release that starts at or before the window, in its turn (nearer the
+        recorded release than the one before it), as the model's cycle ran a little ahead of Go's.  A
+        parked scavenger meets none in its sleep."""
+        starts = self.off_cpu_starts
+        i = bisect_left(starts, end) - 1
+        if asleep_since is not None and i >= 0 and starts[i] >= asleep_since and i not in self.off_cpu_met:
+            return self._meet_off_cpu(i)
+        j = bisect_left(starts, start)
+        if j < len(starts) and self.off_cpu_turns[j] <= start and j not in self.off_cpu_met:
+            return self._meet_off_cpu(j)
         return 0
+
+    def _meet_off_cpu(self, i: int) -> int:
+        self.off_cpu_met.add(i)
+        return self.off_cpu_ends[i] - self.off_cpu_starts[i]
 
     def _sysmon_can_fire(self, p: int, t: int) -> bool:
         """The M sysmon's startm wakes at t takes an idle P and runs the timer: its own P's, or stolen

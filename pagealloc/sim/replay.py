@@ -126,7 +126,7 @@ def replay(
     if config.scavenger_crit == "recorded":
         engine.heap.recorded_crits = iter(recorded_crits(trace, where))
         if sched is not None:  # those crits have the OS's time off the CPU in them already
-            sched.off_cpu_starts, sched.off_cpu_ends = [], []
+            sched.off_cpu_starts, sched.off_cpu_ends, sched.off_cpu_turns = [], [], []
     # the program's allocation traffic, for its releases' price (only where a shootdown is priced)
     traffic = AllocTraffic() if cost.memory_traffic_ns and engine.heap.tlb_probe is not None else None
     engine.heap.traffic = traffic

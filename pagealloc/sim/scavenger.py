@@ -160,7 +160,7 @@ class BackgroundScavenger:
         hold = heap.drain_meter() + cost.lock_ns
         off = 0  # the OS took its thread off the CPU mid-crit as it took the recorded one's (outside the lock)
         if heap.releases_by["background"] != released and engine.psched is not None:
-            off = engine.psched.off_cpu_ns(self.asleep_since, grant + hold)
+            off = engine.psched.off_cpu_ns(self.asleep_since, self.time, grant + hold)
         line.hold(grant, grant + hold, SCAVENGER)
         engine.holds.add(hold)
         wait = grant - self.time

@@ -576,17 +576,25 @@ def test_a_scavenger_its_ps_reschedule_readies_waits_behind_the_gc_worker_the_p_
 
 def test_the_recorded_scavengers_long_crits_are_its_thread_off_the_cpu():
     """A recorded crit of 1 ms or more (the OS ran another thread on the scavenger's CPU mid-release) is
-    a window [its record - crit, its record); short crits and parks are not.  The model's release that
-    ends the sleep a window began in is off its CPU as long, once; a parked scavenger meets none."""
+    a window [its record - crit, its record); short crits and parks are not.  Its turn begins halfway
+    between the recorded release before it and its own.  The model's release that ends the sleep a window
+    began in is off its CPU as long, once; so is a release that starts in the window's turn, before the
+    window or as it begins (the model's cycle a little ahead of Go's); a parked scavenger meets none in
+    its sleep."""
     iterations = pa.table({"ts": [5 * MS, 20 * MS, 40 * MS, 60 * MS], "outcome": ["sleep", "sleep", "park", "sleep"],
                            "crit_ns": [30 * US, 3 * MS, -1, 2 * MS]})
     table = pa.table({"ts": [0, 0], "p": [0, 1], "state": ["idle", "idle"], "reason": ["", ""]})
     s = PSchedule.from_table(table, 2, iterations=iterations)
     assert (s.off_cpu_starts, s.off_cpu_ends) == ([17 * MS, 58 * MS], [20 * MS, 60 * MS])
-    assert s.off_cpu_ns(10 * MS, 17 * MS) == 0  # its release ended before the OS took the CPU
-    assert s.off_cpu_ns(17 * MS + 1, 18 * MS) == 0  # it slept after the window began: not its cycle's turn
-    assert s.off_cpu_ns(None, 18 * MS) == 0  # parked
-    assert s.off_cpu_ns(16 * MS, 30 * MS) == 3 * MS  # asleep at 17 ms, its next release meets it ...
-    assert s.off_cpu_ns(16 * MS, 31 * MS) == 0  # ... once
-    assert s.off_cpu_ns(50 * MS, 58 * MS + 30 * US) == 2 * MS  # a release going on as the window began
-    assert PSchedule.from_table(table, 2).off_cpu_ns(16 * MS, 30 * MS) == 0  # no iterations recorded: no windows
+    assert s.off_cpu_turns == [(5 * MS - 30 * US + 17 * MS) // 2, (17 * MS + 58 * MS) // 2]  # the park is no release
+    assert s.off_cpu_ns(1 * MS, 10 * MS, 10 * MS + 30 * US) == 0  # nearer the runtime's release before
+    assert s.off_cpu_ns(17 * MS + 1, 18 * MS, 18 * MS + 30 * US) == 0  # it slept after the window began
+    assert s.off_cpu_ns(None, 18 * MS, 18 * MS + 30 * US) == 0  # parked through the window
+    assert s.off_cpu_ns(16 * MS, 30 * MS, 30 * MS + 30 * US) == 3 * MS  # asleep at 17 ms, its next release meets it ...
+    assert s.off_cpu_ns(16 * MS, 31 * MS, 31 * MS + 30 * US) == 0  # ... once
+    assert s.off_cpu_ns(50 * MS, 58 * MS, 58 * MS + 30 * US) == 2 * MS  # a release going on as the window began
+    ahead = PSchedule.from_table(table, 2, iterations=iterations)
+    assert ahead.off_cpu_ns(1 * MS, 11 * MS, 11 * MS + 30 * US) == 3 * MS  # in the window's turn, 6 ms ahead
+    assert ahead.off_cpu_ns(11 * MS, 30 * MS, 30 * MS + 30 * US) == 0  # the turn is met: the next release is not
+    assert ahead.off_cpu_ns(None, 40 * MS, 40 * MS + 30 * US) == 2 * MS  # woken from a park, in the turn
+    assert PSchedule.from_table(table, 2).off_cpu_ns(16 * MS, 30 * MS, 31 * MS) == 0  # no iterations recorded: no windows
