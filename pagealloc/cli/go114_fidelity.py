@@ -25,8 +25,9 @@ def register(sub) -> None:
     p.add_argument("--mode", default=MODES[0], choices=MODES, help="preset (default: %(default)s)")
     p.add_argument("--timing", default="auto", choices=TIMINGS, help="timing (default: auto, ordered for these traces)")
     p.add_argument("--crit", default="model", choices=SCAVENGER_CRITS,
-                   help="what Go's pacing is fed as each background release's crit: model (default) or recorded, "
-                        "the crit the runtime measured (separates when the scavenger runs from what crit the model prices)")
+                   help="what Go's pacing is fed as each background release's crit: model (default); recorded, "
+                        "the crit the runtime measured (separates when the scavenger runs from what crit the model prices); "
+                        "or level, the model's crits at the runtime's mean one-page crit in that recording")
     p.set_defaults(func=run)
 
 
@@ -56,13 +57,15 @@ def _other_load(meta: dict) -> str:
     return f"{load['other_cpu_share']:.1%}" if load else "not measured"
 
 
-def _shootdown(r, meta: dict) -> str:
+def _shootdown(r, meta: dict, crit: str) -> str:
     """The TLB shootdown the replay priced, plus what heavy allocation traffic adds (sim/traffic.py),
-    and whether they are record's probe (trace.shootdown)."""
+    and whether they are record's probe (trace.shootdown) or the defaults, and scaled to the
+    recording's crit level (``--crit level``)."""
     from pagealloc.trace.shootdown import recorded_probes
 
+    source = "probe" if recorded_probes(meta) is not None else "default"
     return (f"{r.tlb_shootdown_ns / 1e3:.1f} + {r.memory_traffic_ns / 1e3:.1f}"
-            + ("" if recorded_probes(meta) is not None else " (default)"))
+            + (f" ({source}, at the recorded level)" if crit == "level" else "" if source == "probe" else " (default)"))
 
 
 def _lock_cells(r, ref) -> str:
@@ -102,5 +105,5 @@ def run(args) -> int:
               f"| {_mib(r.released_forced_bytes, ref.released_forced_bytes)} "
               f"| {ref.ratios['retained_final_bytes']:.3f} | {w.goals_agreed} / {w.goals} "
               f"| {getattr(r, 'order_wait_ns', 0) / 1e3:,.1f} | {_lock_cells(r, ref)} | {_other_load(meta)} "
-              f"| {_shootdown(r, meta)} |", flush=True)
+              f"| {_shootdown(r, meta, args.crit)} |", flush=True)
     return 0

@@ -58,7 +58,9 @@ def register(sub) -> None:
                         "a Go 1.14.6 recording, the time the OS had the recorded scavenger's thread off its CPU "
                         "mid-crit, at the same turn of the model's cycle); "
                         "recorded: the crit the Go 1.14.6 runtime measured (a recording's diagnostic: separates when "
-                        "the scavenger runs from what crit the model prices)")
+                        "the scavenger runs from what crit the model prices); level: the model's crits, its prices of "
+                        "a release scaled so that its one-page crit averages the runtime's in that recording (a "
+                        "diagnostic: the machine's level in that run, from the recording; one more replay)")
     p.add_argument("--gomaxprocs", type=int, default=None, metavar="N",
                    help="number of Ps (default: the trace's metadata, else its p column)")
     p.add_argument("--madvdontneed", action="store_true",

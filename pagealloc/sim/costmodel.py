@@ -160,10 +160,18 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from pagealloc.errors import UserError
+
+
+# The prices of a release that the machine sets, and that vary with its state from run to run: the
+# madvise calls, the TLB shootdown beside them and the memory traffic's share (what ``scavenger_crit="level"``
+# scales to a recording's own crit level; docs/fidelity-log.md, "Session 21").
+RELEASE_PRICES = ("madvise_call_ns", "madvise_page_ns", "madvise_free_call_ns", "madvise_free_page_ns",
+                  "madvise_free_first_page_ns", "madvise_hugepage_ns", "vma_split_ns", "tlb_shootdown_ns",
+                  "memory_traffic_ns")
 
 
 @dataclass(frozen=True)
@@ -230,6 +238,10 @@ class CostModel:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**12:
                 raise UserError(f"{label}: {key} must be a whole number of nanoseconds in [0, 1e12], got {value!r}")
         return cls(**{**asdict(cls()), **data})
+
+    def releases_scaled(self, factor: float) -> "CostModel":
+        """This table with the prices of a release the machine sets (RELEASE_PRICES) times ``factor``."""
+        return replace(self, **{name: round(getattr(self, name) * factor) for name in RELEASE_PRICES})
 
     def cold_ns(self, slept_ns: int) -> int:
         """What the first release after sleeping ``slept_ns`` adds to crit: ``cold_per_doubling_ns`` per

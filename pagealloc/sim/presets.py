@@ -46,7 +46,7 @@ SCAVENGER_TIMERS = ("go1.14", "exact")
 # What Go's pacing is fed as each background release's crit: "model", the section's modelled wall time
 # (CostModel); "recorded", the crit the Go 1.14.6 runtime measured for the same release in the
 # recording (a diagnostic: it separates *when* the scavenger runs from what crit the model prices).
-SCAVENGER_CRITS = ("model", "recorded")
+SCAVENGER_CRITS = ("model", "recorded", "level")
 
 # The model knobs a sweep may vary: name -> (kind, lowest, highest).  kind is
 # "number" (int or float), "int" or "bool".  Defaults are ReplayConfig's (Go 1.14's).

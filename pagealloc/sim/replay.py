@@ -25,7 +25,8 @@ from pagealloc.sim.calibrate import probed_costs, traffic_widths
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.sim.engine import Replay
 from pagealloc.sim.engines import replay_class
-from pagealloc.sim.goschedule import PSchedule, RowsToSchedule
+from pagealloc.runtime.malloc import PAGE_SIZE
+from pagealloc.sim.goschedule import OFF_CPU_CRIT_NS, PSchedule, RowsToSchedule
 from pagealloc.sim.presets import (
     AUTO_TIMING,
     BASELINE_MODE,
@@ -80,11 +81,13 @@ def replay(
     ``gomaxprocs`` (None: the trace's metadata, else its p column),
     ``scavenger_timers`` (SCAVENGER_TIMERS: ``go1.14``, the default, or
     ``exact``, the background scavenger waking when it asked, on no P),
-    ``scavenger_crit`` (SCAVENGER_CRITS: ``model``, the default, or
+    ``scavenger_crit`` (SCAVENGER_CRITS: ``model``, the default;
     ``recorded``, Go's pacing fed the crits the runtime measured, for a
-    trace that carries its scavenger iterations; under ``model`` such a
-    trace's crits of 1 ms or more still take the model's scavenger off its
-    CPU, goschedule's "the OS's part"),
+    trace that carries its scavenger iterations; ``level``, the model's
+    crits with the prices of a release scaled to the level of the
+    runtime's in that recording, ``crit_level_costs``; under ``model`` and
+    ``level`` such a trace's crits of 1 ms or more still take the model's
+    scavenger off its CPU, goschedule's "the OS's part"),
     ``check`` (verify the model's invariants after the replay), ``lenient``
     (skip frees of unknown spans and allocs of live spans, counted in
     ``skipped_events``), ``engine`` (``compiled`` or ``python``, the
@@ -119,6 +122,8 @@ def replay(
         raise UserError(f"{where}: the metadata says gomaxprocs {g} but the trace has no p column, "
                         "so which P did what is unknown (add a p column, or drop gomaxprocs from the metadata)")
     cost = cost_model or probed_costs(meta)  # no cost model given: the recording machine's shootdown, if probed
+    if config.scavenger_crit == "level":
+        cost = crit_level_costs(trace, where, label, config, cost)
     sched = p_schedule_of(trace, g if has_p else 1, cost) if config.scavenger_timers == "go1.14" else None
     engine = replay_class(config.engine)(replace(config, gomaxprocs=g if has_p else 1), cost, kinds_known=kinds_known,
                                          psched=sched)
@@ -163,6 +168,38 @@ def replay(
     except InvariantError as e:  # a bug in the model (also raised mid-replay: retained < 0)
         raise InvariantError(f"{where} ({config.mode}): {e}") from e
     return result
+
+
+def crit_level_costs(trace, where: str, label: str, config: ReplayConfig, cost: CostModel) -> CostModel:
+    """``cost`` with the prices of a release the machine sets (costmodel.RELEASE_PRICES) scaled by the
+    runtime's mean one-page crit over the model's, as a replay with the model's crits (``cost``, this
+    configuration) has it: the model's crits then sit at the level the recording machine's were in
+    that run.  One pilot replay, not iterated: the scaled replay's own mean stays within a few percent
+    of the runtime's (docs/fidelity-log.md, "Session 21")."""
+    recorded = recorded_one_page_crit_mean_ns(trace, where)
+    pilot = replay(trace, config=replace(config, scavenger_crit="model", check=False), cost_model=cost, label=label)
+    if pilot.scavenger_one_page_crit_mean_ns <= 0:
+        raise UserError(f"{where}: --scavenger-crit level: the model's scavenger made no one-page release to "
+                        "set the level by")
+    return cost.releases_scaled(recorded / pilot.scavenger_one_page_crit_mean_ns)
+
+
+def recorded_one_page_crit_mean_ns(trace, where: str) -> float:
+    """The mean crit (ns) of the runtime's background releases of one page that took under
+    OFF_CPU_CRIT_NS (its thread stayed on its CPU), from the recording's scavenger iterations."""
+    from pagealloc.trace.read import scavenger_iterations
+
+    table = scavenger_iterations(trace)
+    if table is None or table.num_rows == 0 or "released_bytes" not in table.column_names:
+        raise UserError(f"{where}: --scavenger-crit level needs a Go 1.14.6 recording with its scavenger "
+                        "iterations (format v3), and this trace has none")
+    crit, released = (table.column(c).to_numpy() for c in ("crit_ns", "released_bytes"))
+    outcome = table.column("outcome").to_numpy(zero_copy_only=False)
+    one = (outcome == "sleep") & (released == PAGE_SIZE) & (crit >= 0) & (crit < OFF_CPU_CRIT_NS)
+    if not one.any():
+        raise UserError(f"{where}: --scavenger-crit level: the runtime made no one-page background release "
+                        "to set the level by")
+    return float(crit[one].mean())
 
 
 def recorded_crits(trace, where: str) -> list:

@@ -161,6 +161,8 @@ class ReplayResult:
     scavenger_cpu_ns: int = figure("ns", NONE, "background scavenger CPU")
     scavenger_crit_p50_ns: int = figure("ns", NONE, "background scavenger crit p50 (an iteration's scavengeOne)")
     scavenger_crit_p90_ns: int = figure("ns", NONE, "background scavenger crit p90")
+    # the mean crit of its one-page releases under 1 ms (what scavenger_crit="level" sets to the recording's)
+    scavenger_one_page_crit_mean_ns: int = field(default=0, metadata={"unit": "", "shown": None})
     # What woke the background scavenger, with its count: the Go 1.14.6 scheduler rule (sim/goschedule.py)
     # that fired each of its timers that fired, and "gc" for wakeScavenger; pagealloc replay prints the
     # recording's own beside it.  Not a figure: a diagnostic of the timer rules.

@@ -16,7 +16,9 @@ from collections import Counter
 from pagealloc.runtime.invariants import InvariantError
 from pagealloc.runtime.lock_futex import MUTATOR, SCAVENGER
 from pagealloc.sim.histogram import Histogram
+from pagealloc.runtime.malloc import PAGE_SIZE
 from pagealloc.runtime.mgcscavenge import LOCK, PARK, SLEEP, UNLOCKED, bgscavenge
+from pagealloc.sim.goschedule import OFF_CPU_CRIT_NS
 
 _INF = float("inf")
 # States
@@ -41,6 +43,11 @@ class BackgroundScavenger:
         self.fired_how = ""  # while it sleeps: the rule that will fire its timer, unless a GC wakes it first
         self.parks = 0  # how often it parked (nothing to do); it slept crits.n times, once after each release
         self.crits = Histogram()  # crit of each iteration that slept (Go's measure: wall time of scavengeOne)
+        # the crits of its one-page releases under OFF_CPU_CRIT_NS (the level ``scavenger_crit="level"``
+        # sets to the recording's): their sum and number, and its background bytes at its last sleep or park
+        self.one_page_crit_ns = 0
+        self.one_page_crits = 0
+        self.released_mark = 0
         self.heap = engine.heap
         self.cost = engine.cost
         self.gen = bgscavenge(self.heap, locked=locked, scavenge_percent=scavenge_percent)
@@ -89,6 +96,7 @@ class BackgroundScavenger:
             self.state = ACQUIRE
             return
         heap.cold_ns = 0  # unspent (nothing released): the next wake-up prices the time since the last release
+        released_mark, self.released_mark = self.released_mark, heap.released_by["background"]
         if req == PARK:
             self.parks += 1
             engine.host_end(self.host, self.time)
@@ -99,6 +107,10 @@ class BackgroundScavenger:
         else:
             assert req[0] == SLEEP
             self.crits.add(req[2])
+            released = heap.released_by["background"] - released_mark
+            if released == PAGE_SIZE and req[2] < OFF_CPU_CRIT_NS:
+                self.one_page_crit_ns += req[2]
+                self.one_page_crits += 1
             engine.host_end(self.host, self.time)
             self.on_p = False
             self.last_release = self.asleep_since = self.time

@@ -156,6 +156,8 @@ def _cases() -> dict[str, tuple[list[str], int, list[str]]]:
                                     ["--mode: unknown preset sideways (choose all, or from go1.14, unlocked, locked)"])
     cases["recorded-crit-without-iterations-replay"] = (["replay", "good.parquet", "--scavenger-crit", "recorded"], 2,
                                                         ["good.parquet: --scavenger-crit recorded needs a Go 1.14.6 recording"])
+    cases["level-crit-without-iterations-replay"] = (["replay", "good.parquet", "--scavenger-crit", "level"], 2,
+                                                     ["good.parquet: --scavenger-crit level needs a Go 1.14.6 recording"])
     cases["reference-end-far-replay"] = (["replay", "far-end.parquet"], 2,
                                          ["far-end.parquet: metadata reference: the program's end", "more than 600 s after"])
     cases["reference-short-release-replay"] = (["replay", "short-release.parquet"], 2,

@@ -207,6 +207,26 @@ def test_with_the_recorded_crits_the_scavenger_runs_when_gos_did(entry):
     assert real * low <= model <= real * high, (model, real)
 
 
+@pytest.mark.parametrize("name", ["go114-service-p4", "go114-churn-p8"])
+def test_at_the_recorded_crit_level_the_models_one_page_crit_averages_the_runtimes(name):
+    """--scavenger-crit level: the prices of a release scaled by one pilot replay put the model's mean
+    one-page crit within 10% of the runtime's in that recording (unscaled, service-p4's is 0.85x the
+    runtime's, churn-p8's 0.69x), the shootdown priced by the same factor; both engines agree."""
+    from pagealloc.sim.replay import recorded_one_page_crit_mean_ns
+
+    entry = next(e for e in ENTRIES if e["name"] == name)
+    path = path_of(entry)
+    model = pagealloc.replay(path, BASELINE)
+    level = pagealloc.replay(path, BASELINE, scavenger_crit="level")
+    real = recorded_one_page_crit_mean_ns(path, name)
+    assert 0.9 <= level.scavenger_one_page_crit_mean_ns / real <= 1.1, (level.scavenger_one_page_crit_mean_ns, real)
+    assert abs(model.scavenger_one_page_crit_mean_ns / real - 1) > 0.1  # it had something to do
+    factor = real / model.scavenger_one_page_crit_mean_ns
+    assert level.tlb_shootdown_ns == round(model.tlb_shootdown_ns * factor)
+    python = pagealloc.replay(path, BASELINE, scavenger_crit="level", engine="python").deterministic()
+    assert python == pagealloc.replay(path, BASELINE, scavenger_crit="level", engine="compiled").deterministic()
+
+
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e["name"])
 def test_gos_pacing_formula_gives_every_recorded_goal(entry):
     """The reference's per-GC figures, put through gcPaceScavenger, give the goal the runtime set."""
