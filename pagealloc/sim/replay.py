@@ -19,13 +19,13 @@ from dataclasses import replace
 
 from pagealloc.errors import UserError
 from pagealloc.runtime.invariants import InvariantError, check_heap
+from pagealloc.runtime.malloc import PAGE_SIZE
 from pagealloc.runtime.mgcscavenge import SCAVENGE_PERCENT
 from pagealloc.runtime.mheap import RETAIN_EXTRA_PERCENT
 from pagealloc.sim.calibrate import probed_costs, traffic_widths
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.sim.engine import Replay
 from pagealloc.sim.engines import replay_class
-from pagealloc.runtime.malloc import PAGE_SIZE
 from pagealloc.sim.goschedule import OFF_CPU_CRIT_NS, PSchedule, RowsToSchedule
 from pagealloc.sim.presets import (
     AUTO_TIMING,

@@ -15,10 +15,10 @@ from collections import Counter
 
 from pagealloc.runtime.invariants import InvariantError
 from pagealloc.runtime.lock_futex import MUTATOR, SCAVENGER
-from pagealloc.sim.histogram import Histogram
 from pagealloc.runtime.malloc import PAGE_SIZE
 from pagealloc.runtime.mgcscavenge import LOCK, PARK, SLEEP, UNLOCKED, bgscavenge
 from pagealloc.sim.goschedule import OFF_CPU_CRIT_NS
+from pagealloc.sim.histogram import Histogram
 
 _INF = float("inf")
 # States
