@@ -836,6 +836,10 @@ class PSchedule:
             return self._meet_off_cpu(j)
         return 0
 
+    def forget_off_cpu(self) -> None:
+        """No window from the recording: its crits, fed to the pacing as they are, have the time in."""
+        self.off_cpu_starts, self.off_cpu_ends, self.off_cpu_turns = [], [], []
+
     def _meet_off_cpu(self, i: int) -> int:
         self.off_cpu_met.add(i)
         return self.off_cpu_ends[i] - self.off_cpu_starts[i]

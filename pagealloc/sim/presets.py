@@ -45,7 +45,10 @@ TIMINGS = (AUTO_TIMING, "recorded", "ordered", "shifted", "closed")
 SCAVENGER_TIMERS = ("go1.14", "exact")
 # What Go's pacing is fed as each background release's crit: "model", the section's modelled wall time
 # (CostModel); "recorded", the crit the Go 1.14.6 runtime measured for the same release in the
-# recording (a diagnostic: it separates *when* the scavenger runs from what crit the model prices).
+# recording (a diagnostic: it separates *when* the scavenger runs from what crit the model prices);
+# "level", the model's crits with the prices of a release scaled to the runtime's mean one-page crit in
+# that recording (a diagnostic: it separates the crit's level, the machine's state in the run, from
+# which release pays what; replay.crit_level_costs).
 SCAVENGER_CRITS = ("model", "recorded", "level")
 
 # The model knobs a sweep may vary: name -> (kind, lowest, highest).  kind is

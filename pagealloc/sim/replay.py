@@ -131,7 +131,7 @@ def replay(
     if config.scavenger_crit == "recorded":
         engine.heap.recorded_crits = iter(recorded_crits(trace, where))
         if sched is not None:  # those crits have the OS's time off the CPU in them already
-            sched.off_cpu_starts, sched.off_cpu_ends, sched.off_cpu_turns = [], [], []
+            sched.forget_off_cpu()
     # the program's allocation traffic, for its releases' price (only where a shootdown is priced)
     traffic = AllocTraffic() if cost.memory_traffic_ns and engine.heap.tlb_probe is not None else None
     engine.heap.traffic = traffic
@@ -187,12 +187,7 @@ def crit_level_costs(trace, where: str, label: str, config: ReplayConfig, cost: 
 def recorded_one_page_crit_mean_ns(trace, where: str) -> float:
     """The mean crit (ns) of the runtime's background releases of one page that took under
     OFF_CPU_CRIT_NS (its thread stayed on its CPU), from the recording's scavenger iterations."""
-    from pagealloc.trace.read import scavenger_iterations
-
-    table = scavenger_iterations(trace)
-    if table is None or table.num_rows == 0 or "released_bytes" not in table.column_names:
-        raise UserError(f"{where}: --scavenger-crit level needs a Go 1.14.6 recording with its scavenger "
-                        "iterations (format v3), and this trace has none")
+    table = recorded_iterations(trace, where, "level", "released_bytes")
     crit, released = (table.column(c).to_numpy() for c in ("crit_ns", "released_bytes"))
     outcome = table.column("outcome").to_numpy(zero_copy_only=False)
     one = (outcome == "sleep") & (released == PAGE_SIZE) & (crit >= 0) & (crit < OFF_CPU_CRIT_NS)
@@ -204,13 +199,21 @@ def recorded_one_page_crit_mean_ns(trace, where: str) -> float:
 
 def recorded_crits(trace, where: str) -> list:
     """The crit (ns) the Go 1.14.6 runtime measured for each background release that slept, in order."""
-    from pagealloc.trace.read import iterations_where, scavenger_iterations
+    from pagealloc.trace.read import iterations_where
+
+    return iterations_where(recorded_iterations(trace, where, "recorded"), "sleep", "crit_ns")
+
+
+def recorded_iterations(trace, where: str, crit_mode: str, *columns: str):
+    """The recording's scavenger iterations (with ``columns``), which ``--scavenger-crit crit_mode`` needs;
+    UserError where the trace has none."""
+    from pagealloc.trace.read import scavenger_iterations
 
     table = scavenger_iterations(trace)
-    if table is None or table.num_rows == 0:
-        raise UserError(f"{where}: --scavenger-crit recorded needs a Go 1.14.6 recording with its scavenger "
+    if table is None or table.num_rows == 0 or not set(columns) <= set(table.column_names):
+        raise UserError(f"{where}: --scavenger-crit {crit_mode} needs a Go 1.14.6 recording with its scavenger "
                         "iterations (format v3), and this trace has none")
-    return iterations_where(table, "sleep", "crit_ns")
+    return table
 
 
 def p_schedule_of(trace, gomaxprocs: int | None, cost: CostModel | None = None) -> PSchedule:
