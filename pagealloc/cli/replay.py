@@ -21,7 +21,7 @@ import sys
 from pagealloc.errors import UserError
 from pagealloc.runtime.engines import ENGINES
 from pagealloc.results.tables import scaled
-from pagealloc.sim.presets import BASELINE_MODE, MODES, SCAVENGER_CRITS, SCAVENGER_TIMERS, TIMINGS, ReplayConfig
+from pagealloc.sim.presets import BASELINE_MODE, MODES, RELEASE_PROBES, SCAVENGER_CRITS, SCAVENGER_TIMERS, TIMINGS, ReplayConfig
 from pagealloc.sim.result import table_metrics
 
 # How each unit of the metric catalogue (pagealloc.sim.result) is printed.
@@ -61,6 +61,11 @@ def register(sub) -> None:
                         "the scavenger runs from what crit the model prices); level: the model's crits, its prices of "
                         "a release scaled so that its one-page crit averages the runtime's in that recording (a "
                         "diagnostic: the machine's level in that run, from the recording; one more replay)")
+    p.add_argument("--release-probe", choices=RELEASE_PROBES, default=RELEASE_PROBES[0],
+                   help="in-run (default): on a Go 1.14.6 recording that has it, the prices of a release (the madvise "
+                        "calls, the TLB shootdown, the traffic's share) at the level sysmon's probe measured while the "
+                        "program ran (one more replay); elsewhere, and with around: the probes before and after the "
+                        "program; a --cost-model is used as given")
     p.add_argument("--gomaxprocs", type=int, default=None, metavar="N",
                    help="number of Ps (default: the trace's metadata, else its p column)")
     p.add_argument("--madvdontneed", action="store_true",
@@ -176,8 +181,8 @@ def _config(args, mode: str) -> ReplayConfig:
     return ReplayConfig(mode=mode, timing="closed" if args.closed_loop else args.timing,
                         retain_extra_percent=args.retain_extra_percent, scavenge_percent=args.scavenge_percent,
                         madvdontneed=args.madvdontneed, gomaxprocs=args.gomaxprocs,
-                        scavenger_timers=args.scavenger_timers, scavenger_crit=args.scavenger_crit, lenient=args.lenient, check=args.check,
-                        engine=args.engine)
+                        scavenger_timers=args.scavenger_timers, scavenger_crit=args.scavenger_crit,
+                        release_probe=args.release_probe, lenient=args.lenient, check=args.check, engine=args.engine)
 
 
 def run_seeds(args, cost, modes) -> int:
@@ -261,7 +266,9 @@ def format_table(path: str, results, spreads=None) -> str:
     r0 = results[0]
     lines = [f"{path}  ({r0.events:,} events, virtual time, timing {r0.timing}, MADV_FREE call "
              f"{r0.madvise_free_call_ns / 1e3:.2f} us, TLB shootdown "
-             f"{r0.tlb_shootdown_ns / 1e3:.1f} us, + {r0.memory_traffic_ns / 1e3:.1f} us in heavy allocation; simulator speed {r0.replay_events_per_wall_second:,.0f} "
+             f"{r0.tlb_shootdown_ns / 1e3:.1f} us, + {r0.memory_traffic_ns / 1e3:.1f} us in heavy allocation"
+             + (f", at sysmon's in-run probe's {r0.in_run_probe_ns / 1e3:.1f} us a one-page release's calls" if r0.in_run_probe_ns else "")
+             + f"; simulator speed {r0.replay_events_per_wall_second:,.0f} "
              "events per wall second)"]
     for row in [header, *rows]:
         lines.append("  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)))

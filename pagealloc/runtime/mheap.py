@@ -205,6 +205,9 @@ class MHeap:
         self.phys_huge_page_size = phys_huge_page_size
         self.madvdontneed = madvdontneed  # GODEBUG=madvdontneed=1
         self.madvise_calls = 0  # every madvise the model made, advice of any kind
+        # what the background scavenger's madvise calls were priced, all told (the syscalls' part of its
+        # crit, which sysmon's in-run release probe measures in a recording: replay.in_run_costs)
+        self.scavenger_madvise_ns = 0
         self.touched: dict[int, int] = {}  # chunk index -> bitmap of pages ever allocated
         # chunk index -> bitmap of pages released with MADV_FREE at least once (not in Go: the kernel's
         # lazyfree LRU; no memory pressure is modelled, so a page stays there once it is on it)
@@ -293,9 +296,12 @@ class MHeap:
 
             raise InvariantError(f"retained went negative: released {self.heap_released} > heap_sys {self.heap_sys}")
         first_free = 0 if self.madvdontneed else self._first_lazyfree(addr, nbytes // PAGE_SIZE)
+        before = self.meter_ns
         for call in sys_unused(addr, nbytes, self.phys_huge_page_size, self.madvdontneed):
             self.meter_ns += self._madvise_ns(call, first_free)
         path = "forced" if self.forced else "background" if self.lock.holder == SCAVENGER else "growth"
+        if path == "background":
+            self.scavenger_madvise_ns += self.meter_ns - before
         self.released_by[path] += nbytes
         self.releases_by[path] += 1
         if path == "background" and whole_huge_page(addr, nbytes, self.phys_huge_page_size):

@@ -93,7 +93,7 @@ cdef class ReplayHeap(MHeap):
     cpdef _sys_unused(self, long long addr, long long nbytes):
         """mheap.py's _sys_unused: pageAlloc released [addr, addr+nbytes): madvise (mem_linux.sys_unused's
         calls, each priced and counted by MHeap's _nohugepage_ns and _release_ns), and heap_released grows."""
-        cdef long long huge = self.phys_huge_page_size, head = 0, tail = 0, first_free = 0
+        cdef long long huge = self.phys_huge_page_size, head = 0, tail = 0, first_free = 0, before = self.meter_ns
         self.heap_released += nbytes
         if self.heap_released > self.heap_sys:
             raise InvariantError(f"retained went negative: released {self.heap_released} > heap_sys {self.heap_sys}")
@@ -113,6 +113,8 @@ cdef class ReplayHeap(MHeap):
                     self.meter_ns += self._nohugepage_ns(tail, huge)
         self.meter_ns += self._release_ns(self.madvdontneed, nbytes, first_free)  # MADV_FREE, or MADV_DONTNEED
         path = "forced" if self.forced else "background" if self.lock.holder == SCAVENGER else "growth"
+        if path == "background":
+            self.scavenger_madvise_ns += self.meter_ns - before
         self.released_by[path] += nbytes
         self.releases_by[path] += 1
         if path == "background" and huge != 0 and ((addr + huge - 1) & ~(huge - 1)) + huge <= addr + nbytes:  # mheap.whole_huge_page

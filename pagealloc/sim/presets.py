@@ -50,6 +50,10 @@ SCAVENGER_TIMERS = ("go1.14", "exact")
 # that recording (a diagnostic: it separates the crit's level, the machine's state in the run, from
 # which release pays what; replay.crit_level_costs).
 SCAVENGER_CRITS = ("model", "recorded", "level")
+# Which probe of the recording machine sets the prices of a release (the madvise calls, the TLB shootdown,
+# the traffic's share): "in-run", sysmon's probe during the program where the recording has it (record
+# stream version 6: replay.in_run_costs), else the probes before and after it; "around", those only.
+RELEASE_PROBES = ("in-run", "around")
 
 # The model knobs a sweep may vary: name -> (kind, lowest, highest).  kind is
 # "number" (int or float), "int" or "bool".  Defaults are ReplayConfig's (Go 1.14's).
@@ -76,6 +80,7 @@ class ReplayConfig:
     gomaxprocs: int | None = None
     scavenger_timers: str = SCAVENGER_TIMERS[0]
     scavenger_crit: str = SCAVENGER_CRITS[0]
+    release_probe: str = RELEASE_PROBES[0]
     lenient: bool = False  # skip frees of unknown spans and allocs of live spans (counted)
     check: bool = False  # verify the model's invariants after the replay
     engine: str | None = None  # "compiled" or "python" (runtime/engines.py); None: the process default. Same figures.
@@ -96,6 +101,8 @@ class ReplayConfig:
             raise UserError(f"unknown scavenger timers {self.scavenger_timers!r} (choose from {', '.join(SCAVENGER_TIMERS)})")
         if self.scavenger_crit not in SCAVENGER_CRITS:
             raise UserError(f"unknown scavenger crit {self.scavenger_crit!r} (choose from {', '.join(SCAVENGER_CRITS)})")
+        if self.release_probe not in RELEASE_PROBES:
+            raise UserError(f"unknown release probe {self.release_probe!r} (choose from {', '.join(RELEASE_PROBES)})")
         for name, (kind, low, high) in KNOBS.items():
             value = getattr(self, name)
             if kind == "bool":

@@ -42,6 +42,7 @@ from pagealloc.sim.presets import (
 from pagealloc.sim.reference import recorded_end_ns, reference_record
 from pagealloc.sim.result import ReplayResult
 from pagealloc.sim.traffic import AllocTraffic
+from pagealloc.trace.shootdown import in_run_probe_mean_ns
 
 WARM_UP_ROWS = 5_000
 
@@ -59,6 +60,7 @@ def replay(
     gomaxprocs: int | None = None,
     scavenger_timers: str = "go1.14",
     scavenger_crit: str = "model",
+    release_probe: str = "in-run",
     check: bool = False,
     lenient: bool = False,
     engine: str | None = None,
@@ -71,7 +73,11 @@ def replay(
     ``cost_model``: a CostModel or a cost-model file (TOML or JSON, its
     entries over the defaults); None: CostModel's defaults with the TLB
     shootdown that ``pagealloc record`` measured beside the program, where
-    the trace carries it (``calibrate.probed_costs``).
+    the trace carries it (``calibrate.probed_costs``), and, under
+    ``release_probe="in-run"`` (the default), the prices of a release at
+    the level sysmon's probe measured during the program, where the
+    recording has that probe (record stream version 6; ``in_run_costs``,
+    one more replay).
 
     The keywords are ReplayConfig's fields (``config`` gives them all at
     once, and then the keywords are not read): ``timing`` (TIMINGS; ``auto``
@@ -88,6 +94,8 @@ def replay(
     runtime's in that recording, ``crit_level_costs``; under ``model`` and
     ``level`` such a trace's crits of 1 ms or more still take the model's
     scavenger off its CPU, goschedule's "the OS's part"),
+    ``release_probe`` (RELEASE_PROBES: ``in-run`` or ``around``, which probe
+    of the recording machine prices a release, as above),
     ``check`` (verify the model's invariants after the replay), ``lenient``
     (skip frees of unknown spans and allocs of live spans, counted in
     ``skipped_events``), ``engine`` (``compiled`` or ``python``, the
@@ -105,7 +113,8 @@ def replay(
         config = ReplayConfig(mode=mode, timing="closed" if closed_loop else timing,
                               retain_extra_percent=retain_extra_percent, scavenge_percent=scavenge_percent,
                               madvdontneed=madvdontneed, gomaxprocs=gomaxprocs, scavenger_timers=scavenger_timers,
-                              scavenger_crit=scavenger_crit, lenient=lenient, check=check, engine=engine)
+                              scavenger_crit=scavenger_crit, release_probe=release_probe, lenient=lenient, check=check,
+                              engine=engine)
     config.validated()
     if isinstance(cost_model, str) or hasattr(cost_model, "__fspath__"):
         cost_model = CostModel.load(cost_model)
@@ -121,9 +130,9 @@ def replay(
     if not has_p and (g or 1) > 1:
         raise UserError(f"{where}: the metadata says gomaxprocs {g} but the trace has no p column, "
                         "so which P did what is unknown (add a p column, or drop gomaxprocs from the metadata)")
-    cost = cost_model or probed_costs(meta)  # no cost model given: the recording machine's shootdown, if probed
+    cost, in_run = (cost_model, None) if cost_model else recording_costs(trace, meta, where, label, config)
     if config.scavenger_crit == "level":
-        cost = crit_level_costs(trace, where, label, config, cost)
+        cost, in_run = crit_level_costs(trace, where, label, config, cost), None
     sched = p_schedule_of(trace, g if has_p else 1, cost) if config.scavenger_timers == "go1.14" else None
     engine = replay_class(config.engine)(replace(config, gomaxprocs=g if has_p else 1), cost, kinds_known=kinds_known,
                                          psched=sched)
@@ -162,12 +171,24 @@ def replay(
         result.tlb_shootdown_ns = cost.tlb_shootdown_ns
         result.madvise_free_call_ns = cost.madvise_free_call_ns
         result.memory_traffic_ns = cost.memory_traffic_ns if traffic is not None else 0
+        result.in_run_probe_ns = round(in_run) if in_run is not None else 0
         if config.check:
             check_heap(engine.heap, engine.spans)
             engine.scavenger.check_wakeups(max(result.makespan_ns, end_ns))
     except InvariantError as e:  # a bug in the model (also raised mid-replay: retained < 0)
         raise InvariantError(f"{where} ({config.mode}): {e}") from e
     return result
+
+
+def recording_costs(trace, meta: dict, where: str, label: str, config: ReplayConfig) -> tuple[CostModel, float | None]:
+    """The cost model of a replay given none, and the in-run probe's mean it was set to (None: not): the
+    defaults with what the recording machine's probes around the program measured (``probed_costs``),
+    and, under ``release_probe="in-run"`` (not for ``scavenger_crit="level"``, which sets its own level),
+    the prices of a release at the level of sysmon's probe during it (``in_run_costs``)."""
+    cost = probed_costs(meta)
+    in_run = in_run_probe_mean_ns(meta, where) if config.release_probe == "in-run" and config.scavenger_crit != "level" else None
+    scaled = in_run_costs(trace, label, config, cost, in_run) if in_run is not None else None
+    return (cost, None) if scaled is None else (scaled, in_run)
 
 
 def crit_level_costs(trace, where: str, label: str, config: ReplayConfig, cost: CostModel) -> CostModel:
@@ -177,11 +198,29 @@ def crit_level_costs(trace, where: str, label: str, config: ReplayConfig, cost: 
     that run.  One pilot replay, not iterated: the scaled replay's own mean stays within a few percent
     of the runtime's (docs/fidelity-log.md, "Session 21")."""
     recorded = recorded_one_page_crit_mean_ns(trace, where)
-    pilot = replay(trace, config=replace(config, scavenger_crit="model", check=False), cost_model=cost, label=label)
+    pilot = pilot_replay(trace, label, config, cost)
     if pilot.scavenger_one_page_crit_mean_ns <= 0:
         raise UserError(f"{where}: --scavenger-crit level: the model's scavenger made no one-page release to "
                         "set the level by")
     return cost.releases_scaled(recorded / pilot.scavenger_one_page_crit_mean_ns)
+
+
+def in_run_costs(trace, label: str, config: ReplayConfig, cost: CostModel, probe_mean_ns: float) -> CostModel | None:
+    """``cost`` with the prices of a release the machine sets (costmodel.RELEASE_PRICES) scaled so that
+    the madvise calls of the model's one-page background releases average what sysmon's in-run probe
+    measured for the same calls (``shootdown.in_run_probe_mean_ns``), as a replay with ``cost`` has
+    them: a calibration made during the run, where the machine's state was the program's.  The rest of
+    the model's crit (the lock, the walk) stays the cost model's.  One pilot replay, as for
+    ``crit_level_costs``; None where the pilot made no one-page release."""
+    pilot = pilot_replay(trace, label, config, cost)
+    calls = pilot.scavenger_one_page_madvise_mean_ns
+    return cost.releases_scaled(probe_mean_ns / calls) if calls > 0 else None
+
+
+def pilot_replay(trace, label: str, config: ReplayConfig, cost: CostModel) -> ReplayResult:
+    """A replay of ``trace`` with the model's crits at ``cost``, unchecked: what the level modes scale from."""
+    return replay(trace, config=replace(config, scavenger_crit="model", release_probe="around", check=False),
+                  cost_model=cost, label=label)
 
 
 def recorded_one_page_crit_mean_ns(trace, where: str) -> float:

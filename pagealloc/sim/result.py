@@ -163,6 +163,10 @@ class ReplayResult:
     scavenger_crit_p90_ns: int = figure("ns", NONE, "background scavenger crit p90")
     # the mean crit of its one-page releases under 1 ms (what scavenger_crit="level" sets to the recording's)
     scavenger_one_page_crit_mean_ns: int = field(default=0, metadata={"unit": "", "shown": None})
+    # of it, the madvise calls as the cost model priced them (what replay.in_run_costs sets to sysmon's probe)
+    scavenger_one_page_madvise_mean_ns: int = field(default=0, metadata={"unit": "", "shown": None})
+    # the mean of sysmon's in-run release probe the prices of a release were set to (replay.in_run_costs); 0: not
+    in_run_probe_ns: int = field(default=0, metadata={"unit": "", "shown": None})
     # What woke the background scavenger, with its count: the Go 1.14.6 scheduler rule (sim/goschedule.py)
     # that fired each of its timers that fired, and "gc" for wakeScavenger; pagealloc replay prints the
     # recording's own beside it.  Not a figure: a diagnostic of the timer rules.

@@ -44,10 +44,14 @@ class BackgroundScavenger:
         self.parks = 0  # how often it parked (nothing to do); it slept crits.n times, once after each release
         self.crits = Histogram()  # crit of each iteration that slept (Go's measure: wall time of scavengeOne)
         # the crits of its one-page releases under OFF_CPU_CRIT_NS (the level ``scavenger_crit="level"``
-        # sets to the recording's): their sum and number, and its background bytes at its last sleep or park
+        # sets to the recording's): their sum, their madvise calls' part (MHeap.scavenger_madvise_ns, the
+        # part sysmon's in-run probe measures: replay.in_run_costs) and number, and its background bytes
+        # and madvise ns at its last sleep or park
         self.one_page_crit_ns = 0
+        self.one_page_madvise_ns = 0
         self.one_page_crits = 0
         self.released_mark = 0
+        self.madvise_mark = 0
         self.heap = engine.heap
         self.cost = engine.cost
         self.gen = bgscavenge(self.heap, locked=locked, scavenge_percent=scavenge_percent)
@@ -97,6 +101,7 @@ class BackgroundScavenger:
             return
         heap.cold_ns = 0  # unspent (nothing released): the next wake-up prices the time since the last release
         released_mark, self.released_mark = self.released_mark, heap.released_by["background"]
+        madvise_mark, self.madvise_mark = self.madvise_mark, heap.scavenger_madvise_ns
         if req == PARK:
             self.parks += 1
             engine.host_end(self.host, self.time)
@@ -110,6 +115,7 @@ class BackgroundScavenger:
             released = heap.released_by["background"] - released_mark
             if released == PAGE_SIZE and req[2] < OFF_CPU_CRIT_NS:
                 self.one_page_crit_ns += req[2]
+                self.one_page_madvise_ns += heap.scavenger_madvise_ns - madvise_mark
                 self.one_page_crits += 1
             engine.host_end(self.host, self.time)
             self.on_p = False

@@ -41,7 +41,6 @@ from dataclasses import fields
 
 import numpy as np
 
-from pagealloc.sim.calibrate import probed_costs
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.sim.presets import ReplayConfig, concrete_timing
 from pagealloc.sim.result import METRICS
@@ -165,14 +164,14 @@ def seeded_inputs(path, config: ReplayConfig, cost: CostModel, seed: int, name: 
 def replay_seed(path, config: ReplayConfig, cost: CostModel | None, seed: int, label: str, table_cache=None,
                 parts=PARTS):
     """One replay of ``path`` for ``seed``: a ReplayResult (seed 0: the plain replay)."""
-    from pagealloc.sim.replay import replay
+    from pagealloc.sim.replay import recording_costs, replay
     from pagealloc.trace.read import trace_metadata
 
     if not seed:  # the plain replay; with no cost given, replay() prices the recording's probe itself
         return replay(path, config=config, cost_model=cost, label=label)
     meta = trace_metadata(path)
-    trace, seeded_cost = seeded_inputs(path, config, cost or probed_costs(meta), seed, label, meta.get("source"),
-                                       table_cache, parts)
+    cost = cost or recording_costs(path, meta, str(path), label, config)[0]  # what seed 0's replay priced with
+    trace, seeded_cost = seeded_inputs(path, config, cost, seed, label, meta.get("source"), table_cache, parts)
     return replay(trace, config=config, cost_model=seeded_cost, label=label)
 
 

@@ -33,7 +33,11 @@ A version 3 stream also records the Ps' schedule and the background
 scavenger's iterations; ``go114sched`` turns them into the trace's format
 v3 side tables (``p_schedule``, ``sched_events``, ``scavenger_iterations``);
 a version 4 stream adds sysmon's loop (its passes and sleeps, and each
-stop for the world's request) to ``sched_events``.
+stop for the world's request) to ``sched_events``; a version 5 stream the
+Ps' waits for the heap lock (``heap_lock``); a version 6 stream sysmon's
+release probe (``release_probe``: each probe's ts, the time of sysUnused's
+calls and of its MADV_FREE, npidle and the Go page; trace.shootdown reads
+its mean, which prices the replay's releases: ``replay.in_run_costs``).
 
 A stream that is not one (wrong size, magic or version), has an unknown
 event, or lacks the end record (the program crashed or was killed, or the
@@ -71,8 +75,8 @@ from pagealloc.trace.go114sched import (
 )
 
 MAGIC = 0x3143455243415050  # b"PPACREC1"
-VERSION = 5  # 2: the mark start record carries heap_live; 3: the Ps' schedule and the scavenger's iterations; 4: sysmon's loop; 5: the heap lock's waits
-READS_VERSIONS = (1, 2, 3, 4, 5)  # a version 1 stream's gc_start rows say heap_live is not known (0)
+VERSION = 6  # 2: the mark start record carries heap_live; 3: the Ps' schedule and the scavenger's iterations; 4: sysmon's loop; 5: the heap lock's waits; 6: the release probe
+READS_VERSIONS = (1, 2, 3, 4, 5, 6)  # a version 1 stream's gc_start rows say heap_live is not known (0)
 RECORD = np.dtype([("ts", "<i8"), ("head", "<u8"), ("w", "<u8", (6,))])
 HEAP_BASE = 0xC000000000  # arena hint 0x00c0 << 32
 PAGE_SHIFT = 13
@@ -85,8 +89,9 @@ EV_SCAVENGE, EV_GROW, EV_PCACHE_FLUSH, EV_PROCS, EV_SET_GC_PERCENT, EV_END = 8, 
 assert go114sched.EV_PROCS == EV_PROCS
 # Version 5: the Ps' waits for the heap lock at the sites a row stands for (pagealloc_record.go's pageallocLock)
 EV_LOCK_WAIT, EV_HEAP_LOCK = 31, 32
-EV_LAST = EV_HEAP_LOCK
-LAST_EVENT_OF = {1: EV_END, 2: EV_END, 3: EV_SCAV_READY, 4: EV_STOP_REQUEST, 5: EV_HEAP_LOCK}  # by stream version
+EV_PROBE = 33
+EV_LAST = EV_PROBE
+LAST_EVENT_OF = {1: EV_END, 2: EV_END, 3: EV_SCAV_READY, 4: EV_STOP_REQUEST, 5: EV_HEAP_LOCK, 6: EV_PROBE}  # by stream version
 LOCK_SITES = ("refill", "alloc", "free", "free_manual")  # a wait's x, from 1
 EVENTS = dict(
     start=EV_START, alloc=EV_ALLOC, free=EV_FREE, gc_start=EV_GC_START, gc_end=EV_GC_END, fom_start=EV_FOM_START,
@@ -95,7 +100,7 @@ EVENTS = dict(
     resume=EV_RESUME, stw=EV_STW, preempt_req=EV_PREEMPT_REQ, sweep_done=EV_SWEEP_DONE, scav_iter=EV_SCAV_ITER,
     scav_sleep=EV_SCAV_SLEEP, scav_woke=EV_SCAV_WOKE, scav_park=EV_SCAV_PARK, timer_fire=EV_TIMER_FIRE,
     scav_ready=EV_SCAV_READY, sysmon=EV_SYSMON, sysmon_sleep=EV_SYSMON_SLEEP, stop_request=EV_STOP_REQUEST,
-    lock_wait=EV_LOCK_WAIT, heap_lock=EV_HEAP_LOCK,
+    lock_wait=EV_LOCK_WAIT, heap_lock=EV_HEAP_LOCK, probe=EV_PROBE,
 )
 MANUAL, FROM_CACHE, REFILLED, MARKING = 1, 2, 4, 8  # alloc flags
 RELEASED_BY = ("background", "growth", "forced")  # scavenge record's x
@@ -251,6 +256,8 @@ def reference(recs: np.ndarray, rows: np.ndarray, label: str) -> dict:
         "allocs_from_cache": int(((ev == EV_ALLOC) & (flags & FROM_CACHE != 0)).sum()),
         "allocs_while_marking": int(((ev == EV_ALLOC) & (flags & MARKING != 0)).sum()),
         **({"heap_lock": lock} if lock is not None else {}),
+        **({"release_probe": table(EV_PROBE, ["ts", "unused_ns", "madv_free_ns", "npidle", "page"], lambda i: [ts[i], *w[i, :4]])}
+           if recs[0]["w"][1] >= 6 else {}),
         "retained_timeline": timeline,
         "released_timeline": {"columns": ["ts", *RELEASED_BY], "rows": released_timeline},
         "gc_end": table(

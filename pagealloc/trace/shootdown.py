@@ -38,6 +38,7 @@ import statistics
 import threading
 import time
 
+from pagealloc.errors import UserError
 from pagealloc.trace.format import MACHINE_PROBE_KEY
 
 PAGE = 4096  # the kernel's page (Go's is two)
@@ -253,6 +254,30 @@ def machine_probe(rounds: int = PROBE_ROUNDS, repeat: int = PROBE_REPEAT, others
             "memory_traffic_ns": int(round(statistics.median(traffic))),
             "tlb_shootdown_mean_ns": int(round(max(shared_mean - call, 0.0))),
             "memory_traffic_mean_ns": int(round(max(streaming_mean - shared_mean, 0.0)))}
+
+
+IN_RUN_COLUMNS = ["ts", "unused_ns", "madv_free_ns", "npidle", "page"]  # reference.release_probe (go114records)
+IN_RUN_MIN_SAMPLES = 10  # fewer (a program of ~0.1 s): the level is not read from them
+
+
+def in_run_probe_mean_ns(metadata: dict, where: str) -> float | None:
+    """The mean of sysmon's in-run release probe (record stream version 6; ``go114patch``'s
+    ``pageallocProbeRun``): sysUnused's calls on a resident page of sysmon's own, made every 10 ms while
+    the program ran, so the TLB shootdown in them is the one the scavenger's releases paid then.  Calls
+    of ``PREEMPTED_NS`` or more (sysmon's thread off its CPU) are left out, as from the runtime's crits.
+    None where the recording has no such probe, or fewer than IN_RUN_MIN_SAMPLES calls under the cap;
+    UserError where the table is malformed."""
+    table = (metadata.get("reference") or {}).get("release_probe")
+    if table is None:
+        return None
+    rows = table.get("rows") if isinstance(table, dict) else None
+    if (table.get("columns") if isinstance(table, dict) else None) != IN_RUN_COLUMNS or not isinstance(rows, list) or any(
+            not isinstance(r, list) or len(r) != len(IN_RUN_COLUMNS) or not all(type(v) is int for v in r)
+            or not 0 <= r[2] <= r[1] for r in rows):
+        raise UserError(f"{where}: metadata reference.release_probe must have columns {IN_RUN_COLUMNS} and rows of "
+                        "whole numbers with 0 <= madv_free_ns <= unused_ns")
+    kept = [r[1] for r in rows if r[1] < PREEMPTED_NS]
+    return statistics.fmean(kept) if len(kept) >= IN_RUN_MIN_SAMPLES else None
 
 
 def recorded_probes(metadata: dict) -> list[dict] | None:

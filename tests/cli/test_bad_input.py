@@ -165,6 +165,8 @@ def _cases() -> dict[str, tuple[list[str], int, list[str]]]:
     cases["reference-relocks-negative-replay"] = (["replay", "bad-relocks.parquet"], 2,
                                                   ["bad-relocks.parquet: metadata reference: heap_lock.relocks_after_refill "
                                                    "is -3, not a count of events"])
+    cases["reference-release-probe-replay"] = (["replay", "bad-release-probe.parquet"], 2,
+                                               ["bad-release-probe.parquet: metadata reference.release_probe must have columns"])
     cases["cli-no-subcommand"] = ([], 2, ["the following arguments are required: COMMAND"])
     cases["cli-unknown-subcommand"] = (["frobnicate"], 2, ["invalid choice: 'frobnicate'"])
     missing = {
@@ -208,11 +210,21 @@ def _bad_relocks(path: Path) -> None:
     rewrite_metadata(Path(__file__).resolve().parents[2] / "traces" / "go114-freeosmemory-p2.parquet", path, relocks)
 
 
+def _bad_probe(path: Path) -> None:
+    """A Go 1.14.6 recording with sysmon's release probe (stream version 6) whose MADV_FREE took longer
+    than the sysUnused calls it is one of."""
+    def probe(doc):
+        doc["reference"]["release_probe"] = {"columns": ["ts", "unused_ns", "madv_free_ns", "npidle", "page"],
+                                             "rows": [[10, 5_000, 9_000, 1, 0]] * 20}
+    rewrite_metadata(Path(__file__).resolve().parents[2] / "traces" / "go114-freeosmemory-p2.parquet", path, probe)
+
+
 def _make_inputs(folder: Path) -> None:
     pq.write_table(_table(), folder / "good.parquet")
     _far_end(folder / "far-end.parquet")
     _short_release(folder / "short-release.parquet")
     _bad_relocks(folder / "bad-relocks.parquet")
+    _bad_probe(folder / "bad-release-probe.parquet")
     (folder / "good.gotrace").write_bytes(b"go 1.23 trace\x00\x00\x00")
     for _, name, make, _, _ in TRACES:
         if make is not None:

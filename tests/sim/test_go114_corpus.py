@@ -227,6 +227,50 @@ def test_at_the_recorded_crit_level_the_models_one_page_crit_averages_the_runtim
     assert python == pagealloc.replay(path, BASELINE, scavenger_crit="level", engine="compiled").deterministic()
 
 
+def test_sysmons_in_run_probe_sets_the_level_of_a_releases_madvise_calls(tmp_path):
+    """A recording with sysmon's release probe (record stream version 6), here service-p4 given one: the
+    prices of a release are scaled so that the madvise calls of the model's one-page background releases
+    average the probe's mean (within 5%: one pilot replay), the rest of its crit left as it was; a call of
+    1 ms or more (sysmon's thread off its CPU) is left out of the mean.  ``release_probe="around"``, a
+    given cost model, and a probe of fewer than IN_RUN_MIN_SAMPLES calls leave the prices to the probes
+    around the run; both engines agree."""
+    from tracefiles import rewrite_metadata
+
+    from pagealloc.sim.costmodel import CostModel
+    from pagealloc.trace.shootdown import IN_RUN_COLUMNS, IN_RUN_MIN_SAMPLES
+
+    src = path_of(next(e for e in ENTRIES if e["name"] == "go114-service-p4"))
+    around = pagealloc.replay(src, BASELINE)
+    calls = around.scavenger_one_page_madvise_mean_ns
+    assert 0 < calls <= around.scavenger_one_page_crit_mean_ns
+    level = round(1.6 * calls)
+
+    def with_probe(n):
+        def edit(doc):
+            rows = [[10_000_000 * k, level, level // 2, 1, k % 256] for k in range(n)]
+            rows.append([10_000_000 * n, 5_000_000, 4_000_000, 1, n % 256])  # off its CPU: left out
+            doc["reference"]["release_probe"] = {"columns": IN_RUN_COLUMNS, "rows": rows}
+        return edit
+
+    probed, few = tmp_path / "probed.parquet", tmp_path / "few.parquet"
+    rewrite_metadata(src, probed, with_probe(40))
+    rewrite_metadata(src, few, with_probe(IN_RUN_MIN_SAMPLES - 1))
+    in_run = pagealloc.replay(probed, BASELINE)
+    assert 0.95 <= in_run.scavenger_one_page_madvise_mean_ns / level <= 1.05, (in_run.scavenger_one_page_madvise_mean_ns, level)
+    assert in_run.tlb_shootdown_ns == round(around.tlb_shootdown_ns * level / calls)
+    assert in_run.released_background_count < around.released_background_count  # dearer releases, longer sleeps
+
+    def figures(r):
+        return r.released_background_count, r.released_background_bytes, r.scavenger_one_page_crit_mean_ns, r.tlb_shootdown_ns
+
+    assert figures(pagealloc.replay(probed, BASELINE, release_probe="around")) == figures(around)
+    assert figures(pagealloc.replay(few, BASELINE)) == figures(around)
+    given = CostModel()
+    assert figures(pagealloc.replay(probed, BASELINE, cost_model=given)) == figures(pagealloc.replay(src, BASELINE, cost_model=given))
+    python = pagealloc.replay(probed, BASELINE, engine="python").deterministic()
+    assert python == pagealloc.replay(probed, BASELINE, engine="compiled").deterministic()
+
+
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e["name"])
 def test_gos_pacing_formula_gives_every_recorded_goal(entry):
     """The reference's per-GC figures, put through gcPaceScavenger, give the goal the runtime set."""

@@ -361,9 +361,10 @@ def test_the_next_sleep_resets_a_stopped_timer_on_the_p_whose_heap_still_holds_i
         bg.gen = (lambda: (yield (SLEEP, 1 * MS, 10 * US)))()
         bg.send = None
         bg.heap = SimpleNamespace(clock=SimpleNamespace(now=0), lock=SimpleNamespace(running=lambda a: None),
-                                  drain_meter=lambda: 0, cold_ns=0, released_by={"background": 0})
+                                  drain_meter=lambda: 0, cold_ns=0, released_by={"background": 0},
+                                  scavenger_madvise_ns=0)
         bg.state, bg.time, bg.on_p, bg.cpu_ns, bg.last_release = S.RESUME, sleep_at, True, 0, 0
-        bg.released_mark = 0
+        bg.released_mark = bg.madvise_mark = 0
         bg.step()
         return fired_on[0]
 

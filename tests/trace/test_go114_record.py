@@ -20,7 +20,7 @@ from pagealloc.sim import replay as engine
 from pagealloc.sim.reference import heap_walk
 from pagealloc.sim.result import background_bytes_less_whole_huge_pages
 from pagealloc.trace import go114, p_schedule, scavenger_iterations, sched_events, validate_trace
-from pagealloc.trace.shootdown import recorded_probes
+from pagealloc.trace.shootdown import IN_RUN_COLUMNS, IN_RUN_MIN_SAMPLES, in_run_probe_mean_ns, recorded_probes
 from test_record_cli import PROGRAM  # three FreeOSMemory calls, no annotation
 
 pytestmark = pytest.mark.skipif(not go114.BESIDE_CHECKOUT.is_file(), reason=f"needs the Go 1.14.6 source ({go114.BESIDE_CHECKOUT.parent})")
@@ -91,6 +91,19 @@ def test_record_a_program_on_go_1_14_and_hold_the_replay_against_it(goroot, tmp_
     assert r.reference.p_stall_ns == lock["wait_ns"] and r.reference.p_stall_max_ns == lock["wait_max_ns"]
     # After scavengeAll every free page is released, so retained there is exact.
     assert len(walk.free_os_memory_retained) == 3 and all(m == real for m, real in walk.free_os_memory_retained)
+    # sysmon's release probe (stream version 6): sysUnused's calls on its own page, at most every 10 ms, the
+    # pages of its huge page in turn, the MADV_FREE within the calls' time; the replay prices from its mean
+    probe = ref["release_probe"]
+    rows = probe["rows"]
+    assert probe["columns"] == IN_RUN_COLUMNS and rows, probe
+    assert all(0 < free <= unused and 0 <= idle <= 3 for _, unused, free, idle, _ in rows), rows
+    assert [page for *_, page in rows] == [k % 256 for k in range(len(rows))]
+    # (10 ms apart at sysmon's passes; a record's ts is taken after its calls, whose time varies)
+    assert all(b[0] - a[0] >= 10_000_000 - a[1] - 1_000_000 for a, b in zip(rows, rows[1:])), rows
+    mean = in_run_probe_mean_ns(m, str(out))
+    assert (mean is None) == (sum(unused < 1_000_000 for _, unused, *_ in rows) < IN_RUN_MIN_SAMPLES)
+    if mean is not None:
+        assert 0.95 <= r.scavenger_one_page_madvise_mean_ns / mean <= 1.05, (r.scavenger_one_page_madvise_mean_ns, mean)
 
 
 def test_a_failing_program_is_an_error(goroot, tmp_path, capfd):
@@ -154,8 +167,13 @@ def test_a_fresh_recording_of_the_service_program_stays_within_the_background_bo
     ref = r.reference
     assert ref.released_background_count > 300, "the service program's scavenger ran too little to judge"
     probes = recorded_probes(trace_metadata(out))
-    assert probes is not None and r.tlb_shootdown_ns == round(sum(p["tlb_shootdown_mean_ns"] for p in probes) / 2)
-    why = (ref.ratios, load, probes)
+    around = pagealloc.replay(out, "go1.14", release_probe="around")  # priced from the probes around the run
+    assert probes is not None and around.tlb_shootdown_ns == round(sum(p["tlb_shootdown_mean_ns"] for p in probes) / 2)
+    # and by default at the level of sysmon's probe during it (record stream version 6; "Session 22")
+    in_run = in_run_probe_mean_ns(trace_metadata(out), str(out))
+    assert in_run is not None and r.in_run_probe_ns == round(in_run), (r.in_run_probe_ns, in_run)
+    assert 0.95 <= r.scavenger_one_page_madvise_mean_ns / in_run <= 1.05, (r.scavenger_one_page_madvise_mean_ns, in_run)
+    why = (ref.ratios, load, probes, in_run)
     # When the scavenger runs is the model's, what each release costs is the host's: fed the runtime's
     # own crits, the count keeps to the issue's bounds on every run (0.92-1.25x on 24 runs of a phase
     # of the second host whose one-page crit, median 36-42 us and mean 1.4-2.5x that, ran above what its

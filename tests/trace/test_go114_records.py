@@ -18,6 +18,7 @@ from pagealloc.cli import main
 from pagealloc.errors import UserError
 from pagealloc.sim.reference import go114_acquisitions, reference_record
 from pagealloc.trace import read_trace, validate_trace
+from pagealloc.trace.shootdown import IN_RUN_COLUMNS
 from pagealloc.trace.go114records import (
     EVENTS,
     HEAP_BASE,
@@ -57,7 +58,7 @@ def base(page: int) -> int:
 
 # A small program's life: a grow, a stack, two heap spans (one from the page
 # cache), a GC, a background and a growth release, FreeOSMemory, a P's wait for
-# the heap lock, the heap lock's totals, the end.
+# the heap lock, the heap lock's totals, sysmon's release probe, the end.
 GOOD = [
     start(),
     rec("grow", 1, 4 << 20, 64 << 20, 64 << 20, NONE, 0),
@@ -76,6 +77,7 @@ GOOD = [
     rec("fom_end", 10 * PAGE, (128 << 20) - 4 * PAGE, (100 << 20) + 10 * PAGE),
     rec("lock_wait", 7_000, 1, p=1, x=3, ts=400),  # P 1 waited 7 us at freeSpan (site 3), slept once
     rec("heap_lock", 3, 1),  # 3 acquisitions at the rows' sites (the refill, the large alloc, the free), 1 wait
+    rec("probe", 31_000, 24_000, 1, 5),  # sysUnused's calls 31 us, of them MADV_FREE 24, one P idle, Go page 5
     rec("end", (128 << 20) - 4 * PAGE, (100 << 20) + 10 * PAGE, PAGE, 4 * PAGE, 0, 2),
 ]
 
@@ -134,13 +136,15 @@ def test_a_stream_becomes_rows_and_a_reference(tmp_path):
         "acquisitions": 3, "relocks_after_refill": 0, "waits": 1, "wait_ns": 7_000, "wait_max_ns": 7_000, "wait_ns_by_p": [0, 0, 7_000],
         "waits_by_site": {"refill": 0, "alloc": 0, "free": 1, "free_manual": 0},
         "wait_rows": {"columns": ["ts", "p", "site", "wait_ns", "sleeps"], "rows": [[400 - first_row_ts, 1, "free", 7_000, 1]]}}
+    # sysmon's release probe (stream version 6), on the rows' clock
+    assert ref["release_probe"] == {"columns": IN_RUN_COLUMNS, "rows": [[100 + 10 * 17 - first_row_ts, 31_000, 24_000, 1, 5]]}
     assert warnings_for(ref) == []
 
 
 def test_a_stream_before_version_5_has_no_heap_lock_figures(tmp_path):
     v4 = [rec("start", MAGIC, 4, 4096, PAGE, 64 << 20, 0, ts=50), *GOOD[1:15], GOOD[-1]]
     meta = import_records(str(write(tmp_path, v4)), str(tmp_path / "t.parquet"))
-    assert "heap_lock" not in meta["reference"]
+    assert "heap_lock" not in meta["reference"] and "release_probe" not in meta["reference"]
     f = reference_record(meta, _Model(meta), "t").flat()
     assert f["reference_p_stall_ns"] is None and f["reference_p_stall_ns_ratio"] is None
     assert f["reference_lock_acquisitions_mutator"] is None
@@ -232,10 +236,10 @@ def truncated(tmp_path) -> Path:
 
 
 BROKEN = {
-    "truncated": (truncated, "truncated record stream (1142 bytes is not a whole number of 64-byte records)"),
+    "truncated": (truncated, "truncated record stream (1206 bytes is not a whole number of 64-byte records)"),
     "no end": (lambda t: write(t, GOOD[:-1]), "truncated record stream: no end record (the program crashed or was killed"),
     "unknown event": (lambda t: write(t, [*GOOD[:3], (0, 99, [0] * 6), *GOOD[3:]]), "record 3: unknown event 99"),
-    "after the end": (lambda t: write(t, [*GOOD, rec("alloc", base(40), 1)]), "record 18: a record after the end record"),
+    "after the end": (lambda t: write(t, [*GOOD, rec("alloc", base(40), 1)]), "record 19: a record after the end record"),
     "neither": (lambda t: (t / "r.bin").write_bytes(b"not a recording\n" * 10) and t / "r.bin", "not a Go execution trace"),
     "version": (lambda t: write(t, [rec("start", MAGIC, 7), *GOOD[1:]]), "record stream version 7"),
     "dropped": (lambda t: write(t, [*GOOD[:-1], rec("end", 0, 0, 0, 0, 5, 2)]), "dropped 5 records"),

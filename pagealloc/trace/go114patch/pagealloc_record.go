@@ -21,7 +21,7 @@ import (
 
 const (
 	pageallocRecMagic   = 0x3143455243415050 // "PPACREC1"
-	pageallocRecVersion = 5 // 2: the mark start record carries heap_live; 3: the Ps' schedule and the scavenger's iterations; 4: sysmon's loop; 5: the heap lock's waits
+	pageallocRecVersion = 6 // 2: the mark start record carries heap_live; 3: the Ps' schedule and the scavenger's iterations; 4: sysmon's loop; 5: the heap lock's waits; 6: the release probe
 	pageallocRecBufLen  = 4096
 
 	pageallocEvStart        = 1  // magic, version, physPageSize, pageSize, heapArenaBytes, records dropped
@@ -63,6 +63,9 @@ const (
 	// Version 5: the heap lock at the sites a trace row stands for (pageallocLock)
 	pageallocEvLockWait = 31 // a wait for it, as it ends: wait (ns), futex sleeps in it; x = site (pageallocSite*)
 	pageallocEvHeapLock = 32 // before the end record: acquisitions at those sites, of them waits
+
+	// Version 6: sysmon's probe of a one-page release (pageallocProbeRun)
+	pageallocEvProbe = 33 // sysUnused's calls (ns), of them MADV_FREE (ns), npidle, the Go page probed
 
 	pageallocRecPending = 0 // buffering until the environment is read
 	pageallocRecOn      = 1
@@ -355,4 +358,56 @@ func pageallocRecTimer(pp *p, t *timer, now int64) {
 func pageallocRecScavSleep(start, ns int64) {
 	t := scavenge.timer
 	pageallocRecordEv(pageallocEvScavSleep, 0, pageallocPID(t.pp.ptr()), uint64(start), uint64(start+ns), uint64(ns), uint64(atomic.Load(&t.status)), 0, 0)
+}
+
+// ---------------------------------------------------------------------------
+// The release probe (version 6)
+
+// pageallocProbeEvery: sysmon probes at most this often (~100 a second of the
+// program's run; a pass is at most 10 ms apart while a P runs).
+const pageallocProbeEvery = 10 * 1000 * 1000
+
+var pageallocProbe struct {
+	base uintptr // one huge page of a scratch mapping of sysmon's, huge-page aligned, 0: not yet
+	k    uintptr // the Go page probed next
+	last int64   // when sysmon last probed
+}
+
+// pageallocProbeRun: once every pageallocProbeEvery, sysmon makes the calls
+// sysUnused makes for a one-page background release, on a resident page of
+// its own (MADV_NOHUGEPAGE of the huge page around it, already set as on a
+// heap huge page released before, then MADV_FREE of the page), and records
+// how long they took.  The MADV_FREE must shoot down the TLB of every other
+// CPU running one of the program's threads at that moment: the price the
+// scavenger's releases pay during this run, which moves from one run to the
+// next with the host's state.  The scratch mapping is the recorder's own (not
+// in memstats); sysmon runs without a P, so the program's Ps keep theirs.
+//go:nowritebarrierrec
+func pageallocProbeRun(now int64) {
+	pr := &pageallocProbe
+	if atomic.Load(&pageallocRec.state) != pageallocRecOn || physHugePageSize == 0 || now-pr.last < pageallocProbeEvery {
+		return
+	}
+	pr.last = now
+	if pr.base == 0 {
+		v, err := mmap(nil, 2*physHugePageSize, _PROT_READ|_PROT_WRITE, _MAP_ANON|_MAP_PRIVATE, -1, 0)
+		if err != 0 {
+			pr.last = 1 << 62 // no probe in this run
+			return
+		}
+		pr.base = alignUp(uintptr(v), physHugePageSize)
+		madvise(unsafe.Pointer(pr.base), physHugePageSize, _MADV_NOHUGEPAGE)
+	}
+	k := pr.k
+	pr.k = (k + 1) % (physHugePageSize / pageSize)
+	v := pr.base + k*pageSize
+	for b := v; b < v+pageSize; b += physPageSize {
+		*(*uint8)(unsafe.Pointer(b)) = 1 // resident, as a freed span's pages are
+	}
+	t0 := nanotime()
+	madvise(unsafe.Pointer(pr.base), physHugePageSize, _MADV_NOHUGEPAGE)
+	t1 := nanotime()
+	madvise(unsafe.Pointer(v), pageSize, int32(atomic.Load(&adviseUnused)))
+	t2 := nanotime()
+	pageallocRecordEv(pageallocEvProbe, 0, 0, uint64(t2-t0), uint64(t2-t1), uint64(atomic.Load(&sched.npidle)), uint64(k), 0, 0)
 }
