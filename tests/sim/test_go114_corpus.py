@@ -227,7 +227,7 @@ def test_at_the_recorded_crit_level_the_models_one_page_crit_averages_the_runtim
     assert python == pagealloc.replay(path, BASELINE, scavenger_crit="level", engine="compiled").deterministic()
 
 
-def test_sysmons_in_run_probe_sets_the_level_of_a_releases_madvise_calls(tmp_path):
+def test_sysmons_in_run_probe_sets_the_level_of_a_releases_madvise_calls(tmp_path, capsys):
     """A recording with sysmon's release probe (record stream version 6), here service-p4 given one: the
     prices of a release are scaled so that the madvise calls of the model's one-page background releases
     average the probe's mean (within 5%: one pilot replay), the rest of its crit left as it was; a call of
@@ -269,6 +269,14 @@ def test_sysmons_in_run_probe_sets_the_level_of_a_releases_madvise_calls(tmp_pat
     assert figures(pagealloc.replay(probed, BASELINE, cost_model=given)) == figures(pagealloc.replay(src, BASELINE, cost_model=given))
     python = pagealloc.replay(probed, BASELINE, engine="python").deterministic()
     assert python == pagealloc.replay(probed, BASELINE, engine="compiled").deterministic()
+    # pagealloc info says so
+    from pagealloc.cli import main
+
+    assert main(["info", str(probed), str(few)]) == 0
+    out = capsys.readouterr().out
+    assert (f"release probe  41 calls by sysmon during the program: sysUnused of one page {level / 1e3:.1f} us on "
+            f"average, its MADV_FREE {level // 2 / 1e3:.1f} (calls of 1 ms or more left out: 1)") in out, out
+    assert f"release probe  {IN_RUN_MIN_SAMPLES} calls by sysmon during the program, too few" in out, out
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e["name"])
