@@ -270,14 +270,21 @@ def in_run_probe_mean_ns(metadata: dict, where: str) -> float | None:
     table = (metadata.get("reference") or {}).get("release_probe")
     if table is None:
         return None
-    rows = table.get("rows") if isinstance(table, dict) else None
-    if (table.get("columns") if isinstance(table, dict) else None) != IN_RUN_COLUMNS or not isinstance(rows, list) or any(
-            not isinstance(r, list) or len(r) != len(IN_RUN_COLUMNS) or not all(type(v) is int for v in r)
-            or not 0 <= r[2] <= r[1] for r in rows):
+    if not _is_probe_table(table):
         raise UserError(f"{where}: metadata reference.release_probe must have columns {IN_RUN_COLUMNS} and rows of "
                         "whole numbers with 0 <= madv_free_ns <= unused_ns")
-    kept = [r[1] for r in rows if r[1] < PREEMPTED_NS]
+    kept = [unused for _, unused, *_ in table["rows"] if unused < PREEMPTED_NS]
     return statistics.fmean(kept) if len(kept) >= IN_RUN_MIN_SAMPLES else None
+
+
+def _is_probe_table(table) -> bool:
+    """Whether ``table`` has reference.release_probe's form: IN_RUN_COLUMNS, and rows of as many whole
+    numbers, each probe's MADV_FREE within its calls' time."""
+    def row_ok(r) -> bool:
+        return (isinstance(r, list) and len(r) == len(IN_RUN_COLUMNS) and all(type(v) is int for v in r)
+                and 0 <= r[2] <= r[1])
+    return (isinstance(table, dict) and table.get("columns") == IN_RUN_COLUMNS and isinstance(table.get("rows"), list)
+            and all(map(row_ok, table["rows"])))
 
 
 def recorded_probes(metadata: dict) -> list[dict] | None:
