@@ -33,3 +33,23 @@ def test_own_crits_line_tells_which_misses_the_runtime_crits_explain(load_script
     line = own_crits([run(1.0, 0.32, 1.1, 0.66, 5), run(1.0, 1.0, 1.0, 1.0, 1), run(1.0, 1.06, 0.97, 2.49, 0)])
     assert line == ("fed the runtime's own crits: 2 of 3 within the bounds (1 of the model's misses in, 1 of its "
                     "hits out); runtime crits of 1 ms or more: 6 in 3 runs, 5 in the model's misses")
+
+
+def test_around_and_busy_lines_count_the_runs_each_applies_to(load_script):
+    """Session 22's lines: the runs sysmon's in-run probe priced, priced with the probes around the run only
+    (recordings before record stream version 6 have no such replay: None), and the runs recorded beside
+    other processes' load."""
+    script = load_script("fresh-fidelity")
+
+    def run(count, nbytes, around, busy=False):
+        return {"released_background_count": count, "released_background_bytes": nbytes, "busy": busy,
+                "around": None if around is None else {"released_background_count": around[0],
+                                                       "released_background_bytes": around[1]}}
+
+    # Run 1 is in both ways; run 2 is out in bytes and in from the probes around; run 3 has no in-run probe.
+    rows = [run(1.0, 1.0, (1.1, 0.9), busy=True), run(1.0, 2.3, (1.0, 1.5)), run(0.9, 0.8, None)]
+    assert script._around(rows) == ("priced with the probes around the run only: 2 of 2 within the bounds "
+                                    "(1 of the model's misses in, 0 of its hits out)")
+    assert script._around([run(1.0, 1.0, None)]).endswith("(the recordings predate sysmon's in-run probe)")
+    assert script._busy(rows) == ("recorded beside other load (other processes above 10% of the CPUs): 1 of 3 "
+                                  "runs, 1 of them within the bounds")
