@@ -19,7 +19,7 @@ from pagealloc.errors import UserError
 from pagealloc.sim.calibrate import priced_fields, probed_costs
 from pagealloc.trace.format import MACHINE_PROBE_KEY, PAGE_SIZE
 from pagealloc.trace.cpuwait import GENERATOR_KEY, recorded_load
-from pagealloc.trace.shootdown import PREEMPTED_NS, in_run_probe_mean_ns, recorded_probes
+from pagealloc.trace.shootdown import in_run_probe_calls, in_run_probe_mean_ns, recorded_probes
 
 
 def register(sub) -> None:
@@ -83,16 +83,16 @@ def _machine_probe(metadata: dict) -> str | None:
 
 def _release_probe(metadata: dict, where: str) -> str | None:
     """Sysmon's release probe during the program (record stream version 6, trace.shootdown)."""
-    rows = ((metadata.get("reference") or {}).get("release_probe") or {}).get("rows")
-    if rows is None:
+    calls = in_run_probe_calls(metadata, where)
+    if calls is None:
         return None
-    mean = in_run_probe_mean_ns(metadata, where)  # checks the table's form
+    total, kept = calls
+    mean = in_run_probe_mean_ns(metadata, where)
     if mean is None:
-        return f"{len(rows)} calls by sysmon during the program, too few to price a release by (the probes around it do)"
-    kept = [r for r in rows if r[1] < PREEMPTED_NS]
+        return f"{total} calls by sysmon during the program, too few to price a release by (the probes around it do)"
     free = sum(r[2] for r in kept) / len(kept)
-    return (f"{len(rows)} calls by sysmon during the program: sysUnused of one page {mean / 1e3:.1f} us on average, "
-            f"its MADV_FREE {free / 1e3:.1f} (calls of 1 ms or more left out: {len(rows) - len(kept)}); the replay "
+    return (f"{total} calls by sysmon during the program: sysUnused of one page {mean / 1e3:.1f} us on average, "
+            f"its MADV_FREE {free / 1e3:.1f} (calls of 1 ms or more left out: {total - len(kept)}); the replay "
             "prices a one-page release's madvise calls at that mean (--release-probe around: not)")
 
 

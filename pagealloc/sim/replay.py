@@ -132,7 +132,7 @@ def replay(
                         "so which P did what is unknown (add a p column, or drop gomaxprocs from the metadata)")
     cost, in_run = (cost_model, None) if cost_model else recording_costs(trace, meta, where, label, config)
     if config.scavenger_crit == "level":
-        cost, in_run = crit_level_costs(trace, where, label, config, cost), None
+        cost = crit_level_costs(trace, where, label, config, cost)
     sched = p_schedule_of(trace, g if has_p else 1, cost) if config.scavenger_timers == "go1.14" else None
     engine = replay_class(config.engine)(replace(config, gomaxprocs=g if has_p else 1), cost, kinds_known=kinds_known,
                                          psched=sched)

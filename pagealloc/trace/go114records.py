@@ -53,6 +53,7 @@ import numpy as np
 from pagealloc.errors import UserError
 from pagealloc.trace.format import OP_ALLOC, OP_FREE, OP_FREE_OS_MEMORY, OP_GC, OP_NAMES, PAGE_SIZE, Columns, TraceSource, TraceWriter, make_metadata
 from pagealloc.trace import go114sched
+from pagealloc.trace.shootdown import IN_RUN_COLUMNS
 from pagealloc.trace.go114sched import (
     EV_IDLE,
     EV_PREEMPT_REQ,
@@ -256,7 +257,7 @@ def reference(recs: np.ndarray, rows: np.ndarray, label: str) -> dict:
         "allocs_from_cache": int(((ev == EV_ALLOC) & (flags & FROM_CACHE != 0)).sum()),
         "allocs_while_marking": int(((ev == EV_ALLOC) & (flags & MARKING != 0)).sum()),
         **({"heap_lock": lock} if lock is not None else {}),
-        **({"release_probe": table(EV_PROBE, ["ts", "unused_ns", "madv_free_ns", "npidle", "page"], lambda i: [ts[i], *w[i, :4]])}
+        **({"release_probe": table(EV_PROBE, IN_RUN_COLUMNS, lambda i: [ts[i], *w[i, :4]])}
            if recs[0]["w"][1] >= 6 else {}),
         "retained_timeline": timeline,
         "released_timeline": {"columns": ["ts", *RELEASED_BY], "rows": released_timeline},

@@ -263,18 +263,26 @@ IN_RUN_MIN_SAMPLES = 10  # fewer (a program of ~0.1 s): the level is not read fr
 def in_run_probe_mean_ns(metadata: dict, where: str) -> float | None:
     """The mean of sysmon's in-run release probe (record stream version 6; ``go114patch``'s
     ``pageallocProbeRun``): sysUnused's calls on a resident page of sysmon's own, made every 10 ms while
-    the program ran, so the TLB shootdown in them is the one the scavenger's releases paid then.  Calls
-    of ``PREEMPTED_NS`` or more (sysmon's thread off its CPU) are left out, as from the runtime's crits.
-    None where the recording has no such probe, or fewer than IN_RUN_MIN_SAMPLES calls under the cap;
-    UserError where the table is malformed."""
+    the program ran, so the TLB shootdown in them is the one the scavenger's releases paid then.  The
+    calls ``in_run_probe_calls`` keeps; None where the recording has no such probe, or fewer than
+    IN_RUN_MIN_SAMPLES of them; UserError where the table is malformed."""
+    calls = in_run_probe_calls(metadata, where)
+    if calls is None or len(calls[1]) < IN_RUN_MIN_SAMPLES:
+        return None
+    return statistics.fmean(unused for _, unused, *_ in calls[1])
+
+
+def in_run_probe_calls(metadata: dict, where: str) -> tuple[int, list[list[int]]] | None:
+    """(how many probes the recording has, the rows of those under ``PREEMPTED_NS``: a longer one had
+    sysmon's thread off its CPU, left out as from the runtime's crits), or None where it has no release
+    probe; UserError where the table is malformed."""
     table = (metadata.get("reference") or {}).get("release_probe")
     if table is None:
         return None
     if not _is_probe_table(table):
         raise UserError(f"{where}: metadata reference.release_probe must have columns {IN_RUN_COLUMNS} and rows of "
                         "whole numbers with 0 <= madv_free_ns <= unused_ns")
-    kept = [unused for _, unused, *_ in table["rows"] if unused < PREEMPTED_NS]
-    return statistics.fmean(kept) if len(kept) >= IN_RUN_MIN_SAMPLES else None
+    return len(table["rows"]), [r for r in table["rows"] if r[1] < PREEMPTED_NS]
 
 
 def _is_probe_table(table) -> bool:
