@@ -16,7 +16,7 @@ cdef class Prices:
     cdef public long long alloc_ns, free_ns, cache_alloc_ns, cache_refill_ns, mspan_refill_ns, sys_alloc_ns
     cdef public long long grow_chunk_ns, gc_ns, chunk_scan_ns, page_fault_ns, page_retouch_free_ns, madvise_call_ns
     cdef public long long madvise_page_ns, madvise_free_call_ns, madvise_free_page_ns, madvise_free_first_page_ns
-    cdef public long long madvise_hugepage_ns, vma_split_ns, tlb_shootdown_ns, memory_traffic_ns
+    cdef public long long madvise_hugepage_ns, vma_split_ns, tlb_shootdown_ns, memory_traffic_ns, scavenge_heap_ns
 
 cdef class MHeap:
     cdef public object cost, clock, pages

@@ -137,7 +137,7 @@ PRICES = (
     "alloc_ns", "free_ns", "cache_alloc_ns", "cache_refill_ns", "mspan_refill_ns", "sys_alloc_ns",
     "grow_chunk_ns", "gc_ns", "chunk_scan_ns", "page_fault_ns", "page_retouch_free_ns", "madvise_call_ns",
     "madvise_page_ns", "madvise_free_call_ns", "madvise_free_page_ns", "madvise_free_first_page_ns",
-    "madvise_hugepage_ns", "vma_split_ns", "tlb_shootdown_ns", "memory_traffic_ns",
+    "madvise_hugepage_ns", "vma_split_ns", "tlb_shootdown_ns", "memory_traffic_ns", "scavenge_heap_ns",
 )
 
 
@@ -302,6 +302,7 @@ class MHeap:
         path = "forced" if self.forced else "background" if self.lock.holder == SCAVENGER else "growth"
         if path == "background":
             self.scavenger_madvise_ns += self.meter_ns - before
+            self.meter_ns += self.price.scavenge_heap_ns  # the rest of its scavengeOne (CostModel)
         self.released_by[path] += nbytes
         self.releases_by[path] += 1
         if path == "background" and whole_huge_page(addr, nbytes, self.phys_huge_page_size):

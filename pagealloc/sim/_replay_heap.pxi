@@ -115,6 +115,7 @@ cdef class ReplayHeap(MHeap):
         path = "forced" if self.forced else "background" if self.lock.holder == SCAVENGER else "growth"
         if path == "background":
             self.scavenger_madvise_ns += self.meter_ns - before
+            self.meter_ns += self.price.scavenge_heap_ns  # the rest of its scavengeOne (CostModel)
         self.released_by[path] += nbytes
         self.releases_by[path] += 1
         if path == "background" and huge != 0 and ((addr + huge - 1) & ~(huge - 1)) + huge <= addr + nbytes:  # mheap.whole_huge_page

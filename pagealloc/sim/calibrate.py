@@ -143,7 +143,9 @@ def probed_costs(metadata: dict, base: CostModel | None = None) -> CostModel:
     the MADV_FREE call: the probe's call alone on one resident Go page, less that page's first-free cost
     (``base.madvise_free_first_page_ns`` a 4 KiB page), so that a release of one such page alone costs
     what the probe read there (2.1-2.7 us on the first host, 2.35 by the defaults; 4.2-4.4 us on a
-    second host, docs/fidelity-log.md "Session 11"); where the trace has them, else ``base`` as it is.
+    second host, docs/fidelity-log.md "Session 11"), and the heap side of a background release
+    (``scavenge_heap_ns``) times that call over ``base``'s price of it; where the trace has them, else
+    ``base`` as it is.
     The shootdown and the traffic are read from the keys ``priced_fields`` names (docs/fidelity-log.md, "Session 13")."""
     base = base or CostModel()
     probes = recorded_probes(metadata)
@@ -151,8 +153,11 @@ def probed_costs(metadata: dict, base: CostModel | None = None) -> CostModel:
         return base
     fields = priced_fields(probes)
     alone = statistics.fmean(p["madv_free_go_page_ns"] for p in probes)
-    call = max(round(alone) - GO_PAGE_4K * base.madvise_free_first_page_ns, 0)
-    return replace(base, madvise_free_call_ns=call,
+    first = GO_PAGE_4K * base.madvise_free_first_page_ns
+    call = max(round(alone) - first, 0)
+    # the heap side of a release follows the machine's state as the call does ("Session 23")
+    level = alone / (base.madvise_free_call_ns + first) if base.madvise_free_call_ns + first > 0 else 1.0
+    return replace(base, madvise_free_call_ns=call, scavenge_heap_ns=round(base.scavenge_heap_ns * level),
                    **{name: round(statistics.fmean(p[key] for p in probes)) for name, key in fields.items()})
 
 

@@ -138,6 +138,27 @@ x86 server; ``pagealloc calibrate`` measures the OS ones on this machine):
                          running averaged 0.4-1.4 ms there (docs/fidelity-log.md,
                          "Session 16").  Default: futex_wake_ns, so recordings
                          without the probe (the bundled corpus) replay as before.
+  scavenge_heap_ns       the heap side of one background scavenger release
+                         beyond lock_ns and chunk_scan_ns: the rest of its
+                         scavengeOne (the summaries and bitmaps it reads,
+                         findScavengeCandidate, the bookkeeping, the unlock)
+                         with the cache and TLB misses its madvise calls
+                         leave it.  Go's crit less its lock wait and madvise
+                         calls (``scripts/go114-crit-parts``, idle VM,
+                         2026-12-07), means over the one-page crits under
+                         1 ms: 1.0-2.8 us on 8 service runs, 0.9-1.6 on 3
+                         burst-idle runs, rising with the calls' level as
+                         the machine's state moves it (run to run, crit
+                         22.6 -> 37.6 us, rest 1.0 -> 2.5).  So it is one of
+                         the prices the machine sets: 750 at these
+                         defaults' level (the runs' rest over their calls'
+                         level, ~1.5-3x the defaults' price of them: 0.5-1.1
+                         us; the patch's own clock reads left out), scaled
+                         with the level a recording's probes read
+                         (calibrate.probed_costs) and its in-run probe
+                         (replay.in_run_costs).  On 67 fresh service runs it
+                         brings the model's one-page crit mean from 0.935 to
+                         0.986 of the runtime's ("Session 23").
   page_fault_ns          writing one 4 KiB page released with MADV_DONTNEED
                          again (minor fault + zeroing): 1,100.
   page_retouch_free_ns   writing one 4 KiB page released with MADV_FREE that
@@ -167,11 +188,13 @@ from pagealloc.errors import UserError
 
 
 # The prices of a release that the machine sets, and that vary with its state from run to run: the
-# madvise calls, the TLB shootdown beside them and the memory traffic's share (what ``scavenger_crit="level"``
-# scales to a recording's own crit level; docs/fidelity-log.md, "Session 21").
+# madvise calls, the TLB shootdown beside them, the memory traffic's share, and the heap side of a background
+# release, whose cache and TLB misses follow the same state (what ``scavenger_crit="level"`` scales to a
+# recording's own crit level, and a release probe's level to its calls: docs/fidelity-log.md, "Session 21",
+# "Session 23").
 RELEASE_PRICES = ("madvise_call_ns", "madvise_page_ns", "madvise_free_call_ns", "madvise_free_page_ns",
                   "madvise_free_first_page_ns", "madvise_hugepage_ns", "vma_split_ns", "tlb_shootdown_ns",
-                  "memory_traffic_ns")
+                  "memory_traffic_ns", "scavenge_heap_ns")
 
 
 @dataclass(frozen=True)
@@ -204,7 +227,8 @@ class CostModel:
     cold_per_doubling_ns: int = 4_900
     cold_max_ns: int = 32_000
     memory_traffic_ns: int = 2_800
-    futex_wake_busy_ns: int = 1_850  # last: a seed's draws for the costs before it stay what they were
+    futex_wake_busy_ns: int = 1_850
+    scavenge_heap_ns: int = 750  # last: a seed's draws for the costs before it stay what they were
 
     def as_dict(self) -> dict:
         return asdict(self)

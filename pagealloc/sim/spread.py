@@ -71,6 +71,7 @@ COST_RANGES = {
     "cold_max_ns": MEASURED,
     "memory_traffic_ns": MEASURED,
     "futex_wake_busy_ns": MEASURED,
+    "scavenge_heap_ns": MEASURED,
     "page_fault_ns": MEASURED,
     "page_retouch_free_ns": MEASURED,
     "gc_ns": ESTIMATE,

@@ -230,7 +230,9 @@ def test_at_the_recorded_crit_level_the_models_one_page_crit_averages_the_runtim
 def test_sysmons_in_run_probe_sets_the_level_of_a_releases_madvise_calls(tmp_path, capsys):
     """A recording with sysmon's release probe (record stream version 6), here service-p4 given one: the
     prices of a release are scaled so that the madvise calls of the model's one-page background releases
-    average the probe's mean (within 5%: one pilot replay), the rest of its crit left as it was; a call of
+    average the probe's mean (within 8%: one pilot replay, and the cold start, which is not scaled, grows
+    with the longer sleeps that dearer releases ask for; 0.93-1.07x on 84 fresh service runs, "Session
+    23"), the rest of its crit left as it was; a call of
     1 ms or more (sysmon's thread off its CPU) is left out of the mean.  ``release_probe="around"``, a
     given cost model, and a probe of fewer than IN_RUN_MIN_SAMPLES calls leave the prices to the probes
     around the run; both engines agree."""
@@ -256,7 +258,7 @@ def test_sysmons_in_run_probe_sets_the_level_of_a_releases_madvise_calls(tmp_pat
     rewrite_metadata(src, probed, with_probe(40))
     rewrite_metadata(src, few, with_probe(IN_RUN_MIN_SAMPLES - 1))
     in_run = pagealloc.replay(probed, BASELINE)
-    assert 0.95 <= in_run.scavenger_one_page_madvise_mean_ns / level <= 1.05, (in_run.scavenger_one_page_madvise_mean_ns, level)
+    assert 0.92 <= in_run.scavenger_one_page_madvise_mean_ns / level <= 1.08, (in_run.scavenger_one_page_madvise_mean_ns, level)
     assert in_run.tlb_shootdown_ns == round(around.tlb_shootdown_ns * level / calls)
     assert in_run.released_background_count < around.released_background_count  # dearer releases, longer sleeps
 

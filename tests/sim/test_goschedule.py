@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,6 +24,7 @@ from pagealloc.sim.goschedule import (
     WAKEP_DONE_NS,
     PSchedule,
 )
+from pagealloc.sim.costmodel import CostModel
 
 US, MS = 1_000, 1_000_000
 
@@ -547,7 +550,10 @@ def test_check_wakeups_holds_every_ended_sleep_and_park_to_one_wakeup():
     with pytest.raises(InvariantError, match="wake-ups"):
         bg.check_wakeups(10 * MS)
     trace = Path(__file__).resolve().parents[2] / "traces" / "synth-contention.parquet"
-    assert replay(trace, "go1.14", check=True).scavenger_wakeups == {"gc": 27}
+    assert set(replay(trace, "go1.14", check=True).scavenger_wakeups) == {"gc"}
+    # the figure the fix gave, at the prices of its day (before the heap side of a release, "Session 23")
+    fix_day = replace(CostModel(), scavenge_heap_ns=0)
+    assert replay(trace, "go1.14", check=True, cost_model=fix_day).scavenger_wakeups == {"gc": 27}
 
 
 def test_a_scavenger_its_ps_reschedule_readies_waits_behind_the_gc_worker_the_p_runs_first():

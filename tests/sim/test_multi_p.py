@@ -34,7 +34,7 @@ def frame(rows) -> pd.DataFrame:
 
 
 OLD_ENGINE_COSTS = CostModel(futex_wake_ns=0, cold_max_ns=0, madvise_free_page_ns=15, madvise_free_first_page_ns=15,
-                             vma_split_ns=0, tlb_shootdown_ns=0)  # 15: its day's madvise_free_page_ns
+                             vma_split_ns=0, tlb_shootdown_ns=0, scavenge_heap_ns=0)  # 15: its day's madvise_free_page_ns
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -42,8 +42,8 @@ OLD_ENGINE_COSTS = CostModel(futex_wake_ns=0, cold_max_ns=0, madvise_free_page_n
 def test_one_p_gives_the_two_actor_engines_figures(shape, mode):
     """The pinned figures come from the engine this one replaced (one mutator and
     the scavenger), which had no futex wake-up, no cold crit after a sleep, no first-MADV_FREE
-    price, no VMA split, no TLB shootdown and 15 ns per page of MADV_FREE (price them as it did to
-    compare) and whose
+    price, no VMA split, no TLB shootdown, no heap side of a background release and 15 ns per page
+    of MADV_FREE (price them as it did to compare) and whose
     scavenger woke exactly when it asked, on no P (scavenger_timers="exact").  Its
     unlocked FreeOSMemory ran its steps back to back; this one lets the
     background scavenger step in between, so there only the total released
