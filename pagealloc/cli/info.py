@@ -76,7 +76,8 @@ def _machine_probe(metadata: dict) -> str | None:
             + ("" if "memory_traffic_ns" in fields else ", the default: not probed")
             + (" (Go's own allocation beside the call: allocprobe)"
                if fields.get("memory_traffic_ns") == "alloc_traffic_mean_ns" else "")
-            + f", and {cost.madvise_free_call_ns / 1e3:.2f} us a MADV_FREE call"
+            + f", {cost.madvise_free_call_ns / 1e3:.2f} us a MADV_FREE call, and {cost.scavenge_heap_ns / 1e3:.2f} us "
+              "the heap side of a background release at that call's level"
             + ("; the first two are the probes' means, their slow calls in)"
                if fields["tlb_shootdown_ns"].endswith("_mean_ns") else ")"))
 

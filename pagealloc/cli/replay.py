@@ -266,7 +266,8 @@ def format_table(path: str, results, spreads=None) -> str:
     r0 = results[0]
     lines = [f"{path}  ({r0.events:,} events, virtual time, timing {r0.timing}, MADV_FREE call "
              f"{r0.madvise_free_call_ns / 1e3:.2f} us, TLB shootdown "
-             f"{r0.tlb_shootdown_ns / 1e3:.1f} us, + {r0.memory_traffic_ns / 1e3:.1f} us in heavy allocation"
+             f"{r0.tlb_shootdown_ns / 1e3:.1f} us, + {r0.memory_traffic_ns / 1e3:.1f} us in heavy allocation, "
+             f"heap side of a background release {r0.scavenge_heap_ns / 1e3:.2f} us"
              + (f", at sysmon's in-run probe's {r0.in_run_probe_ns / 1e3:.1f} us a one-page release's calls" if r0.in_run_probe_ns else "")
              + f"; simulator speed {r0.replay_events_per_wall_second:,.0f} "
              "events per wall second)"]

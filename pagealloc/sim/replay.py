@@ -170,6 +170,7 @@ def replay(
         result.reference = reference_record(meta, result, where, trace)  # go1.14-runtime traces
         result.tlb_shootdown_ns = cost.tlb_shootdown_ns
         result.madvise_free_call_ns = cost.madvise_free_call_ns
+        result.scavenge_heap_ns = cost.scavenge_heap_ns
         result.memory_traffic_ns = cost.memory_traffic_ns if traffic is not None else 0
         result.in_run_probe_ns = round(in_run) if in_run is not None else 0
         if config.check:

@@ -141,6 +141,8 @@ class ReplayResult:
     madvise_advice: str = field(default="MADV_FREE", metadata={"unit": "", "shown": None})  # how sysUnused released
     tlb_shootdown_ns: int = field(default=0, metadata={"unit": "", "shown": None})  # ns priced per release (CostModel)
     madvise_free_call_ns: int = field(default=0, metadata={"unit": "", "shown": None})  # ns priced per MADV_FREE call (CostModel)
+    # ns priced per background release for the rest of its scavengeOne (CostModel.scavenge_heap_ns)
+    scavenge_heap_ns: int = field(default=0, metadata={"unit": "", "shown": None})
     # ns a release adds on top while the program allocates heavily (sim/traffic.py); 0: not priced
     memory_traffic_ns: int = field(default=0, metadata={"unit": "", "shown": None})
     madvise_calls: int = figure("count", NONE, "madvise calls")

@@ -81,3 +81,5 @@ def test_it_follows_the_level_the_machine_sets(tmp_path):
     probed = _with_probe(src, tmp_path / "probed.parquet", 1_000, 3_000)  # its calls alone: 2,300 and 2,400 ns
     alone_default = c.madvise_free_call_ns + 2 * c.madvise_free_first_page_ns
     assert probed_costs(trace_metadata(probed)).scavenge_heap_ns == round(c.scavenge_heap_ns * 2_350 / alone_default)
+    # the replay says what it priced (its header line, `pagealloc replay`)
+    assert replay(probed, "go1.14").scavenge_heap_ns == probed_costs(trace_metadata(probed)).scavenge_heap_ns
