@@ -111,6 +111,18 @@ x86 server; ``pagealloc calibrate`` measures the OS ones on this machine):
                          us up to 2 ms, 4.8 at 2-5 ms, 6.2 at 5-10, 28 at
                          10-50).  Added: 4,900 per doubling of the sleep past
                          2 ms, at most 32,000.
+  cold_busy_floor_ns, cold_busy_max_ns
+                         the same beside CPUs the program keeps busy (the
+                         other Ps running as it wakes take every CPU the
+                         recording machine had): no CPU idled, so less went
+                         cold.  The Go 1.14.6 runtime's one-page crit on 72
+                         fresh service runs (GOMAXPROCS 4, two CPU-bound
+                         goroutines, 2 vCPUs), less each run's median, by
+                         the sleep before it: flat up to 3 ms (-0.5 to +0.6
+                         us), +2.0-2.5 at 3-4 ms, +4.5-6.5 at 4-6, +6.0-7.5
+                         at 6-8, +6.6-7.4 at 8-16, +6.7-7.9 beyond
+                         (docs/fidelity-log.md, "Session 23"): floor
+                         3,000,000, the same 4,900 a doubling, at most 7,000.
   memory_traffic_ns      what a release's shootdown adds while the program
                          allocates heavily (sim/traffic.py: at least 2 MiB of
                          spans in the 1.5 ms before it): its CPUs stream
@@ -228,7 +240,9 @@ class CostModel:
     cold_max_ns: int = 32_000
     memory_traffic_ns: int = 2_800
     futex_wake_busy_ns: int = 1_850
-    scavenge_heap_ns: int = 750  # last: a seed's draws for the costs before it stay what they were
+    scavenge_heap_ns: int = 750
+    cold_busy_floor_ns: int = 3_000_000
+    cold_busy_max_ns: int = 7_000  # last: a seed's draws for the costs before it stay what they were
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -267,14 +281,16 @@ class CostModel:
         """This table with the prices of a release the machine sets (RELEASE_PRICES) times ``factor``."""
         return replace(self, **{name: round(getattr(self, name) * factor) for name in RELEASE_PRICES})
 
-    def cold_ns(self, slept_ns: int) -> int:
+    def cold_ns(self, slept_ns: int, busy: bool = False) -> int:
         """What the first release after sleeping ``slept_ns`` adds to crit: ``cold_per_doubling_ns`` per
-        doubling of the sleep past ``cold_floor_ns``, at most ``cold_max_ns``.  Integer arithmetic
-        (log2 linear between powers of two), so every machine gets the same figure."""
-        if slept_ns <= self.cold_floor_ns or self.cold_floor_ns <= 0:
+        doubling of the sleep past ``cold_floor_ns``, at most ``cold_max_ns``; past ``cold_busy_floor_ns``,
+        at most ``cold_busy_max_ns``, where the program kept the machine's CPUs ``busy`` (no CPU idled).
+        Integer arithmetic (log2 linear between powers of two), so every machine gets the same figure."""
+        floor, cap = (self.cold_busy_floor_ns, self.cold_busy_max_ns) if busy else (self.cold_floor_ns, self.cold_max_ns)
+        if slept_ns <= floor or floor <= 0:
             return 0
-        q = (slept_ns << 10) // self.cold_floor_ns  # the ratio, 10 bits of fraction
+        q = (slept_ns << 10) // floor  # the ratio, 10 bits of fraction
         k = q.bit_length() - 11  # whole doublings
         octave = 1 << (k + 10)
         cold = self.cold_per_doubling_ns * k + self.cold_per_doubling_ns * (q - octave) // octave
-        return min(cold, self.cold_max_ns)
+        return min(cold, cap)

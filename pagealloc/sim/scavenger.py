@@ -85,7 +85,7 @@ class BackgroundScavenger:
             return
         if self.state == SLEEPING:
             self.send = self.time - self.last_release  # the time slept
-            heap.cold_ns = cost.cold_ns(self.send)
+            heap.cold_ns = self._cold_ns(self.send)
         if not self.on_p and engine.psched is not None:  # exact timers: it needs no P
             engine.host_begin(self.host)
             self.on_p = True
@@ -216,5 +216,12 @@ class BackgroundScavenger:
         self.host = host
         self.time = self.engine.p_free(host, run)
         if parked:
-            self.heap.cold_ns = self.cost.cold_ns(self.time - self.last_release)
+            self.heap.cold_ns = self._cold_ns(self.time - self.last_release)
         self.schedule()
+
+    def _cold_ns(self, slept: int) -> int:
+        """CostModel.cold_ns of waking at ``time`` on ``host`` after ``slept``: the busy machine's curve where
+        the other Ps running then take every CPU the recording machine had ("Session 23")."""
+        sched, cpus = self.engine.psched, self.engine.lock_line.cpus
+        busy = sched is not None and cpus > 0 and sched.others_running(self.host, self.time) >= cpus
+        return self.cost.cold_ns(slept, busy)

@@ -72,6 +72,8 @@ COST_RANGES = {
     "memory_traffic_ns": MEASURED,
     "futex_wake_busy_ns": MEASURED,
     "scavenge_heap_ns": MEASURED,
+    "cold_busy_floor_ns": MEASURED,
+    "cold_busy_max_ns": MEASURED,
     "page_fault_ns": MEASURED,
     "page_retouch_free_ns": MEASURED,
     "gc_ns": ESTIMATE,

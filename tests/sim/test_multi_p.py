@@ -33,8 +33,9 @@ def frame(rows) -> pd.DataFrame:
         {"ts": "int64", "span": "uint64", "npages": "uint32", "value": "uint64", "p": "int32"})
 
 
-OLD_ENGINE_COSTS = CostModel(futex_wake_ns=0, cold_max_ns=0, madvise_free_page_ns=15, madvise_free_first_page_ns=15,
-                             vma_split_ns=0, tlb_shootdown_ns=0, scavenge_heap_ns=0)  # 15: its day's madvise_free_page_ns
+OLD_ENGINE_COSTS = CostModel(futex_wake_ns=0, cold_max_ns=0, cold_busy_max_ns=0, madvise_free_page_ns=15,
+                             madvise_free_first_page_ns=15, vma_split_ns=0, tlb_shootdown_ns=0,
+                             scavenge_heap_ns=0)  # 15: its day's madvise_free_page_ns
 
 
 @pytest.mark.parametrize("shape", SHAPES)
