@@ -231,7 +231,7 @@ def test_sysmons_in_run_probe_sets_the_level_of_a_releases_madvise_calls(tmp_pat
     """A recording with sysmon's release probe (record stream version 6), here service-p4 given one: the
     prices of a release are scaled so that the madvise calls of the model's one-page background releases
     average the probe's mean (within 8%: one pilot replay, and the cold start, which is not scaled, grows
-    with the longer sleeps that dearer releases ask for; 0.93-1.07x on 84 fresh service runs, "Session
+    with the longer sleeps that dearer releases ask for; 0.97-1.02x on 120 fresh service runs, "Session
     23"), the rest of its crit left as it was; a call of
     1 ms or more (sysmon's thread off its CPU) is left out of the mean.  ``release_probe="around"``, a
     given cost model, and a probe of fewer than IN_RUN_MIN_SAMPLES calls leave the prices to the probes

@@ -172,7 +172,10 @@ def test_a_fresh_recording_of_the_service_program_stays_within_the_background_bo
     # and by default at the level of sysmon's probe during it (record stream version 6; "Session 22")
     in_run = in_run_probe_mean_ns(trace_metadata(out), str(out))
     assert in_run is not None and r.in_run_probe_ns == round(in_run), (r.in_run_probe_ns, in_run)
-    assert 0.95 <= r.scavenger_one_page_madvise_mean_ns / in_run <= 1.05, (r.scavenger_one_page_madvise_mean_ns, in_run)
+    # one pilot replay sets the level: the scaled replay's calls land within 0.97-1.02x of the probe on 120
+    # fresh runs, 0.93-1.07x before the busy machine's cold start (not scaled: it moves with the sleeps the
+    # new prices ask for); a recording beside the test run's own load read 0.94 ("Session 23")
+    assert 0.92 <= r.scavenger_one_page_madvise_mean_ns / in_run <= 1.08, (r.scavenger_one_page_madvise_mean_ns, in_run)
     why = (ref.ratios, load, probes, in_run)
     # When the scavenger runs is the model's, what each release costs is the host's: fed the runtime's
     # own crits, the count keeps to the bounds on every run (0.92-1.25x on 24 runs of a phase
