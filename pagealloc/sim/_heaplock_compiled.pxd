@@ -4,3 +4,4 @@ cdef class LockTimeline:
     cdef public object log, sched
     cpdef hold(self, long long start, long long end, who)
     cpdef long long back_ns(self, long long wait, long long waiter, long long release) except? -1
+    cpdef bint cpus_taken(self, long long p, long long t) except -1

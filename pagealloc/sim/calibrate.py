@@ -156,7 +156,8 @@ def probed_costs(metadata: dict, base: CostModel | None = None) -> CostModel:
     first = GO_PAGE_4K * base.madvise_free_first_page_ns
     call = max(round(alone) - first, 0)
     # the heap side of a release follows the machine's state as the call does ("Session 23")
-    level = alone / (base.madvise_free_call_ns + first) if base.madvise_free_call_ns + first > 0 else 1.0
+    priced = base.madvise_free_call_ns + first  # base's price of the probe's call
+    level = alone / priced if priced > 0 else 1.0
     return replace(base, madvise_free_call_ns=call, scavenge_heap_ns=round(base.scavenge_heap_ns * level),
                    **{name: round(statistics.fmean(p[key] for p in probes)) for name, key in fields.items()})
 

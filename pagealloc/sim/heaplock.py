@@ -42,9 +42,13 @@ class LockTimeline:
         ``waiter`` running then are as many as the CPUs, else ``wake_ns``."""
         if wait <= self.spin_ns:
             return 0
-        if self.cpus and self.sched is not None and self.sched.others_running(waiter, release) >= self.cpus:
-            return self.wake_busy_ns
-        return self.wake_ns
+        return self.wake_busy_ns if self.cpus_taken(waiter, release) else self.wake_ns
+
+    def cpus_taken(self, p: int, t: int) -> bool:
+        """Whether the Ps other than ``p`` running at ``t`` take every CPU the recording machine had (False
+        where its CPUs or the Ps' schedule are unknown): a lock waiter's way back to a CPU, and the
+        background scavenger's cold start ("Session 16", "Session 23")."""
+        return self.cpus > 0 and self.sched is not None and self.sched.others_running(p, t) >= self.cpus
 
     def hold(self, start: int, end: int, who) -> None:
         """Record a critical section [start, end) of ``who``; it must not begin before the last one ended."""

@@ -222,6 +222,4 @@ class BackgroundScavenger:
     def _cold_ns(self, slept: int) -> int:
         """CostModel.cold_ns of waking at ``time`` on ``host`` after ``slept``: the busy machine's curve where
         the other Ps running then take every CPU the recording machine had ("Session 23")."""
-        sched, cpus = self.engine.psched, self.engine.lock_line.cpus
-        busy = sched is not None and cpus > 0 and sched.others_running(self.host, self.time) >= cpus
-        return self.cost.cold_ns(slept, busy)
+        return self.cost.cold_ns(slept, self.engine.lock_line.cpus_taken(self.host, self.time))
