@@ -465,7 +465,7 @@ cdef class Replay:
         self.pending = 0
         self.trace_done = False
         self.log = None
-        self.lock_line = LockTimeline(cost.lock_spin_ns, cost.futex_wake_ns, cost.futex_wake_busy_ns)
+        self.lock_line = LockTimeline(cost.lock_spin_ns, cost.futex_wake_ns, cost.futex_wake_busy_ns, cost.unlock_wake_ns)
         self.lock_line.sched = psched
         self.stalls = Histogram()
         self.holds = Histogram()
@@ -564,6 +564,7 @@ cdef class Replay:
         if busy > start:
             wait = busy - start
             stall = wait + self.lock_line.back_ns(wait, a.pid, busy)
+            self.pay_unlock_wake(self.lock_line.holder, self.lock_line.wakes_holder(wait))
             hist_add(self.stalls, stall)
             a.stall_ns += stall
             a.delay += stall
@@ -632,6 +633,19 @@ cdef class Replay:
         if a.free_at < end:
             a.free_at = end
         if a.qlen and not a.scheduled:
+            self._schedule(a)
+
+    def pay_unlock_wake(self, who, long long ns):
+        """engine.py's pay_unlock_wake: the last hold's holder pays its unlock's futexwakeup after its section."""
+        cdef Actor a
+        if ns == 0:
+            return
+        if who == SCAVENGER:
+            self.scavenger.pay_after_hold(ns)
+            return
+        a = self.actors[who]
+        a.free_at += ns
+        if a.scheduled:
             self._schedule(a)
 
     def note_retained(self):

@@ -171,6 +171,18 @@ x86 server; ``pagealloc calibrate`` measures the OS ones on this machine):
                          (replay.in_run_costs).  On 67 fresh service runs it
                          brings the model's one-page crit mean from 0.935 to
                          0.986 of the runtime's ("Session 23").
+  unlock_wake_ns         the holder's side of a heap-lock waiter that slept:
+                         the waiter marked the lock mutex_sleeping, so the
+                         holder's unlock makes the futexwakeup syscall that
+                         wakes it, once a hold, after its section
+                         (sim/heaplock.py).  The Go 1.14.6 runtime's
+                         scavengeOne timed around its unlocks
+                         (``scripts/go114-crit-parts``, 2026-12-07): on churn
+                         at GOMAXPROCS 2, 30-42% of its one-page releases
+                         ended with such an unlock, 6.8-9.2 us each on
+                         average (three runs; p90 of all unlocks 8-15 us,
+                         median 0.1); on service at GOMAXPROCS 4 almost none
+                         (11.7-16.8 us when they did).  8,000.
   page_fault_ns          writing one 4 KiB page released with MADV_DONTNEED
                          again (minor fault + zeroing): 1,100.
   page_retouch_free_ns   writing one 4 KiB page released with MADV_FREE that
@@ -242,7 +254,8 @@ class CostModel:
     futex_wake_busy_ns: int = 1_850
     scavenge_heap_ns: int = 750
     cold_busy_floor_ns: int = 3_000_000
-    cold_busy_max_ns: int = 7_000  # last: a seed's draws for the costs before it stay what they were
+    cold_busy_max_ns: int = 7_000
+    unlock_wake_ns: int = 8_000  # last: a seed's draws for the costs before it stay what they were
 
     def as_dict(self) -> dict:
         return asdict(self)

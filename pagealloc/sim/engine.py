@@ -100,7 +100,7 @@ class Replay:
         self.trace_done = False
         self.log = None  # a list to get (pid, row, op, start, end) per event run (tests)
         # mheap_.lock's holds in virtual time: one holder at a time; what a waiter pays to run again
-        self.lock_line = LockTimeline(cost.lock_spin_ns, cost.futex_wake_ns, cost.futex_wake_busy_ns)
+        self.lock_line = LockTimeline(cost.lock_spin_ns, cost.futex_wake_ns, cost.futex_wake_busy_ns, cost.unlock_wake_ns)
         self.lock_line.sched = psched
         self.stalls = Histogram()
         self.holds = Histogram()
@@ -162,7 +162,8 @@ class Replay:
         if another actor holds the lock then, it waits (a stall).  A wait
         longer than Go's spin (lock_spin_ns) gave up its CPU, and running
         again costs it LockTimeline.back_ns more (futex_wake_ns, or
-        futex_wake_busy_ns with every CPU busy).
+        futex_wake_busy_ns with every CPU busy); the holder's unlock that
+        woke it costs the holder unlock_wake_ns (``pay_unlock_wake``).
         """
         heap = self.heap
         after = heap.after_unlock_ns
@@ -180,6 +181,7 @@ class Replay:
             # lock is not idle meanwhile (Go's lock has no handoff: a P spinning for it
             # takes it), so only the waiter pays: its section is timed from the release.
             stall = wait + line.back_ns(wait, a.pid, busy)
+            self.pay_unlock_wake(line.holder, line.wakes_holder(wait))
             stalls.add(stall)
             a.stall_ns += stall
             a.delay += stall
@@ -205,6 +207,21 @@ class Replay:
             except StopIteration:
                 return
             yield self._lock_op(a, start, acquisitions)
+
+    def pay_unlock_wake(self, who, ns: int) -> None:
+        """The last hold's holder ``who`` (a P's id or SCAVENGER) pays ``ns`` after its section: its unlock's
+        futexwakeup for a waiter that slept behind it (LockTimeline.wakes_holder).  Its next step has not run
+        (it is due at or after the hold's end, and the waiter asked before then), so it moves by ``ns``; a P's
+        operation's latency, already counted, does not."""
+        if ns == 0:
+            return
+        if who == SCAVENGER:
+            self.scavenger.pay_after_hold(ns)
+            return
+        a = self.actors[who]
+        a.free_at += ns
+        if a.scheduled:
+            self._schedule(a)
 
     def p_free(self, p: int, t: int) -> int:
         """When P p can run a goroutine made runnable on it at t: once it is done with its current operation."""

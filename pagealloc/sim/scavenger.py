@@ -168,6 +168,7 @@ class BackgroundScavenger:
         heap, cost, engine = self.heap, self.cost, self.engine
         line = engine.lock_line
         grant = self.time if self.time >= line.busy_until else line.busy_until
+        engine.pay_unlock_wake(line.holder, line.wakes_holder(grant - self.time))
         heap.clock.now = grant
         heap.lock.running(SCAVENGER)
         heap.op_ns, heap.tlb_p = grant, self.host  # its M is its host's: the others' Ms take the shootdown
@@ -187,6 +188,16 @@ class BackgroundScavenger:
         self.cpu_ns += hold
         self.state = RESUME
         engine.note_retained()
+
+    def pay_after_hold(self, ns: int) -> None:
+        """Its unlock woke a waiter that slept behind its last hold (LockTimeline.wakes_holder): the
+        futexwakeup syscall, ``ns``, after its section and inside its crit.  Its next step (due at or after
+        the hold's end) moves by ``ns``."""
+        if self.state != RESUME:
+            raise InvariantError(f"the background scavenger paid for an unlock in state {self.state}, not after a hold")
+        self.time += ns
+        self.cpu_ns += ns
+        self.schedule()
 
     def wake(self, t: int, p: int) -> None:
         """Go: wakeScavenger, from a GC's mark termination at ``t`` on P ``p`` — ends a park or a

@@ -74,6 +74,7 @@ COST_RANGES = {
     "scavenge_heap_ns": MEASURED,
     "cold_busy_floor_ns": MEASURED,
     "cold_busy_max_ns": MEASURED,
+    "unlock_wake_ns": MEASURED,
     "page_fault_ns": MEASURED,
     "page_retouch_free_ns": MEASURED,
     "gc_ns": ESTIMATE,

@@ -35,7 +35,7 @@ def frame(rows) -> pd.DataFrame:
 
 OLD_ENGINE_COSTS = CostModel(futex_wake_ns=0, cold_max_ns=0, cold_busy_max_ns=0, madvise_free_page_ns=15,
                              madvise_free_first_page_ns=15, vma_split_ns=0, tlb_shootdown_ns=0,
-                             scavenge_heap_ns=0)  # 15: its day's madvise_free_page_ns
+                             scavenge_heap_ns=0, unlock_wake_ns=0)  # 15: its day's madvise_free_page_ns
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -251,10 +251,12 @@ def test_order_causality_counts_and_determinism(rows, mode, timing):
 @settings(max_examples=30, deadline=None)
 def test_recorded_timing_on_one_p_is_the_single_mutator_order(rows):
     """On one P, recorded timing runs events in trace order, each at max(ts, previous end)
-    (with the scavenger needing no P: on a P it would delay them by its runs)."""
+    (with the scavenger needing no P: on a P it would delay them by its runs; and the P's unlock unpriced
+    for a scavenger asleep behind its hold: priced, it moves the P's next event by unlock_wake_ns)."""
     one = [(t, op, s, n, v, 0) for t, op, s, n, v, _ in rows]
     log = []
-    _replay_logged(frame(one), "go1.14", log, scavenger_timers="exact")
+    _replay_logged(frame(one), "go1.14", log, scavenger_timers="exact",
+                   cost_model=CostModel(unlock_wake_ns=0))
     assert [e[1] for e in log] == list(range(len(one)))
     prev_end = 0
     for pid, row, code, start, end in log:
