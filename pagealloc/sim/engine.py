@@ -210,9 +210,12 @@ class Replay:
 
     def pay_unlock_wake(self, who, ns: int) -> None:
         """The last hold's holder ``who`` (a P's id or SCAVENGER) pays ``ns`` after its section: its unlock's
-        futexwakeup for a waiter that slept behind it (LockTimeline.wakes_holder).  Its next step has not run
-        (it is due at or after the hold's end, and the waiter asked before then), so it moves by ``ns``; a P's
-        operation's latency, already counted, does not."""
+        futexwakeup for a waiter that slept behind it (LockTimeline.wakes_holder).  A P's next operation moves
+        by ``ns`` (its ``free_at``; the held operation's latency, already counted, does not): that is the
+        step after the hold, unless the event loop reached the waiter late (it waited for another actor's
+        operation on its span, or for its turn in the trace's order) and the P had gone on, when the
+        operation after its latest pays it.  The scavenger pays only between its hold and its next step
+        (``BackgroundScavenger.pay_after_hold``)."""
         if ns == 0:
             return
         if who == SCAVENGER:
