@@ -23,7 +23,7 @@ cdef class MHeap:
     cdef public long long phys_page_size, phys_huge_page_size
     cdef public bint madvdontneed
     cdef public Prices price
-    cdef public long long madvise_calls, scavenger_madvise_ns, tlb_peers, tlb_p, op_ns
+    cdef public long long madvise_calls, scavenger_madvise_ns, tlb_peers, tlb_p, op_ns, release_peers
     cdef public object tlb_probe, traffic
     cdef public dict touched, lazyfree, pcache, mspancache
     cdef public set nohugepage

@@ -225,6 +225,10 @@ class MHeap:
         self.tlb_p = 0
         self.op_ns = 0
         self.tlb_peers = 0
+        # The other CPUs the last MADV_FREE / MADV_DONTNEED shot down (the answer above at that call): what
+        # sorts the background scavenger's releases into the classes sysmon's in-run probe is read by
+        # (no other P running, or some; replay.in_run_costs)
+        self.release_peers = 0
         # The program's allocation traffic (not in Go: the machine's caches; sim/traffic.AllocTraffic):
         # a release made while it is heavy pays CostModel.memory_traffic_ns on top of the shootdown.
         # None: not followed (the heap used without a replay of a trace, or the cost is 0).
@@ -439,7 +443,7 @@ class MHeap:
         price = self.price
         self.madvise_calls += 1
         extra = 0
-        peers = self._tlb_peers_now()
+        peers = self.release_peers = self._tlb_peers_now()
         if peers:
             extra = price.tlb_shootdown_ns
             if self.traffic is not None and self.traffic.heavy(self.op_ns + self.meter_ns):

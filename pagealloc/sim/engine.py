@@ -641,6 +641,10 @@ def finished_result(engine, label: str, wall: float, end_ns: int = 0) -> ReplayR
         scavenger_crit_p90_ns=scavenger.crits.quantile(0.9),
         scavenger_one_page_crit_mean_ns=scavenger.one_page_crit_ns // max(scavenger.one_page_crits, 1),
         scavenger_one_page_madvise_mean_ns=scavenger.one_page_madvise_ns // max(scavenger.one_page_crits, 1),
+        scavenger_one_page_releases=scavenger.one_page_crits, scavenger_one_page_alone=scavenger.one_page_alone,
+        scavenger_one_page_madvise_alone_mean_ns=scavenger.one_page_alone_madvise_ns // max(scavenger.one_page_alone, 1),
+        scavenger_one_page_madvise_beside_mean_ns=(scavenger.one_page_madvise_ns - scavenger.one_page_alone_madvise_ns)
+        // max(scavenger.one_page_crits - scavenger.one_page_alone, 1),
         scavenger_wakeups=scavenger.wakeups(end),
         released_bytes_per_scavenger_cpu_sec=by["background"] * 1e9 / cpu if cpu else 0.0,
         retained_timeline=engine.timeline, p_stall_timeline=engine.stall_timeline,

@@ -42,7 +42,7 @@ from pagealloc.sim.presets import (
 from pagealloc.sim.reference import recorded_end_ns, reference_record
 from pagealloc.sim.result import ReplayResult
 from pagealloc.sim.traffic import AllocTraffic
-from pagealloc.trace.shootdown import in_run_probe_mean_ns
+from pagealloc.trace.shootdown import in_run_probe_classes, in_run_probe_mean_ns
 
 WARM_UP_ROWS = 5_000
 
@@ -188,7 +188,11 @@ def recording_costs(trace, meta: dict, where: str, label: str, config: ReplayCon
     the prices of a release at the level of sysmon's probe during it (``in_run_costs``)."""
     cost = probed_costs(meta)
     in_run = in_run_probe_mean_ns(meta, where) if config.release_probe == "in-run" and config.scavenger_crit != "level" else None
-    scaled = in_run_costs(trace, label, config, cost, in_run) if in_run is not None else None
+    if in_run is None:
+        return cost, None
+    g = gomaxprocs_of(meta, where)
+    classes = in_run_probe_classes(meta, where, g) if g else None
+    scaled = in_run_costs(trace, label, config, cost, in_run, classes)
     return (cost, None) if scaled is None else (scaled, in_run)
 
 
@@ -206,16 +210,43 @@ def crit_level_costs(trace, where: str, label: str, config: ReplayConfig, cost: 
     return cost.releases_scaled(recorded / pilot.scavenger_one_page_crit_mean_ns)
 
 
-def in_run_costs(trace, label: str, config: ReplayConfig, cost: CostModel, probe_mean_ns: float) -> CostModel | None:
+def in_run_costs(trace, label: str, config: ReplayConfig, cost: CostModel, probe_mean_ns: float,
+                 classes: tuple[list[int], list[int]] | None = None) -> CostModel | None:
     """``cost`` with the prices of a release the machine sets (costmodel.RELEASE_PRICES) scaled so that
     the madvise calls of the model's one-page background releases average what sysmon's in-run probe
     measured for the same calls (``shootdown.in_run_probe_mean_ns``), as a replay with ``cost`` has
-    them: a calibration made during the run, where the machine's state was the program's.  The rest of
-    the model's crit (the lock, the walk) stays the cost model's.  One pilot replay, as for
+    them: a calibration made during the run, where the machine's state was the program's.  Like for
+    like where the probe's calls come split by ``classes`` (``shootdown.in_run_probe_classes``): the
+    model's calls are weighted as the probe's samples fall, not as its own releases do (``like_for_like``).
+    The rest of the model's crit (the lock, the walk) stays the cost model's.  One pilot replay, as for
     ``crit_level_costs``; None where the pilot made no one-page release."""
     pilot = pilot_replay(trace, label, config, cost)
-    calls = pilot.scavenger_one_page_madvise_mean_ns
-    return cost.releases_scaled(probe_mean_ns / calls) if calls > 0 else None
+    matched = like_for_like(classes, pilot) if classes is not None else None
+    probe, calls = matched if matched is not None else (probe_mean_ns, pilot.scavenger_one_page_madvise_mean_ns)
+    return cost.releases_scaled(probe / calls) if calls > 0 else None
+
+
+def like_for_like(classes: tuple[list[int], list[int]], result: ReplayResult) -> tuple[float, float] | None:
+    """(the probe's mean, the mean of ``result``'s one-page release calls weighted as the probe's samples
+    fall) over the classes of release both have: no other P running (no TLB shootdown), or some.  None
+    where they share neither.
+
+    Why: a release beside running Ps pays their shootdown, one with none does not (Go 1.14.6's one-page
+    MADV_FREE: 4-6 us at the median with no other P running, 24-44 with some, growth_storm at
+    GOMAXPROCS 8).  The scavenger wakes as Ps reschedule, sysmon every 10 ms: on that program about half
+    of both the runtime's and the model's releases find no other P running, but 8-12% of the probe's
+    samples every P idle.  Matching the model's overall mean to the probe's then prices the calls beside
+    running Ps 1.5-2x what the probe's own such calls cost (docs/fidelity-log.md, "Session 25", "Session 26")."""
+    alone_n = result.scavenger_one_page_alone
+    pairs = [(calls, model) for calls, n, model in (
+        (classes[0], alone_n, result.scavenger_one_page_madvise_alone_mean_ns),
+        (classes[1], result.scavenger_one_page_releases - alone_n, result.scavenger_one_page_madvise_beside_mean_ns),
+    ) if calls and n > 0]
+    if not pairs:
+        return None
+    samples = sum(len(calls) for calls, _ in pairs)
+    return (sum(sum(calls) for calls, _ in pairs) / samples,
+            sum(len(calls) * model for calls, model in pairs) / samples)
 
 
 def pilot_replay(trace, label: str, config: ReplayConfig, cost: CostModel) -> ReplayResult:

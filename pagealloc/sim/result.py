@@ -167,6 +167,12 @@ class ReplayResult:
     scavenger_one_page_crit_mean_ns: int = field(default=0, metadata={"unit": "", "shown": None})
     # of it, the madvise calls as the cost model priced them (what replay.in_run_costs sets to sysmon's probe)
     scavenger_one_page_madvise_mean_ns: int = field(default=0, metadata={"unit": "", "shown": None})
+    # how many one-page releases those are, of them how many shot down no other CPU (no other P running),
+    # and the calls' mean in each class: what replay.in_run_costs matches to sysmon's probe class by class
+    scavenger_one_page_releases: int = field(default=0, metadata={"unit": "", "shown": None})
+    scavenger_one_page_alone: int = field(default=0, metadata={"unit": "", "shown": None})
+    scavenger_one_page_madvise_alone_mean_ns: int = field(default=0, metadata={"unit": "", "shown": None})
+    scavenger_one_page_madvise_beside_mean_ns: int = field(default=0, metadata={"unit": "", "shown": None})
     # the mean of sysmon's in-run release probe the prices of a release were set to (replay.in_run_costs); 0: not
     in_run_probe_ns: int = field(default=0, metadata={"unit": "", "shown": None})
     # What woke the background scavenger, with its count: the Go 1.14.6 scheduler rule (sim/goschedule.py)

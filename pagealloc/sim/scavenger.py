@@ -50,6 +50,11 @@ class BackgroundScavenger:
         self.one_page_crit_ns = 0
         self.one_page_madvise_ns = 0
         self.one_page_crits = 0
+        # of them, those whose MADV_FREE shot down no other CPU (no other P running: MHeap.release_peers),
+        # their number and calls: the class sysmon's probe reads with every P idle (replay.in_run_costs)
+        self.one_page_alone = 0
+        self.one_page_alone_madvise_ns = 0
+        self.released_alone = False  # its last release shot down no other CPU (set in its critical section)
         self.released_mark = 0
         self.madvise_mark = 0
         self.heap = engine.heap
@@ -116,9 +121,13 @@ class BackgroundScavenger:
             self.crits.add(req[2])
             released = heap.released_by["background"] - released_mark
             if released == PAGE_SIZE and req[2] < OFF_CPU_CRIT_NS:
+                calls = heap.scavenger_madvise_ns - madvise_mark
                 self.one_page_crit_ns += req[2]
-                self.one_page_madvise_ns += heap.scavenger_madvise_ns - madvise_mark
+                self.one_page_madvise_ns += calls
                 self.one_page_crits += 1
+                if self.released_alone:
+                    self.one_page_alone += 1
+                    self.one_page_alone_madvise_ns += calls
             engine.host_end(self.host, self.time)
             self.on_p = False
             self.last_release = self.asleep_since = self.time
@@ -180,8 +189,10 @@ class BackgroundScavenger:
             raise InvariantError(f"the background scavenger yielded {req!r} while holding the heap lock")
         hold = heap.drain_meter() + cost.lock_ns
         off = 0  # the OS took its thread off the CPU mid-crit as it took the recorded one's (outside the lock)
-        if heap.releases_by["background"] != released and engine.psched is not None:
-            off = engine.psched.off_cpu_ns(self.asleep_since, self.time, grant + hold)
+        if heap.releases_by["background"] != released:
+            self.released_alone = heap.release_peers == 0  # read now: a P's release may come before its sleep
+            if engine.psched is not None:
+                off = engine.psched.off_cpu_ns(self.asleep_since, self.time, grant + hold)
         line.hold(grant, grant + hold, SCAVENGER)
         engine.holds.add(hold)
         wait = grant - self.time

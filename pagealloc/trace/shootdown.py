@@ -272,6 +272,20 @@ def in_run_probe_mean_ns(metadata: dict, where: str) -> float | None:
     return statistics.fmean(unused for _, unused, *_ in calls[1])
 
 
+def in_run_probe_classes(metadata: dict, where: str, gomaxprocs: int) -> tuple[list[int], list[int]] | None:
+    """The calls ``in_run_probe_mean_ns`` averages, split as a release's TLB shootdown falls: (those
+    made with every one of the recording's ``gomaxprocs`` Ps idle, so no CPU ran a goroutine to shoot
+    down; those with some P running).  Sysmon has no P, so its probe with ``npidle == gomaxprocs`` is
+    like a background release with no other P running (MHeap.release_peers == 0).  None where
+    ``in_run_probe_mean_ns`` is."""
+    calls = in_run_probe_calls(metadata, where)
+    if calls is None or len(calls[1]) < IN_RUN_MIN_SAMPLES:
+        return None
+    alone = [unused for _, unused, _, npidle, _ in calls[1] if npidle >= gomaxprocs]
+    beside = [unused for _, unused, _, npidle, _ in calls[1] if npidle < gomaxprocs]
+    return alone, beside
+
+
 def in_run_probe_calls(metadata: dict, where: str) -> tuple[int, list[list[int]]] | None:
     """(how many probes the recording has, the rows of those under ``PREEMPTED_NS``: a longer one had
     sysmon's thread off its CPU, left out as from the runtime's crits), or None where it has no release
