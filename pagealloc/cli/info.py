@@ -19,7 +19,7 @@ from pagealloc.errors import UserError
 from pagealloc.sim.calibrate import priced_fields, probed_costs
 from pagealloc.trace.format import MACHINE_PROBE_KEY, PAGE_SIZE
 from pagealloc.trace.cpuwait import GENERATOR_KEY, recorded_load
-from pagealloc.trace.shootdown import in_run_probe_calls, in_run_probe_mean_ns, recorded_probes
+from pagealloc.trace.shootdown import in_run_probe_calls, in_run_probe_classes, in_run_probe_mean_ns, recorded_probes
 
 
 def register(sub) -> None:
@@ -92,9 +92,14 @@ def _release_probe(metadata: dict, where: str) -> str | None:
     if mean is None:
         return f"{total} calls by sysmon during the program, too few to price a release by (the probes around it do)"
     free = sum(r[2] for r in kept) / len(kept)
+    g = metadata.get("gomaxprocs")
+    alone = in_run_probe_classes(metadata, where, g)[0] if isinstance(g, int) and g > 0 else []
+    idle = (f"every P idle at {len(alone)} of them ({sum(alone) / len(alone) / 1e3:.1f} us on average: no CPU to "
+            "shoot down)" if alone else "a P running at every one")
     return (f"{total} calls by sysmon during the program: sysUnused of one page {mean / 1e3:.1f} us on average, "
-            f"its MADV_FREE {free / 1e3:.1f} (calls of 1 ms or more left out: {total - len(kept)}); the replay "
-            "prices a one-page release's madvise calls at that mean (--release-probe around: not)")
+            f"its MADV_FREE {free / 1e3:.1f} (calls of 1 ms or more left out: {total - len(kept)}); {idle}; the "
+            "replay prices a one-page release's madvise calls at that level, class by class (--release-probe "
+            "around: not)")
 
 
 def format_summary(s, name: str) -> str:

@@ -280,11 +280,12 @@ def test_sysmons_in_run_probe_sets_the_level_of_a_releases_madvise_calls(tmp_pat
     assert main(["info", str(probed), str(few)]) == 0
     out = capsys.readouterr().out
     assert (f"release probe  41 calls by sysmon during the program: sysUnused of one page {level / 1e3:.1f} us on "
-            f"average, its MADV_FREE {level // 2 / 1e3:.1f} (calls of 1 ms or more left out: 1)") in out, out
+            f"average, its MADV_FREE {level // 2 / 1e3:.1f} (calls of 1 ms or more left out: 1); a P running at every "
+            "one; the replay prices") in out, out
     assert f"release probe  {IN_RUN_MIN_SAMPLES} calls by sysmon during the program, too few" in out, out
 
 
-def test_the_in_run_calibration_matches_the_probe_class_by_class(tmp_path):
+def test_the_in_run_calibration_matches_the_probe_class_by_class(tmp_path, capsys):
     """Sysmon's probe with every P idle shoots down no CPU, like a background release with no other P
     running, and is cheap; beside running Ps it pays the shootdown.  The calibration weights the model's
     two classes of one-page release as the probe's samples fall, not as its own releases do
@@ -330,6 +331,12 @@ def test_the_in_run_calibration_matches_the_probe_class_by_class(tmp_path):
     assert like_for_like(([], [busy] * 3), only_alone) is None
     python = pagealloc.replay(probed, BASELINE, engine="python").deterministic()
     assert python == pagealloc.replay(probed, BASELINE, engine="compiled").deterministic()
+    # pagealloc info says which of the probe's calls had every P idle
+    from pagealloc.cli import main
+
+    assert main(["info", str(probed)]) == 0
+    out = capsys.readouterr().out
+    assert f"every P idle at 20 of them ({idle / 1e3:.1f} us on average: no CPU to shoot down)" in out, out
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e["name"])
