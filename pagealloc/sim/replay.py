@@ -235,8 +235,10 @@ def like_for_like(classes: tuple[list[int], list[int]], result: ReplayResult) ->
     MADV_FREE: 4-6 us at the median with no other P running, 24-44 with some, growth_storm at
     GOMAXPROCS 8).  The scavenger wakes as Ps reschedule, sysmon every 10 ms: on that program about half
     of both the runtime's and the model's releases find no other P running, but 8-12% of the probe's
-    samples every P idle.  Matching the model's overall mean to the probe's then prices the calls beside
-    running Ps 1.5-2x what the probe's own such calls cost (docs/fidelity-log.md, "Session 25", "Session 26")."""
+    samples every P idle; on burst_idle 96-98% of the model's releases and 72-76% of the probe's samples.
+    Matching the model's overall mean to the probe's then prices the calls beside running Ps 1.5-2x what
+    the probe's own such calls cost, and the count fell to 0.58-0.87x on those programs' fresh runs
+    (docs/fidelity-log.md, "Session 25", "Session 26")."""
     alone_n = result.scavenger_one_page_alone
     pairs = [(calls, model) for calls, n, model in (
         (classes[0], alone_n, result.scavenger_one_page_madvise_alone_mean_ns),
