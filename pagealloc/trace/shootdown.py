@@ -277,11 +277,15 @@ def in_run_probe_classes(metadata: dict, where: str, gomaxprocs: int) -> tuple[l
     made with every one of the recording's ``gomaxprocs`` Ps idle, so no CPU ran a goroutine to shoot
     down; those with some P running).  Sysmon has no P, so its probe with ``npidle == gomaxprocs`` is
     like a background release with no other P running (MHeap.release_peers == 0).  None where
-    ``in_run_probe_mean_ns`` is."""
+    ``in_run_probe_mean_ns`` is; UserError where a probe had more idle Ps than ``gomaxprocs``."""
     calls = in_run_probe_calls(metadata, where)
     if calls is None or len(calls[1]) < IN_RUN_MIN_SAMPLES:
         return None
-    alone = [unused for _, unused, _, npidle, _ in calls[1] if npidle >= gomaxprocs]
+    idle = [npidle for *_, npidle, _ in calls[1]]
+    if max(idle) > gomaxprocs:
+        raise UserError(f"{where}: metadata reference.release_probe has a probe with {max(idle)} idle Ps, "
+                        f"more than GOMAXPROCS {gomaxprocs}")
+    alone = [unused for _, unused, _, npidle, _ in calls[1] if npidle == gomaxprocs]
     beside = [unused for _, unused, _, npidle, _ in calls[1] if npidle < gomaxprocs]
     return alone, beside
 
@@ -295,16 +299,16 @@ def in_run_probe_calls(metadata: dict, where: str) -> tuple[int, list[list[int]]
         return None
     if not _is_probe_table(table):
         raise UserError(f"{where}: metadata reference.release_probe must have columns {IN_RUN_COLUMNS} and rows of "
-                        "whole numbers with 0 <= madv_free_ns <= unused_ns")
+                        "whole numbers with 0 <= madv_free_ns <= unused_ns and npidle >= 0")
     return len(table["rows"]), [r for r in table["rows"] if r[1] < PREEMPTED_NS]
 
 
 def _is_probe_table(table) -> bool:
     """Whether ``table`` has reference.release_probe's form: IN_RUN_COLUMNS, and rows of as many whole
-    numbers, each probe's MADV_FREE within its calls' time."""
+    numbers, each probe's MADV_FREE within its calls' time, its count of idle Ps not negative."""
     def row_ok(r) -> bool:
         return (isinstance(r, list) and len(r) == len(IN_RUN_COLUMNS) and all(type(v) is int for v in r)
-                and 0 <= r[2] <= r[1])
+                and 0 <= r[2] <= r[1] and r[3] >= 0)
     return (isinstance(table, dict) and table.get("columns") == IN_RUN_COLUMNS and isinstance(table.get("rows"), list)
             and all(map(row_ok, table["rows"])))
 

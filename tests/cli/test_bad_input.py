@@ -167,6 +167,14 @@ def _cases() -> dict[str, tuple[list[str], int, list[str]]]:
                                                    "is -3, not a count of events"])
     cases["reference-release-probe-replay"] = (["replay", "bad-release-probe.parquet"], 2,
                                                ["bad-release-probe.parquet: metadata reference.release_probe must have columns"])
+    cases["reference-release-probe-npidle-negative"] = (["replay", "probe-npidle-negative.parquet"], 2,
+                                                        ["probe-npidle-negative.parquet: metadata reference.release_probe "
+                                                         "must have columns", "npidle >= 0"])
+    cases["reference-release-probe-npidle-over-gomaxprocs"] = (
+        ["replay", "probe-npidle-over.parquet"], 2,
+        ["probe-npidle-over.parquet: metadata reference.release_probe has a probe with 5 idle Ps, more than GOMAXPROCS 2"])
+    cases["reference-release-probe-npidle-over-gomaxprocs-info"] = (
+        ["info", "probe-npidle-over.parquet"], 2, ["probe-npidle-over.parquet: metadata reference.release_probe has a probe"])
     cases["cli-no-subcommand"] = ([], 2, ["the following arguments are required: COMMAND"])
     cases["cli-unknown-subcommand"] = (["frobnicate"], 2, ["invalid choice: 'frobnicate'"])
     missing = {
@@ -210,12 +218,12 @@ def _bad_relocks(path: Path) -> None:
     rewrite_metadata(Path(__file__).resolve().parents[2] / "traces" / "go114-freeosmemory-p2.parquet", path, relocks)
 
 
-def _bad_probe(path: Path) -> None:
-    """A Go 1.14.6 recording with sysmon's release probe (stream version 6) whose MADV_FREE took longer
-    than the sysUnused calls it is one of."""
+def _bad_probe(path: Path, row: tuple[int, ...] = (10, 5_000, 9_000, 1, 0)) -> None:
+    """A Go 1.14.6 recording (GOMAXPROCS 2) with sysmon's release probe (stream version 6) of 20 ``row``s;
+    by default one whose MADV_FREE took longer than the sysUnused calls it is one of."""
     def probe(doc):
         doc["reference"]["release_probe"] = {"columns": ["ts", "unused_ns", "madv_free_ns", "npidle", "page"],
-                                             "rows": [[10, 5_000, 9_000, 1, 0]] * 20}
+                                             "rows": [list(row)] * 20}
     rewrite_metadata(Path(__file__).resolve().parents[2] / "traces" / "go114-freeosmemory-p2.parquet", path, probe)
 
 
@@ -225,6 +233,8 @@ def _make_inputs(folder: Path) -> None:
     _short_release(folder / "short-release.parquet")
     _bad_relocks(folder / "bad-relocks.parquet")
     _bad_probe(folder / "bad-release-probe.parquet")
+    _bad_probe(folder / "probe-npidle-negative.parquet", (10, 5_000, 4_000, -1, 0))  # idle Ps: not a count
+    _bad_probe(folder / "probe-npidle-over.parquet", (10, 5_000, 4_000, 5, 0))  # 5 idle Ps of GOMAXPROCS 2
     (folder / "good.gotrace").write_bytes(b"go 1.23 trace\x00\x00\x00")
     for _, name, make, _, _ in TRACES:
         if make is not None:

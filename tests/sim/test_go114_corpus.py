@@ -25,6 +25,7 @@ baseline preset and held against its reference:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -326,7 +327,7 @@ def test_the_in_run_calibration_matches_the_probe_class_by_class(tmp_path, capsy
     again = like_for_like(classes, r)
     assert 0.92 <= again[1] / again[0] <= 1.08, again
     # a class the model does not have is left out, and with no class shared the overall means are matched
-    only_alone = around.__class__(**{**around.__dict__, "scavenger_one_page_alone": n})
+    only_alone = dataclasses.replace(around, scavenger_one_page_alone=n)
     assert like_for_like(classes, only_alone) == (idle, around.scavenger_one_page_madvise_alone_mean_ns)
     assert like_for_like(([], [busy] * 3), only_alone) is None
     python = pagealloc.replay(probed, BASELINE, engine="python").deterministic()
