@@ -210,28 +210,16 @@ def run_seeds(args, cost, modes) -> int:
 
 
 def _result_of(d: dict):
-    """A ReplayResult with the figures of a to_dict() record (its reference left out: format_table reads
-    only ``reference is not None`` and the ratios, which the record has flat)."""
+    """The ReplayResult a to_dict() record holds, its reference rebuilt from the flat reference_* keys."""
     from dataclasses import fields
 
-    from pagealloc.sim.result import ReplayResult
+    from pagealloc.sim.result import Reference, ReplayResult
 
     names = {f.name for f in fields(ReplayResult)} - {"reference"}
     r = ReplayResult(**{k: d[k] for k in names if k in d})
     if d.get("reference_released_bytes") is not None:
-        r.reference = _FlatReference(d)
+        r.reference = Reference.from_flat(d)
     return r
-
-
-class _FlatReference:
-    """Reference's attributes read back from a flat record's reference_* keys."""
-
-    def __init__(self, d: dict):
-        from pagealloc.sim.result import Reference
-
-        for name in Reference.COMPARED:
-            setattr(self, name, d.get(f"reference_{name}"))
-        self.ratios = {name: d.get(f"reference_{name}_ratio") for name in Reference.COMPARED}
 
 
 def format_table(path: str, results, spreads=None) -> str:

@@ -99,6 +99,14 @@ class Reference:
         out["reference_scavenger_wakeups"] = self.scavenger_wakeups
         return out
 
+    @classmethod
+    def from_flat(cls, d: dict) -> "Reference":
+        """flat()'s inverse: the Reference a to_dict() record's reference_* keys hold (``--seeds`` tables)."""
+        figures = {n: d.get(f"reference_{n}") for n in cls.COMPARED}
+        return cls(**figures, ratios={n: d.get(f"reference_{n}_ratio") for n in cls.COMPARED},
+                   retained_timeline=d.get("reference_retained_timeline") or [],
+                   scavenger_wakeups=d.get("reference_scavenger_wakeups"))
+
 
 @dataclass
 class ReplayResult:

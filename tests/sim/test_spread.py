@@ -178,3 +178,22 @@ def test_timestamps_alone_move_only_the_trace(trace):
     assert c == CostModel() and t is not trace
     t, c = seeded_inputs(trace, ReplayConfig(timing="closed"), CostModel(), 4, "t", "synthetic")
     assert t is trace and c != CostModel()  # closed timing does not follow timestamps
+
+
+def test_replay_seeds_table_of_a_go114_recording_keeps_the_runtime_beside_the_model(capsys):
+    """A recording's table under --seeds has the plain table's runtime rows (the reference rebuilt from
+    the seed records' flat keys, scavenger wake-ups included), not only a synthetic trace's figures."""
+    from pathlib import Path
+
+    from pagealloc.sim.result import Reference
+
+    path = str(Path(__file__).resolve().parents[2] / "traces" / "go114-burst-idle-p2.parquet")
+    ref = replay(path, "go1.14").reference
+    assert ref.scavenger_wakeups and Reference.from_flat(ref.flat()) == ref
+    assert main(["replay", path, "--mode", "go1.14"]) == 0
+    plain = capsys.readouterr().out
+    assert main(["replay", path, "--mode", "go1.14", "--seeds", "2", "-j", "1"]) == 0
+    seeded = capsys.readouterr().out
+    runtime_rows = plain[plain.index("vs the real Go 1.14.6 runtime"):]
+    assert "background scavenger woken by" in runtime_rows
+    assert seeded.endswith(runtime_rows)  # seed 0's figures beside the runtime's, as without --seeds
