@@ -38,8 +38,8 @@ world there is none to take (stopTheWorld took them), so the timer waits for
 the restart.  A timer due when the
 world restarts is stolen by the M that ``startTheWorld``'s ``wakep`` starts.
 A P that finishes a goroutine and finds no other work steals a due timer
-in ``findrunnable`` (``steal_points``; a goroutine stopping for the world is
-not one).  A timer a GC's ``wakeScavenger`` stopped stays in its P's heap
+in ``findrunnable`` (``steal_points``; so does one whose goroutine a GC's
+stack scan suspended; a goroutine stopping for the world is not one).  A timer a GC's ``wakeScavenger`` stopped stays in its P's heap
 until that P's scheduler clears it, and the next sleep resets it there
 (``deleted_timer_cleared``).  When the scavenger holds a P whose goroutine a
 preemption requeued, wakep's M may run that goroutine on an idle P
@@ -94,6 +94,10 @@ REQUEUED = ("preempt", "yield")  # a goroutine that stops so goes to the global 
 # GC mark workers schedule() runs before the P's run queue (findRunnableGCWorker comes before runqget);
 # an idle-priority worker runs only when findrunnable finds nothing else, so nothing waits behind it
 PRIORITY_WORKERS = ("dedicated", "fractional")
+# a goroutine a GC's stack scan suspended (suspendG: it parks itself _Gpreempted in preemptPark, off every
+# run queue, until the scanner's resumeG readies it on the scanner's P): its P goes into schedule() with
+# nothing of its own, so findrunnable steals from the other Ps' run queues
+SUSPENDED = "suspend"
 # wakep's M takes such a goroutine when the woken scavenger holds its P longer than this, on the model's
 # clock: the recordings' 30 us from the timer's firing to the release's record, less the 6 us by which
 # the model's run is shorter than the runtime's at the median (18 against 24 us, go114-service-p4)
@@ -417,7 +421,7 @@ class PSchedule:
                  worker_waits: list | None = None, preempts: list | None = None, rows: list | None = None,
                  stop_requests: list | None = None, passes: list | None = None,
                  world_stops: list | None = None, sysmon_passes: list | None = None,
-                 off_cpu: tuple[list, list, list] | None = None) -> None:
+                 off_cpu: tuple[list, list, list] | None = None, suspends: list | None = None) -> None:
         arrays = [(np.asarray(tt, dtype=np.int64), np.asarray(ss, dtype=np.int64)) for tt, ss in zip(ts, state)]
         # Python ints in lists (bisect over them is the hot query), converted in C by numpy
         self.ts = [tt.tolist() for tt, _ in arrays]
@@ -432,8 +436,10 @@ class PSchedule:
         # a P going idle after running a goroutine went through findrunnable, which steals from the
         # other Ps' run queues (an idle entry after start-the-world is procresize's pidleput: it is
         # not; nor is a goroutine stopping for a stop-the-world: its P parks in gcstopm); of the passes
-        # (an idle P's M through the scheduler), those ``without_scavenger`` kept for a GC's wake-up
-        self.steal_points = [_outside(sorted(_steal_points(tt, ss) + (passes[q] if passes else [])), stop[0], stop[1])
+        # (an idle P's M through the scheduler), those ``without_scavenger`` kept for a GC's wake-up; and
+        # a P whose goroutine a stack scan suspended (SUSPENDED; recorded schedules)
+        self.steal_points = [_outside(sorted(_steal_points(tt, ss) + (passes[q] if passes else [])
+                                             + (suspends[q] if suspends else [])), stop[0], stop[1])
                              for q, ((tt, ss), stop) in enumerate(zip(arrays, self.stops))]
         self.netpoll_late_ns, self.sysmon_late_ns = netpoll_late_ns, sysmon_late_ns
         # the Ps the model itself put on the idle list, and when: its scavenger's P when it sleeps,
@@ -486,6 +492,7 @@ class PSchedule:
         reasons = table.column("reason").to_numpy(zero_copy_only=False) if "reason" in table.column_names else None
         requeued = np.isin(reasons, REQUEUED) & (state == SCHED) if reasons is not None else np.zeros(len(index), bool)
         preempted = (reasons == "preempt") & (state == SCHED) if reasons is not None else np.zeros(len(index), bool)
+        suspended = (reasons == SUSPENDED) & (state == SCHED) if reasons is not None else np.zeros(len(index), bool)
         stopped = index == labels.index("stopped") if "stopped" in labels else np.zeros(len(index), bool)
         worker = (index == labels.index("gc_worker")) & np.isin(reasons, PRIORITY_WORKERS) \
             if "gc_worker" in labels and reasons is not None else np.zeros(len(index), bool)
@@ -493,6 +500,7 @@ class PSchedule:
         n = max(gomaxprocs, int(p.max()) + 1 if len(p) else 1)
         row_kinds = _row_kinds(labels, index)
         per_ts, per_state, stops, wakes, requeues, worker_waits, preempts, rows = [], [], [], [], [], [], [], []
+        suspends = []
         world: dict[int, int] = {}  # start-the-world -> when the world stopped (the first P's stopped row)
         passes = [[] for _ in range(n)]
         gc_runs = gc_readied_runs(iterations) or {}
@@ -502,6 +510,7 @@ class PSchedule:
             rows.append((tq, row_kinds[m]))
             requeues.append(tq[requeued[m]].tolist())
             preempts.append(tq[preempted[m]].tolist())
+            suspends.append(tq[suspended[m]].tolist())
             worker_waits.append(_worker_waits(tq, kind[m]))
             per_ts.append(tq)
             per_state.append(sq)
@@ -524,7 +533,7 @@ class PSchedule:
         return cls(per_ts, per_state, derived=False, stops=stops, requeues=requeues, worker_waits=worker_waits,
                    preempts=preempts, rows=rows, stop_requests=requests, passes=passes, sysmon_passes=sysmon_passes,
                    world_stops=sorted((at, restart) for restart, at in world.items()),
-                   off_cpu=off_cpu_windows(iterations), **late)
+                   off_cpu=off_cpu_windows(iterations), suspends=suspends, **late)
 
     @classmethod
     def from_rows(cls, ts, p, gomaxprocs: int, op=None, **late) -> "PSchedule":

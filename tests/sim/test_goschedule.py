@@ -153,6 +153,25 @@ def test_after_a_gc_a_p_that_runs_out_of_work_steals_it():
     assert s.after_gc(1, 5 * US) == (1 * MS + 1 * US, 0)
 
 
+def test_after_a_gc_a_p_whose_goroutine_a_stack_scan_suspended_steals_it():
+    """suspendG parks the scanned goroutine _Gpreempted, off every run queue: its P goes through
+    findrunnable with nothing of its own and steals the scavenger waiting on the GC's P (as on fresh
+    service-2 at 842.48 ms, where the model had waited 8.9 ms more for the GC's P).  A preemption
+    requeues the goroutine on the global queue, which findrunnable takes first: no steal point."""
+    def rows(reason):
+        return [(0, 0, "user", ""), (0, 1, "gc_worker", ""), (20 * US, 1, "sched", "park"), (21 * US, 1, "sweep", ""),
+                (22 * US, 1, "sched", "yield"), (23 * US, 1, "user", ""),  # queued ahead of the scavenger
+                (9 * MS, 1, "sched", "preempt"), (9 * MS + 1 * US, 1, "user", ""),
+                (3 * MS, 0, "sched", reason), (3 * MS + 40 * US, 0, "user", "")]
+    suspended, preempted = (PSchedule.from_table(pa.table({"ts": [r[0] for r in rr], "p": [r[1] for r in rr],
+                                                           "state": [r[2] for r in rr],
+                                                           "reason": [r[3] for r in rr]}), 2)
+                            for rr in (rows("suspend"), rows("preempt")))
+    assert suspended.steal_points[0] == [3 * MS] and preempted.steal_points[0] == []
+    assert suspended.after_gc(1, 5 * US) == (3 * MS, 0)
+    assert preempted.after_gc(1, 5 * US) == (9 * MS, 1)
+
+
 def test_start_the_worlds_idle_ps_do_not_steal():
     """A P that startTheWorld puts on the idle list (it had no work) never ran findrunnable."""
     s = schedule([(0, 0, "stopped"), (0, 1, "stopped"), (1 * US, 0, "sched"), (1 * US, 1, "gc_worker"),
