@@ -39,7 +39,8 @@ the restart.  A timer due when the
 world restarts is stolen by the M that ``startTheWorld``'s ``wakep`` starts.
 A P that finishes a goroutine and finds no other work steals a due timer
 in ``findrunnable`` (``steal_points``; so does one whose goroutine a GC's
-stack scan suspended; a goroutine stopping for the world is not one).  A timer a GC's ``wakeScavenger`` stopped stays in its P's heap
+stack scan suspended; a goroutine stopping for the world is not one).  A
+timer a GC's ``wakeScavenger`` stopped stays in its P's heap
 until that P's scheduler clears it, and the next sleep resets it there
 (``deleted_timer_cleared``).  When the scavenger holds a P whose goroutine a
 preemption requeued, wakep's M may run that goroutine on an idle P
@@ -421,7 +422,7 @@ class PSchedule:
                  worker_waits: list | None = None, preempts: list | None = None, rows: list | None = None,
                  stop_requests: list | None = None, passes: list | None = None,
                  world_stops: list | None = None, sysmon_passes: list | None = None,
-                 off_cpu: tuple[list, list, list] | None = None, suspends: list | None = None) -> None:
+                 off_cpu: tuple[list, list, list] | None = None) -> None:
         arrays = [(np.asarray(tt, dtype=np.int64), np.asarray(ss, dtype=np.int64)) for tt, ss in zip(ts, state)]
         # Python ints in lists (bisect over them is the hot query), converted in C by numpy
         self.ts = [tt.tolist() for tt, _ in arrays]
@@ -436,10 +437,9 @@ class PSchedule:
         # a P going idle after running a goroutine went through findrunnable, which steals from the
         # other Ps' run queues (an idle entry after start-the-world is procresize's pidleput: it is
         # not; nor is a goroutine stopping for a stop-the-world: its P parks in gcstopm); of the passes
-        # (an idle P's M through the scheduler), those ``without_scavenger`` kept for a GC's wake-up; and
-        # a P whose goroutine a stack scan suspended (SUSPENDED; recorded schedules)
-        self.steal_points = [_outside(sorted(_steal_points(tt, ss) + (passes[q] if passes else [])
-                                             + (suspends[q] if suspends else [])), stop[0], stop[1])
+        # (an idle P's M through the scheduler), those ``without_scavenger`` kept for a GC's wake-up, and those
+        # of a P whose goroutine a stack scan suspended (SUSPENDED)
+        self.steal_points = [_outside(sorted(_steal_points(tt, ss) + (passes[q] if passes else [])), stop[0], stop[1])
                              for q, ((tt, ss), stop) in enumerate(zip(arrays, self.stops))]
         self.netpoll_late_ns, self.sysmon_late_ns = netpoll_late_ns, sysmon_late_ns
         # the Ps the model itself put on the idle list, and when: its scavenger's P when it sleeps,
@@ -500,7 +500,6 @@ class PSchedule:
         n = max(gomaxprocs, int(p.max()) + 1 if len(p) else 1)
         row_kinds = _row_kinds(labels, index)
         per_ts, per_state, stops, wakes, requeues, worker_waits, preempts, rows = [], [], [], [], [], [], [], []
-        suspends = []
         world: dict[int, int] = {}  # start-the-world -> when the world stopped (the first P's stopped row)
         passes = [[] for _ in range(n)]
         gc_runs = gc_readied_runs(iterations) or {}
@@ -510,7 +509,6 @@ class PSchedule:
             rows.append((tq, row_kinds[m]))
             requeues.append(tq[requeued[m]].tolist())
             preempts.append(tq[preempted[m]].tolist())
-            suspends.append(tq[suspended[m]].tolist())
             worker_waits.append(_worker_waits(tq, kind[m]))
             per_ts.append(tq)
             per_state.append(sq)
@@ -521,6 +519,7 @@ class PSchedule:
             wakes.append(scavenger_wakes(tq, sq, scav))
             if scav.any():
                 per_ts[-1], per_state[-1], passes[q] = without_scavenger(tq, sq, scav, gc_runs.get(q))
+            passes[q] = passes[q] + tq[suspended[m]].tolist()  # findrunnable's pass of a suspended goroutine's P
         for q in range(n):  # the passes the recorded scavenger's wake-ups on other Ps caused
             others = np.sort(np.concatenate([w for r, w in enumerate(wakes) if r != q] or [np.zeros(0, np.int64)]))
             per_ts[q], per_state[q] = without_wake_blips(per_ts[q], per_state[q], others)
@@ -533,7 +532,7 @@ class PSchedule:
         return cls(per_ts, per_state, derived=False, stops=stops, requeues=requeues, worker_waits=worker_waits,
                    preempts=preempts, rows=rows, stop_requests=requests, passes=passes, sysmon_passes=sysmon_passes,
                    world_stops=sorted((at, restart) for restart, at in world.items()),
-                   off_cpu=off_cpu_windows(iterations), suspends=suspends, **late)
+                   off_cpu=off_cpu_windows(iterations), **late)
 
     @classmethod
     def from_rows(cls, ts, p, gomaxprocs: int, op=None, **late) -> "PSchedule":
