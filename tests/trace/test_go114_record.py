@@ -134,7 +134,8 @@ def test_record_a_benchmark_on_go_1_14(goroot, tmp_path, capfd, monkeypatch):
     assert sorted(p.name for p in pkg.iterdir()) == ["go.mod", "lib.go", "lib_test.go"]  # nothing left behind
 
 
-def test_a_fresh_recording_of_the_service_program_stays_within_the_background_bounds(goroot, tmp_path, capfd):
+def test_a_fresh_recording_of_the_service_program_stays_within_the_background_bounds(goroot, tmp_path, capfd,
+                                                                                       load_script):
     """Issue 19's bounds on a run recorded now, not only on the bundled one: CPU-bound goroutines at
     GOMAXPROCS 4 and a bursty allocator.  The real scavenger's pace follows its crit, and its crit the
     machine's TLB shootdown cost, which moves from run to run (one-page crit medians 11-19 us on the idle
@@ -203,13 +204,14 @@ def test_a_fresh_recording_of_the_service_program_stays_within_the_background_bo
     # a P whose goroutine a GC's stack scan suspended steals the scavenger a GC readied: with those passes as
     # steal points the model's run after a GC is within 100 us of the runtime's at least as often, on 96 of
     # 96 fresh runs (and more often on most; docs/fidelity-log.md, "Session 27")
-    with_suspends, without = (after_gc_near(out, suspends) for suspends in (True, False))
+    with_suspends, without = (after_gc_near(out, suspends, load_script) for suspends in (True, False))
     assert with_suspends >= without, (with_suspends, without)
 
 
-def after_gc_near(path, suspends: bool) -> int:
-    """How many of the recorded scavenger's GC wake-ups ``PSchedule.after_gc`` puts within 100 us of its run,
-    with or without the recorded suspensions (``goschedule.SUSPENDED``) among the steal points."""
+def after_gc_near(path, suspends: bool, load_script) -> int:
+    """How many of the recorded scavenger's GC wake-ups ``PSchedule.after_gc`` puts within 100 us of its run
+    (``scripts/go114-scavenger-timing``'s ``after_gc_errors``), with or without the recorded suspensions
+    (``goschedule.SUSPENDED``) among the steal points."""
     from pagealloc.sim.goschedule import SUSPENDED
     from pagealloc.trace import trace_metadata
 
@@ -220,10 +222,8 @@ def after_gc_near(path, suspends: bool) -> int:
         for q, rows in ps[(ps.state == "sched") & (ps.reason == SUSPENDED)].groupby("p"):
             taken = set(rows.ts.tolist())
             sched.steal_points[q] = [t for t in sched.steal_points[q] if t not in taken]
-    it = scavenger_iterations(path).to_pandas()
-    gc = it[(it.woken_by == "gc") & (it.ready_p >= 0) & (it.next_run_ts > 0)]
-    return sum(abs(sched.after_gc(int(p), int(t))[0] - run) <= 100_000
-               for p, t, run in zip(gc.ready_p.values, gc.ready_ts.values, gc.next_run_ts.values))
+    err = load_script("go114-scavenger-timing").after_gc_errors(path, sched)
+    return int((abs(err[:, 0]) <= 100_000).sum())
 
 
 def timers_predicted(path, sysmon_passes: bool) -> tuple[int, int]:
