@@ -51,5 +51,10 @@ def test_around_and_busy_lines_count_the_runs_each_applies_to(load_script):
     assert script._around(rows) == ("priced with the probes around the run only: 2 of 2 within the bounds "
                                     "(1 of the model's misses in, 0 of its hits out)")
     assert script._around([run(1.0, 1.0, None)]).endswith("(the recordings predate sysmon's in-run probe)")
+    # Session 28's line, the same count over the runs priced by the probe's level about each release's time
+    for r, mean in zip(rows, [(1.0, 2.2), (1.0, 1.9), None]):
+        r["mean"] = None if mean is None else {"released_background_count": mean[0], "released_background_bytes": mean[1]}
+    assert script._mean(rows) == ("priced at the in-run probe's mean over the run: 1 of 2 within the bounds "
+                                  "(1 of the model's misses in, 1 of its hits out)")
     assert script._busy(rows) == ("recorded beside other load (other processes above 10% of the CPUs): 1 of 3 "
                                   "runs, 1 of them within the bounds")

@@ -19,7 +19,8 @@ from pagealloc.errors import UserError
 from pagealloc.sim.calibrate import priced_fields, probed_costs
 from pagealloc.trace.format import MACHINE_PROBE_KEY, PAGE_SIZE
 from pagealloc.trace.cpuwait import GENERATOR_KEY, recorded_load
-from pagealloc.trace.shootdown import in_run_probe_calls, in_run_probe_classes, in_run_probe_mean_ns, recorded_probes
+from pagealloc.trace.shootdown import (LEVEL_HALF_WIDTH_NS, LEVEL_STEP_NS, in_run_probe_calls, in_run_probe_classes,
+                                       in_run_probe_levels, in_run_probe_mean_ns, recorded_probes)
 
 
 def register(sub) -> None:
@@ -96,10 +97,15 @@ def _release_probe(metadata: dict, where: str) -> str | None:
     alone = in_run_probe_classes(metadata, where, g)[0] if isinstance(g, int) and g > 0 else []
     idle = (f"every P idle at {len(alone)} of them ({sum(alone) / len(alone) / 1e3:.1f} us on average: no CPU to "
             "shoot down)" if alone else "a P running at every one")
+    levels = in_run_probe_levels(metadata, where, g) if isinstance(g, int) and g > 0 else None
+    over = (f"; its level about each {LEVEL_STEP_NS // 1_000_000} ms of the run (the calls within "
+            f"{LEVEL_HALF_WIDTH_NS // 1_000_000} ms) {min(levels.permille.values()) / 1e3:.2f}-"
+            f"{max(levels.permille.values()) / 1e3:.2f}x its mean, a background release's price follows it "
+            "(--release-probe in-run-mean: not)" if levels and levels.permille else "")
     return (f"{total} calls by sysmon during the program: sysUnused of one page {mean / 1e3:.1f} us on average, "
             f"its MADV_FREE {free / 1e3:.1f} (calls of 1 ms or more left out: {total - len(kept)}); {idle}; the "
             "replay prices a one-page release's madvise calls at that level, class by class (--release-probe "
-            "around: not)")
+            f"around: not){over}")
 
 
 def format_summary(s, name: str) -> str:

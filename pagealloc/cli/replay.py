@@ -64,8 +64,9 @@ def register(sub) -> None:
     p.add_argument("--release-probe", choices=RELEASE_PROBES, default=RELEASE_PROBES[0],
                    help="in-run (default): on a Go 1.14.6 recording that has it, the prices of a release (the madvise "
                         "calls, the TLB shootdown, the traffic's share) at the level sysmon's probe measured while the "
-                        "program ran (one more replay); elsewhere, and with around: the probes before and after the "
-                        "program; a --cost-model is used as given")
+                        "program ran (one more replay), a background release's at the probe's level about its time; "
+                        "in-run-mean: every release at the probe's mean over the run; elsewhere, and with around: the "
+                        "probes before and after the program; a --cost-model is used as given")
     p.add_argument("--gomaxprocs", type=int, default=None, metavar="N",
                    help="number of Ps (default: the trace's metadata, else its p column)")
     p.add_argument("--madvdontneed", action="store_true",
@@ -257,6 +258,9 @@ def format_table(path: str, results, spreads=None) -> str:
              f"{r0.tlb_shootdown_ns / 1e3:.1f} us, + {r0.memory_traffic_ns / 1e3:.1f} us in heavy allocation, "
              f"heap side of a background release {r0.scavenge_heap_ns / 1e3:.2f} us"
              + (f", at sysmon's in-run probe's {r0.in_run_probe_ns / 1e3:.1f} us a one-page release's calls" if r0.in_run_probe_ns else "")
+             + (f" (a background release's at its level about the release's time, "
+                f"{r0.in_run_probe_level_low_permille / 1e3:.2f}-{r0.in_run_probe_level_high_permille / 1e3:.2f}x)"
+                if r0.in_run_probe_level_high_permille else "")
              + f"; simulator speed {r0.replay_events_per_wall_second:,.0f} "
              "events per wall second)"]
     for row in [header, *rows]:

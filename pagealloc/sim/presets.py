@@ -52,8 +52,11 @@ SCAVENGER_TIMERS = ("go1.14", "exact")
 SCAVENGER_CRITS = ("model", "recorded", "level")
 # Which probe of the recording machine sets the prices of a release (the madvise calls, the TLB shootdown,
 # the traffic's share): "in-run", sysmon's probe during the program where the recording has it (record
-# stream version 6: replay.in_run_costs), else the probes before and after it; "around", those only.
-RELEASE_PROBES = ("in-run", "around")
+# stream version 6: replay.in_run_costs), at its level about each background release's time
+# (shootdown.in_run_probe_levels, "Session 28"), else the probes before and after it; "in-run-mean", the
+# same probe at its mean over the run (sessions 22-27); "around", the probes before and after only.
+RELEASE_PROBES = ("in-run", "in-run-mean", "around")
+IN_RUN_PROBES = RELEASE_PROBES[:2]
 
 # The model knobs a sweep may vary: name -> (kind, lowest, highest).  kind is
 # "number" (int or float), "int" or "bool".  Defaults are ReplayConfig's (Go 1.14's).

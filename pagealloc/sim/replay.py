@@ -30,6 +30,7 @@ from pagealloc.sim.goschedule import OFF_CPU_CRIT_NS, PSchedule, RowsToSchedule
 from pagealloc.sim.presets import (
     AUTO_TIMING,
     BASELINE_MODE,
+    IN_RUN_PROBES,
     LOCKED_SITES,
     MODES,
     SCAVENGER_TIMERS,
@@ -42,7 +43,7 @@ from pagealloc.sim.presets import (
 from pagealloc.sim.reference import recorded_end_ns, reference_record
 from pagealloc.sim.result import ReplayResult
 from pagealloc.sim.traffic import AllocTraffic
-from pagealloc.trace.shootdown import in_run_probe_classes, in_run_probe_mean_ns
+from pagealloc.trace.shootdown import ProbeLevels, in_run_probe_classes, in_run_probe_levels, in_run_probe_mean_ns
 
 WARM_UP_ROWS = 5_000
 
@@ -67,6 +68,7 @@ def replay(
     label: str | None = None,
     progress=None,
     config: ReplayConfig | None = None,
+    probe_levels: ProbeLevels | None = None,
 ) -> ReplayResult:
     """Replay ``trace`` (a path, pyarrow Table or pandas DataFrame) in ``mode`` (a preset of MODES).
 
@@ -94,13 +96,18 @@ def replay(
     runtime's in that recording, ``crit_level_costs``; under ``model`` and
     ``level`` such a trace's crits of 1 ms or more still take the model's
     scavenger off its CPU, goschedule's "the OS's part"),
-    ``release_probe`` (RELEASE_PROBES: ``in-run`` or ``around``, which probe
-    of the recording machine prices a release, as above),
+    ``release_probe`` (RELEASE_PROBES: ``in-run``, ``in-run-mean`` or
+    ``around``, which probe of the recording machine prices a release, as
+    above; ``in-run`` at the probe's level about each release's time,
+    ``in-run-mean`` at its mean over the run),
     ``check`` (verify the model's invariants after the replay), ``lenient``
     (skip frees of unknown spans and allocs of live spans, counted in
     ``skipped_events``), ``engine`` (``compiled`` or ``python``, the
     readable mirror; None: the process default, runtime/engines.py; the
-    figures are the same).  ``progress(n)`` is called with the number of
+    figures are the same).  ``probe_levels``: with a ``cost_model``, the
+    probe's level over the run its background releases are priced at
+    (``shootdown.in_run_probe_levels``; spread's seeds take seed 0's);
+    without one, the recording's own.  ``progress(n)`` is called with the number of
     events done after each batch.  Raises UserError for bad input and
     InvariantError for a bug of the model.
     """
@@ -130,13 +137,18 @@ def replay(
     if not has_p and (g or 1) > 1:
         raise UserError(f"{where}: the metadata says gomaxprocs {g} but the trace has no p column, "
                         "so which P did what is unknown (add a p column, or drop gomaxprocs from the metadata)")
-    cost, in_run = (cost_model, None) if cost_model else recording_costs(trace, meta, where, label, config)
+    if cost_model:
+        cost, in_run, levels = cost_model, None, probe_levels
+    else:
+        cost, in_run, levels = recording_costs(trace, meta, where, label, config)
     if config.scavenger_crit == "level":
         cost = crit_level_costs(trace, where, label, config, cost)
     sched = p_schedule_of(trace, g if has_p else 1, cost) if config.scavenger_timers == "go1.14" else None
     engine = replay_class(config.engine)(replace(config, gomaxprocs=g if has_p else 1), cost, kinds_known=kinds_known,
                                          psched=sched)
     engine.lock_line.cpus = recorded_cpus(meta, where)  # a lock waiter's way back to a CPU (heaplock.back_ns)
+    if levels is not None:
+        engine.scavenger.price_releases_by(levels, cost)
     if config.scavenger_crit == "recorded":
         engine.heap.recorded_crits = iter(recorded_crits(trace, where))
         if sched is not None:  # those crits have the OS's time off the CPU in them already
@@ -173,6 +185,9 @@ def replay(
         result.scavenge_heap_ns = cost.scavenge_heap_ns
         result.memory_traffic_ns = cost.memory_traffic_ns if traffic is not None else 0
         result.in_run_probe_ns = round(in_run) if in_run is not None else 0
+        if levels is not None:
+            result.in_run_probe_level_low_permille = min(levels.permille.values(), default=1000)
+            result.in_run_probe_level_high_permille = max(levels.permille.values(), default=1000)
         if config.check:
             check_heap(engine.heap, engine.spans)
             engine.scavenger.check_wakeups(max(result.makespan_ns, end_ns))
@@ -181,19 +196,26 @@ def replay(
     return result
 
 
-def recording_costs(trace, meta: dict, where: str, label: str, config: ReplayConfig) -> tuple[CostModel, float | None]:
-    """The cost model of a replay given none, and the in-run probe's mean it was set to (None: not): the
-    defaults with what the recording machine's probes around the program measured (``probed_costs``),
-    and, under ``release_probe="in-run"`` (not for ``scavenger_crit="level"``, which sets its own level),
-    the prices of a release at the level of sysmon's probe during it (``in_run_costs``)."""
+def recording_costs(trace, meta: dict, where: str, label: str,
+                    config: ReplayConfig) -> tuple[CostModel, float | None, ProbeLevels | None]:
+    """The cost model of a replay given none, the in-run probe's mean it was set to (None: not), and the
+    probe's level over the run its background releases follow (None: the cost model's throughout): the
+    defaults with what the recording machine's probes around the program measured (``probed_costs``);
+    under ``release_probe="in-run"`` or ``"in-run-mean"`` (not for ``scavenger_crit="level"``, which sets
+    its own level), the prices of a release at the level of sysmon's probe during it (``in_run_costs``);
+    under ``"in-run"``, at that probe's level about each release's time (``in_run_probe_levels``)."""
     cost = probed_costs(meta)
-    in_run = in_run_probe_mean_ns(meta, where) if config.release_probe == "in-run" and config.scavenger_crit != "level" else None
+    in_run = (in_run_probe_mean_ns(meta, where) if config.release_probe in IN_RUN_PROBES
+              and config.scavenger_crit != "level" else None)
     if in_run is None:
-        return cost, None
+        return cost, None, None
     g = gomaxprocs_of(meta, where)
     classes = in_run_probe_classes(meta, where, g) if g else None
     scaled = in_run_costs(trace, label, config, cost, in_run, classes)
-    return (cost, None) if scaled is None else (scaled, in_run)
+    if scaled is None:
+        return cost, None, None
+    levels = in_run_probe_levels(meta, where, g) if g and config.release_probe == "in-run" else None
+    return scaled, in_run, levels
 
 
 def crit_level_costs(trace, where: str, label: str, config: ReplayConfig, cost: CostModel) -> CostModel:

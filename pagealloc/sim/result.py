@@ -183,6 +183,10 @@ class ReplayResult:
     scavenger_one_page_madvise_beside_mean_ns: int = field(default=0, metadata={"unit": "", "shown": None})
     # the mean of sysmon's in-run release probe the prices of a release were set to (replay.in_run_costs); 0: not
     in_run_probe_ns: int = field(default=0, metadata={"unit": "", "shown": None})
+    # the lowest and highest of that probe's level over the run (shootdown.in_run_probe_levels) the background
+    # releases were priced at, per mille of its mean; 0: priced at the mean throughout
+    in_run_probe_level_low_permille: int = field(default=0, metadata={"unit": "", "shown": None})
+    in_run_probe_level_high_permille: int = field(default=0, metadata={"unit": "", "shown": None})
     # What woke the background scavenger, with its count: the Go 1.14.6 scheduler rule (sim/goschedule.py)
     # that fired each of its timers that fired, and "gc" for wakeScavenger; pagealloc replay prints the
     # recording's own beside it.  Not a figure: a diagnostic of the timer rules.

@@ -17,6 +17,7 @@ from pagealloc.runtime.invariants import InvariantError
 from pagealloc.runtime.lock_futex import MUTATOR, SCAVENGER
 from pagealloc.runtime.malloc import PAGE_SIZE
 from pagealloc.runtime.mgcscavenge import LOCK, PARK, SLEEP, UNLOCKED, bgscavenge
+from pagealloc.runtime.mheap import Prices
 from pagealloc.sim.goschedule import OFF_CPU_CRIT_NS
 from pagealloc.sim.histogram import Histogram
 
@@ -74,8 +75,30 @@ class BackgroundScavenger:
         self.cpu_ns = 0
         self.asleep_since = None  # when its last sleep began (None: parked since, or not yet slept)
         self.after_hold = False  # between a critical section and its next step
+        # the in-run probe's level its releases are priced at (price_releases_by): ProbeLevels, the cost
+        # model it scales and the heap's prices at each level met (per mille -> Prices); None: the heap's own
+        self.levels = None
+        self.level_cost = None
+        self.level_prices = {}
         self.step()  # runs up to its first PARK
         self.heap.lock.running(MUTATOR)
+
+    def price_releases_by(self, levels, cost) -> None:
+        """Its releases are priced at ``cost`` with the prices of a release the machine sets scaled by
+        ``levels`` (shootdown.ProbeLevels: sysmon's probe's level about each step of the run, relative to
+        its mean), by the step its critical section begins in; the other actors' releases stay at
+        ``cost``."""
+        self.levels, self.level_cost, self.level_prices = levels, cost, {}
+
+    def _level_prices(self, t: int):
+        """The heap's prices at the probe's level at ``t``; None at the mean (the heap's own)."""
+        level = self.levels.at(t)
+        if level == 1000:
+            return None
+        prices = self.level_prices.get(level)
+        if prices is None:
+            prices = self.level_prices[level] = Prices(self.level_cost.releases_scaled(level / 1000))
+        return prices
 
     def schedule(self) -> None:
         """Put its next step on the engine's schedule (tie 0: before a P's event at the same time)."""
@@ -184,7 +207,13 @@ class BackgroundScavenger:
         heap.lock.running(SCAVENGER)
         heap.op_ns, heap.tlb_p = grant, self.host  # its M is its host's: the others' Ms take the shootdown
         released = heap.releases_by["background"]
+        prices = self._level_prices(grant) if self.levels is not None else None
+        if prices is not None:  # the machine's level as sysmon's probe read it then
+            own = heap.price
+            heap.price = prices
         req = self.gen.send(None)
+        if prices is not None:
+            heap.price = own
         if req != UNLOCKED:
             raise InvariantError(f"the background scavenger yielded {req!r} while holding the heap lock")
         hold = heap.drain_meter() + cost.lock_ns

@@ -174,9 +174,11 @@ def replay_seed(path, config: ReplayConfig, cost: CostModel | None, seed: int, l
     if not seed:  # the plain replay; with no cost given, replay() prices the recording's probe itself
         return replay(path, config=config, cost_model=cost, label=label)
     meta = trace_metadata(path)
-    cost = cost or recording_costs(path, meta, str(path), label, config)[0]  # what seed 0's replay priced with
+    levels = None
+    if cost is None:  # what seed 0's replay priced with
+        cost, _, levels = recording_costs(path, meta, str(path), label, config)
     trace, seeded_cost = seeded_inputs(path, config, cost, seed, label, meta.get("source"), table_cache, parts)
-    return replay(trace, config=config, cost_model=seeded_cost, label=label)
+    return replay(trace, config=config, cost_model=seeded_cost, label=label, probe_levels=levels)
 
 
 _tables: dict = {}  # a worker's jittered trace, reused by the presets of one (trace, seed)

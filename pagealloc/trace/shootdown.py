@@ -31,12 +31,14 @@ Go 1.14.6 runtime's Ps wait for the heap lock there.  ``pagealloc calibrate`` me
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import mmap
 import os
 import statistics
 import threading
 import time
+from dataclasses import dataclass
 
 from pagealloc.errors import UserError
 from pagealloc.trace.format import MACHINE_PROBE_KEY
@@ -288,6 +290,63 @@ def in_run_probe_classes(metadata: dict, where: str, gomaxprocs: int) -> tuple[l
     alone = [unused for _, unused, _, npidle, _ in calls[1] if npidle == gomaxprocs]
     beside = [unused for _, unused, _, npidle, _ in calls[1] if npidle < gomaxprocs]
     return alone, beside
+
+
+# The probe's level over the run ("Session 28"): the machine's state moves within a run (the runtime's
+# one-page crit over 250 ms windows of the fresh service runs: sd 13% about the run's mean), and the
+# probe's calls follow it (correlation 0.61), so a release is priced at the probe's level about its time.
+LEVEL_STEP_NS = 50_000_000  # the level is read per step of the run
+LEVEL_HALF_WIDTH_NS = 200_000_000  # from the probe's calls this near the step's middle (~40 of them)
+LEVEL_CAP = 4  # a call over this many times its class's median counts as that (one OS preemption under 1 ms)
+LEVEL_MIN_SAMPLES = 5  # fewer calls about a step: the run's level
+
+
+@dataclass(frozen=True)
+class ProbeLevels:
+    """The level of sysmon's probe over the run, relative to its mean, in per mille: ``permille[k]`` for
+    what happens in [k * step_ns, (k + 1) * step_ns); a step with no probe near it is at the mean (1000).
+    Kept by step only where probes are, so a long idle stretch with none costs nothing."""
+    step_ns: int
+    permille: dict[int, int]
+
+    def at(self, t: int) -> int:
+        """The level at ``t`` (ns from the trace's start), per mille of the probe's mean."""
+        return self.permille.get(t // self.step_ns, 1000)
+
+
+def in_run_probe_levels(metadata: dict, where: str, gomaxprocs: int) -> ProbeLevels | None:
+    """Sysmon's probe's level about each LEVEL_STEP_NS of the run, relative to the run's: the mean of the
+    calls within LEVEL_HALF_WIDTH_NS of the step's middle, each taken relative to its class's mean
+    (``in_run_probe_classes``: every P idle, or not, so that a stretch of idle probes is not read as a
+    cheap machine) and capped at LEVEL_CAP times its class's median first (a single slow call would be a
+    sixth of a step's level), in per mille; a step with fewer than LEVEL_MIN_SAMPLES calls near it is at
+    the mean.  None where ``in_run_probe_classes`` is."""
+    if in_run_probe_classes(metadata, where, gomaxprocs) is None:
+        return None
+    rows = in_run_probe_calls(metadata, where)[1]
+    relative = [0.0] * len(rows)
+    for alone in (True, False):
+        members = [i for i, r in enumerate(rows) if (r[3] == gomaxprocs) == alone]
+        if not members:
+            continue
+        cap = LEVEL_CAP * statistics.median(rows[i][1] for i in members)
+        capped = [min(rows[i][1], cap) for i in members]
+        mean = statistics.fmean(capped)
+        for i, v in zip(members, capped):
+            relative[i] = v / mean if mean > 0 else 1.0
+    order = sorted(range(len(rows)), key=lambda i: rows[i][0])
+    ts = [rows[i][0] for i in order]
+    values = [relative[i] for i in order]
+    steps = {k for t in ts for k in range((t - LEVEL_HALF_WIDTH_NS) // LEVEL_STEP_NS,
+                                          (t + LEVEL_HALF_WIDTH_NS) // LEVEL_STEP_NS + 1)}
+    permille = {}
+    for k in sorted(steps):
+        middle = k * LEVEL_STEP_NS + LEVEL_STEP_NS // 2
+        lo = bisect.bisect_left(ts, middle - LEVEL_HALF_WIDTH_NS)
+        hi = bisect.bisect_right(ts, middle + LEVEL_HALF_WIDTH_NS)
+        if hi - lo >= LEVEL_MIN_SAMPLES:
+            permille[k] = round(1000 * statistics.fmean(values[lo:hi]))
+    return ProbeLevels(LEVEL_STEP_NS, permille)
 
 
 def in_run_probe_calls(metadata: dict, where: str) -> tuple[int, list[list[int]]] | None:

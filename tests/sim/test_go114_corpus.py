@@ -286,6 +286,77 @@ def test_sysmons_in_run_probe_sets_the_level_of_a_releases_madvise_calls(tmp_pat
     assert f"release probe  {IN_RUN_MIN_SAMPLES} calls by sysmon during the program, too few" in out, out
 
 
+def test_a_background_release_is_priced_at_the_probes_level_about_its_time(tmp_path):
+    """The machine's state moves within a run and sysmon's probe follows it ("Session 28"): under
+    ``release_probe="in-run"`` a background release is priced at the probe's level within
+    LEVEL_HALF_WIDTH_NS of its step, relative to the probe's mean (``in_run_probe_levels``: each call
+    relative to its class's mean, so interleaved idle probes do not read as a cheap machine, and capped
+    at LEVEL_CAP times its class's median); ``in-run-mean`` prices every release at the mean.  Here the
+    probe reads a dear second half; a probe with one level throughout prices as its mean, to the
+    figure; both engines agree."""
+    from tracefiles import rewrite_metadata
+
+    from pagealloc.trace import trace_metadata
+    from pagealloc.trace.shootdown import (IN_RUN_COLUMNS, LEVEL_CAP, LEVEL_HALF_WIDTH_NS, LEVEL_STEP_NS,
+                                           PREEMPTED_NS, in_run_probe_levels)
+
+    src = path_of(next(e for e in ENTRIES if e["name"] == "go114-service-p4"))
+    g = trace_metadata(src)["gomaxprocs"]
+    around = pagealloc.replay(src, BASELINE, release_probe="around")
+    busy = round(1.5 * around.scavenger_one_page_madvise_beside_mean_ns)
+    idle, half, n = busy // 6, 1_500_000_000, 300  # a probe every 10 ms over 3 s, every fifth with all Ps idle
+
+    def probe(dear: bool, slow: bool):
+        def edit(doc):
+            rows = []
+            for k in range(n):
+                ts, alone = 10_000_000 * k, k % 5 == 0
+                level = 3 if dear and ts >= half else 1
+                rows.append([ts, (idle if alone else busy) * level, 1_000, g if alone else g - 1, k % 256])
+            if slow:
+                rows[21][1] = 30 * busy  # one slow call under 1 ms: counted as LEVEL_CAP times its class's median
+            doc["reference"]["release_probe"] = {"columns": IN_RUN_COLUMNS, "rows": rows}
+        return edit
+
+    dear, flat = tmp_path / "dear.parquet", tmp_path / "flat.parquet"
+    rewrite_metadata(src, dear, probe(dear=True, slow=True))
+    rewrite_metadata(src, flat, probe(dear=False, slow=False))
+    levels = in_run_probe_levels(trace_metadata(dear), str(dear), g)
+    last = (n - 1) * 10_000_000
+    assert levels.step_ns == LEVEL_STEP_NS
+    assert min(levels.permille) < 0 and max(levels.permille) == (last + LEVEL_HALF_WIDTH_NS) // LEVEL_STEP_NS - 1
+    factors = [levels.at(k * LEVEL_STEP_NS) / 1000 for k in range(last // LEVEL_STEP_NS + 1)]
+    reach = (21 * 10_000_000 + LEVEL_HALF_WIDTH_NS) // LEVEL_STEP_NS + 1  # the steps the slow call is near
+    first = [f for k, f in enumerate(factors) if k >= reach and (k + 1) * LEVEL_STEP_NS + LEVEL_HALF_WIDTH_NS <= half]
+    second = [f for k, f in enumerate(factors) if k * LEVEL_STEP_NS - LEVEL_HALF_WIDTH_NS >= half]
+    # each class's calls relative to its class's mean: 1 and 3 about a mean of ~2, in per mille
+    assert first and second and max(first) == min(first) and max(second) - min(second) <= 0.001
+    assert 0.48 <= first[0] <= 0.51 and 1.46 <= second[0] <= 1.5, (first[0], second[0])
+    middle = factors[reach:(half + LEVEL_HALF_WIDTH_NS) // LEVEL_STEP_NS + 1]
+    assert all(a <= b for a, b in zip(middle, middle[1:])) and middle[-1] > 1.4, middle  # rising through the middle
+    # the slow call (under PREEMPTED_NS, so not left out), capped at LEVEL_CAP times its class's median
+    # (3 busy: 119 calls at 1, 120 at 3 and it) = 12 busy, ~5.9 relative: it lifts the 23-40 calls about
+    # it by at most (5.9 - 0.5) / 23 ~ 0.24, where 30 busy (~14.6 relative) would lift them by ~0.61
+    assert 30 * busy < PREEMPTED_NS
+    assert first[0] + 0.1 < max(factors[:reach]) <= first[0] + 0.25, factors[:reach]
+    assert levels.at(-10**15) == levels.at(10**15) == 1000  # no probe near: the mean
+    assert set(in_run_probe_levels(trace_metadata(flat), str(flat), g).permille.values()) == {1000}
+
+    local = pagealloc.replay(dear, BASELINE)
+    mean = pagealloc.replay(dear, BASELINE, release_probe="in-run-mean")
+    assert local.tlb_shootdown_ns == mean.tlb_shootdown_ns  # the run's level, as calibrated, is the same
+    # the first half's releases at half the mean's prices, the second's at 1.5 times: the cheap half paces faster
+    assert local.scavenger_crit_p90_ns > 1.2 * mean.scavenger_crit_p90_ns, (local.scavenger_crit_p90_ns, mean.scavenger_crit_p90_ns)
+    assert local.released_background_count > mean.released_background_count
+    assert pagealloc.replay(dear, BASELINE, engine="python").deterministic() == local.deterministic()
+
+    def figures(r):
+        return r.released_background_count, r.released_background_bytes, r.scavenger_crit_p90_ns, r.tlb_shootdown_ns
+
+    # one level throughout: the same figures as the mean's
+    assert figures(pagealloc.replay(flat, BASELINE)) == figures(pagealloc.replay(flat, BASELINE, release_probe="in-run-mean"))
+
+
 def test_the_in_run_calibration_matches_the_probe_class_by_class(tmp_path, capsys):
     """Sysmon's probe with every P idle shoots down no CPU, like a background release with no other P
     running, and is cheap; beside running Ps it pays the shootdown.  The calibration weights the model's
