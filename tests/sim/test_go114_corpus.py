@@ -349,6 +349,15 @@ def test_a_background_release_is_priced_at_the_probes_level_about_its_time(tmp_p
     assert local.scavenger_crit_p90_ns > 1.2 * mean.scavenger_crit_p90_ns, (local.scavenger_crit_p90_ns, mean.scavenger_crit_p90_ns)
     assert local.released_background_count > mean.released_background_count
     assert pagealloc.replay(dear, BASELINE, engine="python").deterministic() == local.deterministic()
+    assert local.in_run_probe_level_high_permille == max(levels.permille.values()) and mean.in_run_probe_level_high_permille == 0
+    # --seeds: a seed's replay, priced with seed 0's cost model, takes seed 0's levels too
+    from pagealloc.sim.presets import ReplayConfig
+    from pagealloc.sim.spread import replay_seed
+
+    seeded = replay_seed(dear, ReplayConfig(mode=BASELINE), None, 1, "dear")
+    assert (seeded.in_run_probe_level_low_permille, seeded.in_run_probe_level_high_permille) == (
+        local.in_run_probe_level_low_permille, local.in_run_probe_level_high_permille)
+    assert replay_seed(dear, ReplayConfig(mode=BASELINE, release_probe="in-run-mean"), None, 1, "dear").in_run_probe_level_high_permille == 0
 
     def figures(r):
         return r.released_background_count, r.released_background_bytes, r.scavenger_crit_p90_ns, r.tlb_shootdown_ns
