@@ -286,7 +286,7 @@ def test_sysmons_in_run_probe_sets_the_level_of_a_releases_madvise_calls(tmp_pat
     assert f"release probe  {IN_RUN_MIN_SAMPLES} calls by sysmon during the program, too few" in out, out
 
 
-def test_a_background_release_is_priced_at_the_probes_level_about_its_time(tmp_path):
+def test_a_background_release_is_priced_at_the_probes_level_about_its_time(tmp_path, capsys):
     """The machine's state moves within a run and sysmon's probe follows it ("Session 28"): under
     ``release_probe="in-run"`` a background release is priced at the probe's level within
     LEVEL_HALF_WIDTH_NS of its step, relative to the probe's mean (``in_run_probe_levels``: each call
@@ -364,6 +364,17 @@ def test_a_background_release_is_priced_at_the_probes_level_about_its_time(tmp_p
 
     # one level throughout: the same figures as the mean's
     assert figures(pagealloc.replay(flat, BASELINE)) == figures(pagealloc.replay(flat, BASELINE, release_probe="in-run-mean"))
+    # pagealloc info and the replay's header say so
+    from pagealloc.cli import main
+
+    low, high = min(levels.permille.values()) / 1e3, max(levels.permille.values()) / 1e3
+    assert main(["info", str(dear)]) == 0
+    out = capsys.readouterr().out
+    assert (f"its level about each 50 ms of the run (the calls within 200 ms) {low:.2f}-{high:.2f}x its mean, a "
+            "background release's price follows it (--release-probe in-run-mean: not)") in out, out
+    assert main(["replay", "--mode", BASELINE, str(dear)]) == 0
+    out = capsys.readouterr().out
+    assert f"(a background release's at its level about the release's time, {low:.2f}-{high:.2f}x)" in out, out
 
 
 def test_the_in_run_calibration_matches_the_probe_class_by_class(tmp_path, capsys):
