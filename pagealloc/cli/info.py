@@ -94,10 +94,11 @@ def _release_probe(metadata: dict, where: str) -> str | None:
         return f"{total} calls by sysmon during the program, too few to price a release by (the probes around it do)"
     free = sum(r[2] for r in kept) / len(kept)
     g = metadata.get("gomaxprocs")
-    alone = in_run_probe_classes(metadata, where, g)[0] if isinstance(g, int) and g > 0 else []
+    known = isinstance(g, int) and g > 0  # the classes need the recording's Ps
+    alone = in_run_probe_classes(metadata, where, g)[0] if known else []
     idle = (f"every P idle at {len(alone)} of them ({sum(alone) / len(alone) / 1e3:.1f} us on average: no CPU to "
             "shoot down)" if alone else "a P running at every one")
-    levels = in_run_probe_levels(metadata, where, g) if isinstance(g, int) and g > 0 else None
+    levels = in_run_probe_levels(metadata, where, g) if known else None
     over = (f"; its level about each {LEVEL_STEP_NS // 1_000_000} ms of the run (the calls within "
             f"{LEVEL_HALF_WIDTH_NS // 1_000_000} ms) {min(levels.permille.values()) / 1e3:.2f}-"
             f"{max(levels.permille.values()) / 1e3:.2f}x its mean, a background release's price follows it "

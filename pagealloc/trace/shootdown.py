@@ -287,9 +287,15 @@ def in_run_probe_classes(metadata: dict, where: str, gomaxprocs: int) -> tuple[l
     if max(idle) > gomaxprocs:
         raise UserError(f"{where}: metadata reference.release_probe has a probe with {max(idle)} idle Ps, "
                         f"more than GOMAXPROCS {gomaxprocs}")
-    alone = [unused for _, unused, _, npidle, _ in calls[1] if npidle == gomaxprocs]
-    beside = [unused for _, unused, _, npidle, _ in calls[1] if npidle < gomaxprocs]
+    alone = [r[1] for r in calls[1] if _every_p_idle(r, gomaxprocs)]
+    beside = [r[1] for r in calls[1] if not _every_p_idle(r, gomaxprocs)]
     return alone, beside
+
+
+def _every_p_idle(row: list[int], gomaxprocs: int) -> bool:
+    """Whether a probe's call (a row of IN_RUN_COLUMNS) was made with every one of the recording's Ps idle:
+    the class ``in_run_probe_classes`` splits by (no CPU ran a goroutine to shoot down)."""
+    return row[3] == gomaxprocs
 
 
 # The probe's level over the run ("Session 28"): the machine's state moves within a run (the runtime's
@@ -326,7 +332,7 @@ def in_run_probe_levels(metadata: dict, where: str, gomaxprocs: int) -> ProbeLev
     rows = in_run_probe_calls(metadata, where)[1]
     relative = [0.0] * len(rows)
     for alone in (True, False):
-        members = [i for i, r in enumerate(rows) if (r[3] == gomaxprocs) == alone]
+        members = [i for i, r in enumerate(rows) if _every_p_idle(r, gomaxprocs) == alone]
         if not members:
             continue
         cap = LEVEL_CAP * statistics.median(rows[i][1] for i in members)
