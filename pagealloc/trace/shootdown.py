@@ -326,7 +326,8 @@ def in_run_probe_levels(metadata: dict, where: str, gomaxprocs: int) -> ProbeLev
     (``in_run_probe_classes``: every P idle, or not, so that a stretch of idle probes is not read as a
     cheap machine) and capped at LEVEL_CAP times its class's median first (a single slow call would be a
     sixth of a step's level), in per mille; a step with fewer than LEVEL_MIN_SAMPLES calls near it is at
-    the mean.  None where ``in_run_probe_classes`` is."""
+    the mean, and so is a step before the first call's or after the last's.  None where
+    ``in_run_probe_classes`` is."""
     if in_run_probe_classes(metadata, where, gomaxprocs) is None:
         return None
     rows = in_run_probe_calls(metadata, where)[1]
@@ -343,8 +344,11 @@ def in_run_probe_levels(metadata: dict, where: str, gomaxprocs: int) -> ProbeLev
     order = sorted(range(len(rows)), key=lambda i: rows[i][0])
     ts = [rows[i][0] for i in order]
     values = [relative[i] for i in order]
-    steps = {k for t in ts for k in range((t - LEVEL_HALF_WIDTH_NS) // LEVEL_STEP_NS,
-                                          (t + LEVEL_HALF_WIDTH_NS) // LEVEL_STEP_NS + 1)}
+    # Steps from the first call's to the last's only: the process's probe outlives the trace, and a step
+    # beyond its calls would read from the few at one edge of its window (5-20 in the fresh recordings).
+    first, last = ts[0] // LEVEL_STEP_NS, ts[-1] // LEVEL_STEP_NS
+    steps = {k for t in ts for k in range(max(first, (t - LEVEL_HALF_WIDTH_NS) // LEVEL_STEP_NS),
+                                          min(last, (t + LEVEL_HALF_WIDTH_NS) // LEVEL_STEP_NS) + 1)}
     permille = {}
     for k in sorted(steps):
         middle = k * LEVEL_STEP_NS + LEVEL_STEP_NS // 2

@@ -324,7 +324,8 @@ def test_a_background_release_is_priced_at_the_probes_level_about_its_time(tmp_p
     levels = in_run_probe_levels(trace_metadata(dear), str(dear), g)
     last = (n - 1) * 10_000_000
     assert levels.step_ns == LEVEL_STEP_NS
-    assert min(levels.permille) < 0 and max(levels.permille) == (last + LEVEL_HALF_WIDTH_NS) // LEVEL_STEP_NS - 1
+    # from the first call's step to the last's: none beyond, where a window would read only its edge's calls
+    assert min(levels.permille) == 0 and max(levels.permille) == last // LEVEL_STEP_NS
     factors = [levels.at(k * LEVEL_STEP_NS) / 1000 for k in range(last // LEVEL_STEP_NS + 1)]
     reach = (21 * 10_000_000 + LEVEL_HALF_WIDTH_NS) // LEVEL_STEP_NS + 1  # the steps the slow call is near
     first = [f for k, f in enumerate(factors) if k >= reach and (k + 1) * LEVEL_STEP_NS + LEVEL_HALF_WIDTH_NS <= half]
@@ -339,7 +340,8 @@ def test_a_background_release_is_priced_at_the_probes_level_about_its_time(tmp_p
     # it by at most (5.9 - 0.5) / 23 ~ 0.24, where 30 busy (~14.6 relative) would lift them by ~0.61
     assert 30 * busy < PREEMPTED_NS
     assert first[0] + 0.1 < max(factors[:reach]) <= first[0] + 0.25, factors[:reach]
-    assert levels.at(-10**15) == levels.at(10**15) == 1000  # no probe near: the mean
+    # before the first call's step, after the last's, or with no probe near: the mean
+    assert levels.at(-1) == levels.at((last // LEVEL_STEP_NS + 1) * LEVEL_STEP_NS) == levels.at(10**15) == 1000
     assert set(in_run_probe_levels(trace_metadata(flat), str(flat), g).permille.values()) == {1000}
 
     local = pagealloc.replay(dear, BASELINE)
