@@ -89,7 +89,9 @@ def _table(data: bytes):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return pq.read_table(pa.BufferReader(data))
+    # on this thread: a pool thread that drops the Python buffer at exit aborts the process (apache/arrow#34314)
+    with pq.ParquetFile(pa.BufferReader(data), pre_buffer=False) as pf:
+        return pf.read(use_threads=False)
 
 
 def _warm_up(replay, table, modes) -> None:
