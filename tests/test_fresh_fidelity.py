@@ -58,3 +58,25 @@ def test_around_and_busy_lines_count_the_runs_each_applies_to(load_script):
                                   "(1 of the model's misses in, 1 of its hits out)")
     assert script._busy(rows) == ("recorded beside other load (other processes above 10% of the CPUs): 1 of 3 "
                                   "runs, 1 of them within the bounds")
+
+
+def test_redrawn_line_names_the_runs_that_hinge_on_the_draw_of_the_crits(load_script):
+    """Session 29's line: each run fed the runtime's own crits in another order (4 draws); a run out on
+    some draw hinges on which release met the OS's preemptions, and the model's misses among those."""
+    script = load_script("fresh-fidelity")
+
+    def ratios(count, nbytes):
+        return {"released_background_count": count, "released_background_bytes": nbytes}
+
+    def run(name, count, nbytes, draws):
+        return {"name": name, **ratios(count, nbytes), "redrawn": [ratios(*d) for d in draws]}
+
+    rows = [run("service-0", 1.0, 2.6, [(1.0, 2.5), (1.0, 1.9), (1.0, 2.4), (1.0, 1.0)]),  # a miss that hinges
+            run("service-1", 1.0, 1.0, [(1.0, 1.0)] * 4),
+            run("service-2", 1.0, 0.4, [(1.0, 0.9)] * 4),  # a miss that the draws do not reach
+            run("service-3", 1.1, 1.2, [(1.0, 0.45), (1.0, 1.0), (1.6, 1.0), (1.0, 1.0)])]  # a hit that hinges
+    assert script._redrawn(rows) == (
+        "fed the runtime's own crits in another order within each 32 one-page releases (4 draws a run): 12 of "
+        "16 draws within the bounds; runs out on some draw: 2 of 4 (service-0 2 of 4, service-3 2 of 4); the "
+        "model's misses among them: 1 of 2")
+    assert script._redrawn(rows[1:2]).endswith("runs out on some draw: 0 of 1; the model's misses among them: 0 of 0")

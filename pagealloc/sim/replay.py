@@ -69,6 +69,7 @@ def replay(
     progress=None,
     config: ReplayConfig | None = None,
     probe_levels: ProbeLevels | None = None,
+    crits: list[int] | None = None,
 ) -> ReplayResult:
     """Replay ``trace`` (a path, pyarrow Table or pandas DataFrame) in ``mode`` (a preset of MODES).
 
@@ -107,7 +108,8 @@ def replay(
     figures are the same).  ``probe_levels``: with a ``cost_model``, the
     probe's level over the run its background releases are priced at
     (``shootdown.in_run_probe_levels``; spread's seeds take seed 0's);
-    without one, the recording's own.  ``progress(n)`` is called with the number of
+    without one, the recording's own.  ``crits``: under ``scavenger_crit="recorded"``, the crits to feed
+    instead of the recording's (``redrawn_crits``).  ``progress(n)`` is called with the number of
     events done after each batch.  Raises UserError for bad input and
     InvariantError for a bug of the model.
     """
@@ -123,6 +125,8 @@ def replay(
                               scavenger_crit=scavenger_crit, release_probe=release_probe, lenient=lenient, check=check,
                               engine=engine)
     config.validated()
+    if crits is not None and config.scavenger_crit != "recorded":
+        raise UserError("crits are fed only under scavenger_crit='recorded'")
     if isinstance(cost_model, str) or hasattr(cost_model, "__fspath__"):
         cost_model = CostModel.load(cost_model)
     meta = trace_metadata(trace)
@@ -150,7 +154,7 @@ def replay(
     if levels is not None:
         engine.scavenger.price_releases_by(levels, cost)
     if config.scavenger_crit == "recorded":
-        engine.heap.recorded_crits = iter(recorded_crits(trace, where))
+        engine.heap.recorded_crits = iter(recorded_crits(trace, where) if crits is None else crits)
         if sched is not None:  # those crits have the OS's time off the CPU in them already
             sched.forget_off_cpu()
     # the program's allocation traffic, for its releases' price (only where a shootdown is priced)
@@ -297,6 +301,32 @@ def recorded_crits(trace, where: str) -> list:
     from pagealloc.trace.read import iterations_where
 
     return iterations_where(recorded_iterations(trace, where, "recorded"), "sleep", "crit_ns")
+
+
+# One-page releases a redrawn block holds: ~140 ms of the fresh service runs, within which the machine's
+# level holds (it moves over 250 ms windows: "Session 28").
+REDRAW_BLOCK = 32
+
+
+def redrawn_crits(trace, where: str, seed: int) -> list:
+    """``recorded_crits`` with each block of REDRAW_BLOCK one-page releases' crits in another order, drawn
+    for ``seed`` (``spread.uniforms``: the same on every machine; seed 0 keeps the recorded order); the
+    other releases' crits stay where they were.  The run's crits and their level over the run are kept,
+    which release met which (and so which met the OS's preemptions) is drawn again: fed to the replay
+    (``crits``), whether the run's figures hinge on that draw, which no model of the crits can know
+    ("Session 29")."""
+    from pagealloc.sim.spread import uniforms
+    from pagealloc.trace.read import iterations_where
+
+    table = recorded_iterations(trace, where, "recorded", "released_bytes")
+    crits = np.array(iterations_where(table, "sleep", "crit_ns"), dtype=np.int64)
+    one = np.flatnonzero(np.array(iterations_where(table, "sleep", "released_bytes")) == PAGE_SIZE)
+    if seed:
+        order = uniforms(len(one), seed, "redrawn crits")
+        for start in range(0, len(one), REDRAW_BLOCK):
+            block = one[start:start + REDRAW_BLOCK]
+            crits[block] = crits[block][np.argsort(order[start:start + REDRAW_BLOCK], kind="stable")]
+    return crits.tolist()
 
 
 def recorded_iterations(trace, where: str, crit_mode: str, *columns: str):

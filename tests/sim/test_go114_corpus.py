@@ -208,6 +208,34 @@ def test_with_the_recorded_crits_the_scavenger_runs_when_gos_did(entry):
     assert real * low <= model <= real * high, (model, real)
 
 
+def test_the_recorded_crits_redrawn_are_the_same_crits_in_another_order_within_each_block():
+    """``replay.redrawn_crits`` ("Session 29"): seed 0 is the recorded order; another seed puts each block
+    of REDRAW_BLOCK one-page releases' crits in another order, the same on every call, and leaves the
+    other releases' where they were.  Fed with ``crits``, the recorded order replays to exactly
+    --scavenger-crit recorded's figures; another order moves them; ``crits`` without it is refused."""
+    from pagealloc.errors import UserError
+    from pagealloc.sim.replay import REDRAW_BLOCK, recorded_crits, redrawn_crits
+    from pagealloc.trace.read import iterations_where, scavenger_iterations
+
+    path = str(path_of(next(e for e in ENTRIES if e["name"] == "go114-service-p4")))
+    recorded = recorded_crits(path, path)
+    released = iterations_where(scavenger_iterations(path), "sleep", "released_bytes")
+    one = [i for i, b in enumerate(released) if b == PAGE]
+    assert len(one) > 4 * REDRAW_BLOCK and len(one) < len(recorded)  # some releases are whole huge pages
+    assert redrawn_crits(path, path, 0) == recorded
+    first, again, second = (redrawn_crits(path, path, seed) for seed in (1, 1, 2))
+    assert first == again and first != recorded and second != first
+    for start in range(0, len(one), REDRAW_BLOCK):
+        block = one[start:start + REDRAW_BLOCK]
+        assert sorted(first[i] for i in block) == sorted(recorded[i] for i in block)
+    assert all(first[i] == recorded[i] for i in set(range(len(recorded))) - set(one))
+    fed = pagealloc.replay(path, BASELINE, scavenger_crit="recorded")
+    assert pagealloc.replay(path, BASELINE, scavenger_crit="recorded", crits=recorded).deterministic() == fed.deterministic()
+    assert pagealloc.replay(path, BASELINE, scavenger_crit="recorded", crits=first).deterministic() != fed.deterministic()
+    with pytest.raises(UserError, match="only under scavenger_crit='recorded'"):
+        pagealloc.replay(path, BASELINE, crits=recorded)
+
+
 @pytest.mark.parametrize("name", ["go114-service-p4", "go114-churn-p8"])
 def test_at_the_recorded_crit_level_the_models_one_page_crit_averages_the_runtimes(name):
     """--scavenger-crit level: the prices of a release scaled by one pilot replay put the model's mean
