@@ -109,7 +109,7 @@ def replay(
     probe's level over the run its background releases are priced at
     (``shootdown.in_run_probe_levels``; spread's seeds take seed 0's);
     without one, the recording's own.  ``crits``: under ``scavenger_crit="recorded"``, the crits to feed
-    instead of the recording's (``redrawn_crits``).  ``progress(n)`` is called with the number of
+    instead of the recording's (``spread.redrawn_crits``).  ``progress(n)`` is called with the number of
     events done after each batch.  Raises UserError for bad input and
     InvariantError for a bug of the model.
     """
@@ -301,32 +301,6 @@ def recorded_crits(trace, where: str) -> list:
     from pagealloc.trace.read import iterations_where
 
     return iterations_where(recorded_iterations(trace, where, "recorded"), "sleep", "crit_ns")
-
-
-# One-page releases a redrawn block holds: ~140 ms of the fresh service runs, within which the machine's
-# level holds (it moves over 250 ms windows: "Session 28").
-REDRAW_BLOCK = 32
-
-
-def redrawn_crits(trace, where: str, seed: int) -> list:
-    """``recorded_crits`` with each block of REDRAW_BLOCK one-page releases' crits in another order, drawn
-    for ``seed`` (``spread.uniforms``: the same on every machine; seed 0 keeps the recorded order); the
-    other releases' crits stay where they were.  The run's crits and their level over the run are kept,
-    which release met which (and so which met the OS's preemptions) is drawn again: fed to the replay
-    (``crits``), whether the run's figures hinge on that draw, which no model of the crits can know
-    ("Session 29")."""
-    from pagealloc.sim.spread import uniforms
-    from pagealloc.trace.read import iterations_where
-
-    table = recorded_iterations(trace, where, "recorded", "released_bytes")
-    crits = np.array(iterations_where(table, "sleep", "crit_ns"), dtype=np.int64)
-    one = np.flatnonzero(np.array(iterations_where(table, "sleep", "released_bytes")) == PAGE_SIZE)
-    if seed:
-        order = uniforms(len(one), seed, "redrawn crits")
-        for start in range(0, len(one), REDRAW_BLOCK):
-            block = one[start:start + REDRAW_BLOCK]
-            crits[block] = crits[block][np.argsort(order[start:start + REDRAW_BLOCK], kind="stable")]
-    return crits.tolist()
 
 
 def recorded_iterations(trace, where: str, crit_mode: str, *columns: str):

@@ -30,6 +30,10 @@ and NumPy version.
 
 ``spread_record`` reduces the K results to seed 0's figures plus ``F_min``
 and ``F_max`` for each deterministic figure F (``SPREAD_FIGURES``).
+
+``redrawn_crits`` draws the other unknown, for a Go 1.14.6 recording fed
+its own crits: which release met which of them (not a seed of
+``replay_seeds``; ``scripts/fresh-fidelity`` feeds it, "Session 29").
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from dataclasses import fields
 
 import numpy as np
 
+from pagealloc.runtime.malloc import PAGE_SIZE
 from pagealloc.sim.costmodel import CostModel
 from pagealloc.sim.presets import ReplayConfig, concrete_timing
 from pagealloc.sim.result import METRICS
@@ -233,6 +238,32 @@ def _number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+# One-page releases a redrawn block holds: ~140 ms of the fresh service runs, within which the machine's
+# level holds (it moves over 250 ms windows: "Session 28").
+REDRAW_BLOCK = 32
+
+
+def redrawn_crits(trace, where: str, seed: int) -> list:
+    """``replay.recorded_crits`` with each block of REDRAW_BLOCK one-page releases' crits in another order, drawn
+    for ``seed`` (``uniforms``: the same on every machine; seed 0 keeps the recorded order); the
+    other releases' crits stay where they were.  The run's crits and their level over the run are kept,
+    which release met which (and so which met the OS's preemptions) is drawn again: fed to the replay
+    (``crits``), whether the run's figures hinge on that draw, which no model of the crits can know
+    ("Session 29")."""
+    from pagealloc.sim.replay import recorded_iterations
+    from pagealloc.trace.read import iterations_where
+
+    table = recorded_iterations(trace, where, "recorded", "released_bytes")
+    crits = np.array(iterations_where(table, "sleep", "crit_ns"), dtype=np.int64)
+    one = np.flatnonzero(np.array(iterations_where(table, "sleep", "released_bytes")) == PAGE_SIZE)
+    if seed:
+        order = uniforms(len(one), seed, "redrawn crits")
+        for start in range(0, len(one), REDRAW_BLOCK):
+            block = one[start:start + REDRAW_BLOCK]
+            crits[block] = crits[block][np.argsort(order[start:start + REDRAW_BLOCK], kind="stable")]
+    return crits.tolist()
+
+
 def measured_lateness(paths) -> dict[str, list[int]]:
     """Deciles 10..90 of the timers' lateness in the ``scavenger_iterations`` of go1.14-runtime recordings
     (how LATENESS_DECILES was measured): netpoll's from the timers due under 1 ms after its M blocked,
@@ -264,4 +295,4 @@ def measured_lateness(paths) -> dict[str, list[int]]:
 
 __all__ = ["COST_RANGES", "LATENESS_DECILES", "SPREAD_FIGURES", "TS_JITTER_NS", "jittered_trace", "jittered_ts",
            "measured_lateness", "perturbed_costs", "relative_spread", "replay_seed", "replay_seeds",
-           "spread_record", "uniforms"]
+           "redrawn_crits", "spread_record", "uniforms"]

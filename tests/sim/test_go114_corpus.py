@@ -209,12 +209,13 @@ def test_with_the_recorded_crits_the_scavenger_runs_when_gos_did(entry):
 
 
 def test_the_recorded_crits_redrawn_are_the_same_crits_in_another_order_within_each_block():
-    """``replay.redrawn_crits`` ("Session 29"): seed 0 is the recorded order; another seed puts each block
+    """``spread.redrawn_crits`` ("Session 29"): seed 0 is the recorded order; another seed puts each block
     of REDRAW_BLOCK one-page releases' crits in another order, the same on every call, and leaves the
     other releases' where they were.  Fed with ``crits``, the recorded order replays to exactly
     --scavenger-crit recorded's figures; another order moves them; ``crits`` without it is refused."""
     from pagealloc.errors import UserError
-    from pagealloc.sim.replay import REDRAW_BLOCK, recorded_crits, redrawn_crits
+    from pagealloc.sim.replay import recorded_crits
+    from pagealloc.sim.spread import REDRAW_BLOCK, redrawn_crits
     from pagealloc.trace.read import iterations_where, scavenger_iterations
 
     path = str(path_of(next(e for e in ENTRIES if e["name"] == "go114-service-p4")))
